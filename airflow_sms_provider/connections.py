@@ -1,0 +1,75 @@
+"""Reading an Airflow Connection into the few settings every hook needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from airflow_sms_provider.exceptions import SmsValidationError
+
+DEFAULT_TIMEOUT = 30.0
+
+
+def base_url(host: str | None, port: int | None = None, *, default: str | None = None, field: str = "host") -> str:
+    """Build the API base URL from the connection's Host (and Port).
+
+    ``api.mobizon.kz`` becomes ``https://api.mobizon.kz``; a full URL with scheme,
+    port and path is kept as written, so the sandbox (``http://127.0.0.1:8765``) and
+    proxies work. Plain http is used only when the URL says so.
+    """
+    raw = (host or "").strip() or (default or "")
+    if not raw:
+        raise SmsValidationError(f"connection {field} is empty: set the API domain", field=field, value=host)
+    if "://" not in raw:
+        raw = f"https://{raw}"
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SmsValidationError(
+            f"connection {field} {host!r} is not a domain or an http(s) URL", field=field, value=host
+        )
+    netloc = parts.netloc
+    if port and parts.port is None:
+        netloc = f"{netloc}:{port}"
+    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def as_bool(value: Any, default: bool) -> bool:
+    """Read a boolean extra the way the UI and env-var URIs write it ("true", "0", True...)."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() not in ("0", "false", "no", "off")
+
+
+def as_float(value: Any, default: float, field: str) -> float:
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SmsValidationError(
+            f"connection extra {field}={value!r} is not a number", field=field, value=value
+        ) from None
+    if number <= 0:
+        raise SmsValidationError(f"connection extra {field}={value!r} must be positive", field=field, value=value)
+    return number
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """What every provider's client needs from the connection besides credentials."""
+
+    base_url: str
+    timeout: float = DEFAULT_TIMEOUT
+    verify: bool = True
+
+    @classmethod
+    def from_connection(cls, conn: Any, default_host: str | None = None) -> HttpSettings:
+        extra = conn.extra_dejson or {}
+        return cls(
+            base_url=base_url(conn.host, conn.port, default=default_host),
+            timeout=as_float(extra.get("timeout"), DEFAULT_TIMEOUT, "timeout"),
+            verify=as_bool(extra.get("verify_ssl"), True),
+        )

@@ -1,0 +1,49 @@
+"""What Airflow's ProvidersManager reads about this package (entry point ``apache_airflow_provider``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_sms_provider import __version__
+from airflow_sms_provider.ui import conn_fields, provider_ui_behaviour
+
+PACKAGE = "airflow_sms_provider"
+
+# (integration name, connection type, hook class); module lists below follow from them.
+_PROVIDERS = [
+    ("Mobizon", "mobizon", "MobizonHook"),
+]
+
+
+def _modules(role: str) -> list[dict[str, Any]]:
+    return [
+        {"integration-name": name, "python-modules": [f"{PACKAGE}.{role}.{conn_type}"]}
+        for name, conn_type, _ in _PROVIDERS
+    ]
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-sms-provider",
+        "name": "SMS marketing (Mobizon, BSG One-API, Ogangi)",
+        "description": "Create, fill, send and track SMS campaigns from Airflow DAGs.",
+        "versions": [__version__],
+        "integrations": [
+            {"integration-name": name, "external-doc-url": "https://github.com/", "tags": ["service"]}
+            for name, _, _ in _PROVIDERS
+        ],
+        "hooks": _modules("hooks"),
+        "operators": _modules("operators"),
+        "sensors": _modules("sensors"),
+        "triggers": _modules("triggers"),
+        "connection-types": [
+            {
+                "hook-class-name": f"{PACKAGE}.hooks.{conn_type}.{hook}",
+                "hook-name": name,
+                "connection-type": conn_type,
+                "conn-fields": conn_fields(conn_type),
+                "ui-field-behaviour": provider_ui_behaviour(conn_type),
+            }
+            for name, conn_type, hook in _PROVIDERS
+        ],
+    }

@@ -1,0 +1,707 @@
+"""Operators for Mobizon campaigns: create, fill, send, and the one-step campaign.
+
+Every operator validates its (rendered) input before the first request that
+creates or sends anything, and returns a small summary for XCom: ids, counts and
+at most a few examples, never the audience.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from airflow.providers.common.compat.sdk import BaseOperator, conf
+
+from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsProviderError, SmsValidationError
+from airflow_sms_provider.hooks.mobizon import AddResult, MobizonHook
+from airflow_sms_provider.progress import Checkpoint
+from airflow_sms_provider.protocols import mobizon as proto
+from airflow_sms_provider.recipients import (
+    RejectReport,
+    iter_recipients,
+    normalize_phone,
+    placeholders,
+    require_nonempty,
+)
+from airflow_sms_provider.triggers.mobizon import MobizonCampaignTrigger
+from airflow_sms_provider.validation import (
+    as_int,
+    check_choice,
+    check_range,
+    check_text,
+    check_window,
+    parse_when,
+)
+
+PLACEHOLDERS_FLAGS = (1, 2, 3)
+MAX_NAME_LENGTH = 255
+
+
+class _MobizonOperator(BaseOperator):
+    """Holds the connection id and the hook; subclasses do one step."""
+
+    def __init__(self, *, mobizon_conn_id: str = MobizonHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mobizon_conn_id = mobizon_conn_id
+
+    def hook(self) -> MobizonHook:
+        return MobizonHook(self.mobizon_conn_id)
+
+
+# ------------------------------------------------------------------ campaign settings
+
+
+class CampaignSpec:
+    """The fields of campaign/create, checked against the reference's limits."""
+
+    def __init__(self, **fields: Any) -> None:
+        self.fields = fields
+
+    def validate(self, now: dt.datetime | None = None) -> dict[str, Any]:
+        f = dict(self.fields)
+        text = check_text(f["text"])
+        ctype = as_int(f.get("campaign_type") or 2, "campaign_type")
+        check_choice(ctype, proto.CAMPAIGN_TYPES, "campaign_type")
+        if ctype == 3 and not placeholders(text):
+            raise SmsValidationError(
+                "campaign_type=3 (template) needs {placeholders} in text, found none", field="text", value=text
+            )
+        name = f.get("name")
+        if name is not None and len(str(name)) > MAX_NAME_LENGTH:
+            raise SmsValidationError(
+                f"name is {len(str(name))} characters; Mobizon allows {MAX_NAME_LENGTH}", field="name", value=name
+            )
+        check_choice(f.get("rate_period"), proto.RATE_PERIODS, "rate_period")
+        if (f.get("rate_limit") is None) != (f.get("rate_period") is None):
+            raise SmsValidationError(
+                "rate_limit and rate_period go together: set both or neither",
+                field="rate_limit",
+                value=f.get("rate_limit"),
+            )
+        check_range(f.get("rate_limit"), 1, 10**9, "rate_limit")
+        check_range(f.get("validity"), *proto.VALIDITY_MINUTES, "validity")
+        check_choice(f.get("mclass"), (0, 1), "mclass")
+        deferred = parse_when(f.get("deferred_to"), "deferred_to")
+        if deferred is not None:
+            check_window(
+                deferred,
+                "deferred_to",
+                min_ahead=dt.timedelta(seconds=proto.DEFERRED_MIN_SECONDS),
+                max_ahead=dt.timedelta(seconds=proto.DEFERRED_MAX_SECONDS),
+                now=now,
+            )
+        f.update(text=text, campaign_type=ctype, deferred_to=deferred)
+        return f
+
+
+_CAMPAIGN_FIELDS = (
+    "text",
+    "name",
+    "campaign_type",
+    "sender",
+    "rate_limit",
+    "rate_period",
+    "deferred_to",
+    "mclass",
+    "validity",
+    "shorten_links",
+    "track_short_link_recipients",
+)
+
+
+class MobizonCreateCampaignOperator(_MobizonOperator):
+    """Create a Mobizon campaign (campaign/create) and return its id.
+
+    :param text: message text; for ``campaign_type=3`` with ``{placeholders}``.
+    :param name: campaign name (≤ 255 characters).
+    :param campaign_type: 1 single message, 2 bulk (default), 3 template.
+    :param sender: sender ID (alpha name); the connection's ``default_sender`` when omitted.
+    :param rate_limit: messages per ``rate_period`` (throttled sending).
+    :param rate_period: 60, 3600 or 86400 seconds.
+    :param deferred_to: send time (datetime or template string), 1 hour to 14 days ahead.
+    :param mclass: 0 flash SMS, 1 normal (default).
+    :param validity: delivery wait in minutes, 60 to 1440.
+    :param shorten_links: shorten links in the text.
+    :param track_short_link_recipients: track which recipients clicked short links.
+    :param mobizon_conn_id: the ``mobizon`` connection.
+    """
+
+    template_fields: Sequence[str] = (*_CAMPAIGN_FIELDS, "mobizon_conn_id")
+
+    def __init__(
+        self,
+        *,
+        text: str,
+        name: str | None = None,
+        campaign_type: int | str = 2,
+        sender: str | None = None,
+        rate_limit: int | None = None,
+        rate_period: int | None = None,
+        deferred_to: dt.datetime | str | None = None,
+        mclass: int | None = None,
+        validity: int | None = None,
+        shorten_links: bool | None = None,
+        track_short_link_recipients: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.text, self.name, self.campaign_type, self.sender = text, name, campaign_type, sender
+        self.rate_limit, self.rate_period, self.deferred_to = rate_limit, rate_period, deferred_to
+        self.mclass, self.validity = mclass, validity
+        self.shorten_links, self.track_short_link_recipients = shorten_links, track_short_link_recipients
+
+    def campaign_fields(self) -> dict[str, Any]:
+        return CampaignSpec(**{name: getattr(self, name) for name in _CAMPAIGN_FIELDS}).validate()
+
+    def execute(self, context: Any) -> int:
+        fields = self.campaign_fields()
+        campaign_id = self.hook().create_campaign(**fields)
+        self.log.info("Created Mobizon campaign %s", campaign_id)
+        return campaign_id
+
+
+# ------------------------------------------------------------------ recipients
+
+
+class RecipientsMixin:
+    """Turns the recipient parameters into a stream of portions and uploads them."""
+
+    recipients: Any
+    number_field: str
+    on_invalid: str
+    reject_report_path: Any
+    placeholders_flag: int | None
+    max_reported: int
+
+    def _check_recipient_options(self) -> None:
+        check_choice(self.on_invalid, ("fail", "skip"), "on_invalid")
+        check_choice(self.placeholders_flag, PLACEHOLDERS_FLAGS, "placeholders_flag")
+
+    def _stream(self, report: RejectReport, text: str | None) -> Iterable[Any]:
+        """Normalised recipients as the Mobizon ``recipients`` items, lazily."""
+        rows = require_nonempty(
+            iter_recipients(
+                self.recipients, number_field=self.number_field, on_invalid=self.on_invalid, report=report
+            )
+        )
+        needed = placeholders(text) if text else set()
+        for recipient in rows:
+            if recipient.params or needed:
+                missing = needed - set(recipient.params)
+                if missing and self.placeholders_flag in (None, 3):
+                    raise SmsValidationError(
+                        f"recipients row {recipient.row}: placeholder(s) "
+                        f"{', '.join('{' + m + '}' for m in sorted(missing))} have no value "
+                        "(set placeholders_flag=1 to keep them or 2 to remove them)",
+                        field="recipients",
+                        value=recipient.row,
+                    )
+                yield {"recipient": recipient.number, **recipient.params}
+            else:
+                yield recipient.number
+
+    def _upload(
+        self, hook: MobizonHook, campaign_id: int, text: str | None, ckpt: Checkpoint, log: Any
+    ) -> dict[str, Any]:
+        report = RejectReport(cap=self.max_reported, path=self.reject_report_path or None)
+        done = int(ckpt.get("uploaded", 0))
+        stream = self._stream(report, text)
+        if done:
+            log.info("Resuming upload after %d recipients already sent to campaign %s", done, campaign_id)
+            stream = itertools.islice(stream, done, None)
+        started = time.monotonic()
+
+        def checkpoint(sent: int, result: AddResult) -> None:
+            ckpt.save(uploaded=done + sent)
+            elapsed = max(time.monotonic() - started, 1e-9)
+            log.info("Uploaded %d recipients (%.0f/s), %d added, %d rejected",
+                     done + sent, sent / elapsed, result.added, result.rejected)
+
+        try:
+            result = hook.add_recipients_in_portions(
+                campaign_id, stream, placeholders_flag=self.placeholders_flag,
+                keep_rejections=self.max_reported, on_portion=checkpoint,
+            )
+        finally:
+            report.close()
+        summary = result.summary()
+        summary["invalid"] = report.summary()
+        return summary
+
+
+def _wait_for_task(hook: MobizonHook, task_id: int, timeout: float, log: Any) -> dict[str, Any]:
+    """Poll a background task in-process, once per second at most."""
+    deadline = time.monotonic() + timeout
+    while True:
+        data = hook.get_task_status(task_id)
+        outcome, message = proto.task_outcome(data)
+        log.info("Mobizon task %s: %s", task_id, message)
+        if outcome == proto.SUCCEEDED:
+            return data
+        if outcome == proto.FAILED:
+            raise SmsCampaignFailedError(message, provider=proto.PROVIDER, details=data)
+        if time.monotonic() > deadline:
+            raise SmsProviderError(f"mobizon task {task_id} still not complete after {timeout:.0f}s")
+        time.sleep(proto.TASKQUEUE_MIN_POLL_INTERVAL)
+
+
+class MobizonAddRecipientsOperator(RecipientsMixin, _MobizonOperator):
+    """Add recipients to a campaign (campaign/addRecipients), with exactly one source.
+
+    :param campaign_id: the campaign (templated, e.g. ``{{ ti.xcom_pull('create') }}``).
+    :param recipients: numbers or template rows: a list, any iterable, an upstream XCom,
+        or a path to a CSV/XLSX file read here and uploaded in portions of ≤ 500.
+    :param recipients_file: a CSV/XLS path uploaded as Mobizon's ``recipientsFile``
+        (one upload, a background task; no per-recipient message ids).
+    :param contacts: contact card ids (``123`` or ``123:mobile``).
+    :param groups: contact group ids (a background task).
+    :param replace: remove recipients added before.
+    :param placeholders_flag: missing placeholder values: 1 keep, 2 remove, 3 reject.
+    :param file_encoding: ``recipients_file`` encoding (default UTF-8).
+    :param file_skip_header: skip the first line of ``recipients_file``.
+    :param file_delimiter: column delimiter of ``recipients_file`` (default ``,``).
+    :param file_enclosure: text enclosure of ``recipients_file`` (default ``'``).
+    :param number_field: column/key holding the number in template rows (``recipient``).
+    :param on_invalid: ``fail`` (default) at the first invalid number, or ``skip`` and report.
+    :param reject_report_path: where to write every rejected row as CSV (local or object storage).
+    :param wait_for_task: wait for the background task of a file or groups upload (default True).
+    :param task_timeout: seconds to wait for it.
+    :param max_reported: how many rejected examples and message ids go to XCom.
+    """
+
+    template_fields: Sequence[str] = (
+        "campaign_id", "recipients", "recipients_file", "contacts", "groups", "replace",
+        "placeholders_flag", "reject_report_path", "mobizon_conn_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        campaign_id: int | str,
+        recipients: Any = None,
+        recipients_file: str | None = None,
+        contacts: Sequence[str | int] | None = None,
+        groups: Sequence[str | int] | None = None,
+        replace: bool = False,
+        placeholders_flag: int | None = None,
+        file_encoding: str | None = None,
+        file_skip_header: bool | None = None,
+        file_delimiter: str | None = None,
+        file_enclosure: str | None = None,
+        number_field: str = "recipient",
+        on_invalid: str = "fail",
+        reject_report_path: str | None = None,
+        wait_for_task: bool = True,
+        task_timeout: float = 3600,
+        max_reported: int = 20,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.campaign_id, self.recipients, self.recipients_file = campaign_id, recipients, recipients_file
+        self.contacts, self.groups, self.replace = contacts, groups, replace
+        self.placeholders_flag = placeholders_flag
+        self.file_encoding, self.file_skip_header = file_encoding, file_skip_header
+        self.file_delimiter, self.file_enclosure = file_delimiter, file_enclosure
+        self.number_field, self.on_invalid, self.reject_report_path = number_field, on_invalid, reject_report_path
+        self.wait_for_task, self.task_timeout, self.max_reported = wait_for_task, task_timeout, max_reported
+
+    def _source(self) -> str:
+        given = [name for name in ("recipients", "recipients_file", "contacts", "groups")
+                 if getattr(self, name) not in (None, "", [])]
+        if len(given) != 1:
+            raise SmsValidationError(
+                f"give exactly one of recipients, recipients_file, contacts, groups (got {given or 'none'}); "
+                "Mobizon takes one recipient type per call",
+                field="recipients",
+                value=given,
+            )
+        return given[0]
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        campaign_id = as_int(self.campaign_id, "campaign_id")
+        source = self._source()
+        self._check_recipient_options()
+        hook = self.hook()
+        summary: dict[str, Any] = {"campaign_id": campaign_id, "source": source}
+        try:
+            if source == "recipients":
+                if self.replace:
+                    raise SmsValidationError(
+                        "replace=True with streamed recipients would drop earlier portions; "
+                        "delete and recreate the campaign instead",
+                        field="replace",
+                        value=True,
+                    )
+                text = hook.get_campaign(campaign_id).get("text")
+                ckpt = Checkpoint(context, f"mobizon_add_recipients_{campaign_id}")
+                summary.update(self._upload(hook, campaign_id, text, ckpt, self.log))
+                return summary
+            if source == "contacts":
+                answer = hook.add_recipients(
+                    campaign_id, contacts=list(self.contacts or ()), replace=self.replace,
+                    placeholders_flag=self.placeholders_flag,
+                )
+                result = AddResult()
+                result.record(answer.data or [], self.max_reported, self.max_reported)
+                summary.update(result.summary())
+                return summary
+            answer = hook.add_recipients(
+                campaign_id,
+                groups=list(self.groups) if source == "groups" else None,
+                file=self.recipients_file if source == "recipients_file" else None,
+                replace=self.replace, placeholders_flag=self.placeholders_flag,
+                file_encoding=self.file_encoding, file_skip_header=self.file_skip_header,
+                file_delimiter=self.file_delimiter, file_enclosure=self.file_enclosure,
+            )
+            summary["background_task_id"] = answer.task_id
+            if self.wait_for_task and answer.task_id is not None:
+                summary["task"] = _wait_for_task(hook, answer.task_id, self.task_timeout, self.log)
+            return summary
+        finally:
+            hook.close()
+
+
+class MobizonSendCampaignOperator(_MobizonOperator):
+    """Send a filled campaign (campaign/send), at most once.
+
+    Before sending it reads the campaign: one that has left status NEW was already
+    sent (by an earlier try of this task, say) and is not sent again.
+
+    :param campaign_id: the campaign (templated).
+    :param mobizon_conn_id: the ``mobizon`` connection.
+
+    Returns ``{"campaign_id", "send_status": 1 moderation | 2 sent | None if already sent, "status"}``.
+    """
+
+    template_fields: Sequence[str] = ("campaign_id", "mobizon_conn_id")
+
+    def __init__(self, *, campaign_id: int | str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.campaign_id = campaign_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        campaign_id = as_int(self.campaign_id, "campaign_id")
+        hook = self.hook()
+        try:
+            return send_once(hook, campaign_id, Checkpoint(context, f"mobizon_send_{campaign_id}"), self.log)
+        finally:
+            hook.close()
+
+
+def send_once(hook: MobizonHook, campaign_id: int, ckpt: Checkpoint, log: Any) -> dict[str, Any]:
+    """campaign/send unless this campaign was already sent (checkpoint or status says so)."""
+    status = hook.get_campaign(campaign_id).get("commonStatus")
+    if ckpt.get("sent") or status not in (None, "NEW"):
+        log.info("Campaign %s is %s: already sent, not sending again", campaign_id, status)
+        return {"campaign_id": campaign_id, "send_status": ckpt.get("send_status"), "status": status}
+    # Recorded before the call: if the worker dies while it is in flight, the retry
+    # reads the campaign's status instead of sending blindly.
+    ckpt.save(send_started=True)
+    send_status = hook.send_campaign(campaign_id)
+    ckpt.save(sent=True, send_status=send_status)
+    log.info("Sent campaign %s (%s)", campaign_id, "moderation" if send_status == 1 else "sending")
+    status = hook.get_campaign(campaign_id).get("commonStatus")
+    return {"campaign_id": campaign_id, "send_status": send_status, "status": status}
+
+
+# ------------------------------------------------------------------ one step
+
+
+class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
+    """Create a campaign, upload its recipients, send it and (optionally) wait for DONE.
+
+    Takes every parameter of :class:`MobizonCreateCampaignOperator` plus:
+
+    :param recipients: numbers or template rows (list, iterable, XCom, or CSV/XLSX path),
+        uploaded in portions of ≤ 500 as they are read.
+    :param number_field: column/key holding the number in template rows (``recipient``).
+    :param placeholders_flag: missing placeholder values: 1 keep, 2 remove, 3 reject.
+    :param on_invalid: ``fail`` (default) or ``skip`` invalid numbers with a report.
+    :param reject_report_path: CSV of every rejected row (local or object storage path).
+    :param wait_for_completion: wait until the campaign reaches ``target_statuses``.
+    :param target_statuses: default ``["DONE"]``.
+    :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
+    :param poll_interval: seconds between status checks while waiting.
+    :param max_reported: how many rejected examples and message ids go to XCom.
+
+    A retry resumes: the campaign id, the number of uploaded recipients and the
+    send are recorded in the task's durable state as they happen, so a retried
+    task never creates a second campaign, uploads only what is missing (Mobizon
+    skips numbers already present) and never sends twice.
+
+    Returns a summary: campaign_id, added/rejected/duplicates counts, a few
+    rejection examples and message ids, send status and final status.
+    """
+
+    template_fields: Sequence[str] = (
+        *MobizonCreateCampaignOperator.template_fields, "recipients", "placeholders_flag", "reject_report_path",
+    )
+
+    def __init__(
+        self,
+        *,
+        recipients: Any,
+        number_field: str = "recipient",
+        placeholders_flag: int | None = None,
+        on_invalid: str = "fail",
+        reject_report_path: str | None = None,
+        wait_for_completion: bool = True,
+        target_statuses: Sequence[str] = (proto.CAMPAIGN_DONE,),
+        deferrable: bool | None = None,
+        poll_interval: float = 30.0,
+        max_reported: int = 20,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.recipients, self.number_field, self.placeholders_flag = recipients, number_field, placeholders_flag
+        self.on_invalid, self.reject_report_path = on_invalid, reject_report_path
+        self.wait_for_completion, self.target_statuses = wait_for_completion, list(target_statuses)
+        self.deferrable = (
+            conf.getboolean("operators", "default_deferrable", fallback=False) if deferrable is None else deferrable
+        )
+        self.poll_interval, self.max_reported = poll_interval, max_reported
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        fields = self.campaign_fields()
+        self._check_recipient_options()
+        if self.recipients is None or self.recipients == []:
+            raise SmsValidationError("recipients is empty: the campaign has no audience", field="recipients",
+                                     value=self.recipients)
+        ckpt = Checkpoint(context, "mobizon_campaign")
+        hook = self.hook()
+        try:
+            campaign_id = ckpt.get("campaign_id")
+            if campaign_id is None:
+                campaign_id = hook.create_campaign(**fields)
+                ckpt.save(campaign_id=campaign_id)
+                self.log.info("Created Mobizon campaign %s", campaign_id)
+            else:
+                self.log.info("Resuming Mobizon campaign %s from an earlier try", campaign_id)
+            summary: dict[str, Any] = {"campaign_id": campaign_id}
+            if not ckpt.get("uploaded_all"):
+                summary.update(self._upload(hook, campaign_id, fields["text"], ckpt, self.log))
+                ckpt.save(uploaded_all=True, upload_summary=summary)
+            else:
+                summary.update(ckpt.get("upload_summary") or {})
+            summary.update(send_once(hook, campaign_id, ckpt, self.log))
+        finally:
+            hook.close()
+        if not self.wait_for_completion:
+            return summary
+        if self.deferrable:
+            self.defer(
+                trigger=MobizonCampaignTrigger(
+                    self.mobizon_conn_id, campaign_id, self.poll_interval, target_statuses=self.target_statuses
+                ),
+                method_name="execute_complete",
+                kwargs={"summary": summary},
+            )
+        return self._wait_in_process(campaign_id, summary)
+
+    def _wait_in_process(self, campaign_id: int, summary: dict[str, Any]) -> dict[str, Any]:
+        hook = self.hook()
+        try:
+            while True:
+                data = hook.get_campaign(campaign_id)
+                outcome, message = proto.campaign_outcome(
+                    data, self.target_statuses, (proto.CAMPAIGN_DECLINED,)
+                )
+                self.log.info(message)
+                if outcome == proto.FAILED:
+                    raise SmsCampaignFailedError(message, provider=proto.PROVIDER, details=data)
+                if outcome == proto.SUCCEEDED:
+                    return self._final(summary, data)
+                time.sleep(self.poll_interval)
+        finally:
+            hook.close()
+
+    def _final(self, summary: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        summary["status"] = data.get("commonStatus")
+        return summary
+
+    def execute_complete(self, context: Any, event: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+        """Resume after the trigger: fail with the provider's reason, or return the summary."""
+        if event.get("status") == proto.FAILED:
+            raise SmsCampaignFailedError(event.get("message", ""), provider=proto.PROVIDER)
+        if event.get("status") != proto.SUCCEEDED:
+            raise SmsProviderError(f"mobizon: waiting failed: {event.get('message')}", provider=proto.PROVIDER)
+        self.log.info(event.get("message"))
+        return self._final(summary, event.get("data") or {})
+
+
+# ------------------------------------------------------------------ single SMS, delete, reports
+
+
+class MobizonSendSmsOperator(_MobizonOperator):
+    """Send one SMS (message/sendSmsMessage).
+
+    :param recipient: the number in international format (``+`` and spaces are stripped).
+    :param text: the message.
+    :param sender: sender ID; the connection's ``default_sender`` when omitted.
+    :param name: campaign name for the report.
+    :param deferred_to: send time, 1 hour to 14 days ahead.
+    :param validity: delivery wait in minutes, 60 to 1440.
+    :param shorten_links: shorten links in the text.
+
+    A retry after the message was accepted does not send it again: the result is
+    kept in the task's durable state.
+    """
+
+    template_fields: Sequence[str] = ("recipient", "text", "sender", "name", "deferred_to", "mobizon_conn_id")
+
+    def __init__(
+        self,
+        *,
+        recipient: str,
+        text: str,
+        sender: str | None = None,
+        name: str | None = None,
+        deferred_to: dt.datetime | str | None = None,
+        validity: int | None = None,
+        shorten_links: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.recipient, self.text, self.sender, self.name = recipient, text, sender, name
+        self.deferred_to, self.validity, self.shorten_links = deferred_to, validity, shorten_links
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        try:
+            number = normalize_phone(self.recipient)
+        except ValueError as exc:
+            raise SmsValidationError(f"recipient={self.recipient!r}: {exc}", field="recipient",
+                                     value=self.recipient) from None
+        text = check_text(self.text)
+        check_range(self.validity, *proto.VALIDITY_MINUTES, "validity")
+        deferred = parse_when(self.deferred_to, "deferred_to")
+        if deferred is not None:
+            check_window(deferred, "deferred_to", min_ahead=dt.timedelta(seconds=proto.DEFERRED_MIN_SECONDS),
+                         max_ahead=dt.timedelta(seconds=proto.DEFERRED_MAX_SECONDS))
+        ckpt = Checkpoint(context, "mobizon_sms")
+        if ckpt.get("result"):
+            self.log.info("This SMS was already accepted by an earlier try: %s", ckpt.get("result"))
+            return ckpt.get("result")
+        hook = self.hook()
+        try:
+            result = hook.send_sms(number, text, sender=self.sender, name=self.name, deferred_to=deferred,
+                                   validity=self.validity, shorten_links=self.shorten_links)
+        finally:
+            hook.close()
+        ckpt.save(result=result)
+        return result
+
+
+class MobizonDeleteCampaignOperator(_MobizonOperator):
+    """Delete a campaign that has not started sending (campaign/delete).
+
+    :param campaign_id: the campaign (templated).
+    :param missing_ok: succeed when the campaign is already gone (default True, so a retry succeeds).
+    """
+
+    template_fields: Sequence[str] = ("campaign_id", "mobizon_conn_id")
+
+    def __init__(self, *, campaign_id: int | str, missing_ok: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.campaign_id, self.missing_ok = campaign_id, missing_ok
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from airflow_sms_provider.exceptions import SmsNotFoundError
+
+        campaign_id = as_int(self.campaign_id, "campaign_id")
+        hook = self.hook()
+        try:
+            hook.delete_campaign(campaign_id)
+        except SmsNotFoundError:
+            if not self.missing_ok:
+                raise
+            self.log.info("Campaign %s does not exist (already deleted)", campaign_id)
+            return {"campaign_id": campaign_id, "deleted": False}
+        finally:
+            hook.close()
+        return {"campaign_id": campaign_id, "deleted": True}
+
+
+class MobizonCampaignStatsOperator(_MobizonOperator):
+    """Fetch a campaign's statistics (campaign/getInfo) and short links (campaign/getLinks).
+
+    :param campaign_id: the campaign (templated).
+    :param include_links: also fetch short-link click counts.
+
+    Returns ``{"campaign_id", "status", "counters", "links", "delivered", "total"}``:
+    small enough for XCom, ready to load into a table.
+    """
+
+    template_fields: Sequence[str] = ("campaign_id", "mobizon_conn_id")
+
+    def __init__(self, *, campaign_id: int | str, include_links: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.campaign_id, self.include_links = campaign_id, include_links
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        campaign_id = as_int(self.campaign_id, "campaign_id")
+        hook = self.hook()
+        try:
+            info = hook.get_campaign_info(campaign_id)
+            links = hook.get_campaign_links(campaign_id) if self.include_links else []
+        finally:
+            hook.close()
+        counters = info.get("counters") or {}
+        return {
+            "campaign_id": campaign_id,
+            "status": info.get("commonStatus"),
+            "counters": counters,
+            "delivered": counters.get("totalDelivrdMsgNum", 0),
+            "total": counters.get("totalMsgNum", 0),
+            "links": links,
+        }
+
+
+class MobizonMessageStatusOperator(_MobizonOperator):
+    """Fetch delivery statuses: of given message ids (getSMSStatus, 100 per call) or of a whole campaign (message/list).
+
+    :param message_ids: message ids (templated; e.g. from the add-recipients summary).
+    :param campaign_id: instead of ids, every message of this campaign.
+    :param max_reported: how many per-message rows go to XCom (counts cover all).
+
+    Returns ``{"counts": {status: n}, "final": n, "total": n, "messages": [...]}``.
+    """
+
+    template_fields: Sequence[str] = ("message_ids", "campaign_id", "mobizon_conn_id")
+
+    def __init__(
+        self,
+        *,
+        message_ids: Sequence[int | str] | None = None,
+        campaign_id: int | str | None = None,
+        max_reported: int = 100,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.message_ids, self.campaign_id, self.max_reported = message_ids, campaign_id, max_reported
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        if (self.message_ids is None) == (self.campaign_id is None):
+            raise SmsValidationError("give either message_ids or campaign_id", field="message_ids",
+                                     value=self.message_ids)
+        hook = self.hook()
+        try:
+            if self.campaign_id is not None:
+                rows: Iterable[dict[str, Any]] = hook.iter_messages(
+                    {"campaignIds": [as_int(self.campaign_id, "campaign_id")]}
+                )
+            else:
+                rows = hook.get_sms_status(as_int(i, "message_ids") for i in (self.message_ids or []))
+            counts: dict[str, int] = {}
+            messages: list[dict[str, Any]] = []
+            for row in rows:
+                counts[row.get("status")] = counts.get(row.get("status"), 0) + 1
+                if len(messages) < self.max_reported:
+                    messages.append({k: row.get(k) for k in ("id", "to", "status", "segNum", "statusUpdateTs")
+                                     if k in row})
+        finally:
+            hook.close()
+        final = sum(n for status, n in counts.items() if status in proto.SMS_FINAL_STATUSES)
+        return {"counts": counts, "final": final, "total": sum(counts.values()), "messages": messages}

@@ -1,0 +1,160 @@
+"""Sensors that wait for a Mobizon background task or for a campaign's final status.
+
+Each works in ``poke``, ``reschedule`` and deferrable mode; the decision on an
+answer is one function in the protocol module, shared with the triggers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.providers.common.compat.sdk import BaseSensorOperator, conf
+
+from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsProviderError
+from airflow_sms_provider.hooks.mobizon import MobizonHook
+from airflow_sms_provider.protocols import mobizon as proto
+from airflow_sms_provider.triggers.mobizon import MobizonCampaignTrigger, MobizonTaskTrigger
+
+
+def _default_deferrable() -> bool:
+    return conf.getboolean("operators", "default_deferrable", fallback=False)
+
+
+class _MobizonWaitSensor(BaseSensorOperator):
+    """Shared poke/defer/complete logic; subclasses say what to read and how to decide."""
+
+    def __init__(
+        self,
+        *,
+        mobizon_conn_id: str = MobizonHook.default_conn_name,
+        deferrable: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.mobizon_conn_id = mobizon_conn_id
+        self.deferrable = _default_deferrable() if deferrable is None else deferrable
+
+    def read(self, hook: MobizonHook) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def decide(self, data: dict[str, Any]) -> tuple[str, str]:
+        raise NotImplementedError
+
+    def trigger(self) -> Any:
+        raise NotImplementedError
+
+    def _finish(self, outcome: str, message: str, data: Any) -> Any:
+        if outcome == proto.FAILED:
+            raise SmsCampaignFailedError(message, provider=proto.PROVIDER, details=data)
+        return data
+
+    def poke(self, context: Any) -> bool | Any:
+        hook = MobizonHook(self.mobizon_conn_id)
+        try:
+            data = self.read(hook)
+        finally:
+            hook.close()
+        outcome, message = self.decide(data)
+        self.log.info(message)
+        if outcome == proto.WAITING:
+            return False
+        self._finish(outcome, message, data)
+        self._result = data
+        return True
+
+    def execute(self, context: Any) -> Any:
+        self._result: Any = None
+        if not self.deferrable:
+            super().execute(context)
+            return self._result
+        if self.poke(context):
+            return self._result
+        self.defer(
+            trigger=self.trigger(),
+            method_name="execute_complete",
+            timeout=dt.timedelta(seconds=self.timeout) if self.timeout else None,
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        """Resume after the trigger fired: succeed, or fail with the provider's reason."""
+        status = event.get("status")
+        if status == "error":
+            raise SmsProviderError(f"mobizon: waiting failed: {event.get('message')}", provider=proto.PROVIDER)
+        self.log.info(event.get("message"))
+        return self._finish(status or proto.FAILED, event.get("message", ""), event.get("data"))
+
+
+class MobizonTaskSensor(_MobizonWaitSensor):
+    """Waits until a Mobizon background task (e.g. a recipients file upload) completes.
+
+    :param task_id_to_watch: the background task id (templated; e.g. from an upstream XCom).
+    :param mobizon_conn_id: the ``mobizon`` connection.
+    :param deferrable: wait in the triggerer instead of a worker slot
+        (default: ``[operators] default_deferrable``).
+    :param poke_interval: seconds between checks; at least 1 (the API's limit).
+
+    Status 2 succeeds and returns ``{"progress", "status"}``; status 3 (rejected) fails.
+    """
+
+    template_fields: Sequence[str] = ("task_id_to_watch", "mobizon_conn_id")
+
+    def __init__(self, *, task_id_to_watch: int | str, poke_interval: float = 5.0, **kwargs: Any) -> None:
+        super().__init__(poke_interval=max(poke_interval, proto.TASKQUEUE_MIN_POLL_INTERVAL), **kwargs)
+        self.task_id_to_watch = task_id_to_watch
+
+    def read(self, hook: MobizonHook) -> dict[str, Any]:
+        return hook.get_task_status(int(self.task_id_to_watch))
+
+    def decide(self, data: dict[str, Any]) -> tuple[str, str]:
+        return proto.task_outcome(data)
+
+    def trigger(self) -> MobizonTaskTrigger:
+        return MobizonTaskTrigger(self.mobizon_conn_id, int(self.task_id_to_watch), self.poke_interval)
+
+
+class MobizonCampaignSensor(_MobizonWaitSensor):
+    """Waits until a Mobizon campaign reaches its final status (DONE by default).
+
+    :param campaign_id: the campaign id (templated).
+    :param target_statuses: statuses that end the wait successfully (default ``["DONE"]``;
+        add ``"SENT"`` to stop waiting before the last delivery reports).
+    :param failed_statuses: statuses that fail the task (default ``["DECLINED"]``, whose
+        moderator comment is quoted in the error).
+    :param mobizon_conn_id: the ``mobizon`` connection.
+    :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
+
+    Returns the campaign's data from campaign/get.
+    """
+
+    template_fields: Sequence[str] = ("campaign_id", "target_statuses", "failed_statuses", "mobizon_conn_id")
+
+    def __init__(
+        self,
+        *,
+        campaign_id: int | str,
+        target_statuses: Sequence[str] = (proto.CAMPAIGN_DONE,),
+        failed_statuses: Sequence[str] = (proto.CAMPAIGN_DECLINED,),
+        poke_interval: float = 30.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(poke_interval=poke_interval, **kwargs)
+        self.campaign_id = campaign_id
+        self.target_statuses = list(target_statuses)
+        self.failed_statuses = list(failed_statuses)
+
+    def read(self, hook: MobizonHook) -> dict[str, Any]:
+        return hook.get_campaign(int(self.campaign_id))
+
+    def decide(self, data: dict[str, Any]) -> tuple[str, str]:
+        return proto.campaign_outcome(data, self.target_statuses, self.failed_statuses)
+
+    def trigger(self) -> MobizonCampaignTrigger:
+        return MobizonCampaignTrigger(
+            self.mobizon_conn_id,
+            int(self.campaign_id),
+            self.poke_interval,
+            target_statuses=self.target_statuses,
+            failed_statuses=self.failed_statuses,
+        )

@@ -1,0 +1,190 @@
+"""Sending a built request, once for sync hooks and async triggers.
+
+Protocol modules build :class:`Request` values and parse answers without doing any
+I/O; this module is the only place that talks to httpx. It owns the retry policy
+(exponential backoff with full jitter) and the rule that decides what may be
+repeated:
+
+* the request never left (connection refused, connect timeout): always retried;
+* the provider said "slow down" or "busy" (:class:`SmsRetryableError` other than a
+  server error): retried, because nothing was done;
+* the request left and the answer is missing or a 5xx: retried only when the call
+  is idempotent; otherwise :class:`SmsAmbiguousError`, so that a call that costs
+  money is reconciled by the caller instead of being sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+
+from airflow_sms_provider.exceptions import (
+    SmsAmbiguousError,
+    SmsProviderError,
+    SmsRetryableError,
+    SmsServerError,
+)
+from airflow_sms_provider.redaction import install_log_filters
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+USER_AGENT = "airflow-sms-provider"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP call, fully built: what a protocol module returns."""
+
+    method: str
+    path: str
+    label: str
+    params: Sequence[tuple[str, str]] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
+    content: bytes | None = None
+    files: Mapping[str, tuple[str, Any, str]] | None = None
+    form: Mapping[str, str] | None = None
+    idempotent: bool = True
+
+    def __repr__(self) -> str:
+        # Query, headers and body can carry API keys and tokens: never print them.
+        return f"Request({self.method} {self.path}, {self.label!r})"
+
+
+@dataclass(frozen=True)
+class Response:
+    """The parts of an HTTP answer a protocol parser looks at."""
+
+    status_code: int
+    content: bytes
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter: delay ~ U(0, min(max_delay, base * 2**n))."""
+
+    max_attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int) -> float | None:
+        """Seconds to wait before attempt ``attempt + 1``, or None when attempts are used up."""
+        if attempt >= self.max_attempts:
+            return None
+        return random.uniform(0, min(self.max_delay, self.base_delay * (2 ** (attempt - 1))))
+
+
+Parser = Callable[[Response], T]
+
+_NEVER_LEFT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_LEFT_NO_ANSWER = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+
+def _failure(request: Request, exc: Exception) -> SmsProviderError:
+    """Turn a transport exception into the error that says whether repeating is safe."""
+    name = type(exc).__name__
+    if isinstance(exc, _NEVER_LEFT):
+        return SmsServerError(f"{request.label}: could not connect ({name})")
+    if request.idempotent:
+        return SmsServerError(f"{request.label}: no answer ({name})")
+    return SmsAmbiguousError(
+        f"{request.label}: no answer after the request was sent ({name}); it may have been carried out"
+    )
+
+
+class _Retry:
+    """The retry decisions of one call, shared by :func:`send` and :func:`asend`."""
+
+    def __init__(self, request: Request, parse: Parser[T], policy: RetryPolicy) -> None:
+        self.request, self.parse, self.policy = request, parse, policy
+        self.attempt = 0
+
+    def after(self, resp: httpx.Response | None = None, exc: Exception | None = None) -> tuple[bool, Any]:
+        """Return ``(True, parsed)`` when done, ``(False, pause)`` to try again; raise when final."""
+        self.attempt += 1
+        if resp is not None:
+            try:
+                return True, self.parse(Response(resp.status_code, resp.content, resp.headers))
+            except SmsRetryableError as err:
+                error: SmsProviderError = err
+                if isinstance(err, SmsServerError) and not self.request.idempotent:
+                    raise SmsAmbiguousError(
+                        f"{self.request.label}: the provider failed after receiving the request ({err}); "
+                        "it may have been carried out",
+                        provider=err.provider,
+                        code=err.code,
+                    ) from err
+        else:
+            assert exc is not None
+            error = _failure(self.request, exc)
+            if isinstance(error, SmsAmbiguousError):
+                raise error from exc
+        pause = self.policy.delay(self.attempt)
+        if pause is None:
+            raise error
+        log.warning(
+            "%s; retrying in %.1fs (attempt %d of %d)", error, pause, self.attempt, self.policy.max_attempts
+        )
+        return False, pause
+
+
+def _kwargs(request: Request) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"params": list(request.params), "headers": dict(request.headers)}
+    if request.files is not None:
+        kwargs["files"] = dict(request.files)
+        kwargs["data"] = dict(request.form or {})
+    elif request.content is not None:
+        kwargs["content"] = request.content
+    return kwargs
+
+
+def send(
+    client: httpx.Client,
+    request: Request,
+    parse: Parser[T],
+    policy: RetryPolicy,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Send ``request`` with ``client`` and return ``parse(answer)``, retrying as the policy allows."""
+    retry = _Retry(request, parse, policy)
+    while True:
+        try:
+            done, value = retry.after(resp=client.request(request.method, request.path, **_kwargs(request)))
+        except httpx.HTTPError as exc:
+            done, value = retry.after(exc=exc)
+        if done:
+            return value
+        sleep(value)
+
+
+async def asend(client: httpx.AsyncClient, request: Request, parse: Parser[T], policy: RetryPolicy) -> T:
+    """The async twin of :func:`send`, for triggers: same decisions, same parser."""
+    retry = _Retry(request, parse, policy)
+    while True:
+        try:
+            resp = await client.request(request.method, request.path, **_kwargs(request))
+            done, value = retry.after(resp=resp)
+        except httpx.HTTPError as exc:
+            done, value = retry.after(exc=exc)
+        if done:
+            return value
+        await asyncio.sleep(value)
+
+
+def client_options(base_url: str, timeout: float, verify: bool) -> dict[str, Any]:
+    """Keyword arguments shared by the sync and async httpx clients of every hook."""
+    install_log_filters()
+    return {
+        "base_url": base_url,
+        "timeout": httpx.Timeout(timeout),
+        "verify": verify,
+        "headers": {"User-Agent": USER_AGENT},
+    }

@@ -1,0 +1,111 @@
+"""Retry decisions: what is repeated, what is never sent twice, and secrets kept out of errors."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+import respx
+
+from airflow_sms_provider import exceptions as exc
+from airflow_sms_provider.protocols import mobizon as proto
+from airflow_sms_provider.redaction import RedactingFilter, redact_text, register_secret
+from airflow_sms_provider.transport import RetryPolicy, send
+
+BASE = "https://api.example.test"
+KEY = "K" * 40
+OK = {"code": 0, "data": "1", "message": ""}
+FAST = RetryPolicy(max_attempts=4, base_delay=0.001, max_delay=0.001)
+
+
+def call(idempotent: bool):
+    req = proto.build("campaign", "send" if not idempotent else "get", KEY, {"id": 1}, idempotent=idempotent)
+    with httpx.Client(base_url=BASE) as client:
+        return send(client, req, proto.parse, FAST, sleep=lambda _: None)
+
+
+@respx.mock
+def test_connect_error_is_retried_even_for_money_calls() -> None:
+    route = respx.post(f"{BASE}/service/campaign/send").mock(
+        side_effect=[httpx.ConnectError("refused"), httpx.Response(200, json=OK)]
+    )
+    assert call(idempotent=False).data == "1"
+    assert route.call_count == 2
+
+
+@respx.mock
+def test_read_timeout_on_a_money_call_is_ambiguous_and_not_repeated() -> None:
+    route = respx.post(f"{BASE}/service/campaign/send").mock(side_effect=httpx.ReadTimeout("slow"))
+    with pytest.raises(exc.SmsAmbiguousError):
+        call(idempotent=False)
+    assert route.call_count == 1
+
+
+@respx.mock
+def test_5xx_on_a_money_call_is_ambiguous_and_not_repeated() -> None:
+    route = respx.post(f"{BASE}/service/campaign/send").mock(return_value=httpx.Response(502))
+    with pytest.raises(exc.SmsAmbiguousError):
+        call(idempotent=False)
+    assert route.call_count == 1
+
+
+@respx.mock
+def test_rate_limit_on_a_money_call_is_retried_because_nothing_was_done() -> None:
+    route = respx.post(f"{BASE}/service/campaign/send").mock(
+        side_effect=[httpx.Response(200, json={"code": 30, "data": None, "message": "slow down"}),
+                     httpx.Response(200, json=OK)]
+    )
+    assert call(idempotent=False).code == 0
+    assert route.call_count == 2
+
+
+@respx.mock
+def test_reads_retry_timeouts_and_5xx_until_attempts_run_out() -> None:
+    route = respx.post(f"{BASE}/service/campaign/get").mock(
+        side_effect=[httpx.ReadTimeout("x"), httpx.Response(503), httpx.Response(200, json=OK)]
+    )
+    assert call(idempotent=True).code == 0
+    assert route.call_count == 3
+    route.side_effect = None
+    route.return_value = httpx.Response(500)
+    route.reset()
+    with pytest.raises(exc.SmsServerError):
+        call(idempotent=True)
+    assert route.call_count == FAST.max_attempts
+
+
+@respx.mock
+def test_fatal_codes_are_not_retried() -> None:
+    route = respx.post(f"{BASE}/service/campaign/get").mock(
+        return_value=httpx.Response(200, json={"code": 8, "data": None, "message": "bad key"})
+    )
+    with pytest.raises(exc.SmsAuthError):
+        call(idempotent=True)
+    assert route.call_count == 1
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    policy = RetryPolicy(max_attempts=10, base_delay=1.0, max_delay=4.0)
+    delays = [policy.delay(n) for n in range(1, 10)]
+    assert all(d is not None and 0 <= d <= 4.0 for d in delays)
+    assert policy.delay(10) is None
+    assert max(policy.delay(1) or 0 for _ in range(200)) <= 1.0
+
+
+def test_redaction_of_query_keys_bearer_tokens_and_registered_secrets() -> None:
+    register_secret("my-private-key-123")
+    text = redact_text(
+        "GET https://h/service/a/b?output=json&apiKey=abcdef123 Authorization: Bearer eyJhbGciOi.x.y "
+        "signed with my-private-key-123"
+    )
+    assert "abcdef123" not in text and "eyJhbGciOi" not in text and "my-private-key-123" not in text
+    assert "apiKey=***" in text
+
+
+def test_httpx_request_log_line_is_redacted(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("httpx-test")
+    logger.addFilter(RedactingFilter())
+    with caplog.at_level(logging.INFO, logger="httpx-test"):
+        logger.info('HTTP Request: %s %s "%s"', "POST", httpx.URL(f"{BASE}/x?apiKey={KEY}"), "HTTP/1.1 200 OK")
+    assert KEY not in caplog.text and "apiKey=***" in caplog.text
