@@ -42,16 +42,14 @@ def main() -> int:
     from airflow_sms_provider.hooks.mobizon import MobizonHook
     from airflow_sms_provider.sandbox import SANDBOX_MOBIZON_API_KEY, SandboxServer
 
-    with SandboxServer(speed=SANDBOX_SPEED) as sandbox:
+    with SandboxServer(clock_speed=SANDBOX_SPEED) as sandbox:
         print(f"» Sandbox listening on {sandbox.url} (simulated clock x{SANDBOX_SPEED:.0f})", flush=True)
         os.environ["AIRFLOW_CONN_MOBIZON_DEFAULT"] = json.dumps(
             {"conn_type": "mobizon", "host": sandbox.url, "password": SANDBOX_MOBIZON_API_KEY}
         )
-        from airflow.models.dagbag import DagBag
+        import runpy
 
-        dag = DagBag(str(ROOT / "example_dags" / "example_mobizon_campaign.py"), include_examples=False).get_dag(
-            "example_mobizon_campaign"
-        )
+        dag = runpy.run_path(str(ROOT / "example_dags" / "example_mobizon_campaign.py"))["dag"]
         print("» Running example_mobizon_campaign with dag.test() ...", flush=True)
         started = time.monotonic()
         logging.getLogger("airflow").setLevel(logging.WARNING)

@@ -1,0 +1,20 @@
+"""A local, faithful stand-in for the SMS providers' APIs: a real HTTP server.
+
+Develop and test DAGs without sending real SMS::
+
+    from airflow_sms_provider.sandbox import SandboxServer, SANDBOX_MOBIZON_API_KEY
+
+    with SandboxServer() as sandbox:   # 127.0.0.1, a free port
+        ...  # point a Mobizon connection at sandbox.url with SANDBOX_MOBIZON_API_KEY
+
+or run ``airflow-sms-sandbox`` (see ``--help``). The admin API under ``/_sandbox/``
+resets state, moves the simulated clock, injects faults and shows what was received
+(:mod:`airflow_sms_provider.sandbox.admin`).
+"""
+
+from airflow_sms_provider.sandbox.app import create_app
+from airflow_sms_provider.sandbox.mobizon import SANDBOX_MOBIZON_API_KEY
+from airflow_sms_provider.sandbox.server import SandboxServer
+from airflow_sms_provider.sandbox.state import SandboxState
+
+__all__ = ["SANDBOX_MOBIZON_API_KEY", "SandboxServer", "SandboxState", "create_app"]

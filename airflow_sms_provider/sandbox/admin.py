@@ -1,0 +1,140 @@
+"""The sandbox's own admin API under ``/_sandbox/`` (never faulted, never logged).
+
+=========================  =====================================================
+``GET /_sandbox/health``   ``{"status": "ok", "providers": [...], "now": ...}``
+``POST /_sandbox/reset``   forget all provider state, faults and the request log;
+                           config and clock back to the server's defaults
+``GET /_sandbox/requests`` the request log, oldest first (``?provider=mobizon``)
+``POST /_sandbox/faults``  append fault rules (a JSON list, or one object)
+``GET /_sandbox/faults``   the rules with their ``seen``/``hits`` counters
+``DELETE /_sandbox/faults`` remove all rules
+``POST /_sandbox/clock``   ``{"advance": seconds}`` and/or ``{"speed": x}``
+``GET /_sandbox/clock``    ``{"now", "speed", "offset"}``
+``GET /_sandbox/config``   the configuration in force
+``POST /_sandbox/config``  change known configuration keys until the next reset
+=========================  =====================================================
+
+Provider modules add their own routes under ``/_sandbox/{provider}/`` (``admin_routes``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from airflow_sms_provider.sandbox.faults import FaultRuleError
+from airflow_sms_provider.sandbox.state import SandboxState
+
+
+def _state(request: Request) -> SandboxState:
+    return request.app.state.sandbox
+
+
+def _error(message: str) -> Response:
+    return JSONResponse({"error": message}, status_code=400)
+
+
+async def _json(request: Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError:
+        raise FaultRuleError("the body must be JSON") from None
+
+
+async def health(request: Request) -> Response:
+    state = _state(request)
+    return JSONResponse({"status": "ok", "providers": sorted(state.provider_names), "now": state.now().isoformat()})
+
+
+async def reset(request: Request) -> Response:
+    _state(request).reset()
+    return JSONResponse({"status": "reset"})
+
+
+async def requests_log(request: Request) -> Response:
+    items = _state(request).requests(request.query_params.get("provider"))
+    return JSONResponse({"items": items, "count": len(items)})
+
+
+async def add_faults(request: Request) -> Response:
+    state = _state(request)
+    try:
+        body = await _json(request)
+        specs = body if isinstance(body, list) else [body]
+        rules = state.faults.add(specs, state.provider_names)
+    except FaultRuleError as exc:
+        return _error(str(exc))
+    return JSONResponse({"added": [rule.as_dict() for rule in rules], "faults": state.faults.snapshot()})
+
+
+async def list_faults(request: Request) -> Response:
+    return JSONResponse({"faults": _state(request).faults.snapshot()})
+
+
+async def clear_faults(request: Request) -> Response:
+    _state(request).faults.clear()
+    return JSONResponse({"faults": []})
+
+
+def _non_negative(body: dict[str, Any], key: str) -> float | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"{key!r} must be a number >= 0")
+    return float(value)
+
+
+async def set_clock(request: Request) -> Response:
+    state = _state(request)
+    try:
+        body = await _json(request)
+        if not isinstance(body, dict):
+            raise ValueError('send a JSON object like {"advance": 60}')
+        advance, speed = _non_negative(body, "advance"), _non_negative(body, "speed")
+    except (ValueError, FaultRuleError) as exc:
+        return _error(str(exc))
+    if speed is not None:
+        state.clock.set_speed(speed)
+    if advance:
+        state.clock.advance(advance)
+    return JSONResponse(state.clock.snapshot())
+
+
+async def get_clock(request: Request) -> Response:
+    return JSONResponse(_state(request).clock.snapshot())
+
+
+async def get_config(request: Request) -> Response:
+    return JSONResponse(_state(request).config)
+
+
+async def set_config(request: Request) -> Response:
+    state = _state(request)
+    try:
+        body = await _json(request)
+        if not isinstance(body, dict):
+            raise ValueError("send a JSON object of config keys")
+        state.configure(body)
+    except (KeyError, ValueError, FaultRuleError) as exc:
+        return _error(str(exc))
+    return JSONResponse(state.config)
+
+
+def routes(state: SandboxState) -> list[Route]:
+    """The framework's admin routes (provider modules add theirs)."""
+    return [
+        Route("/_sandbox/health", health, methods=["GET"]),
+        Route("/_sandbox/reset", reset, methods=["POST"]),
+        Route("/_sandbox/requests", requests_log, methods=["GET"]),
+        Route("/_sandbox/faults", add_faults, methods=["POST"]),
+        Route("/_sandbox/faults", list_faults, methods=["GET"]),
+        Route("/_sandbox/faults", clear_faults, methods=["DELETE"]),
+        Route("/_sandbox/clock", set_clock, methods=["POST"]),
+        Route("/_sandbox/clock", get_clock, methods=["GET"]),
+        Route("/_sandbox/config", get_config, methods=["GET"]),
+        Route("/_sandbox/config", set_config, methods=["POST"]),
+    ]

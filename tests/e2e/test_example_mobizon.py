@@ -1,0 +1,42 @@
+"""The Mobizon example DAG, end to end on Airflow (SQLite) against the sandbox."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import load_example, sandbox_state, set_clock, task_states, xcom
+
+pytestmark = pytest.mark.e2e
+
+# In the example CSV: 12 rows, one too short (skipped before upload), one on the
+# sandbox's stop list (rejected by Mobizon, code 5), and two that end undelivered/expired.
+VALID_ROWS = 11
+STOP_LISTED = "77011110000"
+
+
+def test_example_campaign_reaches_done_and_reports(airflow_db: None, mobizon_conn: str, sandbox_url: str) -> None:
+    set_clock(sandbox_url, speed=600)
+    dag = load_example("example_mobizon_campaign.py", "example_mobizon_campaign")
+
+    run = dag.test()
+
+    assert str(run.state).endswith("success"), task_states(run)
+    outcome = xcom(run, "report")
+    assert outcome["status"] == "DONE"
+    assert outcome["accepted"] == VALID_ROWS - 1
+    assert outcome["rejected_by_provider"] == 1
+    assert outcome["invalid_rows"] == 1
+    assert outcome["undelivered"] == 1 and outcome["expired"] == 1
+    assert outcome["delivered"] == VALID_ROWS - 1 - 2
+
+    # The provider's side: one campaign, sent exactly once, each valid recipient once,
+    # placeholders filled per row.
+    state = sandbox_state(sandbox_url, "mobizon")
+    campaigns = state["campaigns"]
+    assert len(campaigns) == 1
+    campaign = campaigns[0]
+    assert campaign["sendCalls"] == 1
+    recipients = campaign["recipients"]
+    assert len(recipients) == len(campaign["messages"]) == VALID_ROWS - 1
+    assert STOP_LISTED not in recipients
+    assert recipients["77011112201"]["text"] == "Hello Aigerim! Your welcome code is A-1001."
