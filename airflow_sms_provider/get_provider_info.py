@@ -9,16 +9,16 @@ from airflow_sms_provider.ui import conn_fields, provider_ui_behaviour
 
 PACKAGE = "airflow_sms_provider"
 
-# (integration name, connection type, hook class); module lists below follow from them.
+# (integration name, connection type, hook class, API documentation); module lists follow from them.
 _PROVIDERS = [
-    ("Mobizon", "mobizon", "MobizonHook"),
+    ("Mobizon", "mobizon", "MobizonHook", "https://mobizon.kz/en/help/api-docs"),
 ]
 
 
 def _modules(role: str) -> list[dict[str, Any]]:
     return [
         {"integration-name": name, "python-modules": [f"{PACKAGE}.{role}.{conn_type}"]}
-        for name, conn_type, _ in _PROVIDERS
+        for name, conn_type, _, _ in _PROVIDERS
     ]
 
 
@@ -29,8 +29,8 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Create, fill, send and track SMS campaigns from Airflow DAGs.",
         "versions": [__version__],
         "integrations": [
-            {"integration-name": name, "external-doc-url": "https://github.com/", "tags": ["service"]}
-            for name, _, _ in _PROVIDERS
+            {"integration-name": name, "external-doc-url": docs, "tags": ["service"]}
+            for name, _, _, docs in _PROVIDERS
         ],
         "hooks": _modules("hooks"),
         "operators": _modules("operators"),
@@ -44,6 +44,6 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": conn_fields(conn_type),
                 "ui-field-behaviour": provider_ui_behaviour(conn_type),
             }
-            for name, conn_type, hook in _PROVIDERS
+            for name, conn_type, hook, _ in _PROVIDERS
         ],
     }

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,6 +24,8 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "example_dags")
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{HOME / 'airflow.db'}"
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
 
 # Simulated seconds per real second: the campaign's minutes of sending and delivery pass in seconds.
 SANDBOX_SPEED = 60.0
@@ -33,6 +36,19 @@ def migrate() -> None:
     subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"], check=True, stdout=subprocess.DEVNULL
     )
+
+
+def task_result(run: object, task_id: str) -> object:
+    """The XCom return value of one task of the finished run."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.scalars(
+            XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id, task_ids=task_id)  # type: ignore[attr-defined]
+        ).first()
+        value = row.value if row is not None else None
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def main() -> int:
@@ -71,9 +87,14 @@ def main() -> int:
         messages = list(hook.iter_messages({"campaignIds": [int(campaign_id)]}))
         hook.close()
         print(f"Campaign {campaign_id} '{info.get('name')}': final status {info.get('commonStatus')}")
-        print(f"  recipients accepted: {counters.get('totalMsgNum', len(messages))}")
-        print(f"  recipients rejected: {counters.get('recipientsRejected', 0)} by Mobizon "
-              "(plus invalid rows skipped before upload, see the add_recipients task log)")
+        upload = task_result(run, "add_recipients") or {}
+        invalid = upload.get("invalid") or {}
+        print(f"  recipients accepted: {upload.get('added', counters.get('totalMsgNum'))}")
+        print(f"  recipients rejected by Mobizon: {upload.get('rejected', 0)}  "
+              + ", ".join(f"{r['recipient']} ({r['reason']})" for r in upload.get("rejections", [])))
+        print(f"  rows rejected before upload: {invalid.get('rejected', 0)}  "
+              + ", ".join(f"row {e['row']} {e['value']!r} ({e['reason']})" for e in invalid.get("examples", []))
+              + (f" -> {invalid['report_path']}" if invalid.get("report_path") else ""))
         print(f"  delivered: {counters.get('totalDelivrdMsgNum', 0)}   undelivered: "
               f"{counters.get('totalUndelivMsgNum', 0)}   expired: {counters.get('totalExpiredMsgNum', 0)}"
               f"   rejected by operator: {counters.get('totalRejectdMsgNum', 0)}")
