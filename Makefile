@@ -4,7 +4,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install demo test lint sandbox bench clean
+COMPAT_VENV ?= .venv-compat
+COMPAT_PY := $(COMPAT_VENV)/bin/python
+COMPAT_STAMP := $(COMPAT_VENV)/.installed-stamp
+
+.PHONY: install demo test test-compat lint sandbox bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -21,6 +25,17 @@ demo: $(STAMP)
 test: $(STAMP) lint
 	$(PY) -m pytest -q
 
+# The lowest supported Airflow (3.0), with the library versions it was released against
+# (newer FastAPI/starlette/universal-pathlib break Airflow 3.0 itself): constraints-compat.txt.
+$(COMPAT_STAMP): pyproject.toml constraints-compat.txt
+	test -x $(COMPAT_PY) || python3 -m venv $(COMPAT_VENV)
+	$(COMPAT_PY) -m pip install -q --disable-pip-version-check uv
+	$(COMPAT_VENV)/bin/uv pip install -q --python $(COMPAT_PY) -c constraints-compat.txt -e ".[test]"
+	touch $(COMPAT_STAMP)
+
+test-compat: $(COMPAT_STAMP)
+	$(COMPAT_PY) -m pytest -q
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check airflow_sms_provider tests example_dags scripts
 
@@ -28,4 +43,4 @@ sandbox: $(STAMP)
 	$(VENV)/bin/airflow-sms-sandbox --port 8765
 
 clean:
-	rm -rf $(VENV) .airflow-demo .airflow-test .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(COMPAT_VENV) .airflow-demo .airflow-test .pytest_cache .ruff_cache

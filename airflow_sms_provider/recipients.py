@@ -558,7 +558,8 @@ def _decoded_lines(fh: IO[bytes], encoding: str) -> Iterator[str]:
     """Decode one physical line at a time so a bad byte is pinned to its line."""
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
     line_no = 0
-    for line_no, raw in enumerate(fh, 1):
+    # readline() rather than iterating the handle: some fsspec file objects are not iterable.
+    for line_no, raw in enumerate(iter(fh.readline, b""), 1):
         try:
             yield decoder.decode(raw)
         except UnicodeDecodeError as exc:
