@@ -1,0 +1,120 @@
+"""The real Airflow UI backend: Airflow's API server offers our connection types and tests them.
+
+Starts ``airflow api-server`` on 127.0.0.1 with its own SQLite database and asks
+it, over HTTP, what the connection form shows and what the Test button answers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from airflow_sms_provider.ui import FORMS
+
+SECRET = "uiSecretKey0123456789abcdefghijklmnopqrs"  # 40 characters, never to be echoed back
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    home = tmp_path_factory.mktemp("api-server-home")
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+    }
+    env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
+    airflow = [sys.executable, "-m", "airflow"]
+    subprocess.run([*airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+    port = _free_port()
+    log = Path(home) / "api-server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([*airflow, "api-server", "-H", "127.0.0.1", "-p", str(port)], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/api/v2/version", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"api-server did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def hook_meta(url: str, conn_type: str) -> dict:
+    metas = httpx.get(f"{url}/ui/connections/hook_meta", timeout=30).json()
+    found = [m for m in metas if m["connection_type"] == conn_type]
+    assert found, f"{conn_type} is not offered by the connection form"
+    return found[0]
+
+
+REGISTERED = [t for t in FORMS if t == "mobizon"]
+
+
+@pytest.mark.parametrize("conn_type", REGISTERED)
+def test_connection_form_has_labeled_fields(api_server: str, conn_type: str) -> None:
+    meta = hook_meta(api_server, conn_type)
+    form = FORMS[conn_type]
+    fields = meta["standard_fields"]
+    for name, label in form["relabeling"].items():
+        assert fields[name]["title"] == label and fields[name]["hidden"] is False
+    for name in form["hidden"]:
+        if name in fields:
+            assert fields[name]["hidden"] is True
+    for name, spec in form["extras"].items():
+        assert meta["extra_fields"][name]["schema"]["title"] == spec["label"]
+
+
+def test_password_is_masked_by_the_api(api_server: str) -> None:
+    body = {"connection_id": "mz_masked", "conn_type": "mobizon", "host": "api.mobizon.kz", "password": SECRET}
+    created = httpx.post(f"{api_server}/api/v2/connections", json=body, timeout=30)
+    assert created.status_code in (200, 201), created.text
+    fetched = httpx.get(f"{api_server}/api/v2/connections/mz_masked", timeout=30)
+    assert SECRET not in created.text and SECRET not in fetched.text
+    assert fetched.json()["password"] == "***"
+
+
+def test_connection_test_succeeds_against_the_sandbox(api_server: str, sandbox_url: str) -> None:
+    from airflow_sms_provider.sandbox import SANDBOX_MOBIZON_API_KEY
+
+    body = {"connection_id": "mz_ok", "conn_type": "mobizon", "host": sandbox_url,
+            "password": SANDBOX_MOBIZON_API_KEY}
+    answer = httpx.post(f"{api_server}/api/v2/connections/test", json=body, timeout=60).json()
+    assert answer["status"] is True, answer
+    assert "balance" in answer["message"]
+
+
+def test_connection_test_fails_with_the_providers_reason(api_server: str, sandbox_url: str) -> None:
+    body = {"connection_id": "mz_bad", "conn_type": "mobizon", "host": sandbox_url, "password": SECRET}
+    answer = httpx.post(f"{api_server}/api/v2/connections/test", json=body, timeout=60).json()
+    assert answer["status"] is False
+    assert "code 8" in answer["message"]
+    assert SECRET not in json.dumps(answer)
