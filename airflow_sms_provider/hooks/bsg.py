@@ -1,0 +1,422 @@
+"""BsgHook: an Airflow connection turned into BSG One-API calls.
+
+Requests are built and answers parsed in :mod:`airflow_sms_provider.protocols.bsg`;
+retries and redaction live in :mod:`airflow_sms_provider.transport`. The JWT is the
+one piece of state: :class:`BsgSession` keeps it per hook (or per trigger), logs in
+lazily, refreshes it before it expires and logs in again once when BSG answers 401/403.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import httpx
+from airflow.providers.common.compat.sdk import BaseHook
+
+from airflow_sms_provider.connections import HttpSettings, as_float
+from airflow_sms_provider.exceptions import SmsAuthError, SmsProviderError, SmsValidationError
+from airflow_sms_provider.protocols import bsg as proto
+from airflow_sms_provider.redaction import redact_text, register_secret
+from airflow_sms_provider.transport import Parser, Request, RetryPolicy, asend, client_options, send
+
+log = logging.getLogger(__name__)
+
+# Answers after which one fresh login is worth a try (an expired or revoked token).
+RELOGIN_STATUSES = (401, 403)
+
+
+@dataclass(frozen=True)
+class BsgSettings:
+    """What a BSG client needs, read once from the connection."""
+
+    http: HttpSettings
+    api_key: str = field(repr=False)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @classmethod
+    def from_connection(cls, conn: Any) -> BsgSettings:
+        extra = conn.extra_dejson or {}
+        api_key = (conn.password or "").strip()
+        if not api_key:
+            raise SmsValidationError(
+                f"connection {conn.conn_id!r}: the API key (Password field) is empty", field="password"
+            )
+        register_secret(api_key)
+        retry = RetryPolicy(
+            max_attempts=int(extra.get("retry_attempts", RetryPolicy.max_attempts)),
+            base_delay=as_float(extra.get("retry_base_delay"), RetryPolicy.base_delay, "retry_base_delay"),
+        )
+        return cls(http=HttpSettings.from_connection(conn, default_host=proto.DEFAULT_BASE_URL),
+                   api_key=api_key, retry=retry)
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(**client_options(self.http.base_url, self.http.timeout, self.http.verify))
+
+    def async_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(**client_options(self.http.base_url, self.http.timeout, self.http.verify))
+
+
+@dataclass
+class _Token:
+    value: str = field(repr=False)
+    expires_at: float | None  # on the session's clock; None: the token does not say
+    margin: float = 0.0
+
+    def state(self, now: float) -> str:
+        """"fresh", "refresh" (close to expiry) or "expired"."""
+        if self.expires_at is None or now < self.expires_at - self.margin:
+            return "fresh"
+        return "refresh" if now < self.expires_at else "expired"
+
+
+# One step of a session flow: the request to send and how to parse its answer.
+_Step = tuple[Request, Parser[Any]]
+
+
+class BsgSession:
+    """The JWT of one hook or trigger, and the rules for getting and renewing it.
+
+    The rules are one generator (:meth:`_flow`) that yields the requests to send and
+    receives their parsed answers or errors; :meth:`call` drives it with a sync client
+    and :meth:`acall` with an async one, so both behave the same.
+
+    :param clock: monotonic seconds; tests pass their own to move time.
+    """
+
+    def __init__(self, settings: BsgSettings, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.clock = clock
+        self._token: _Token | None = None
+        self.logins = 0
+        self.refreshes = 0
+
+    def __repr__(self) -> str:
+        return f"BsgSession(logged_in={self._token is not None}, logins={self.logins}, refreshes={self.refreshes})"
+
+    # ------------------------------------------------------------ the rules
+
+    def _keep(self, token: str) -> None:
+        register_secret(token)
+        lifetime = proto.token_lifetime(token, time.time())
+        if lifetime is None:
+            self._token = _Token(token, None)
+        else:
+            self._token = _Token(token, self.clock() + lifetime, proto.refresh_margin(lifetime))
+
+    def _login(self) -> Generator[_Step, Any, None]:
+        self._token = None
+        try:
+            token = yield proto.login(self.settings.api_key), proto.parse_token
+        except SmsAuthError as err:
+            raise SmsAuthError(
+                f"bsg: login refused ({err}); check the API key in the connection's Password field"
+                + ("" if self.settings.api_key.startswith(proto.API_KEY_PREFIXES)
+                   else " (BSG keys start with live_ or test_)"),
+                provider=proto.PROVIDER, code=err.code,
+            ) from None
+        self.logins += 1
+        self._keep(token)
+        log.info("bsg: logged in")
+
+    def _ensure_token(self) -> Generator[_Step, Any, None]:
+        state = "expired" if self._token is None else self._token.state(self.clock())
+        if state == "refresh":
+            assert self._token is not None
+            try:
+                token = yield proto.refresh(self._token.value), proto.parse_token
+            except SmsAuthError:
+                log.info("bsg: token refresh refused; logging in again")
+            else:
+                self.refreshes += 1
+                self._keep(token)
+                log.info("bsg: token refreshed before it expired")
+                return
+        if state != "fresh":
+            yield from self._login()
+
+    def _flow(self, request: Request, parse: Parser[Any]) -> Generator[_Step, Any, Any]:
+        yield from self._ensure_token()
+        assert self._token is not None
+        try:
+            return (yield proto.authorize(request, self._token.value), parse)
+        except SmsAuthError as err:
+            if err.code not in RELOGIN_STATUSES:
+                raise
+            # A refused request did nothing, so repeating it after a fresh login is safe.
+            log.info("bsg: %s answered HTTP %s; logging in again once", request.label, err.code)
+        yield from self._login()
+        assert self._token is not None
+        try:
+            return (yield proto.authorize(request, self._token.value), parse)
+        except SmsAuthError as err:
+            why = "the account may lack access to it" if err.code == 403 else "BSG refused the new token too"
+            raise SmsAuthError(
+                f"{err} ({request.label} still refused after a fresh login: {why})",
+                provider=proto.PROVIDER, code=err.code, details=err.details,
+            ) from None
+
+    # ------------------------------------------------------------ drivers
+
+    def call(self, client: httpx.Client, request: Request, parse: Parser[Any] = proto.parse) -> Any:
+        """Send ``request`` with a valid token and return ``parse(answer)``."""
+        flow = self._flow(request, parse)
+        step = next(flow)
+        while True:
+            try:
+                try:
+                    answer = send(client, *step, self.settings.retry)
+                except SmsProviderError as exc:
+                    step = flow.throw(exc)  # the flow decides: another step, or the error goes on
+                else:
+                    step = flow.send(answer)
+            except StopIteration as stop:
+                return stop.value
+
+    async def acall(self, client: httpx.AsyncClient, request: Request, parse: Parser[Any] = proto.parse) -> Any:
+        """The async twin of :meth:`call`, for triggers."""
+        flow = self._flow(request, parse)
+        step = next(flow)
+        while True:
+            try:
+                try:
+                    answer = await asend(client, *step, self.settings.retry)
+                except SmsProviderError as exc:
+                    step = flow.throw(exc)  # the flow decides: another step, or the error goes on
+                else:
+                    step = flow.send(answer)
+            except StopIteration as stop:
+                return stop.value
+
+
+class BsgHook(BaseHook):
+    """Talks to BSG One-API (``https://one-api.bsg.world`` unless the connection says otherwise).
+
+    :param bsg_conn_id: the Airflow connection of type ``bsg``: Password is the API key
+        (``live_…`` or ``test_…``), Host an optional base URL (a full URL with port works,
+        e.g. the sandbox's); extras ``timeout``, ``verify_ssl``, ``retry_attempts``,
+        ``retry_base_delay``.
+
+    The JWT is kept for the life of the hook and shared by its calls.
+    """
+
+    conn_name_attr = "bsg_conn_id"
+    default_conn_name = "bsg_default"
+    conn_type = "bsg"
+    hook_name = "BSG One-API"
+
+    def __init__(self, bsg_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bsg_conn_id = bsg_conn_id
+        self._client: httpx.Client | None = None
+
+    def __repr__(self) -> str:
+        return f"BsgHook(bsg_conn_id={self.bsg_conn_id!r})"
+
+    # ------------------------------------------------------------ connection & UI
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra fields for the connection form of pre-3.2 UIs."""
+        from airflow_sms_provider.ui import widgets
+
+        return widgets("bsg")
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        from airflow_sms_provider.ui import field_behaviour
+
+        return field_behaviour("bsg")
+
+    @cached_property
+    def settings(self) -> BsgSettings:
+        return BsgSettings.from_connection(self.get_connection(self.bsg_conn_id))
+
+    @cached_property
+    def session(self) -> BsgSession:
+        return BsgSession(self.settings)
+
+    def get_conn(self) -> httpx.Client:
+        """The keep-alive client every call of this hook shares."""
+        if self._client is None:
+            self._client = self.settings.client()
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def call(self, request: Request, parse: Parser[Any] = proto.parse) -> Any:
+        """Send any built request with the session's token (raises the typed error on failure)."""
+        return self.session.call(self.get_conn(), request, parse)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Log in and read the balance, for the UI's Test button."""
+        try:
+            data = self.get_balance()
+        except Exception as exc:
+            return False, redact_text(str(exc))
+        return True, f"Connected: balance {data.get('balance')} {data.get('currency')}"
+
+    def get_balance(self) -> dict[str, Any]:
+        """GET /api/accounts/balance: ``{"balance", "currency", "credit"}``."""
+        return dict(self.call(proto.get_balance()) or {})
+
+    # ------------------------------------------------------------ campaigns
+
+    def send_bulk(
+        self,
+        phones: Sequence[Any],
+        text: str,
+        sender: str,
+        *,
+        validity: int | None = None,
+        tariff_code: int | None = None,
+        start_at: Any = None,
+        transliterate: bool | None = None,
+        callback_url: str | None = None,
+    ) -> dict[str, Any]:
+        """sms/send: one text to up to 10,000 phones; returns the new campaign.
+
+        ``phones`` items are numbers, or mappings with ``number`` and an optional
+        ``reference_id``. Everything is checked before the request is sent.
+        """
+        items = [_phone_item(p, i) for i, p in enumerate(phones)]
+        proto.check_audience_size(len(items), "phones")
+        proto.check_unique_references(items, "phones")
+        request = proto.send_bulk(
+            items, proto.check_message_text(text), proto.check_sender(sender),
+            **_campaign_options(validity, tariff_code, start_at, callback_url), transliterate=transliterate,
+        )
+        return dict(self.call(request))
+
+    def send_groups(
+        self,
+        groups: Sequence[int | str],
+        text: str,
+        sender: str,
+        *,
+        validity: int | None = None,
+        tariff_code: int | None = None,
+        start_at: Any = None,
+        transliterate: bool | None = None,
+        callback_url: str | None = None,
+    ) -> dict[str, Any]:
+        """sms/send-groups: one text (``{field_id}`` placeholders allowed) to contact lists."""
+        group_ids = proto.campaign_ids(list(groups), "groups")
+        request = proto.send_groups(
+            group_ids, proto.check_message_text(text), proto.check_sender(sender),
+            **_campaign_options(validity, tariff_code, start_at, callback_url), transliterate=transliterate,
+        )
+        return dict(self.call(request))
+
+    def send_individual(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        validity: int | None = None,
+        tariff_code: int | None = None,
+        start_at: Any = None,
+        callback_url: str | None = None,
+    ) -> dict[str, Any]:
+        """sms/send-individual: per-recipient ``phone``, ``text``, ``sender`` (and ``reference_id``,
+        ``tariff_code``, ``transliterate``), up to 10,000; returns the new campaign."""
+        items = [_individual_item(m, i) for i, m in enumerate(messages)]
+        proto.check_audience_size(len(items), "messages")
+        proto.check_unique_references(items, "messages")
+        request = proto.send_individual(items, **_campaign_options(validity, tariff_code, start_at, callback_url))
+        return dict(self.call(request))
+
+    def get_campaign(self, campaign_id: int) -> dict[str, Any]:
+        """GET /api/campaigns/{id}: status and short statistics (sent, delivered)."""
+        return dict(self.call(proto.get_campaign(campaign_id)))
+
+    def get_campaign_detail(self, campaign_id: int) -> dict[str, Any]:
+        """GET /api/campaigns/{id}/detail: statistics per message status, totals and price."""
+        return dict(self.call(proto.get_campaign_detail(campaign_id)))
+
+    def stop_campaign(self, campaign_id: int) -> dict[str, Any]:
+        """PATCH /api/campaigns/{id}/stop (scheduled, sending, paused or moderation only)."""
+        return dict(self.call(proto.stop_campaign(campaign_id)))
+
+    # ------------------------------------------------------------ messages
+
+    def list_messages(
+        self,
+        *,
+        campaign_id: int | None = None,
+        reference_id: str | None = None,
+        offset: int = 0,
+        limit: int = proto.MESSAGES_PAGE_LIMITS[1],
+        sort: str | None = None,
+        way: str | None = None,
+    ) -> dict[str, Any]:
+        """GET /api/messages: one page ``{"items", "total", "offset", "limit"}``."""
+        request = proto.list_messages(campaign_id=campaign_id, reference_id=reference_id, offset=offset,
+                                      limit=limit, sort=sort, way=way)
+        return self.call(request, proto.parse_page)
+
+    def iter_messages(self, campaign_id: int, *, page_size: int = proto.MESSAGES_PAGE_LIMITS[1]
+                      ) -> Iterator[dict[str, Any]]:
+        """Every message of a campaign (per-recipient reports), page after page, by id."""
+        offset = 0
+        while True:
+            page = self.list_messages(campaign_id=campaign_id, offset=offset, limit=page_size, sort="id", way="asc")
+            yield from page["items"]
+            offset += len(page["items"])
+            if not page["items"] or offset >= page["total"]:
+                return
+
+    def find_message(self, reference_id: str) -> dict[str, Any] | None:
+        """The message sent with ``reference_id``, or None: how a retry finds what an earlier try created."""
+        page = self.list_messages(reference_id=reference_id, limit=proto.MESSAGES_PAGE_LIMITS[0])
+        return page["items"][0] if page["items"] else None
+
+
+def _campaign_options(validity: Any, tariff_code: Any, start_at: Any, callback_url: Any) -> dict[str, Any]:
+    return {
+        "validity": proto.check_validity(validity),
+        "tariff_code": proto.check_tariff_code(tariff_code),
+        "start_at": proto.format_start_at(start_at),
+        "callback_url": proto.check_callback_url(callback_url),
+    }
+
+
+def _phone(value: Any, field: str) -> int:
+    try:
+        return proto.phone_number(value)
+    except ValueError as exc:
+        raise SmsValidationError(f"{field}={value!r}: {exc}", field=field, value=value) from None
+
+
+def _phone_item(value: Any, index: int) -> dict[str, Any]:
+    raw = value.get("number") if isinstance(value, Mapping) else value
+    item: dict[str, Any] = {"number": _phone(raw, f"phones[{index}]")}
+    ref = value.get("reference_id") if isinstance(value, Mapping) else None
+    if ref is not None:
+        item["reference_id"] = proto.check_reference_id(ref, f"phones[{index}].reference_id")
+    return item
+
+
+def _individual_item(message: Mapping[str, Any], index: int) -> dict[str, Any]:
+    where = f"messages[{index}]"
+    item: dict[str, Any] = {
+        "phone": _phone(message.get("phone"), f"{where}.phone"),
+        "text": proto.check_message_text(message.get("text"), f"{where}.text"),
+        "sender": proto.check_sender(message.get("sender"), f"{where}.sender"),
+    }
+    if message.get("reference_id") is not None:
+        item["reference_id"] = proto.check_reference_id(message["reference_id"], f"{where}.reference_id")
+    if message.get("tariff_code") is not None:
+        item["tariff_code"] = proto.check_tariff_code(message["tariff_code"], f"{where}.tariff_code")
+    if message.get("transliterate") is not None:
+        item["transliterate"] = bool(message["transliterate"])
+    return item
+
+
+__all__ = ["BsgHook", "BsgSession", "BsgSettings"]

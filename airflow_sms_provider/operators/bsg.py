@@ -1,0 +1,659 @@
+"""Operators for BSG One-API campaigns: bulk, contact lists, personalised, stop, statistics.
+
+Every operator validates its (rendered) input before the first request that creates
+anything, and returns a small summary for XCom: ids, counts and a few examples, never
+the audience.
+
+An audience is read twice: first to check every row (so a bad row 90,000 fails the task
+before campaign 1 is created), then to send it in campaigns of at most 10,000 phones.
+Files and lists can be read twice; a one-shot iterator is kept in memory for that.
+
+Crash safety: each message gets a ``reference_id`` (yours, or one derived from the task
+run, the campaign's position and the row's), the campaign ids are recorded in the task's
+durable state as they are created, and a campaign whose creation went unanswered is
+looked up by its first reference_id instead of being created again. BSG itself refuses a
+repeated reference_id (429), which the operators read the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from airflow.providers.common.compat.sdk import BaseOperator
+
+from airflow_sms_provider.exceptions import (
+    SmsAmbiguousError,
+    SmsConflictError,
+    SmsFatalError,
+    SmsProviderError,
+    SmsValidationError,
+)
+from airflow_sms_provider.hooks.bsg import BsgHook
+from airflow_sms_provider.progress import Checkpoint
+from airflow_sms_provider.protocols import bsg as proto
+from airflow_sms_provider.recipients import Recipient, RejectReport, chunked, iter_recipients
+from airflow_sms_provider.transport import Request
+from airflow_sms_provider.validation import check_choice, check_values_used
+
+_OPTION_FIELDS = ("validity", "tariff_code", "start_at", "callback_url")
+
+
+class _BsgOperator(BaseOperator):
+    """Holds the connection id and makes hooks; subclasses do one step."""
+
+    def __init__(self, *, bsg_conn_id: str = BsgHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bsg_conn_id = bsg_conn_id
+
+    def hook(self) -> BsgHook:
+        return BsgHook(self.bsg_conn_id)
+
+
+class _CampaignOperator(_BsgOperator):
+    """Settings every campaign kind shares (validity, tariff, schedule, callback)."""
+
+    def __init__(
+        self,
+        *,
+        validity: int | str | None = None,
+        tariff_code: int | str | None = None,
+        start_at: Any = None,
+        transliterate: bool | None = None,
+        callback_url: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.validity, self.tariff_code, self.start_at = validity, tariff_code, start_at
+        self.transliterate, self.callback_url = transliterate, callback_url
+
+    def campaign_options(self) -> dict[str, Any]:
+        """The rendered settings, checked and in BSG's formats (start_at as ``yyyy-mm-dd hh:mm:ss`` UTC)."""
+        return {
+            "validity": proto.check_validity(self.validity),
+            "tariff_code": proto.check_tariff_code(self.tariff_code),
+            "start_at": proto.format_start_at(self.start_at),
+            "callback_url": proto.check_callback_url(self.callback_url),
+        }
+
+
+# ------------------------------------------------------------------ audiences
+
+
+class _Audience:
+    """Rows turned into wire items, validated in full before anything is sent.
+
+    ``to_item`` checks one recipient and returns its item (or raises
+    :class:`SmsValidationError`); rows it rejects follow ``on_invalid`` like bad numbers.
+    """
+
+    def __init__(
+        self,
+        source: Any,
+        to_item: Callable[[Recipient], dict[str, Any]],
+        *,
+        number_field: str,
+        on_invalid: str,
+        reject_report_path: Any,
+        max_reported: int,
+    ) -> None:
+        if source is None or source == [] or source == "":
+            raise SmsValidationError("recipients is empty: the campaign has no audience", field="recipients",
+                                     value=source)
+        # A one-shot iterator cannot be read twice: keep it (the check pass needs it whole).
+        self.source = list(source) if isinstance(source, Iterator) else source
+        self.to_item, self.number_field, self.on_invalid = to_item, number_field, on_invalid
+        self.report = RejectReport(cap=max_reported, path=reject_report_path or None)
+
+    def _items(self, report: RejectReport) -> Iterator[dict[str, Any]]:
+        seen_refs: set[str] = set()
+        recipients = iter_recipients(
+            self.source, number_field=self.number_field, on_invalid=self.on_invalid, report=report,
+            min_digits=proto.PHONE_MIN_DIGITS, max_digits=proto.PHONE_MAX_DIGITS,
+        )  # fmt: skip
+        for recipient in recipients:
+            try:
+                item = self.to_item(recipient)
+                ref = item.get("reference_id")
+                if ref is not None:
+                    if ref in seen_refs:
+                        raise SmsValidationError(f"reference_id {ref!r} is used by an earlier row",
+                                                 field="reference_id", value=ref)
+                    seen_refs.add(ref)
+            except SmsValidationError as err:
+                if self.on_invalid != "skip":
+                    raise SmsValidationError(f"recipients row {recipient.row}: {err}", field=err.field,
+                                             value=recipient.row) from None
+                report.add(recipient.row, recipient.raw, str(err))
+                continue
+            yield item
+
+    def check(self) -> int:
+        """Pass 1: validate every row (rejected ones go to the report); the number of valid rows."""
+        try:
+            count = sum(1 for _ in self._items(self.report))
+        finally:
+            self.report.close()
+        if count == 0:
+            raise SmsValidationError(
+                f"recipients: no valid row ({self.report.count} rejected)", field="recipients", value=0
+            )
+        return count
+
+    def items(self) -> Iterator[dict[str, Any]]:
+        """Pass 2: the same items again (rejected rows skipped silently: they are reported already)."""
+        return self._items(RejectReport(cap=0))
+
+
+def _run_key(context: Any, operator: BaseOperator) -> tuple[str, ...]:
+    """What identifies this task run across its tries (not the try number)."""
+    ti = context.get("ti") if isinstance(context, Mapping) else None
+    if ti is None:
+        return (operator.dag_id or "", operator.task_id, "no-run")
+    return (ti.dag_id, ti.task_id, str(ti.run_id), str(getattr(ti, "map_index", -1)))
+
+
+class _AudienceCampaignOperator(_CampaignOperator):
+    """Shared by the bulk and personalised operators: audience reading, splitting, crash-safe creation."""
+
+    checkpoint_key = "bsg_campaigns"
+
+    def __init__(
+        self,
+        *,
+        recipients: Any,
+        number_field: str = "recipient",
+        reference_field: str = "reference_id",
+        on_invalid: str = "fail",
+        reject_report_path: str | None = None,
+        split: bool = True,
+        chunk_size: int = proto.MAX_PHONES_PER_CAMPAIGN,
+        auto_reference_ids: bool = True,
+        max_reported: int = 20,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.recipients, self.number_field, self.reference_field = recipients, number_field, reference_field
+        self.on_invalid, self.reject_report_path = on_invalid, reject_report_path
+        self.split, self.chunk_size, self.auto_reference_ids = split, chunk_size, auto_reference_ids
+        self.max_reported = max_reported
+
+    # ------------------------------------------------------------ subclass hooks
+
+    def to_item(self, recipient: Recipient) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def build(self, items: Sequence[Mapping[str, Any]], options: Mapping[str, Any]) -> Request:
+        raise NotImplementedError
+
+    def phone_of(self, item: Mapping[str, Any]) -> int:
+        raise NotImplementedError
+
+    def check_settings(self) -> None:
+        """Validate the operator-level settings (text, sender...) before reading rows."""
+
+    # ------------------------------------------------------------ shared steps
+
+    def _reference(self, recipient: Recipient) -> str | None:
+        value = recipient.params.get(self.reference_field)
+        return proto.check_reference_id(value, self.reference_field) if value not in (None, "") else None
+
+    def _check_chunking(self, count: int) -> int:
+        """How many campaigns ``count`` phones make; an error when splitting is off and needed."""
+        if not isinstance(self.chunk_size, int) or not 1 <= self.chunk_size <= proto.MAX_PHONES_PER_CAMPAIGN:
+            raise SmsValidationError(
+                f"chunk_size={self.chunk_size!r} must be 1 to {proto.MAX_PHONES_PER_CAMPAIGN}",
+                field="chunk_size", value=self.chunk_size,
+            )
+        campaigns = -(-count // self.chunk_size)
+        if campaigns > 1 and not self.split:
+            raise SmsValidationError(
+                f"recipients: {count} valid phones need {campaigns} campaigns (BSG takes at most "
+                f"{self.chunk_size} per campaign here) and split=False; set split=True to send them as "
+                "several campaigns, or reduce the audience",
+                field="recipients", value=count,
+            )
+        return campaigns
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        check_choice(self.on_invalid, ("fail", "skip"), "on_invalid")
+        self.check_settings()
+        options = self.campaign_options()
+        audience = _Audience(
+            self.recipients, self.to_item, number_field=self.number_field, on_invalid=self.on_invalid,
+            reject_report_path=self.reject_report_path, max_reported=self.max_reported,
+        )  # fmt: skip
+        count = audience.check()
+        planned = self._check_chunking(count)
+        self.log.info("%d valid recipients (%d rejected): %d campaign(s)", count, audience.report.count, planned)
+        prefix = proto.reference_prefix(*_run_key(context, self)) if self.auto_reference_ids else None
+        ckpt = Checkpoint(context, self.checkpoint_key)
+        hook = self.hook()
+        try:
+            campaigns = self._send_all(hook, audience.items(), options, prefix, ckpt)
+        finally:
+            hook.close()
+        return self._summary(campaigns, count, audience.report, prefix, options)
+
+    def _send_all(
+        self, hook: BsgHook, items: Iterable[dict[str, Any]], options: Mapping[str, Any], prefix: str | None,
+        ckpt: Checkpoint,
+    ) -> list[dict[str, Any]]:
+        """One campaign per chunk, in order; chunks an earlier try created are skipped."""
+        done: list[dict[str, Any]] = list(ckpt.get("campaigns") or [])
+        if done:
+            self.log.info("Resuming: %d campaign(s) were created by an earlier try", len(done))
+        for index, chunk in enumerate(chunked(items, self.chunk_size)):
+            if index < len(done):
+                continue
+            if prefix is not None:
+                for position, item in enumerate(chunk):
+                    item.setdefault("reference_id", proto.auto_reference_id(prefix, index, position))
+            campaign = self._create_once(hook, index, chunk, options, ckpt)
+            done.append({"id": int(campaign["id"]), "phones": len(chunk), "status": campaign.get("status"),
+                         "calculated_price": campaign.get("calculated_price"),
+                         "currency": campaign.get("currency")})  # fmt: skip
+            # Recorded before the next chunk is sent: a retry resumes after it.
+            ckpt.save(campaigns=done, pending=None)
+            self.log.info("Created BSG campaign %s (%d of the audience's campaigns, %d phones)",
+                          campaign["id"], index + 1, len(chunk))
+        return done
+
+    def _create_once(
+        self, hook: BsgHook, index: int, chunk: list[dict[str, Any]], options: Mapping[str, Any], ckpt: Checkpoint
+    ) -> dict[str, Any]:
+        """Create the campaign of one chunk, unless an earlier attempt already did."""
+        probe = chunk[0].get("reference_id")
+        if ckpt.get("pending") == index and probe:
+            found = self._lookup(hook, probe, chunk[0])
+            if found is not None:
+                self.log.info("Campaign %s of chunk %d was created by an earlier try", found["id"], index)
+                return found
+        ckpt.save(pending=index)  # before the call: a retry knows this one may exist
+        try:
+            return dict(hook.call(self.build(chunk, options)))
+        except (SmsAmbiguousError, proto.BsgDuplicateRequestError) as err:
+            if not probe:
+                raise
+            found = self._lookup(hook, probe, chunk[0])
+            if found is not None:
+                self.log.warning("%s; campaign %s already holds this chunk, not creating it again", err, found["id"])
+                return found
+            if isinstance(err, proto.BsgDuplicateRequestError):
+                # BSG says it has this request but it is not visible yet: a later try will find it.
+                raise SmsProviderError(
+                    f"{err}; no message with reference_id {probe!r} is visible yet, retry later",
+                    provider=proto.PROVIDER, code=err.code,
+                ) from err
+            raise
+
+    def _lookup(self, hook: BsgHook, reference_id: str, first: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The campaign that holds ``reference_id`` for this chunk's first phone, or None."""
+        message = hook.find_message(reference_id)
+        if message is None:
+            return None
+        if int(message.get("phone") or 0) != self.phone_of(first):
+            raise SmsValidationError(
+                f"reference_id {reference_id!r} already belongs to message {message.get('id')} of campaign "
+                f"{message.get('campaign_id')} for another phone: reference_ids must be unique in the account",
+                field="reference_id", value=reference_id,
+            )
+        return hook.get_campaign(int(message["campaign_id"]))
+
+    def _summary(
+        self, campaigns: list[dict[str, Any]], count: int, report: RejectReport, prefix: str | None,
+        options: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        prices = [c["calculated_price"] for c in campaigns if isinstance(c.get("calculated_price"), (int, float))]
+        return {
+            "campaign_ids": [c["id"] for c in campaigns],
+            "campaigns": campaigns[: self.max_reported],
+            "phones": count,
+            "invalid": report.summary(),
+            "calculated_price": round(sum(prices), 6) if prices else None,
+            "currency": next((c["currency"] for c in campaigns if c.get("currency")), None),
+            "start_at": options.get("start_at"),
+            "reference_prefix": prefix,
+        }
+
+
+class BsgBulkCampaignOperator(_AudienceCampaignOperator):
+    """Send one text to a list of phones (``sms/send``), 10,000 phones per campaign.
+
+    :param recipients: phone numbers, or rows with a number column and an optional
+        ``reference_id`` column: a list, any iterable, an upstream XCom, or a CSV/XLSX path.
+    :param text: the message (≤ 765 GSM-7 or ≤ 335 UCS-2 characters).
+    :param sender: sender name: 3-11 Latin letters/digits/symbols/spaces, or 3-15 digits.
+    :param number_field: column/key holding the number (default ``recipient``; ``number``,
+        ``phone`` and ``msisdn`` are recognised too).
+    :param reference_field: column/key holding your reference_id (≤ 32 letters/digits, unique).
+    :param on_invalid: ``fail`` (default) at the first bad row, or ``skip`` it and report it.
+    :param reject_report_path: CSV of every rejected row (local or object storage path).
+    :param split: send an audience of more than ``chunk_size`` phones as several campaigns
+        (default); when False such an audience is an error.
+    :param chunk_size: phones per campaign, 1 to 10,000.
+    :param auto_reference_ids: give rows without a reference_id one derived from the task run,
+        so a retry finds what an earlier try created instead of sending it twice (default True).
+    :param validity: hours a message may wait for delivery, 1-72 (BSG's default 72).
+    :param tariff_code: the account's tariff to bill, 0-9.
+    :param start_at: when to send (datetime, pendulum or template string), up to 30 days ahead.
+    :param transliterate: let BSG transliterate the text when needed.
+    :param callback_url: delivery-report URL (≤ 100 characters).
+    :param max_reported: how many rejected rows and campaigns are listed in the summary.
+    :param bsg_conn_id: the ``bsg`` connection (default ``bsg_default``).
+
+    Returns ``{"campaign_ids", "campaigns", "phones", "invalid", "calculated_price",
+    "currency", "start_at", "reference_prefix"}``.
+    """
+
+    template_fields: Sequence[str] = (
+        "recipients", "text", "sender", *_OPTION_FIELDS, "reject_report_path", "bsg_conn_id",
+    )  # fmt: skip
+    checkpoint_key = "bsg_bulk"
+
+    def __init__(self, *, text: str, sender: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.text, self.sender = text, sender
+
+    def check_settings(self) -> None:
+        self._text = proto.check_message_text(self.text)
+        self._sender = proto.check_sender(self.sender)
+
+    def to_item(self, recipient: Recipient) -> dict[str, Any]:
+        item: dict[str, Any] = {"number": int(recipient.number)}
+        ref = self._reference(recipient)
+        if ref is not None:
+            item["reference_id"] = ref
+        return item
+
+    def phone_of(self, item: Mapping[str, Any]) -> int:
+        return int(item["number"])
+
+    def build(self, items: Sequence[Mapping[str, Any]], options: Mapping[str, Any]) -> Request:
+        return proto.send_bulk(items, self._text, self._sender, **options, transliterate=self.transliterate)
+
+
+class BsgIndividualCampaignOperator(_AudienceCampaignOperator):
+    """Send each recipient its own text (``sms/send-individual``), 10,000 per campaign.
+
+    Each row's text is its ``text_field`` column when present, else ``text`` with
+    ``{placeholders}`` filled from the row's other columns; the sender is the row's
+    ``sender_field`` column or ``sender``.
+
+    :param recipients: rows (dicts, a CSV/XLSX path, an XCom of rows) with a number column.
+    :param text: template for rows without their own text, e.g. ``"Hi {name}, code {code}"``.
+    :param sender: default sender for rows without one.
+    :param text_field: column holding a ready text (default ``text``).
+    :param sender_field: column holding a sender (default ``sender``).
+    :param number_field: column/key holding the number (default ``recipient``; ``number``,
+        ``phone`` and ``msisdn`` are recognised too).
+    :param reference_field: column/key holding your reference_id (≤ 32 letters/digits, unique).
+    :param on_invalid: ``fail`` (default) at the first bad row, or ``skip`` it and report it; rows
+        whose text is too long, whose placeholders have no value or whose sender is invalid count
+        as bad rows.
+    :param reject_report_path: CSV of every rejected row (local or object storage path).
+    :param split: send an audience of more than ``chunk_size`` rows as several campaigns (default).
+    :param chunk_size: messages per campaign, 1 to 10,000.
+    :param auto_reference_ids: give rows without a reference_id one derived from the task run,
+        so a retry finds what an earlier try created (default True).
+    :param validity: hours a message may wait for delivery, 1-72 (BSG's default 72).
+    :param tariff_code: the account's tariff to bill, 0-9.
+    :param start_at: when to send (datetime, pendulum or template string), up to 30 days ahead.
+    :param transliterate: let BSG transliterate the texts when needed.
+    :param callback_url: delivery-report URL (≤ 100 characters).
+    :param max_reported: how many rejected rows and campaigns are listed in the summary.
+    :param bsg_conn_id: the ``bsg`` connection (default ``bsg_default``).
+
+    Returns the same summary as :class:`BsgBulkCampaignOperator`.
+    """
+
+    template_fields: Sequence[str] = (
+        "recipients", "text", "sender", *_OPTION_FIELDS, "reject_report_path", "bsg_conn_id",
+    )  # fmt: skip
+    checkpoint_key = "bsg_individual"
+
+    def __init__(
+        self,
+        *,
+        text: str | None = None,
+        sender: str | None = None,
+        text_field: str = "text",
+        sender_field: str = "sender",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.text, self.sender, self.text_field, self.sender_field = text, sender, text_field, sender_field
+
+    def check_settings(self) -> None:
+        if self.text not in (None, "") and (not isinstance(self.text, str) or not self.text.strip()):
+            raise SmsValidationError("text must be a non-empty template", field="text", value=self.text)
+        if self.sender not in (None, ""):
+            proto.check_sender(self.sender)
+
+    def _text_for(self, recipient: Recipient) -> str:
+        own = recipient.params.get(self.text_field)
+        if own:
+            return own
+        if not self.text:
+            raise SmsValidationError(
+                f"no text: the row has no {self.text_field!r} column and the operator no text template",
+                field="text",
+            )
+        values = set(recipient.params) - {self.reference_field, self.sender_field, self.text_field}
+        check_values_used(self.text, values, None)
+        try:
+            return proto.fill_placeholders(self.text, recipient.params)
+        except KeyError as missing:
+            raise SmsValidationError(f"placeholder {{{missing.args[0]}}} has no value in the row",
+                                     field="text", value=missing.args[0]) from None
+
+    def to_item(self, recipient: Recipient) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "phone": int(recipient.number),
+            "text": proto.check_message_text(self._text_for(recipient)),
+            "sender": proto.check_sender(recipient.params.get(self.sender_field) or self.sender),
+        }
+        ref = self._reference(recipient)
+        if ref is not None:
+            item["reference_id"] = ref
+        return item
+
+    def phone_of(self, item: Mapping[str, Any]) -> int:
+        return int(item["phone"])
+
+    def build(self, items: Sequence[Mapping[str, Any]], options: Mapping[str, Any]) -> Request:
+        if self.transliterate is not None:
+            items = [{**item, "transliterate": self.transliterate} for item in items]
+        return proto.send_individual(items, **options)
+
+
+class BsgGroupsCampaignOperator(_CampaignOperator):
+    """Send one text to contact lists of the BSG contact book (``sms/send-groups``).
+
+    :param groups: contact list ids (a list, "1,2", or one id; templated).
+    :param text: the message; ``{field_id}`` placeholders take the contacts' field values.
+    :param sender: sender name.
+    :param validity: hours a message may wait for delivery, 1-72 (BSG's default 72).
+    :param tariff_code: the account's tariff to bill, 0-9.
+    :param start_at: when to send (datetime, pendulum or template string), up to 30 days ahead.
+    :param transliterate: let BSG transliterate the text when needed.
+    :param callback_url: delivery-report URL (≤ 100 characters).
+    :param bsg_conn_id: the ``bsg`` connection (default ``bsg_default``).
+
+    BSG refuses lists holding more than 10,000 contacts together (split them into several tasks).
+
+    A campaign without reference_ids cannot be looked up, so a retry after an unanswered
+    creation (recorded in the task's durable state) fails instead of sending again: check
+    the account's campaigns, then clear the task.
+
+    Returns ``{"campaign_ids": [id], "campaign_id", "groups", "status", "calculated_price", "currency"}``.
+    """
+
+    template_fields: Sequence[str] = ("groups", "text", "sender", *_OPTION_FIELDS, "bsg_conn_id")
+
+    def __init__(self, *, groups: Any, text: str, sender: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.groups, self.text, self.sender = groups, text, sender
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        groups = proto.campaign_ids(self.groups, "groups")
+        text, sender = proto.check_message_text(self.text), proto.check_sender(self.sender)
+        options = self.campaign_options()
+        ckpt = Checkpoint(context, "bsg_groups")
+        if ckpt.get("campaign"):
+            self.log.info("Campaign %s was created by an earlier try", ckpt.get("campaign")["id"])
+            return self._summary(ckpt.get("campaign"), groups)
+        if ckpt.get("pending"):
+            raise SmsFatalError(
+                "an earlier try sent the send-groups request and recorded no answer: the campaign may exist. "
+                "Check the BSG account's campaigns, then clear this task to send again",
+                provider=proto.PROVIDER,
+            )
+        hook = self.hook()
+        try:
+            ckpt.save(pending=True)
+            request = proto.send_groups(groups, text, sender, **options, transliterate=self.transliterate)
+            campaign = dict(hook.call(request))
+        finally:
+            hook.close()
+        ckpt.save(campaign=campaign, pending=False)
+        self.log.info("Created BSG campaign %s for contact lists %s", campaign.get("id"), groups)
+        return self._summary(campaign, groups)
+
+    @staticmethod
+    def _summary(campaign: Mapping[str, Any], groups: list[int]) -> dict[str, Any]:
+        return {
+            "campaign_ids": [int(campaign["id"])],
+            "campaign_id": int(campaign["id"]),
+            "groups": groups,
+            "status": campaign.get("status"),
+            "calculated_price": campaign.get("calculated_price"),
+            "currency": campaign.get("currency"),
+        }
+
+
+class BsgStopCampaignOperator(_BsgOperator):
+    """Stop campaigns (``PATCH /api/campaigns/{id}/stop``).
+
+    :param campaign_ids: one id, several, or an upstream campaign operator's summary (templated).
+    :param finished_ok: a campaign that already ended (done, stopped, spam) counts as success
+        (default True, so a retry after a stop succeeds).
+    :param bsg_conn_id: the ``bsg`` connection (default ``bsg_default``).
+
+    BSG stops campaigns that are scheduled, sending, paused or in moderation. One still in
+    ``creation`` makes the task fail with a retryable error (it will be stoppable shortly).
+
+    Returns ``{"stopped": [ids], "already_final": {id: status}, "statuses": {id: status}}``.
+    """
+
+    template_fields: Sequence[str] = ("campaign_ids", "bsg_conn_id")
+
+    def __init__(self, *, campaign_ids: Any, finished_ok: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.campaign_ids, self.finished_ok = campaign_ids, finished_ok
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        ids = proto.campaign_ids(self.campaign_ids)
+        result: dict[str, Any] = {"stopped": [], "already_final": {}, "statuses": {}}
+        hook = self.hook()
+        try:
+            for campaign_id in ids:
+                result["statuses"][str(campaign_id)] = self._stop(hook, campaign_id, result)
+        finally:
+            hook.close()
+        return result
+
+    def _stop(self, hook: BsgHook, campaign_id: int, result: dict[str, Any]) -> str:
+        try:
+            data = hook.stop_campaign(campaign_id)
+        except SmsConflictError:
+            status = str(hook.get_campaign(campaign_id).get("status"))
+            if status in proto.FINAL_STATUSES and self.finished_ok:
+                self.log.info("Campaign %s has already ended (%s)", campaign_id, status)
+                result["already_final"][str(campaign_id)] = status
+                return status
+            if status == "creation":
+                raise SmsProviderError(
+                    f"campaign {campaign_id} is still in creation, which BSG cannot stop yet; retry shortly",
+                    provider=proto.PROVIDER,
+                ) from None
+            raise
+        self.log.info("Stopped campaign %s", campaign_id)
+        result["stopped"].append(campaign_id)
+        return str(data.get("status"))
+
+
+class BsgCampaignStatsOperator(_BsgOperator):
+    """Load campaigns' statistics (``GET /api/campaigns/{id}/detail``) and, optionally, message reports.
+
+    :param campaign_ids: one id, several, or an upstream campaign operator's summary (templated).
+    :param include_messages: also page through ``GET /api/messages`` per campaign and count the
+        messages per status (per-recipient reports), with a few examples.
+    :param max_reported: how many example messages go to XCom.
+    :param bsg_conn_id: the ``bsg`` connection (default ``bsg_default``).
+
+    Returns ``{"campaign_ids", "campaigns": {id: {status, statistics, total_phones, total_price,
+    currency}}, "statistics" (summed), "total_phones", "total_price", "currency"}`` and, with
+    ``include_messages``, ``"messages": {"counts": {status: n}, "total": n, "examples": [...]}``.
+    """
+
+    template_fields: Sequence[str] = ("campaign_ids", "bsg_conn_id")
+
+    def __init__(self, *, campaign_ids: Any, include_messages: bool = False, max_reported: int = 20,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.campaign_ids, self.include_messages, self.max_reported = campaign_ids, include_messages, max_reported
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        ids = proto.campaign_ids(self.campaign_ids)
+        hook = self.hook()
+        try:
+            details = {campaign_id: hook.get_campaign_detail(campaign_id) for campaign_id in ids}
+            messages = self._messages(hook, ids) if self.include_messages else None
+        finally:
+            hook.close()
+        summary = _sum_details(details)
+        summary["campaign_ids"] = ids
+        if messages is not None:
+            summary["messages"] = messages
+        return summary
+
+    def _messages(self, hook: BsgHook, ids: list[int]) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        examples: list[dict[str, Any]] = []
+        for campaign_id in ids:
+            for row in hook.iter_messages(campaign_id):
+                counts[row.get("status")] = counts.get(row.get("status"), 0) + 1
+                if len(examples) < self.max_reported:
+                    examples.append({k: row.get(k) for k in ("id", "campaign_id", "phone", "reference_id",
+                                                              "status", "sent_at", "delivered_at")})
+        return {"counts": counts, "total": sum(counts.values()), "examples": examples}
+
+
+def _sum_details(details: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
+    """Per-campaign detail plus the statistics, phones and price added up."""
+    campaigns: dict[str, Any] = {}
+    totals: dict[str, int] = {}
+    price = Decimal(0)
+    for campaign_id, detail in details.items():
+        stats = dict(detail.get("statistics") or {})
+        for key, value in stats.items():
+            totals[key] = totals.get(key, 0) + int(value or 0)
+        with contextlib.suppress(InvalidOperation):  # a price BSG did not fill in adds nothing
+            price += Decimal(str(detail.get("total_price") or 0))
+        campaigns[str(campaign_id)] = {
+            "status": detail.get("status"),
+            "statistics": stats,
+            "total_phones": detail.get("total_phones"),
+            "total_price": detail.get("total_price"),
+            "currency": detail.get("currency"),
+        }
+    return {
+        "campaigns": campaigns,
+        "statistics": totals,
+        "total_phones": sum(int(c["total_phones"] or 0) for c in campaigns.values()),
+        "total_price": str(price),
+        "currency": next((c["currency"] for c in campaigns.values() if c["currency"]), None),
+    }

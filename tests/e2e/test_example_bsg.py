@@ -1,0 +1,57 @@
+"""The BSG example DAG, end to end on Airflow (SQLite) against the sandbox."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.helpers import load_example, sandbox_state, set_clock, task_states, xcom
+
+pytestmark = pytest.mark.e2e
+
+# In the example: 7 rows, one without a country code (rejected before sending), one
+# ending in 13 (undelivered in the sandbox) and one in 66 (expired).
+VALID_ROWS = 6
+
+
+def test_example_campaign_reaches_done_and_survives_token_expiry(
+    airflow_db: None, bsg_conn: str, sandbox_url: str
+) -> None:
+    # Tokens live 4 simulated seconds (1 s real) and the campaign takes ~13 (3 s real);
+    # the deferred wait polls every 2 s real, so its token expires between polls.
+    httpx.post(f"{sandbox_url}/_sandbox/bsg/config", json={"jwt_ttl": 4, "send_rate": 1}).raise_for_status()
+    set_clock(sandbox_url, speed=4)
+    dag = load_example("example_bsg_campaign.py", "example_bsg_campaign")
+
+    run = dag.test()
+
+    assert str(run.state).endswith("success"), task_states(run)
+    outcome = xcom(run, "report")
+    state = sandbox_state(sandbox_url, "bsg")
+    campaigns = state["campaigns"]
+    assert outcome == {
+        "campaign_ids": [campaigns[0]["id"]],
+        "phones": VALID_ROWS,
+        "invalid_rows": 1,
+        "delivered": 4,
+        "undelivered": 1,
+        "expired": 1,
+        "message_statuses": {"delivered": 4, "undelivered": 1, "expired": 1},
+        "total_price": "0.0900",
+        "currency": "USD",
+    }
+
+    # The provider's side: one personalised campaign, each valid row once, texts and
+    # senders per row, and every token that expired mid-run was replaced by a new login.
+    assert len(campaigns) == 1
+    campaign = campaigns[0]
+    assert campaign["kind"] == "send-individual" and campaign["status"] == "done"
+    messages = {m["phone"]: m for m in campaign["messages"]}
+    assert len(messages) == VALID_ROWS and 661230006 not in messages
+    assert messages[380661230001]["text"] == "Hi Olena! Your welcome code is A-1001."
+    assert (messages[380661230005]["text"], messages[380661230005]["sender"]) == (
+        "Oksana, your order has shipped.", "MyShop UA")
+    assert messages[380661230007]["sender"] == "MyShop"
+    assert all(m["reference_id"] for m in campaign["messages"])
+    assert state["auth"]["unauthorized"] >= 1
+    assert state["auth"]["logins"] >= 3 + state["auth"]["unauthorized"]  # a login per task, plus renewals
