@@ -1,0 +1,108 @@
+"""A sensor that waits for an Ogangi broadcast to finish.
+
+Works in ``poke``, ``reschedule`` and deferrable mode; the decision on a
+getBroadcast answer is one function in the protocol module, shared with the trigger.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.providers.common.compat.sdk import BaseSensorOperator, conf
+
+from airflow_sms_provider.exceptions import (
+    SmsCampaignFailedError,
+    SmsFatalError,
+    SmsNotFoundError,
+    SmsProviderError,
+)
+from airflow_sms_provider.hooks.ogangi import OgangiHook
+from airflow_sms_provider.protocols import ogangi as proto
+from airflow_sms_provider.triggers.ogangi import OgangiBroadcastTrigger
+from airflow_sms_provider.validation import as_int
+
+
+class OgangiBroadcastSensor(BaseSensorOperator):
+    """Waits until an Ogangi broadcast has finished sending.
+
+    :param broadcast_id: the broadcast (templated; e.g. ``create.output["broadcast_id"]``).
+    :param ogangi_conn_id: the ``ogangi`` connection.
+    :param deferrable: wait in the triggerer instead of a worker slot
+        (default: ``[operators] default_deferrable``).
+    :param poke_interval: seconds between getBroadcast calls.
+
+    Finished means ``endDate`` set, ``sentMessages >= expectedMessages``, or status
+    FINISHED; a STOPPED or DELETED (or no longer existing) broadcast fails the task
+    without retry. A SUSPENDED one keeps the sensor waiting. Returns the broadcast
+    (id, counts, dates, status) from getBroadcast.
+    """
+
+    template_fields: Sequence[str] = ("broadcast_id", "ogangi_conn_id")
+
+    def __init__(
+        self,
+        *,
+        broadcast_id: int | str,
+        ogangi_conn_id: str = OgangiHook.default_conn_name,
+        deferrable: bool | None = None,
+        poke_interval: float = 30.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(poke_interval=poke_interval, **kwargs)
+        self.broadcast_id = broadcast_id
+        self.ogangi_conn_id = ogangi_conn_id
+        self.deferrable = (
+            conf.getboolean("operators", "default_deferrable", fallback=False) if deferrable is None else deferrable
+        )
+
+    def _id(self) -> int:
+        return as_int(self.broadcast_id, "broadcast_id")
+
+    @staticmethod
+    def _finish(outcome: str, message: str, data: Any) -> Any:
+        if outcome != proto.SUCCEEDED:
+            raise SmsCampaignFailedError(message, provider=proto.PROVIDER, details=data)
+        return data
+
+    def poke(self, context: Any) -> bool:
+        broadcast_id = self._id()
+        hook = OgangiHook(self.ogangi_conn_id)
+        try:
+            data = hook.get_broadcast(broadcast_id)
+        except SmsNotFoundError as exc:
+            raise SmsCampaignFailedError(
+                f"broadcast {broadcast_id} no longer exists (deleted?): {exc}", provider=proto.PROVIDER
+            ) from exc
+        finally:
+            hook.close()
+        outcome, message = proto.broadcast_outcome(data)
+        self.log.info(message)
+        if outcome == proto.WAITING:
+            return False
+        self._result = self._finish(outcome, message, data)
+        return True
+
+    def execute(self, context: Any) -> Any:
+        self._result: Any = None
+        if not self.deferrable:
+            super().execute(context)
+            return self._result
+        if self.poke(context):
+            return self._result
+        self.defer(
+            trigger=OgangiBroadcastTrigger(self.ogangi_conn_id, self._id(), self.poke_interval),
+            method_name="execute_complete",
+            timeout=dt.timedelta(seconds=self.timeout) if self.timeout else None,
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        """Resume after the trigger fired: succeed, or fail with the reason."""
+        status = event.get("status")
+        message = str(event.get("message") or "")
+        if status == "error":
+            error = SmsFatalError if event.get("fatal") else SmsProviderError
+            raise error(f"ogangi: waiting for the broadcast failed: {message}", provider=proto.PROVIDER)
+        self.log.info(message)
+        return self._finish(str(status or proto.FAILED), message, event.get("data"))

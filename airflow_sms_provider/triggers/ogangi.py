@@ -1,0 +1,71 @@
+"""Async polling for the deferrable Ogangi broadcast sensor.
+
+The trigger builds the same signed request and parses the answer with the same
+protocol module and retry policy as the hook (through :class:`OgangiSettings`),
+and reads the connection with the async helper, never the sync connection API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.providers.common.compat.connection import get_async_connection
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_sms_provider.exceptions import SmsFatalError, SmsNotFoundError, SmsProviderError
+from airflow_sms_provider.hooks.ogangi import OgangiHook, OgangiSettings
+from airflow_sms_provider.protocols import ogangi as proto
+from airflow_sms_provider.redaction import redact_text
+
+
+class OgangiBroadcastTrigger(BaseTrigger):
+    """Polls getBroadcast until :func:`proto.broadcast_outcome` says the wait is over.
+
+    Events: ``{"status": "succeeded"|"failed", "message", "data"}``, or
+    ``{"status": "error", "message", "fatal": bool, "data": None}`` when a call failed.
+    A broadcast that no longer exists (deleted) is ``failed``.
+    """
+
+    def __init__(self, ogangi_conn_id: str, broadcast_id: int, poll_interval: float = 30.0) -> None:
+        super().__init__()
+        self.ogangi_conn_id = ogangi_conn_id
+        self.broadcast_id = int(broadcast_id)
+        self.poll_interval = float(poll_interval)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "ogangi_conn_id": self.ogangi_conn_id,
+                "broadcast_id": self.broadcast_id,
+                "poll_interval": self.poll_interval,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        try:
+            conn = await get_async_connection(self.ogangi_conn_id, OgangiHook)
+            settings = OgangiSettings.from_connection(conn)
+            async with settings.async_client() as client:
+                while True:
+                    data = await settings.aget_broadcast(client, self.broadcast_id)
+                    outcome, message = proto.broadcast_outcome(data)
+                    self.log.info(message)
+                    if outcome != proto.WAITING:
+                        yield TriggerEvent({"status": outcome, "message": message, "data": data})
+                        return
+                    await asyncio.sleep(self.poll_interval)
+        except SmsNotFoundError as exc:
+            message = f"broadcast {self.broadcast_id} no longer exists (deleted?): {redact_text(str(exc))}"
+            yield TriggerEvent({"status": proto.FAILED, "message": message, "data": None})
+        except SmsProviderError as exc:
+            yield TriggerEvent(
+                {
+                    "status": "error",
+                    "message": redact_text(str(exc)),
+                    "fatal": isinstance(exc, SmsFatalError),
+                    "data": None,
+                }
+            )

@@ -1,0 +1,76 @@
+"""The Ogangi example DAG, end to end on Airflow (SQLite) against the sandbox."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from tests.helpers import load_example, sandbox_requests, sandbox_state, set_clock, task_states, xcom
+
+pytestmark = pytest.mark.e2e
+
+RECIPIENTS = 5  # in the example DAG
+
+
+@contextmanager
+def time_flies_after_resume(url: str) -> Iterator[None]:
+    """Hold the simulated clock until the broadcast is resumed, then jump past its start.
+
+    The example schedules the broadcast ten minutes ahead: with the clock frozen it is
+    still SCHEDULED when the DAG suspends and resumes it, on any machine, however slow.
+    The jump waits for the resume task's own read after its call, so that read is
+    deterministic too.
+    """
+    set_clock(url, speed=0)
+    stop = threading.Event()
+
+    def resumed_and_read() -> bool:
+        methods = [r["path"].split("/")[4] for r in sandbox_requests(url, "ogangi")]
+        return "resumeBroadcast" in methods and "getBroadcast" in methods[methods.index("resumeBroadcast"):]
+
+    def watch() -> None:
+        while not stop.wait(0.02):
+            if resumed_and_read():
+                set_clock(url, advance=15 * 60)
+                return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join(timeout=5)
+
+
+def test_example_broadcast_is_suspended_resumed_and_finishes(
+    airflow_db: None, ogangi_conn: str, sandbox_url: str
+) -> None:
+    dag = load_example("example_ogangi_broadcast.py", "example_ogangi_broadcast")
+
+    with time_flies_after_resume(sandbox_url):
+        run = dag.test()
+
+    assert str(run.state).endswith("success"), task_states(run)
+    suspended = xcom(run, "suspend_broadcast")
+    assert (suspended["changed"], suspended["status"]) == (True, "SUSPENDED")
+    resumed = xcom(run, "resume_broadcast")
+    assert (resumed["changed"], resumed["status"]) == (True, "SCHEDULED")
+    outcome = xcom(run, "report")
+    assert outcome["status"] == "FINISHED"
+    assert outcome["expected"] == outcome["sent"] == RECIPIENTS
+    assert outcome["ended"]
+
+    # The provider's side: one broadcast, suspended and resumed once, texts filled per recipient.
+    (broadcast,) = sandbox_state(sandbox_url, "ogangi")["broadcasts"]
+    assert broadcast["id"] == outcome["broadcast_id"]
+    assert broadcast["name"] == f"example_ogangi_broadcast.create_broadcast.{run.run_id}"
+    assert broadcast["calls"] == {"suspendBroadcast": 1, "resumeBroadcast": 1}
+    assert broadcast["shortcode"] == "24365"
+    assert broadcast["recipients"][0] == {"to": "14155550101", "text": "Hi Ana, our spring sale starts today!"}
+    methods = [r["path"].split("/")[4] for r in sandbox_requests(sandbox_url, "ogangi")]
+    assert methods.count("createBroadcastFromJson") == 1
+    assert methods.index("suspendBroadcast") < methods.index("resumeBroadcast")
