@@ -1,0 +1,156 @@
+"""Small, bounded concurrency helpers for the sync hooks (threads, not asyncio).
+
+Hooks run inside an ordinary operator, so a few threads sharing one keep-alive
+``httpx.Client`` are the least intrusive way to overlap network waits:
+
+* :func:`prefetch` prepares the next items (read, normalise, encode) in a worker
+  thread while the caller waits for the answer to the previous request; it is at
+  most ``depth`` items ahead, so memory stays flat.
+* :func:`ordered_map` runs independent calls (status reads, list pages) with at
+  most ``concurrency`` in flight and yields their results in input order.
+* :class:`Gate` makes every worker pause when one of them is told to slow down.
+
+With ``depth=0`` / ``concurrency=1`` nothing runs in another thread.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_POLL = 0.1  # seconds between checks of the stop flag while a queue is full
+
+
+class Gate:
+    """A pause shared by the workers of one bounded-concurrent job.
+
+    Pass :meth:`pause` as the retry ``sleep`` of :func:`airflow_sms_provider.transport.send`
+    and call :meth:`wait` before every request: when one worker gets a rate-limit (or
+    server-error) answer, the others hold back their next request for as long as it waits.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+        self._clock, self._sleep = clock, sleep
+        self._lock = threading.Lock()
+        self._until = 0.0
+
+    def pause(self, seconds: float) -> None:
+        """Hold every worker back for ``seconds`` from now (longer pauses win), and wait."""
+        with self._lock:
+            self._until = max(self._until, self._clock() + seconds)
+        self.wait()
+
+    def wait(self) -> None:
+        """Return once no pause is in force."""
+        while True:
+            with self._lock:
+                left = self._until - self._clock()
+            if left <= 0:
+                return
+            self._sleep(left)
+
+
+def ordered_map(func: Callable[[T], R], items: Iterable[T], concurrency: int) -> Iterator[R]:
+    """``map(func, items)`` with at most ``concurrency`` calls in flight, results in input order.
+
+    ``items`` is consumed lazily (only ``concurrency`` ahead), so it may be a long generator.
+    The first exception is raised in the caller; calls not yet started are cancelled.
+    """
+    if concurrency <= 1:
+        yield from map(func, items)
+        return
+    pending: deque[Future[R]] = deque()
+    it = iter(items)
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sms-io") as pool:
+        try:
+            for item in it:
+                pending.append(pool.submit(func, item))
+                if len(pending) >= concurrency:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def yield_gil(items: Iterable[T], every: int = 32) -> Iterator[T]:
+    """Pass ``items`` through, letting other threads run every ``every`` items.
+
+    For the producer side of :func:`prefetch`: it prepares the next requests while the
+    caller waits for an answer, and when the answer arrives the caller should get the
+    interpreter at once, not after the producer's switch interval (5 ms by default).
+    """
+    for index, item in enumerate(items, 1):
+        if index % every == 0:
+            time.sleep(0)  # releases the GIL: a waiting thread takes it now
+        yield item
+
+
+class _End:
+    """End-of-stream marker put on a prefetch queue (with the producer's error, if any)."""
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+
+
+def prefetch(items: Iterable[T], depth: int) -> Iterator[T]:
+    """Iterate ``items`` in a worker thread, at most ``depth`` items ahead of the caller.
+
+    Exceptions raised while producing are re-raised in the caller at the position where
+    they happened, so what came before is still delivered. Closing the returned
+    iterator early stops the worker after the item it is producing.
+    """
+    if depth <= 0:
+        yield from items
+        return
+    ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(value, timeout=_POLL)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer(item):
+                    break
+            else:
+                offer(_End())
+        except BaseException as exc:  # delivered to the consumer, which re-raises it
+            offer(_End(exc))
+        finally:
+            close = getattr(items, "close", None)
+            if stop.is_set() and close is not None:
+                close()  # a generator left half-way: run its finally blocks in its own thread
+
+    worker = threading.Thread(target=produce, name="sms-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            value = ready.get()
+            if isinstance(value, _End):
+                if value.error is not None:
+                    raise value.error
+                return
+            yield value
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+
+
+__all__ = ["Gate", "ordered_map", "prefetch", "yield_gil"]

@@ -1,0 +1,305 @@
+"""How the Mobizon operators upload an audience: portions of 500, or files above a threshold.
+
+*Portions* (campaign/addRecipients with ``recipients``) answer with a result and a
+message id per recipient. They are sequential, because Mobizon locks a campaign
+during each call; the hook prepares the next portions while one is on the wire.
+
+*Files*: when ``file_upload_threshold`` is set and the audience has more rows, the
+normalised rows are spooled to temporary CSV files (a new file before
+``max_file_bytes``) and each file is uploaded as ``recipientsFile``: one request and
+one background task per file instead of one request per 500 rows. The trade-off:
+Mobizon reports no per-recipient results for a file, so the summary's ``added``
+comes from the campaign's counters, and there are no message ids or per-number
+rejection reasons (the package's own validation still reports invalid rows).
+
+Either way memory stays flat: rows are read, normalised and sent (or spooled to
+disk) as they stream, and only counts and a few examples are kept.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterable, Iterator, Sized
+from typing import Any
+
+from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsProviderError, SmsValidationError
+from airflow_sms_provider.hooks.mobizon import AddResult, MobizonHook
+from airflow_sms_provider.progress import Checkpoint, ProgressLog
+from airflow_sms_provider.protocols import mobizon as proto
+from airflow_sms_provider.recipients import CsvSpool, RejectReport, iter_recipients, placeholders, require_nonempty
+from airflow_sms_provider.validation import check_choice
+
+PLACEHOLDERS_FLAGS = (1, 2, 3)
+CHECKPOINT_INTERVAL = 5.0  # seconds between durable progress saves during a portion upload
+PROGRESS_INTERVAL = 10.0  # seconds between progress lines (or every tenth of a known total)
+
+
+def wait_for_task(hook: MobizonHook, task_id: int, timeout: float, log: Any) -> dict[str, Any]:
+    """Poll a background task in-process, once per second at most; a line every 10 % or 10 s."""
+    started = time.monotonic()
+    deadline = started + timeout
+    logged = (-100, started)  # (progress, time) of the last line
+    while True:
+        data = hook.get_task_status(task_id)
+        outcome, message = proto.task_outcome(data)
+        if outcome == proto.SUCCEEDED:
+            log.info("Mobizon task %s: %s in %.0fs", task_id, message, time.monotonic() - started)
+            return data
+        if outcome == proto.FAILED:
+            raise SmsCampaignFailedError(message, provider=proto.PROVIDER, details=data)
+        now, progress = time.monotonic(), int(data.get("progress") or 0)
+        if progress - logged[0] >= 10 or now - logged[1] >= PROGRESS_INTERVAL:
+            log.info("Mobizon task %s: %s", task_id, message)
+            logged = (progress, now)
+        if now > deadline:
+            raise SmsProviderError(f"mobizon task {task_id} still not complete after {timeout:.0f}s")
+        time.sleep(proto.TASKQUEUE_MIN_POLL_INTERVAL)
+
+
+def _count(value: Any, field: str) -> int | None:
+    """A count that may arrive templated ("5000"); None when unset; 0 allowed."""
+    if value is None or value == "":
+        return None
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise SmsValidationError(f"{field}={value!r} is not a whole number", field=field, value=value) from None
+    if number < 0:
+        raise SmsValidationError(f"{field}={value!r} must be 0 or more", field=field, value=value)
+    return number
+
+
+class RecipientsMixin:
+    """Turns the recipient parameters into a stream and uploads it (portions or files)."""
+
+    recipients: Any
+    number_field: str
+    on_invalid: str
+    reject_report_path: Any
+    placeholders_flag: int | None
+    max_reported: int
+    file_upload_threshold: int | str | None
+    max_file_bytes: int | str
+    expected_count: int | str | None
+    task_timeout: float
+
+    def _check_recipient_options(self) -> None:
+        check_choice(self.on_invalid, ("fail", "skip"), "on_invalid")
+        check_choice(self.placeholders_flag, PLACEHOLDERS_FLAGS, "placeholders_flag")
+        _count(self.file_upload_threshold, "file_upload_threshold")
+        _count(self.expected_count, "expected_count")
+        if (_count(self.max_file_bytes, "max_file_bytes") or 0) < 1024:
+            raise SmsValidationError(
+                f"max_file_bytes={self.max_file_bytes!r} is too small for a recipients file",
+                field="max_file_bytes", value=self.max_file_bytes,
+            )  # fmt: skip
+
+    def _stream(self, report: RejectReport, text: str | None) -> Iterator[Any]:
+        """Normalised recipients as the Mobizon ``recipients`` items, lazily."""
+        rows = require_nonempty(
+            iter_recipients(
+                self.recipients, number_field=self.number_field, on_invalid=self.on_invalid, report=report
+            ),
+            report,
+        )
+        needed = placeholders(text) if text else set()
+        for recipient in rows:
+            if recipient.params or needed:
+                missing = needed - set(recipient.params)
+                if missing and self.placeholders_flag in (None, 3):
+                    raise SmsValidationError(
+                        f"recipients row {recipient.row}: placeholder(s) "
+                        f"{', '.join('{' + m + '}' for m in sorted(missing))} have no value "
+                        "(set placeholders_flag=1 to keep them or 2 to remove them)",
+                        field="recipients",
+                        value=recipient.row,
+                    )
+                yield {"recipient": recipient.number, **recipient.params}
+            else:
+                yield recipient.number
+
+    def _prevalidate(self, text: str | None) -> bool:
+        """Read a re-readable audience once before anything is created, so bad rows fail first.
+
+        Lists, paths and storage objects are read twice (a CSV of a million rows costs a few
+        seconds more). A one-shot iterator cannot be read twice without holding it: it is
+        validated as it streams, after campaign/create but before send. Returns whether the
+        pre-pass ran.
+        """
+        source = self.recipients
+        if isinstance(source, Iterator):
+            return False
+        for _ in self._stream(RejectReport(cap=0), text):
+            pass
+        return True
+
+    def _known_total(self) -> int | None:
+        """The audience size for progress lines: ``expected_count``, or ``len()`` of a list."""
+        expected = _count(self.expected_count, "expected_count")
+        if expected is not None:
+            return expected
+        if isinstance(self.recipients, Sized) and not isinstance(self.recipients, (str, bytes)):
+            return len(self.recipients)
+        return None
+
+    def _upload(
+        self,
+        hook: MobizonHook,
+        campaign_id: int,
+        text: str | None,
+        ckpt: Checkpoint,
+        log: Any,
+        *,
+        template: bool = False,
+    ) -> dict[str, Any]:
+        """Upload the audience to ``campaign_id``; the summary for XCom (counts, capped examples)."""
+        report = RejectReport(cap=self.max_reported, path=self.reject_report_path or None)
+        threshold = _count(self.file_upload_threshold, "file_upload_threshold")
+        try:
+            stream = self._stream(report, text)
+            if threshold is None:
+                summary = self._upload_portions(hook, campaign_id, stream, ckpt, log, self._known_total())
+            else:
+                summary = self._upload_spooled(hook, campaign_id, stream, ckpt, log, text, template, threshold)
+        finally:
+            report.close()
+        summary["invalid"] = report.summary()
+        return summary
+
+    # ------------------------------------------------------------ portions
+
+    def _upload_portions(
+        self, hook: MobizonHook, campaign_id: int, stream: Iterable[Any], ckpt: Checkpoint, log: Any,
+        total: int | None,
+    ) -> dict[str, Any]:  # fmt: skip
+        done = int(ckpt.get("uploaded", 0))
+        if done:
+            log.info("Resuming upload after %d recipients already sent to campaign %s", done, campaign_id)
+            stream = itertools.islice(stream, done, None)
+        progress = ProgressLog(log, total=total, interval=PROGRESS_INTERVAL, start=done)
+        saved = {"at": time.monotonic(), "sent": 0}
+
+        def on_portion(sent: int, result: AddResult) -> None:
+            # A durable save is a round trip to Airflow: every few seconds, not per portion. A crash
+            # in between re-sends at most those portions, which Mobizon answers as duplicates.
+            now = time.monotonic()
+            if now - saved["at"] >= CHECKPOINT_INTERVAL:
+                ckpt.save(uploaded=done + sent)
+                saved.update(at=now, sent=sent)
+            progress.update(done + sent, f"{result.added:,} added, {result.rejected:,} rejected")
+
+        def on_exit(sent: int) -> None:
+            if sent != saved["sent"]:
+                ckpt.save(uploaded=done + sent)
+
+        result = AddResult()
+        try:
+            result = hook.add_recipients_in_portions(
+                campaign_id, stream, placeholders_flag=self.placeholders_flag,
+                keep_rejections=self.max_reported, on_portion=on_portion,
+            )  # fmt: skip
+        finally:
+            # Also after a failure: the portions confirmed so far need not be sent again.
+            on_exit(progress.done - done)
+        progress.finish(f"{result.added:,} added, {result.rejected:,} rejected, {result.duplicates:,} duplicates")
+        return {"upload": "portions", **result.summary()}
+
+    # ------------------------------------------------------------ files
+
+    def _upload_spooled(
+        self, hook: MobizonHook, campaign_id: int, stream: Iterable[Any], ckpt: Checkpoint, log: Any,
+        text: str | None, template: bool, threshold: int,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Spool the whole audience to disk (counting it), then upload by portions or by files."""
+        columns = sorted(placeholders(text)) if template and text else []
+        max_bytes = _count(self.max_file_bytes, "max_file_bytes")
+        with CsvSpool(["recipient", *columns] if template else None, max_bytes=max_bytes) as spool:
+            progress = ProgressLog(log, "recipients read", total=self._known_total(), interval=PROGRESS_INTERVAL)
+            for item in stream:
+                spool.write(_file_cells(item, columns, self.placeholders_flag))
+                if spool.rows % 5000 == 0:
+                    progress.update(spool.rows)
+            spool.finish()
+            if spool.rows <= threshold:
+                log.info("%d recipients (threshold %d): uploading in portions", spool.rows, threshold)
+                items = (_portion_item(cells, columns) for cells in spool.read())
+                return self._upload_portions(hook, campaign_id, items, ckpt, log, spool.rows)
+            log.info(
+                "%d recipients over file_upload_threshold=%d: uploading %d file(s) as recipientsFile "
+                "(no per-recipient message ids)", spool.rows, threshold, len(spool.parts),
+            )  # fmt: skip
+            return self._upload_files(hook, campaign_id, spool, ckpt, log, template)
+
+    def _upload_files(
+        self, hook: MobizonHook, campaign_id: int, spool: CsvSpool, ckpt: Checkpoint, log: Any, template: bool
+    ) -> dict[str, Any]:
+        before = ckpt.get("file_msgs_before")
+        if before is None:
+            before = _message_count(hook, campaign_id)
+            ckpt.save(file_msgs_before=before)
+        task_ids: list[int] = list(ckpt.get("file_task_ids") or [])
+        parts_done = int(ckpt.get("file_parts_done", 0))
+        for index, path in enumerate(spool.parts):
+            if index < parts_done:
+                continue  # uploaded and completed by an earlier try
+            if len(task_ids) > index:
+                log.info("Waiting for task %s of file %d from an earlier try", task_ids[index], index + 1)
+            else:
+                answer = hook.add_recipients(
+                    campaign_id, file=path, placeholders_flag=self.placeholders_flag, file_encoding="UTF-8",
+                    file_skip_header=template, file_delimiter=",", file_enclosure='"',
+                )  # fmt: skip
+                if answer.task_id is None:
+                    raise SmsProviderError(f"mobizon: a recipients file upload answered code {answer.code}, not 100")
+                task_ids.append(answer.task_id)
+                ckpt.save(file_task_ids=task_ids)
+                log.info("File %d of %d (%d rows) uploaded: Mobizon task %s",
+                         index + 1, len(spool.parts), spool.part_rows[index], answer.task_id)
+            wait_for_task(hook, task_ids[index], self.task_timeout, log)
+            ckpt.save(file_parts_done=index + 1, uploaded=sum(spool.part_rows[: index + 1]))
+        after = _message_count(hook, campaign_id)
+        added = None if after is None or before is None else after - before
+        return {
+            "upload": "file",
+            "files": len(spool.parts),
+            "background_task_ids": task_ids,
+            "uploaded": spool.rows,
+            "added": added,
+            # What Mobizon did not add (bad numbers, stop list, duplicates): without reasons for a file.
+            "rejected": None if added is None else spool.rows - added,
+            "duplicates": None,
+            "message_ids": [],
+            "rejections": [],
+        }
+
+
+def _file_cells(item: Any, columns: list[str], flag: int | None) -> list[str]:
+    """One spooled row: the number, then a cell per placeholder column (template campaigns)."""
+    if isinstance(item, str):
+        return [item, *(_missing(name, flag) for name in columns)]
+    number = item["recipient"]
+    return [number, *(str(item[name]) if name in item else _missing(name, flag) for name in columns)]
+
+
+def _missing(name: str, flag: int | None) -> str:
+    # A file has a cell for every column, so "no value" must be written out: flag 1 keeps
+    # the placeholder in the text (its literal), flag 2 removes it (empty). Flag 3 and the
+    # default never get here: the stream refuses rows with missing values first.
+    return "{" + name + "}" if flag == 1 else ""
+
+
+def _portion_item(cells: list[str], columns: list[str]) -> Any:
+    if not columns:
+        return cells[0]
+    return {"recipient": cells[0], **dict(zip(columns, cells[1:], strict=True))}
+
+
+def _message_count(hook: MobizonHook, campaign_id: int) -> int | None:
+    """The campaign's message count from its counters (None when Mobizon gives none)."""
+    counters = hook.get_campaign_info(campaign_id).get("counters") or {}
+    total = counters.get("totalMsgNum")
+    return None if total is None else int(total)
+
+
+__all__ = ["CHECKPOINT_INTERVAL", "PLACEHOLDERS_FLAGS", "RecipientsMixin", "wait_for_task"]

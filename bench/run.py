@@ -1,0 +1,161 @@
+"""``make bench``: run every benchmark in one go and print one table (see docs/benchmarks.md).
+
+    python -m bench.run            # full: 1,000,000 recipients, 100,000 statuses, 500 triggers
+    python -m bench.run --quick    # 50,000 recipients etc., under two minutes
+    python -m bench.run --only 1,4 --json results.json
+
+Benchmarks, not tests: nothing here fails a build; targets are shown next to the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from bench import imports, memory, statuses, triggers, upload
+
+
+@dataclass(frozen=True)
+class Plan:
+    recipients: int
+    rounds: int
+    latencies: tuple[float, ...]
+    statuses: int
+    concurrency: int
+    triggers: int
+    trigger_rounds: int
+    import_repeats: int
+    import_modules: tuple[str, ...] = imports.MODULES
+    trigger_variants: tuple[str, ...] = triggers.VARIANTS
+
+
+FULL = Plan(1_000_000, 10, (5.0, 20.0), 100_000, 8, 500, 5, 7)
+# A smoke run: one latency, fewer rounds, triggers and modules; its ratios are noisier than the full run's.
+QUICK = Plan(50_000, 2, (5.0,), 10_000, 8, 50, 2, 1, imports.MODULES[:1], triggers.VARIANTS[:1])
+
+
+def machine() -> dict[str, Any]:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())  # fmt: skip
+    mem = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+               if line.startswith("MemTotal"))  # fmt: skip
+    return {
+        "cpu": cpu, "nproc": os.cpu_count(), "ram_gb": round(mem / 1024**2, 1),
+        "python": platform.python_version(), "airflow": version("apache-airflow"), "httpx": version("httpx"),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }  # fmt: skip
+
+
+def _n(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _ok(flag: bool) -> str:
+    return "yes" if flag else "**no**"
+
+
+def table(plan: Plan, results: dict[str, Any]) -> str:
+    """The results as one markdown table: benchmark | measured | target | met."""
+    lines = ["| # | benchmark | measured | target | met |", "|---|---|---|---|---|"]
+
+    def row(num: str, what: str, measured: str, target: str = "", met: str = "") -> None:
+        lines.append(f"| {num} | {what} | {measured} | {target} | {met} |")
+
+    for r in results.get("upload", []):
+        pkg, lim, naive = r["package"], r["limit"], r["naive"]
+        vs_limit, vs_naive = pkg["rate"] / lim["rate"], pkg["rate"] / naive["rate"]
+        cpu = {k: 1000 * r[k]["cpu_seconds"] / (r["count"] / 1000) for k in upload.VARIANTS}
+        row("1", f"{_n(r['count'])} recipients → 1 campaign, addRecipients, {r['latency_ms']:g} ms latency",
+            f"package {_n(pkg['rate'])}/s · limit {_n(lim['rate'])}/s · naive {_n(naive['rate'])}/s → "
+            f"**{vs_limit:.2f}x limit, {vs_naive:.1f}x naive** (client CPU per 1,000: package {cpu['package']:.1f} "
+            f"ms, limit {cpu['limit']:.1f} ms, naive {cpu['naive']:.1f} ms)",
+            "≥ 0.90x limit, ≥ 2x naive", _ok(vs_limit >= 0.9 and vs_naive >= 2))  # fmt: skip
+    if "memory" in results:
+        m = results["memory"]["portions"]
+        row("2", f"{_n(m['count'])} recipients streamed from CSV (portions), peak RSS above idle",
+            f"**{m['peak_above_idle_mb']:.1f} MB** (idle {m['idle_rss_mb']:.0f} MB, peak {m['peak_rss_mb']:.0f} MB; "
+            f"{_n(m['rate'])}/s)", "≤ 100 MB", _ok(m["peak_above_idle_mb"] <= 100))  # fmt: skip
+        f = results["memory"]["file"]
+        row("3", f"{_n(f['count'])} recipients through the file path, end to end (task completed)",
+            f"**{f['seconds']:.1f} s** = {_n(f['rate'])}/s in {f['files']} file(s): spool + rest "
+            f"{f['spool_and_rest_seconds']:.1f} s, upload {f['upload_seconds']:.1f} s, task wait "
+            f"{f['task_wait_seconds']:.1f} s; peak RSS +{f['peak_above_idle_mb']:.1f} MB; added {_n(f['added'] or 0)}",
+            "flat memory", _ok(f["peak_above_idle_mb"] <= 100))  # fmt: skip
+    by_key = {(s["latency_ms"], s["method"], s["concurrency"]): s for s in results.get("statuses", [])}
+    for (latency, method, level), s in by_key.items():
+        if level == 1:
+            continue
+        seq = by_key[(latency, method, 1)]
+        name = "getSMSStatus (100 ids/call)" if method == "getSMSStatus" else "message/list paging (100/page)"
+        row("4", f"{_n(plan.statuses)} statuses, {name}, {latency:g} ms latency",
+            f"sequential {seq['seconds']:.1f} s · concurrency {level} {s['seconds']:.1f} s → "
+            f"**{seq['seconds'] / s['seconds']:.1f}x faster**", "", "")  # fmt: skip
+    for t in results.get("triggers", []):
+        label = "shared TLS context (package)" if t["variant"] == "shared-tls" else "a TLS context each (before)"
+        row("5", f"{t['count']} campaign triggers in one event loop, {label}",
+            f"**{t['cpu_ms_per_round']:.0f} ms CPU per poll round** ({t['cpu_ms_per_poll']:.2f} ms per poll), "
+            f"**{t['kb_per_trigger']:.0f} KB per trigger**", "", "")  # fmt: skip
+    for i in results.get("imports", []):
+        if i["module"] == "(nothing)":
+            continue
+        target = i["module"].endswith("operators.mobizon")
+        row("6", f"import {i['module']} after `import airflow` (Airflow itself: {i['airflow_ms']:,.0f} ms)",
+            f"**{i['import_ms']:.0f} ms**", "≤ 50 ms", _ok(i["import_ms"] <= 50) if target else "")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small counts: a check that everything runs")
+    parser.add_argument("--only", default="1,2,3,4,5,6", help="benchmarks to run, e.g. 1,4")
+    parser.add_argument("--recipients", type=int, help="override the audience size of 1-3")
+    parser.add_argument("--latencies", help="comma-separated simulated latencies in ms (default 5,20)")
+    parser.add_argument("--json", type=Path, help="also write every raw number here")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    if args.recipients:
+        plan = Plan(**{**plan.__dict__, "recipients": args.recipients})
+    if args.latencies:
+        plan = Plan(**{**plan.__dict__, "latencies": tuple(float(x) for x in args.latencies.split(","))})
+    only = {part.strip() for part in args.only.split(",")}
+    info = machine()
+    started = time.perf_counter()
+    print(f"bench: {info['cpu']}, {info['nproc']} CPUs, {info['ram_gb']} GB; Python {info['python']}, "
+          f"Airflow {info['airflow']}; load {info['load_average_at_start']}", flush=True)  # fmt: skip
+    results: dict[str, Any] = {"machine": info, "plan": plan.__dict__}
+    steps = [
+        ("1", "upload", lambda: upload.run(plan.recipients, list(plan.latencies), plan.rounds)),
+        ("2", "memory", lambda: memory.run(plan.recipients, plan.latencies[0], Path(tempfile.mkdtemp()))),
+        ("4", "statuses", lambda: statuses.run(plan.statuses, plan.concurrency, list(plan.latencies))),
+        ("5", "triggers", lambda: triggers.run(plan.triggers, rounds=plan.trigger_rounds,
+                                               variants=plan.trigger_variants)),
+        ("6", "imports", lambda: imports.run(plan.import_repeats, plan.import_modules)),
+    ]
+    for number, key, step in steps:
+        if number not in only and not (key == "memory" and "3" in only):
+            continue
+        t0 = time.perf_counter()
+        print(f"  running {key} ...", end="", flush=True)
+        results[key] = step()
+        print(f" {time.perf_counter() - t0:.0f} s", flush=True)
+    info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    info["seconds"] = round(time.perf_counter() - started)
+    print()
+    print(table(plan, results))
+    print(f"\n{info['seconds']} s in all; load average at the end {info['load_average_at_end']}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

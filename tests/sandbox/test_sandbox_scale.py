@@ -1,0 +1,110 @@
+"""Sandbox features for load: simulated latency, big campaigns' paging, background task memory, CLI config."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from airflow_sms_provider.sandbox import SANDBOX_MOBIZON_API_KEY, SandboxServer
+from airflow_sms_provider.sandbox.server import _parse_args
+
+from .conftest import Mobizon
+
+QUERY = {"output": "json", "api": "v1", "apiKey": SANDBOX_MOBIZON_API_KEY}
+
+
+@pytest.fixture(scope="module")
+def slow_server() -> Iterator[SandboxServer]:
+    with SandboxServer(clock_speed=0, latency_ms=60, connect_latency_ms=150) as srv:
+        yield srv
+
+
+def _timed(client: httpx.Client, path: str) -> float:
+    started = time.perf_counter()
+    client.get(path, params=QUERY).raise_for_status()
+    return time.perf_counter() - started
+
+
+def test_latency_on_every_request_and_handshakes_on_new_connections(slow_server: SandboxServer) -> None:
+    with httpx.Client(base_url=slow_server.url) as client:
+        first = _timed(client, "/service/user/getOwnBalance")
+        second = _timed(client, "/service/user/getOwnBalance")  # same keep-alive connection
+        admin = _timed(client, "/_sandbox/health")
+    with httpx.Client(base_url=slow_server.url) as other:
+        new_connection = _timed(other, "/service/user/getOwnBalance")
+    assert first >= 0.21 and new_connection >= 0.21
+    assert 0.06 <= second < 0.2
+    assert admin < 0.06
+    durations = [e["duration_ms"] for e in httpx.get(f"{slow_server.url}/_sandbox/requests").json()["items"]]
+    assert len(durations) == 3 and min(durations) >= 60
+
+
+def test_latency_is_run_time_config_and_reset_restores_it(admin: httpx.Client, mobizon: Mobizon) -> None:
+    assert admin.post("/_sandbox/config", json={"latency_ms": -1}).status_code == 400
+    assert admin.post("/_sandbox/config", json={"connect_latency_ms": "5"}).status_code == 400
+    mobizon.configure(latency_ms=80)
+    assert admin.get("/_sandbox/config").json()["latency_ms"] == 80
+    assert _timed(admin, "/service/user/getOwnBalance") >= 0.08
+    admin.post("/_sandbox/reset").raise_for_status()
+    assert admin.get("/_sandbox/config").json()["latency_ms"] == 0
+    assert _timed(admin, "/service/user/getOwnBalance") < 0.08
+
+
+def test_cli_takes_latency_and_any_config_key() -> None:
+    args = _parse_args(["--latency-ms", "5", "--connect-latency-ms", "10", "--set", "send_rate=1000",
+                        "--set", "serving_domain=api.mobizon.kz"])  # fmt: skip
+    assert (args.latency_ms, args.connect_latency_ms) == (5.0, 10.0)
+    assert dict(args.set) == {"send_rate": 1000, "serving_domain": "api.mobizon.kz"}
+    with pytest.raises(SystemExit):
+        _parse_args(["--set", "novalue"])
+
+
+def test_one_campaign_pages_are_slices_equal_to_the_general_listing(mobizon: Mobizon) -> None:
+    numbers = [f"7701{i:07d}" for i in range(1, 261)]
+    first = mobizon.campaign(numbers=numbers[:200])
+    other = mobizon.campaign(numbers=["77019990001"])
+    mobizon("campaign/addRecipients", {"id": first, "recipients": numbers[200:]})
+    pages = []
+    for page in range(3):
+        fast = mobizon.ok("message/list", {"criteria": {"campaignIds": [first]},
+                                           "pagination": {"currentPage": page, "pageSize": 100}})  # fmt: skip
+        # Two campaigns take the general path: every message filtered, sorted, then sliced.
+        general = mobizon.ok("message/list", {"criteria": {"campaignIds": [first, other]},
+                                              "pagination": {"currentPage": page, "pageSize": 100}})  # fmt: skip
+        general_items = [item for item in general["items"] if item["campaignId"] == str(first)]
+        assert fast["totalItemCount"] == "260"
+        pages.append(fast["items"])
+        if page < 2:
+            assert fast["items"] == general_items[: len(fast["items"])]
+    assert [item["to"] for items in pages for item in items] == numbers
+
+
+def test_background_task_releases_its_rows_but_reports_their_count(mobizon: Mobizon) -> None:
+    mobizon.configure(task_rows_per_second=10**9)
+    campaign_id = mobizon.campaign()
+    content = "\n".join(f"7701{i:07d}" for i in range(1, 3001)).encode()
+    task_id = mobizon("campaign/addRecipients", {"id": campaign_id},
+                      files={"recipientsFile": ("a.csv", content, "text/csv")})["data"]  # fmt: skip
+    mobizon.advance(5)
+    assert mobizon.ok("taskqueue/getStatus", {"id": task_id})["status"] == 2
+    state = mobizon.client.get("/_sandbox/mobizon/state", params={"messages": "0"}).json()
+    (task,) = state["tasks"]
+    assert task["rows"] == 3000 and state["campaigns"][0]["recipientsCount"] == 3000
+    counters = mobizon.ok("campaign/getInfo", {"id": campaign_id})["counters"]
+    assert counters["totalMsgNum"] == counters["totalNewMsgNum"] == "3000"
+
+
+def test_form_parser_agrees_with_parse_qsl() -> None:
+    import random
+    from urllib.parse import parse_qsl
+
+    from airflow_sms_provider.sandbox.mobizon import parse_form
+
+    rng = random.Random(3)
+    alphabet = ["a", "7", "%5B", "%5D", "%5b", "%20", "+", "=", "&", "%", "%E2%82%AC", "%zz", "[", "é"]
+    for _ in range(2000):
+        body = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        assert parse_form(body) == parse_qsl(body, keep_blank_values=True), body
