@@ -1,0 +1,239 @@
+"""SmsNotifier: an SMS from a DAG or task callback, through any of the three providers.
+
+::
+
+    from airflow_sms_provider.notifications.sms import SmsNotifier
+
+    alert = SmsNotifier(conn_id="bsg_default", recipients=["+380501234567"], sender="MyShop")
+    with DAG(..., on_failure_callback=alert):
+        BashOperator(task_id="load", bash_command="...", on_failure_callback=alert)
+
+When sending fails the notifier logs one ERROR line (the reason, with secrets masked) and
+returns: an alert that cannot be sent must not hide the original failure, and a traceback
+could carry more than the reason. Airflow would not fail the task over it anyway
+(Airflow 3.0 swallows notifier errors, 3.3 logs them).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from airflow.providers.common.compat.sdk import BaseNotifier, redact
+
+from airflow_sms_provider.protocols.ogangi import MESSAGE_FAILED_STATUSES
+from airflow_sms_provider.providers import per_provider, provider_for
+from airflow_sms_provider.recipients import InvalidPhone, normalize_phone
+from airflow_sms_provider.redaction import redact_text
+
+# Renders e.g. "Airflow: etl.load FAILED: ValueError: bad row 7 (run manual__2026-03-01T09:00:00+00:00)".
+# Task callbacks name the task; DAG callbacks (they carry a ``reason``) name the DAG.
+DEFAULT_MESSAGE = (
+    "Airflow: {{ dag.dag_id }}{% if ti and reason is none %}.{{ ti.task_id }}{% endif %} "
+    "{{ outcome }} (run {{ run_id }})"
+)
+DEFAULT_MAX_LENGTH = 300  # fits BSG's UCS-2 limit (335) and two GSM-7 segments
+MIN_DIGITS = 9  # the lowest of the providers' limits (BSG); each provider still checks its own
+
+_SPACES = re.compile(r"\s+")
+
+# A module logger, like the hooks': Airflow routes it into the task log on every version.
+log = logging.getLogger(__name__)
+
+SendFn = Callable[[Any, list[str], str, Any], list[str]]
+
+
+def _send_mobizon(hook: Any, numbers: list[str], text: str, sender: Any) -> list[str]:
+    """message/sendSmsMessage per number (an alert goes to a few people); the numbers that failed."""
+    failed = []
+    for number in numbers:
+        try:
+            hook.send_sms(number, text, sender=sender or None)
+        except Exception as exc:
+            failed.append(f"{_masked(number)}: {exc}")
+    return failed
+
+
+def _send_bsg(hook: Any, numbers: list[str], text: str, sender: Any) -> list[str]:
+    hook.send_bulk(numbers, text, sender)  # BSG requires a sender; its check names the field
+    return []
+
+
+def _send_ogangi(hook: Any, numbers: list[str], text: str, sender: Any) -> list[str]:
+    messages = hook.send_sms_rows([{"number": number} for number in numbers], text=text, sender=sender or None)
+    # sendSMSByFile answers per row; BAD_TO, NOT_SENT... mean that number gets nothing.
+    return [f"{_masked(str(m.get('to') or '?'))}: {m.get('status')}" for m in messages
+            if m.get("status") in MESSAGE_FAILED_STATUSES]
+
+
+SENDERS: Mapping[str, SendFn] = {"mobizon": _send_mobizon, "bsg": _send_bsg, "ogangi": _send_ogangi}
+
+
+def _masked(number: str) -> str:
+    """A number as logs show it: enough to recognise, not enough to dial."""
+    return f"...{number[-4:]}" if len(number) > 4 else "***"
+
+
+def _numbers(recipients: Any) -> tuple[list[str], list[str]]:
+    """(normalised unique numbers, problems) from a list or a comma/space separated string."""
+    # Not split on spaces: "+7 701 111 2201" is one number.
+    items: Iterable[Any] = re.split(r"[,;\n]", recipients) if isinstance(recipients, str) else recipients or ()
+    numbers: list[str] = []
+    problems = []
+    for item in items:
+        item = item.strip() if isinstance(item, str) else item
+        if item is None or item == "":
+            continue
+        try:
+            number = normalize_phone(item, min_digits=MIN_DIGITS)
+        except InvalidPhone as exc:
+            problems.append(f"{str(item)[:20]!r}: {exc.reason}")
+            continue
+        if number not in numbers:
+            numbers.append(number)
+    return numbers, problems
+
+
+def failure_text(context: Mapping[str, Any]) -> str | None:
+    """What went wrong: the task's exception, or a failed DAG run's reason (and the task behind it)."""
+    exception = context.get("exception")
+    if exception is not None:
+        if isinstance(exception, BaseException):
+            detail = str(exception)
+            return f"{type(exception).__name__}: {detail}" if detail else type(exception).__name__
+        return str(exception)
+    reason = context.get("reason")
+    if reason and reason != "success":
+        ti = context.get("ti")  # a DAG callback's ti is the task that decided the run's state
+        return f"{reason} in {ti.task_id}" if getattr(ti, "task_id", None) else str(reason)
+    return None
+
+
+def outcome_text(context: Mapping[str, Any], failure: str | None) -> str:
+    """How it ended, in words: ``FAILED: <failure>``, ``FAILED, will retry: …``, ``succeeded``, ``skipped``.
+
+    A task callback's ``ti.state`` says how the task ended even when the context carries no
+    exception (Airflow before 3.3 leaves it out of ``dag.test()`` runs).
+    """
+    state = str(getattr(context.get("ti"), "state", None) or "") if context.get("reason") is None else ""
+    state = state.rsplit(".", 1)[-1].lower()  # an enum's str() may be "TaskInstanceState.FAILED"
+    if state == "up_for_retry":
+        return f"FAILED, will retry: {failure}" if failure else "FAILED, will retry"
+    if failure or state in ("failed", "upstream_failed"):
+        return f"FAILED: {failure}" if failure else "FAILED"
+    if state == "skipped":
+        return "skipped"
+    return "succeeded"
+
+
+def clean_text(text: Any, max_length: int) -> str:
+    """The rendered message as it is sent: secrets masked, one line, at most ``max_length`` characters."""
+    text = redact_text(str(redact(str(text))))
+    text = _SPACES.sub(" ", text).strip()
+    if len(text) > max_length:
+        text = text[: max(max_length - 3, 1)].rstrip() + "..."  # ASCII dots keep a GSM-7 text GSM-7
+    return text
+
+
+class SmsNotifier(BaseNotifier):
+    """Send an SMS from ``on_failure_callback`` / ``on_success_callback`` (DAGs and tasks), or any callback.
+
+    :param conn_id: a ``mobizon``, ``bsg`` or ``ogangi`` connection; its type picks the provider
+        (templated).
+    :param recipients: phone numbers in international format: a list, or a string with numbers
+        separated by commas, semicolons or new lines (templated). Invalid ones are logged and
+        skipped; a number listed twice gets one SMS.
+    :param message: the text, a Jinja template rendered with the callback's context (templated).
+        Besides Airflow's variables (``dag``, ``ti``, ``run_id``, ``exception``, ``reason``...)
+        it can use ``failure`` (``"ValueError: bad row 7"`` for a failed task, ``"task_failure in
+        load"`` for a failed DAG run, else empty) and ``outcome`` (``"FAILED: <failure>"``,
+        ``"FAILED, will retry: …"``, ``"succeeded"``, ``"skipped"``). The default names the DAG,
+        the task, the outcome and the run.
+    :param sender: the sender: Mobizon's and BSG's alpha name, Ogangi's short code; or a mapping
+        by connection type (``{"bsg": "MyShop", "ogangi": "24365"}``) (templated). ``None``: the
+        Mobizon connection's ``default_sender``, the Ogangi instance's default; BSG requires one.
+    :param max_length: the text is cut to this many characters (default 300), since an exception
+        can be long and every SMS segment costs.
+
+    Sending: Mobizon one ``message/sendSmsMessage`` per number, BSG one ``sms/send`` campaign,
+    Ogangi one ``sendSMSByFile``. The rendered text goes through Airflow's secrets masker
+    before it is sent. Failures are logged (ERROR, secrets masked), never raised.
+    """
+
+    template_fields: Sequence[str] = ("conn_id", "recipients", "message", "sender")
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        recipients: Sequence[str] | str,
+        message: str = DEFAULT_MESSAGE,
+        sender: str | Mapping[str, str] | None = None,
+        max_length: int = DEFAULT_MAX_LENGTH,
+    ) -> None:
+        super().__init__()
+        if not recipients:
+            raise ValueError("SmsNotifier needs at least one phone number in recipients")
+        if not isinstance(max_length, int) or max_length < 10:
+            raise ValueError(f"max_length={max_length!r}: give a whole number of characters, at least 10")
+        self.conn_id, self.recipients, self.message, self.sender = conn_id, recipients, message, sender
+        self.max_length = max_length
+
+    def __call__(self, *args: Any) -> None:
+        # BaseNotifier renders template fields in place, for good; one notifier object often
+        # serves several callbacks (a DAG's and its tasks'), so every call renders a copy.
+        BaseNotifier.__call__(copy.copy(self), *args)
+
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        # Defaults, so the message can test ``failure``/``reason``/``ti`` in every kind of callback
+        # (DAG templates use StrictUndefined); a new dict keeps the caller's context unchanged.
+        values = {"dag": None, "ti": None, "run_id": None, "exception": None, "reason": None, **context}
+        values["failure"] = failure_text(values)
+        values["outcome"] = outcome_text(values, values["failure"])
+        dag = values["dag"]
+        if jinja_env is None and dag is not None and not hasattr(dag, "get_template_env"):
+            # Airflow 3.3's dag.test() gives DAG callbacks the serialized DAG, which has no
+            # template environment: render with a plain sandboxed one instead of failing.
+            jinja_env = self.get_template_env()
+        super().render_template_fields(values, jinja_env)
+
+    def notify(self, context: Any) -> None:
+        """Send the rendered message; log (never raise) what could not be sent."""
+        try:
+            sent, failed = self._send()
+        except Exception as exc:
+            log.error("SMS notification through connection %r was not sent: %s", self.conn_id, _reason(exc))
+            return
+        if failed:
+            log.error("SMS notification through connection %r: %d number(s) not reached: %s",
+                      self.conn_id, len(failed), "; ".join(_reason(f) for f in failed))
+        if sent:
+            log.info("SMS notification sent through connection %r to %d number(s)", self.conn_id, sent)
+
+    def _send(self) -> tuple[int, list[str]]:
+        numbers, problems = _numbers(self.recipients)
+        if not numbers:
+            raise ValueError(f"no valid phone number in recipients ({'; '.join(problems) or 'empty'})")
+        provider = provider_for(self.conn_id)
+        text = clean_text(self.message, self.max_length)
+        if not text:
+            raise ValueError("the message rendered to an empty text")
+        hook = provider.hook(self.conn_id)
+        try:
+            failed = SENDERS[provider.conn_type](hook, numbers, text, per_provider(self.sender, provider.conn_type))
+        finally:
+            hook.close()
+        return len(numbers) - len(failed), [f"invalid {p}" for p in problems] + failed
+
+
+def _reason(error: Any) -> str:
+    return redact_text(str(redact(str(error))))
+
+
+# The name Airflow's own providers give the functional form (send_slack_notification...).
+send_sms_notification = SmsNotifier
+
+__all__ = ["DEFAULT_MESSAGE", "SmsNotifier", "send_sms_notification"]

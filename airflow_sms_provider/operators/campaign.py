@@ -1,0 +1,256 @@
+"""A provider-neutral campaign operator: one text to an audience, through any provider.
+
+The connection's type picks the provider. The work is done by that provider's own
+campaign operator, run inside this task: its validation, streaming, splitting, durable
+progress and crash safety apply unchanged, and a retry resumes where it left off.
+
+=========  =================================================================
+provider   runs
+=========  =================================================================
+mobizon    ``MobizonCampaignOperator`` (create, upload, send; a template
+           campaign when the text has ``{placeholders}``)
+bsg        ``BsgBulkCampaignOperator``, or ``BsgIndividualCampaignOperator``
+           when the text has ``{placeholders}``
+ogangi     ``OgangiCreateBroadcastOperator`` (placeholders filled by Ogangi)
+=========  =================================================================
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from airflow.providers.common.compat.sdk import BaseOperator, conf
+
+from airflow_sms_provider import status_map
+from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsValidationError
+from airflow_sms_provider.providers import PROVIDERS, per_provider, provider_for, read_campaign
+from airflow_sms_provider.recipients import placeholders
+from airflow_sms_provider.sensors.campaign import raise_for_event
+from airflow_sms_provider.validation import parse_when
+
+# Set by this operator; a provider option cannot change them.
+_RESERVED = frozenset({"task_id", "wait_for_completion", "deferrable"})
+
+
+def options_for(provider_options: Mapping[str, Any] | None, conn_type: str) -> dict[str, Any]:
+    """The options for one provider: keys that are not connection types, plus ``options[conn_type]``."""
+    options = dict(provider_options or {})
+    own = options.get(conn_type) or {}
+    if not isinstance(own, Mapping):
+        raise SmsValidationError(f"provider_options[{conn_type!r}] must be a mapping of options",
+                                 field="provider_options", value=own)
+    merged = {k: v for k, v in options.items() if k not in PROVIDERS}
+    merged.update(own)
+    reserved = sorted(_RESERVED.intersection(merged))
+    if reserved:
+        raise SmsValidationError(f"provider_options may not set {reserved}: they are this operator's own",
+                                 field="provider_options", value=reserved)
+    return merged
+
+
+def when(value: Any, now: dt.datetime | None = None) -> dt.datetime | None:
+    """``send_at`` as an aware datetime: a datetime, an ISO string, or a timedelta from now."""
+    if isinstance(value, dt.timedelta):
+        return (now or dt.datetime.now(dt.timezone.utc)) + value
+    return parse_when(value, "send_at")
+
+
+def _count(value: Any) -> int:
+    return int(value or 0)
+
+
+class SmsCampaignOperator(BaseOperator):
+    """Send one text to an audience through a ``mobizon``, ``bsg`` or ``ogangi`` connection.
+
+    :param conn_id: the connection; its type picks the provider (templated). Switching
+        providers is switching this id.
+    :param text: the message; ``{name}`` placeholders are filled from each recipient's
+        columns on every provider (templated).
+    :param recipients: numbers or rows (a list, any iterable, an upstream XCom, or a CSV/XLSX
+        path), streamed as each provider's operator does (templated).
+    :param sender: the sender: Mobizon's and BSG's alpha name, Ogangi's short code. A mapping by
+        connection type gives each provider its own, e.g. ``{"mobizon": "MyShop", "bsg": "MyShop",
+        "ogangi": "24365"}`` (templated). ``None``: Mobizon's connection ``default_sender``,
+        Ogangi's instance default; BSG requires one.
+    :param send_at: when to send: a datetime, an ISO 8601 string or a ``timedelta`` from now
+        (templated); ``None`` sends now. Each provider's window applies (Mobizon 1 hour to 14
+        days ahead, BSG up to 30 days, Ogangi up to 366 days).
+    :param name: the campaign's name (Mobizon, Ogangi; BSG campaigns have none) (templated).
+    :param on_invalid: ``fail`` (default) at the first invalid row, or ``skip`` it and report it.
+    :param reject_report_path: CSV of every rejected row (local or object storage path) (templated).
+    :param wait_for_completion: wait until every campaign is ``done`` (default False).
+    :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
+    :param poll_interval: seconds between status checks while waiting.
+    :param provider_options: further parameters of the provider's operator (see the table in the
+        module docstring), e.g. ``{"validity": 24}``; keys named after a connection type apply to
+        that provider only: ``{"bsg": {"validity": 24}, "mobizon": {"validity": 1440}}``
+        (templated). A separate mapping, not ``**kwargs``, so they cannot be confused with
+        BaseOperator's own arguments.
+
+    Returns ``{"provider", "conn_id", "campaign_ids", "accepted", "rejected", "status",
+    "campaigns": {id: {"status", "provider_status"}}, "details"}``: ``accepted`` recipients the
+    provider took, ``rejected`` rows not sent (invalid here or refused by the provider),
+    ``status`` one of pending, running, done, failed, and ``details`` the provider operator's
+    own summary.
+    """
+
+    template_fields: Sequence[str] = (
+        "conn_id", "text", "recipients", "sender", "send_at", "name", "reject_report_path", "provider_options",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        text: str,
+        recipients: Any,
+        sender: str | Mapping[str, str] | None = None,
+        send_at: dt.datetime | dt.timedelta | str | None = None,
+        name: str | None = None,
+        on_invalid: str = "fail",
+        reject_report_path: str | None = None,
+        wait_for_completion: bool = False,
+        deferrable: bool | None = None,
+        poll_interval: float = 30.0,
+        provider_options: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.conn_id, self.text, self.recipients, self.sender = conn_id, text, recipients, sender
+        self.send_at, self.name = send_at, name
+        self.on_invalid, self.reject_report_path = on_invalid, reject_report_path
+        self.wait_for_completion, self.poll_interval = wait_for_completion, poll_interval
+        self.deferrable = (
+            conf.getboolean("operators", "default_deferrable", fallback=False) if deferrable is None else deferrable
+        )
+        self.provider_options = provider_options
+
+    # ------------------------------------------------------------ the provider's operator
+
+    def provider_operator(self, conn_type: str) -> BaseOperator:
+        """The provider's campaign operator for the rendered arguments (nothing is sent yet)."""
+        common = {"task_id": self.task_id, "on_invalid": self.on_invalid, "reject_report_path": self.reject_report_path}
+        sender = per_provider(self.sender, conn_type)
+        send_at = when(self.send_at)
+        options = options_for(self.provider_options, conn_type)
+        personalised = isinstance(self.text, str) and bool(placeholders(self.text))
+        if conn_type == "mobizon":
+            from airflow_sms_provider.operators.mobizon import MobizonCampaignOperator
+
+            cls: type[BaseOperator] = MobizonCampaignOperator
+            args = {"mobizon_conn_id": self.conn_id, "text": self.text, "recipients": self.recipients,
+                    "sender": sender, "name": self.name, "deferred_to": send_at,
+                    "campaign_type": 3 if personalised else 2, "wait_for_completion": False}
+        elif conn_type == "bsg":
+            from airflow_sms_provider.operators.bsg import BsgBulkCampaignOperator, BsgIndividualCampaignOperator
+
+            if self.name:
+                self.log.info("BSG campaigns have no name: name=%r is not sent", self.name)
+            cls = BsgIndividualCampaignOperator if personalised else BsgBulkCampaignOperator
+            args = {"bsg_conn_id": self.conn_id, "text": self.text, "recipients": self.recipients,
+                    "sender": sender, "start_at": send_at}
+        else:
+            from airflow_sms_provider.operators.ogangi import OgangiCreateBroadcastOperator
+
+            cls = OgangiCreateBroadcastOperator
+            args = {"ogangi_conn_id": self.conn_id, "text": self.text, "recipients": self.recipients,
+                    "shortcode": sender, "campaign_name": self.name, "scheduled_at": send_at}
+        try:
+            return cls(**{**common, **args, **options})
+        except TypeError as err:
+            raise SmsValidationError(
+                f"provider_options for {conn_type} ({cls.__name__}): {err}", field="provider_options",
+                value=sorted(options),
+            ) from None
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        conn_type = provider_for(self.conn_id).conn_type
+        inner = self.provider_operator(conn_type)
+        self.log.info("Sending through %s (%s, connection %r)", conn_type, type(inner).__name__, self.conn_id)
+        # The provider's operator runs in this task, with this task's context and durable state.
+        # Its execute() is called unwrapped: Airflow's guard against one task calling another
+        # operator's execute() would only log a misleading warning here.
+        details = inspect.unwrap(type(inner).execute)(inner, context)
+        summary = summarize(conn_type, self.conn_id, details)
+        self.log.info("%s: %d accepted, %d rejected, campaigns %s (%s)", conn_type, summary["accepted"],
+                      summary["rejected"], summary["campaign_ids"], summary["status"])
+        if not self.wait_for_completion or summary["status"] == status_map.DONE:
+            return summary
+        if summary["status"] == status_map.FAILED:
+            raise SmsCampaignFailedError(f"{conn_type}: campaign(s) failed right after sending: {summary['campaigns']}",
+                                         provider=conn_type, details=summary)
+        if self.deferrable:
+            from airflow_sms_provider.triggers.campaign import SmsCampaignTrigger
+
+            self.defer(
+                trigger=SmsCampaignTrigger(self.conn_id, conn_type, summary["campaign_ids"], self.poll_interval),
+                method_name="execute_complete",
+                kwargs={"summary": summary},
+            )
+        return self._wait_in_process(conn_type, summary)
+
+    def _wait_in_process(self, conn_type: str, summary: dict[str, Any]) -> dict[str, Any]:
+        hook = PROVIDERS[conn_type].hook(self.conn_id)
+        campaigns: dict[str, dict[str, str]] = {}
+        try:
+            while True:
+                for campaign_id in summary["campaign_ids"]:
+                    if campaigns.get(str(campaign_id), {}).get("status") != status_map.DONE:
+                        data = read_campaign(conn_type, hook, campaign_id)
+                        campaigns[str(campaign_id)] = status_map.describe(conn_type, data)
+                status, message = status_map.overall(campaigns)
+                self.log.info("%s: %s", conn_type, message)
+                if status == status_map.FAILED:
+                    raise SmsCampaignFailedError(message, provider=conn_type, details=campaigns)
+                if status == status_map.DONE:
+                    return {**summary, "status": status, "campaigns": campaigns}
+                time.sleep(self.poll_interval)
+        finally:
+            hook.close()
+
+    def execute_complete(self, context: Any, event: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+        """Resume after the trigger: fail with the provider's reason, or return the summary."""
+        raise_for_event(event, summary["provider"])
+        self.log.info("%s: %s", summary["provider"], event.get("message"))
+        return {**summary, "status": status_map.DONE, "campaigns": event.get("campaigns") or {}}
+
+
+def summarize(conn_type: str, conn_id: str, details: Mapping[str, Any]) -> dict[str, Any]:
+    """The neutral summary of a provider operator's own summary (no extra API calls)."""
+    invalid = _count((details.get("invalid") or {}).get("rejected"))
+    if conn_type == "mobizon":
+        ids = [int(details["campaign_id"])]
+        accepted = _count(details.get("added")) + _count(details.get("duplicates"))  # duplicates: an earlier try's
+        rejected = invalid + _count(details.get("rejected"))
+        words = {ids[0]: details.get("status")}
+    elif conn_type == "bsg":
+        ids = [int(i) for i in details["campaign_ids"]]
+        accepted, rejected = _count(details.get("phones")), invalid
+        words = {int(c["id"]): c.get("status") for c in details.get("campaigns") or []}
+    else:
+        ids = [int(details["broadcast_id"])]
+        accepted, rejected = _count(details.get("recipients")), invalid
+        words = {ids[0]: details.get("status")}
+    campaigns = {
+        str(campaign_id): {"status": status_map.neutral_status(conn_type, str(word or "")),
+                           "provider_status": str(word or "")}
+        for campaign_id, word in words.items()
+    }
+    status, _ = status_map.overall(campaigns) if campaigns else (status_map.PENDING, "")
+    return {
+        "provider": conn_type,
+        "conn_id": conn_id,
+        "campaign_ids": ids,
+        "accepted": accepted,
+        "rejected": rejected,
+        "status": status,
+        "campaigns": campaigns,
+        "details": dict(details),
+    }
+
+
+__all__ = ["SmsCampaignOperator", "options_for", "summarize"]

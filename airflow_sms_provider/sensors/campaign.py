@@ -1,0 +1,150 @@
+"""A provider-neutral sensor: wait until campaigns of any provider are done.
+
+The provider is the connection's type (``mobizon``, ``bsg``, ``ogangi``); each provider's
+statuses are mapped to one vocabulary (pending, running, done, failed) by
+:mod:`airflow_sms_provider.status_map`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
+
+from airflow_sms_provider import status_map
+from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsFatalError, SmsProviderError, SmsValidationError
+from airflow_sms_provider.providers import provider_for, read_campaign
+
+# Where an upstream summary keeps its ids: the neutral operator and BSG's (campaign_ids),
+# Mobizon's (campaign_id), Ogangi's (broadcast_id).
+_ID_KEYS = ("campaign_ids", "campaign_id", "broadcast_id")
+
+
+def campaign_ids(value: Any, field: str = "campaign_ids") -> list[int]:
+    """Ids from an id, ``"1,2"``, ``"[1, 2]"``, a list, or an upstream operator's summary."""
+    if isinstance(value, Mapping):
+        value = next((value[key] for key in _ID_KEYS if value.get(key) is not None), None)
+    if isinstance(value, str):
+        items: list[Any] = [part.strip("'\"") for part in re.split(r"[\s,\[\]]+", value) if part]
+    elif isinstance(value, Iterable):
+        items = list(value)
+    else:
+        items = [] if value is None else [value]
+    ids = []
+    for item in items:
+        try:
+            number = 0 if isinstance(item, bool) else int(str(item).strip())
+        except ValueError:
+            number = 0
+        if number <= 0:
+            raise SmsValidationError(f"{field}: {item!r} is not a campaign id", field=field, value=item)
+        ids.append(number)
+    if not ids:
+        raise SmsValidationError(f"{field} is empty: give at least one campaign id", field=field, value=value)
+    return ids
+
+
+def raise_for_event(event: Mapping[str, Any], provider: str) -> None:
+    """Fail the task the way the trigger's event says (nothing when it says done)."""
+    status, message = event.get("status"), str(event.get("message") or "")
+    if status == status_map.FAILED:
+        raise SmsCampaignFailedError(message, provider=provider, details=event.get("campaigns"))
+    if status != status_map.DONE:
+        error = SmsFatalError if event.get("fatal") else SmsProviderError
+        raise error(f"{provider}: waiting for the campaigns failed: {message}", provider=provider)
+
+
+class SmsCampaignSensor(BaseSensorOperator):
+    """Waits until every campaign is ``done``, on any provider; fails as soon as one has ``failed``.
+
+    :param conn_id: a ``mobizon``, ``bsg`` or ``ogangi`` connection; its type picks the provider
+        (templated).
+    :param campaign_ids: one id, several (``[1, 2]``, ``"1,2"``), or an upstream operator's summary:
+        :class:`~airflow_sms_provider.operators.campaign.SmsCampaignOperator`'s (``campaign_ids``),
+        BSG's (``campaign_ids``), Mobizon's (``campaign_id``) or Ogangi's (``broadcast_id``)
+        (templated). For Ogangi the ids are broadcast ids.
+    :param deferrable: wait in the triggerer instead of a worker slot
+        (default: ``[operators] default_deferrable``).
+    :param poke_interval: seconds between checks.
+
+    Statuses map to pending, running, done and failed as listed in
+    :mod:`airflow_sms_provider.status_map` (failed: Mobizon DECLINED, BSG stopped or spam,
+    Ogangi STOPPED or DELETED). Works in ``poke``, ``reschedule`` and deferrable mode.
+
+    Returns ``{"provider", "campaign_ids", "status": "done", "campaigns": {id: {"status",
+    "provider_status"}}}``.
+    """
+
+    template_fields: Sequence[str] = ("conn_id", "campaign_ids")
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        campaign_ids: Any,
+        deferrable: bool | None = None,
+        poke_interval: float = 30.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(poke_interval=poke_interval, **kwargs)
+        self.conn_id = conn_id
+        self.campaign_ids = campaign_ids
+        self.deferrable = (
+            conf.getboolean("operators", "default_deferrable", fallback=False) if deferrable is None else deferrable
+        )
+        self._latest: dict[str, dict[str, str]] = {}
+
+    def _result(self, provider: str, ids: list[int], status: str, campaigns: Any) -> dict[str, Any]:
+        return {"provider": provider, "campaign_ids": ids, "status": status, "campaigns": campaigns}
+
+    def poke(self, context: Any) -> PokeReturnValue:
+        ids = campaign_ids(self.campaign_ids)
+        provider = provider_for(self.conn_id)
+        hook = provider.hook(self.conn_id)
+        try:
+            for campaign_id in ids:
+                # A done campaign stays done: it is not asked again.
+                if self._latest.get(str(campaign_id), {}).get("status") != status_map.DONE:
+                    data = read_campaign(provider.conn_type, hook, campaign_id)
+                    self._latest[str(campaign_id)] = status_map.describe(provider.conn_type, data)
+        finally:
+            hook.close()
+        campaigns = {str(i): self._latest[str(i)] for i in ids}
+        status, message = status_map.overall(campaigns)
+        self.log.info("%s: %s", provider.conn_type, message)
+        if status == status_map.FAILED:
+            raise SmsCampaignFailedError(message, provider=provider.conn_type, details=campaigns)
+        if status != status_map.DONE:
+            return PokeReturnValue(is_done=False)
+        return PokeReturnValue(is_done=True, xcom_value=self._result(provider.conn_type, ids, status, campaigns))
+
+    def execute(self, context: Any) -> dict[str, Any] | None:
+        if not self.deferrable:
+            return super().execute(context)
+        first = self.poke(context)
+        if first.is_done:
+            return first.xcom_value
+        # Imported here: DAG files import this module on every parse; only a deferring task needs it.
+        from airflow_sms_provider.triggers.campaign import SmsCampaignTrigger
+
+        provider = provider_for(self.conn_id).conn_type
+        self.defer(
+            trigger=SmsCampaignTrigger(self.conn_id, provider, campaign_ids(self.campaign_ids), self.poke_interval),
+            method_name="execute_complete",
+            kwargs={"provider": provider},
+            timeout=dt.timedelta(seconds=self.timeout) if self.timeout else None,
+        )
+        return None
+
+    def execute_complete(self, context: Any, event: dict[str, Any], provider: str = "") -> dict[str, Any]:
+        """Resume after the trigger fired: succeed, or fail with the provider's reason."""
+        provider = provider or provider_for(self.conn_id).conn_type
+        raise_for_event(event, provider)
+        self.log.info("%s: %s", provider, event.get("message"))
+        return self._result(provider, campaign_ids(self.campaign_ids), status_map.DONE, event.get("campaigns") or {})
+
+
+__all__ = ["SmsCampaignSensor", "campaign_ids"]
