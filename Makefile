@@ -8,7 +8,7 @@ COMPAT_VENV ?= .venv-compat
 COMPAT_PY := $(COMPAT_VENV)/bin/python
 COMPAT_STAMP := $(COMPAT_VENV)/.installed-stamp
 
-.PHONY: install demo test test-compat lint sandbox bench clean
+.PHONY: install demo test test-compat lint sandbox bench bench-quick clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -30,17 +30,26 @@ test: $(STAMP) lint
 $(COMPAT_STAMP): pyproject.toml constraints-compat.txt
 	test -x $(COMPAT_PY) || python3 -m venv $(COMPAT_VENV)
 	$(COMPAT_PY) -m pip install -q --disable-pip-version-check uv
-	$(COMPAT_VENV)/bin/uv pip install -q --python $(COMPAT_PY) -c constraints-compat.txt -e ".[test]"
+	$(COMPAT_VENV)/bin/uv pip install -q --python $(COMPAT_PY) -c constraints-compat.txt -e ".[test,legacy-ui]"
 	touch $(COMPAT_STAMP)
 
 test-compat: $(COMPAT_STAMP)
 	$(COMPAT_PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check airflow_sms_provider tests example_dags scripts
+	$(VENV)/bin/ruff check airflow_sms_provider tests example_dags scripts bench
 
 sandbox: $(STAMP)
 	$(VENV)/bin/airflow-sms-sandbox --port 8765
+
+# Benchmarks, not tests: one table of throughput, memory and import-time figures (docs/benchmarks.md).
+# The full run takes about 20 minutes on 2 cores; bench-quick (small counts) under 2 minutes.
+# BENCH_ARGS="--json results.json" keeps every raw number; "--only 1,4" runs some of them.
+bench: $(STAMP)
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+bench-quick: $(STAMP)
+	$(PY) -m bench.run --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(COMPAT_VENV) .airflow-demo .airflow-test .pytest_cache .ruff_cache

@@ -12,14 +12,23 @@ PACKAGE = "airflow_sms_provider"
 # (integration name, connection type, hook class, API documentation); module lists follow from them.
 _PROVIDERS = [
     ("Mobizon", "mobizon", "MobizonHook", "https://mobizon.kz/en/help/api-docs"),
+    ("BSG One-API", "bsg", "BsgHook", "https://one-api.bsg.world"),
+    ("Ogangi (Messangi MMC)", "ogangi", "OgangiHook", "https://www.ogangi.com"),
 ]
 
 
+# The provider-neutral layer (any of the connection types above): its own integration entry.
+NEUTRAL = "SMS (any provider)"
+
+
 def _modules(role: str) -> list[dict[str, Any]]:
-    return [
+    modules = [
         {"integration-name": name, "python-modules": [f"{PACKAGE}.{role}.{conn_type}"]}
         for name, conn_type, _, _ in _PROVIDERS
     ]
+    if role != "hooks":  # the neutral layer uses the providers' hooks
+        modules.append({"integration-name": NEUTRAL, "python-modules": [f"{PACKAGE}.{role}.campaign"]})
+    return modules
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -29,13 +38,15 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Create, fill, send and track SMS campaigns from Airflow DAGs.",
         "versions": [__version__],
         "integrations": [
-            {"integration-name": name, "external-doc-url": docs, "tags": ["service"]}
-            for name, _, _, docs in _PROVIDERS
+            *({"integration-name": name, "external-doc-url": docs, "tags": ["service"]}
+              for name, _, _, docs in _PROVIDERS),
+            {"integration-name": NEUTRAL, "tags": ["service"]},
         ],
         "hooks": _modules("hooks"),
         "operators": _modules("operators"),
         "sensors": _modules("sensors"),
         "triggers": _modules("triggers"),
+        "notifications": [f"{PACKAGE}.notifications.sms.SmsNotifier"],
         "connection-types": [
             {
                 "hook-class-name": f"{PACKAGE}.hooks.{conn_type}.{hook}",

@@ -23,6 +23,8 @@ import io
 import logging
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
@@ -33,6 +35,7 @@ from airflow_sms_provider.exceptions import SmsValidationError
 __all__ = [
     "GSM7_BASIC",
     "GSM7_EXTENDED",
+    "CsvSpool",
     "InvalidPhone",
     "Recipient",
     "RejectReport",
@@ -107,6 +110,15 @@ def normalize_phone(value: Any, *, min_digits: int = 10, max_digits: int = 15) -
 
     :raises InvalidPhone: with a human-readable ``reason``.
     """
+    # Fast path for an already clean number, the bulk of a big audience: no regex, no copies.
+    if (
+        type(value) is str
+        and value.isdigit()
+        and value.isascii()
+        and value[0] != "0"
+        and min_digits <= len(value) <= max_digits
+    ):
+        return value
     if value is None:
         raise InvalidPhone("empty")
     # bool is an int subclass; True is never a phone number.
@@ -151,6 +163,14 @@ class Recipient:
     params: Mapping[str, str]  # template placeholder values ({} for plain numbers)
     row: int  # 1-based data row in the source (after the header for files)
     raw: Any = None  # the original number value, for reports
+
+
+def _recipient(number: str, params: Mapping[str, str], row: int, raw: Any) -> Recipient:
+    """``Recipient(number, params, row, raw)`` without the frozen dataclass's four
+    ``object.__setattr__`` calls: a third of the per-row cost of a million-row stream."""
+    recipient = object.__new__(Recipient)
+    recipient.__dict__.update(number=number, params=params, row=row, raw=raw)
+    return recipient
 
 
 def _shown(value: Any) -> str:
@@ -754,7 +774,17 @@ def _validated(
         try:
             if raw is _MISSING:
                 raise InvalidPhone(f"no {number_field!r} value")
-            number = normalize_phone(raw, min_digits=min_digits, max_digits=max_digits)
+            # normalize_phone's fast path inlined: a million clean rows save a million calls.
+            if (
+                type(raw) is str
+                and raw.isdigit()
+                and raw.isascii()
+                and raw[0] != "0"
+                and min_digits <= len(raw) <= max_digits
+            ):
+                number = raw
+            else:
+                number = normalize_phone(raw, min_digits=min_digits, max_digits=max_digits)
         except InvalidPhone as exc:
             value = None if raw is _MISSING else raw
             if on_invalid == "fail":
@@ -775,22 +805,26 @@ def _validated(
             if key in seen:
                 continue
             seen.add(key)
-        yield Recipient(number=number, params=params, row=row, raw=raw)
+        yield _recipient(number, params, row, raw)
     if skipped and report is None:
         log.warning("Skipped %d invalid recipient rows%s (pass a RejectReport to see them)", skipped, where)
 
 
-def require_nonempty(iterator: Iterable[T]) -> Iterator[T]:
+def require_nonempty(iterator: Iterable[T], report: RejectReport | None = None) -> Iterator[T]:
     """Yield everything from ``iterator``; raise if it turns out to be empty.
 
     Only the first item is peeked, so the rest stays lazy. The check runs on the first
-    ``next()``, i.e. when consumption starts.
+    ``next()``, i.e. when consumption starts. With the ``report`` of skipped rows the
+    error tells "nothing valid" apart from "nothing at all".
     """
     it = iter(iterator)
     sentinel = object()
     first = next(it, sentinel)
     if first is sentinel:
-        raise SmsValidationError("audience is empty", field="recipients")
+        if report is not None and report.count:
+            raise SmsValidationError(f"recipients: no valid row ({report.count} rejected)", field="recipients",
+                                     value=0)
+        raise SmsValidationError("recipients is empty: the audience has no rows", field="recipients", value=0)
     yield first  # type: ignore[misc]
     yield from it
 
@@ -805,6 +839,110 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
 def _chunks(it: Iterator[T], size: int) -> Iterator[list[T]]:
     while chunk := list(islice(it, size)):
         yield chunk
+
+
+# --------------------------------------------------------------------------- spooling
+
+
+class _LastLine:
+    """A write target that keeps only the last string written: one CSV line at a time."""
+
+    value = ""
+
+    def write(self, text: str) -> int:
+        self.value = text
+        return len(text)
+
+
+class CsvSpool:
+    """Rows streamed into temporary CSV files, a new part before ``max_bytes`` would be passed.
+
+    For uploads that take a file (Mobizon's ``recipientsFile``): memory stays flat
+    whatever the audience size, the row count is known once the stream is spooled, and
+    each part stays under the provider's size limit. Every part starts with ``header``
+    (when given) and is UTF-8 with ``,`` delimiters, ``"`` enclosures and ``\n`` line
+    ends. :meth:`close` (or leaving the ``with`` block) deletes the files.
+    """
+
+    def __init__(
+        self, header: Sequence[str] | None = None, *, max_bytes: int | None = None, directory: str | None = None
+    ) -> None:
+        self._line = _LastLine()
+        self._writer = csv.writer(self._line, lineterminator="\n")
+        self.header = list(header) if header else None
+        self._header_bytes = self._encode(self.header) if self.header else b""
+        if max_bytes is not None and max_bytes <= len(self._header_bytes):
+            raise SmsValidationError(
+                f"max_bytes={max_bytes} leaves no room for rows after the header", field="max_bytes", value=max_bytes
+            )
+        self.max_bytes = max_bytes
+        self._dir = tempfile.mkdtemp(prefix="sms-spool-", dir=directory)
+        self.parts: list[str] = []
+        self.part_rows: list[int] = []
+        self.rows = 0
+        self._fh: IO[bytes] | None = None
+        self._size = 0
+
+    def _encode(self, cells: Sequence[str]) -> bytes:
+        if len(cells) == 1 and cells[0].isalnum() and cells[0].isascii():
+            return f"{cells[0]}\n".encode("ascii")  # a bare number: what csv.writer writes, without it
+        self._writer.writerow(cells)
+        return self._line.value.encode("utf-8")
+
+    def write(self, cells: Sequence[str]) -> None:
+        """Append one row (its cells as text)."""
+        data = self._encode(cells)
+        if self._fh is None or (self.max_bytes and self.part_rows[-1] and self._size + len(data) > self.max_bytes):
+            self._next_part()
+        if self.max_bytes and self._size + len(data) > self.max_bytes:
+            raise SmsValidationError(
+                f"row {self.rows + 1} alone is {len(data)} bytes, over the {self.max_bytes}-byte file limit",
+                field="recipients",
+                value=self.rows + 1,
+            )
+        assert self._fh is not None
+        self._fh.write(data)
+        self._size += len(data)
+        self.part_rows[-1] += 1
+        self.rows += 1
+
+    def _next_part(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+        path = os.path.join(self._dir, f"part-{len(self.parts) + 1:04d}.csv")
+        self._fh = open(path, "wb")  # noqa: SIM115 - closed by the next part or finish()
+        self._fh.write(self._header_bytes)
+        self._size = len(self._header_bytes)
+        self.parts.append(path)
+        self.part_rows.append(0)
+
+    def finish(self) -> list[str]:
+        """Close the part being written; the parts' paths, in order (none for an empty stream)."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        return list(self.parts)
+
+    def read(self) -> Iterator[list[str]]:
+        """The spooled rows back, part after part, headers skipped."""
+        self.finish()
+        for path in self.parts:
+            with open(path, encoding="utf-8", newline="") as fh:
+                rows = csv.reader(fh)
+                if self.header:
+                    next(rows, None)
+                yield from rows
+
+    def close(self) -> None:
+        """Delete the files (safe to call twice)."""
+        self.finish()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> CsvSpool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 # --------------------------------------------------------------------------- templates

@@ -16,9 +16,12 @@ repeated:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
+import ssl
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -136,8 +139,36 @@ class _Retry:
         return False, pause
 
 
-def _kwargs(request: Request) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"params": list(request.params), "headers": dict(request.headers)}
+# Absolute request URLs, query string included, per client: httpx would otherwise merge the
+# base URL and re-encode the same query on every call (~0.3 ms of Python per request, about
+# half of what httpx itself spends on a small request).
+_URLS: weakref.WeakKeyDictionary[Any, dict[tuple[str, tuple[tuple[str, str], ...]], httpx.URL]] = (
+    weakref.WeakKeyDictionary()
+)
+_URLS_PER_CLIENT = 256  # ids in paths vary; past this many the cache starts over
+
+
+def _url(client: httpx.Client | httpx.AsyncClient, request: Request) -> httpx.URL | str:
+    """The URL httpx would build from ``request.path`` and ``request.params``, built once per client."""
+    try:
+        key = (request.path, tuple(request.params))
+        urls = _URLS.setdefault(client, {})
+        url = urls.get(key)
+    except TypeError:  # unhashable params (a list value): let httpx build it every time
+        return request.path
+    if url is None:
+        if len(urls) >= _URLS_PER_CLIENT:
+            urls.clear()
+        # build_request applies base_url and params exactly as request() would.
+        url = urls[key] = client.build_request(request.method, request.path, params=list(request.params)).url
+    return url
+
+
+def _kwargs(client: httpx.Client | httpx.AsyncClient, request: Request) -> dict[str, Any]:
+    url = _url(client, request)
+    kwargs: dict[str, Any] = {"url": url, "headers": request.headers or None}
+    if isinstance(url, str):
+        kwargs["params"] = list(request.params)
     if request.files is not None:
         kwargs["files"] = dict(request.files)
         kwargs["data"] = dict(request.form or {})
@@ -157,7 +188,7 @@ def send(
     retry = _Retry(request, parse, policy)
     while True:
         try:
-            done, value = retry.after(resp=client.request(request.method, request.path, **_kwargs(request)))
+            done, value = retry.after(resp=client.request(request.method, **_kwargs(client, request)))
         except httpx.HTTPError as exc:
             done, value = retry.after(exc=exc)
         if done:
@@ -170,13 +201,35 @@ async def asend(client: httpx.AsyncClient, request: Request, parse: Parser[T], p
     retry = _Retry(request, parse, policy)
     while True:
         try:
-            resp = await client.request(request.method, request.path, **_kwargs(request))
+            resp = await client.request(request.method, **_kwargs(client, request))
             done, value = retry.after(resp=resp)
         except httpx.HTTPError as exc:
             done, value = retry.after(exc=exc)
         if done:
             return value
         await asyncio.sleep(value)
+
+
+@functools.lru_cache(maxsize=4)
+def _tls_context(verify: bool) -> ssl.SSLContext:
+    # Built as httpx builds it for ``verify=...`` (CA bundle, SSL_CERT_* variables), once per process.
+    return httpx.create_ssl_context(verify=verify)
+
+
+def sync_client(base_url: str, timeout: float, verify: bool) -> httpx.Client:
+    """A keep-alive client for a hook, sharing the process's TLS context (see :func:`async_client`)."""
+    return httpx.Client(**{**client_options(base_url, timeout, verify), "verify": _tls_context(verify)})
+
+
+def async_client(base_url: str, timeout: float, verify: bool) -> httpx.AsyncClient:
+    """An AsyncClient for one trigger, sharing the process's TLS context.
+
+    A triggerer runs hundreds of triggers in one event loop. Each keeps its own client
+    (a pool per trigger: httpcore scans a pool's connections on every request, so one
+    pool for all would cost O(triggers) per poll), but loading the CA bundle into a new
+    TLS context for each would cost ~0.8 MB and ~10 ms of CPU per trigger (or per hook).
+    """
+    return httpx.AsyncClient(**{**client_options(base_url, timeout, verify), "verify": _tls_context(verify)})
 
 
 def client_options(base_url: str, timeout: float, verify: bool) -> dict[str, Any]:

@@ -44,6 +44,8 @@ FORMS: dict[str, dict[str, Any]] = {
                             "description": "The MMC instance the requests act on."},
             "public_key": {"label": "Public key", "type": "string",
                            "description": "Sent in every URL; the private key only signs."},
+            "schedule_timezone": {"label": "Schedule time zone", "type": "string", "default": "UTC",
+                                  "description": "Zone the MMC reads broadcast dates in (dd-MM-yyyy HH:mm)."},
             "timeout": _TIMEOUT,
             "verify_ssl": _VERIFY,
         },
@@ -75,18 +77,26 @@ def field_behaviour(conn_type: str) -> dict[str, Any]:
 
 
 def widgets(conn_type: str) -> dict[str, Any]:
-    """WTForms widgets for UIs before Airflow 3.2; empty where WTForms is not installed."""
+    """WTForms fields for UIs before Airflow 3.2 (the ``legacy-ui`` extra installs WTForms).
+
+    Those UIs accept only String, Integer, Password and Boolean fields, so numbers
+    are asked for as whole numbers there. Without WTForms the form falls back to
+    the plain Extra JSON field, as it does for every provider.
+    """
     try:
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-        from wtforms import BooleanField, FloatField, IntegerField, StringField
+        from wtforms import BooleanField, IntegerField, StringField
     except ImportError:
         return {}
-    kinds = {"number": FloatField, "integer": IntegerField, "string": StringField, "boolean": BooleanField}
+    try:
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+    except ImportError:  # the API server of Airflow 3.0/3.1 does not need the widget
+        BS3TextFieldWidget = None
+    kinds = {"number": IntegerField, "integer": IntegerField, "string": StringField, "boolean": BooleanField}
     out = {}
     for name, spec in FORMS[conn_type]["extras"].items():
         kind = kinds[spec["type"]]
         kwargs: dict[str, Any] = {"description": spec["description"], "default": spec.get("default")}
-        if kind is not BooleanField:
+        if kind is not BooleanField and BS3TextFieldWidget is not None:
             kwargs["widget"] = BS3TextFieldWidget()
         out[name] = kind(spec["label"], **kwargs)
     return out

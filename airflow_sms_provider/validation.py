@@ -6,6 +6,7 @@ Each check raises :class:`SmsValidationError` naming the field and the offending
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Collection
 from typing import Any
 
@@ -76,6 +77,28 @@ def check_text(text: Any, field: str = "text") -> str:
     if not isinstance(text, str) or not text.strip():
         raise SmsValidationError(f"{field} is empty: an SMS needs a text", field=field, value=text)
     return text
+
+
+NAMED_PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_-]+)\}")
+
+
+def check_values_used(
+    text: str, names: Collection[str], row: int | None, *, pattern: re.Pattern[str] = NAMED_PLACEHOLDER,
+    field: str = "text",
+) -> None:
+    """A row brings template values but ``text`` has no placeholder: they would be dropped without a word.
+
+    ``row``: the row number for the message (None when the caller names the row itself).
+    """
+    if names and not pattern.search(text):
+        shown = ", ".join(sorted(str(name) for name in names)[:5])
+        where = f"recipients row {row}: " if row is not None else ""
+        raise SmsValidationError(
+            f"{where}values for {shown} but {field}={text[:40]!r} has no placeholders to put "
+            "them in; add them to the text or leave those columns out",
+            field=field,
+            value=text,
+        )
 
 
 def as_int(value: Any, field: str) -> int:

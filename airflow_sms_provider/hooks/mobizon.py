@@ -8,9 +8,13 @@ redaction live in :mod:`airflow_sms_provider.transport`.
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
+import itertools
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from typing import IO, Any
@@ -18,12 +22,13 @@ from typing import IO, Any
 import httpx
 from airflow.providers.common.compat.sdk import BaseHook
 
+from airflow_sms_provider.concurrency import Gate, ordered_map, prefetch, yield_gil
 from airflow_sms_provider.connections import HttpSettings, as_float
 from airflow_sms_provider.exceptions import SmsProviderError, SmsValidationError
 from airflow_sms_provider.protocols import mobizon as proto
 from airflow_sms_provider.recipients import chunked
 from airflow_sms_provider.redaction import redact_text, register_secret
-from airflow_sms_provider.transport import Request, RetryPolicy, asend, client_options, send
+from airflow_sms_provider.transport import Request, Response, RetryPolicy, asend, async_client, send, sync_client
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,8 @@ class MobizonSettings:
         return proto.build(module, method, self.api_key, params, **kw)
 
     def async_client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(**client_options(self.http.base_url, self.http.timeout, self.http.verify))
+        """A client for a trigger (the TLS context is shared by all of them)."""
+        return async_client(self.http.base_url, self.http.timeout, self.http.verify)
 
     async def acall(self, client: httpx.AsyncClient, module: str, method: str, params: Mapping[str, Any]) -> Any:
         """One read call from a trigger: same request, parser and retry policy as the hook."""
@@ -78,8 +84,11 @@ class AddResult:
     rejections: list[dict[str, Any]] = field(default_factory=list)
 
     def record(self, items: Iterable[Mapping[str, Any]], keep_ids: int, keep_rejections: int) -> None:
+        """Count one answer's per-recipient results (codes and ids may arrive as strings)."""
         for item in items:
-            code = int(item.get("code", 99))
+            code = item.get("code", 99)
+            if code != proto.RECIPIENT_ADDED:
+                code = int(code)
             if code == proto.RECIPIENT_ADDED:
                 self.added += 1
                 if len(self.message_ids) < keep_ids and item.get("messageId") is not None:
@@ -164,7 +173,7 @@ class MobizonHook(BaseHook):
         """The keep-alive client every call of this hook shares."""
         if self._client is None:
             http = self.settings.http
-            self._client = httpx.Client(**client_options(http.base_url, http.timeout, http.verify))
+            self._client = sync_client(http.base_url, http.timeout, http.verify)
         return self._client
 
     def close(self) -> None:
@@ -180,10 +189,18 @@ class MobizonHook(BaseHook):
         *,
         files: Mapping[str, tuple[str, Any, str]] | None = None,
         idempotent: bool = True,
+        gate: Gate | None = None,
     ) -> proto.Answer:
-        """Call any API method and return its parsed answer (raises the typed error on failure)."""
+        """Call any API method and return its parsed answer (raises the typed error on failure).
+
+        ``gate``: the shared pause of a bounded-concurrent job (waited on before the call,
+        and paused by this call's retries, so a rate-limit answer slows every worker).
+        """
         request = self.settings.request(module, method, params, files=files, idempotent=idempotent)
-        return send(self.get_conn(), request, proto.parse, self.settings.retry)
+        if gate is None:
+            return send(self.get_conn(), request, proto.parse, self.settings.retry)
+        gate.wait()
+        return send(self.get_conn(), request, proto.parse, self.settings.retry, sleep=gate.pause)
 
     def test_connection(self) -> tuple[bool, str]:
         """One cheap authenticated call (user/getOwnBalance) for the UI's Test button."""
@@ -279,6 +296,14 @@ class MobizonHook(BaseHook):
         }
         if file is None:
             return self.call("campaign", "addRecipients", params)
+        if not isinstance(file, tuple):
+            check_recipients_file(file, file_encoding)
+        elif isinstance(file[1], bytes) and len(file[1]) > proto.MAX_UPLOAD_BYTES:
+            raise SmsValidationError(
+                f"recipients file {file[0]!r} is {len(file[1])} bytes; "
+                f"at most {proto.MAX_UPLOAD_BYTES} go in one upload",
+                field="recipients_file", value=file[0],
+            )
         name, handle = _file_part(file)
         try:
             return self.call("campaign", "addRecipients", params, files={"recipientsFile": (name, handle, _mime(name))})
@@ -296,25 +321,40 @@ class MobizonHook(BaseHook):
         keep_message_ids: int = 100,
         keep_rejections: int = 20,
         on_portion: Callable[[int, AddResult], None] | None = None,
+        prefetch_portions: int = 2,
     ) -> AddResult:
         """Upload any number of rows in portions of at most 500, one after another.
 
         The campaign is locked while a portion is added, so portions are sequential;
         ``on_portion(rows_sent_so_far, result)`` runs after each one (progress, checkpoints).
+        While one portion is on the wire, the next ``prefetch_portions`` are read from
+        ``rows`` and encoded in a worker thread, and the previous answer's per-recipient
+        results are counted (and ``on_portion`` called) in another; so the upload waits
+        on the network, not on this process. ``prefetch_portions=0`` does everything in
+        the calling thread. Each portion's body is the one :meth:`add_recipients` would send.
         """
         if not 1 <= portion <= proto.MAX_RECIPIENTS_PER_CALL:
             raise SmsValidationError(
                 f"portion={portion} must be between 1 and {proto.MAX_RECIPIENTS_PER_CALL}", field="portion",
                 value=portion,
             )
+        client, settings = self.get_conn(), self.settings  # resolved here, not in the worker threads
         result = AddResult()
+        books = _Books(result, keep_message_ids, keep_rejections, on_portion, background=prefetch_portions > 0)
         sent = 0
-        for chunk in chunked(rows, portion):
-            answer = self.add_recipients(campaign_id, chunk, placeholders_flag=placeholders_flag)
-            result.record(answer.data or [], keep_message_ids, keep_rejections)
-            sent += len(chunk)
-            if on_portion is not None:
-                on_portion(sent, result)
+        if prefetch_portions > 0:
+            rows = yield_gil(rows)  # the worker must not hold up this thread when an answer arrives
+        portions = prefetch(_portion_requests(settings, campaign_id, rows, portion, placeholders_flag),
+                            prefetch_portions)
+        try:
+            for size, request in portions:
+                answer = send(client, request, books.parse, settings.retry)
+                sent += size
+                books.add(answer, sent)
+            books.finish()
+        finally:
+            portions.close()  # stops the workers when an upload fails half-way
+            books.close()
         return result
 
     def delete_campaign(self, campaign_id: int) -> None:
@@ -346,9 +386,11 @@ class MobizonHook(BaseHook):
         """campaign/list: one page ``{"items": [...], "totalItemCount": n}``."""
         return self._list("campaign", criteria, page, page_size, sort)
 
-    def iter_campaigns(self, criteria: Mapping[str, Any] | None = None, **kw: Any) -> Iterator[dict[str, Any]]:
-        """Every campaign matching ``criteria``, page after page."""
-        return self._iter_pages(self.list_campaigns, criteria, **kw)
+    def iter_campaigns(
+        self, criteria: Mapping[str, Any] | None = None, *, concurrency: int = 1, **kw: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Every campaign matching ``criteria``, page after page (``concurrency``: see :meth:`iter_messages`)."""
+        return self._iter_pages("campaign", criteria, concurrency, **kw)
 
     def send_campaign(self, campaign_id: int) -> int:
         """campaign/send; returns 1 when the campaign went to moderation, 2 when sent."""
@@ -356,12 +398,25 @@ class MobizonHook(BaseHook):
 
     # ------------------------------------------------------------ message
 
-    def get_sms_status(self, message_ids: Iterable[int | str]) -> list[dict[str, Any]]:
-        """message/getSMSStatus for any number of ids, 100 per call."""
-        statuses: list[dict[str, Any]] = []
-        for chunk in chunked(message_ids, proto.MAX_STATUS_IDS_PER_CALL):
-            statuses.extend(self.call("message", "getSMSStatus", {"ids": [str(i) for i in chunk]}).data or [])
-        return statuses
+    def get_sms_status(self, message_ids: Iterable[int | str], *, concurrency: int = 1) -> list[dict[str, Any]]:
+        """message/getSMSStatus for any number of ids, 100 per call (see :meth:`iter_sms_status`)."""
+        return list(self.iter_sms_status(message_ids, concurrency=concurrency))
+
+    def iter_sms_status(self, message_ids: Iterable[int | str], *, concurrency: int = 1) -> Iterator[dict[str, Any]]:
+        """Statuses of any number of ids, 100 per call, in the order of the ids' calls.
+
+        ``concurrency``: calls in flight at once (1: one after another). Ids are read
+        lazily, so a generator of millions is fine; a rate-limit answer (code 30) pauses
+        every worker for the retry's backoff.
+        """
+        _check_concurrency(concurrency)
+        gate = Gate() if concurrency > 1 else None
+
+        def one_call(chunk: list[int | str]) -> list[dict[str, Any]]:
+            return list(self.call("message", "getSMSStatus", {"ids": [str(i) for i in chunk]}, gate=gate).data or [])
+
+        for statuses in ordered_map(one_call, chunked(message_ids, proto.MAX_STATUS_IDS_PER_CALL), concurrency):
+            yield from statuses
 
     def list_messages(
         self,
@@ -375,9 +430,18 @@ class MobizonHook(BaseHook):
         """message/list: one page of messages."""
         return self._list("message", criteria, page, page_size, sort, withNumberInfo=with_number_info)
 
-    def iter_messages(self, criteria: Mapping[str, Any] | None = None, **kw: Any) -> Iterator[dict[str, Any]]:
-        """Every message matching ``criteria`` (e.g. ``{"campaignIds": [id]}``), page after page."""
-        return self._iter_pages(self.list_messages, criteria, **kw)
+    def iter_messages(
+        self, criteria: Mapping[str, Any] | None = None, *, concurrency: int = 1, **kw: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Every message matching ``criteria`` (e.g. ``{"campaignIds": [id]}``), page after page.
+
+        ``concurrency`` > 1 reads the first page, then the remaining pages (known from
+        ``totalItemCount``) with that many calls in flight, yielding items in page order;
+        a rate-limit answer pauses every worker. Other keywords go to :meth:`list_messages`.
+        """
+        if kw.get("with_number_info") is not None:
+            kw["withNumberInfo"] = kw.pop("with_number_info")
+        return self._iter_pages("message", criteria, concurrency, **kw)
 
     def send_sms(
         self,
@@ -423,6 +487,7 @@ class MobizonHook(BaseHook):
         page: int,
         page_size: int,
         sort: Mapping[str, str] | None,
+        gate: Gate | None = None,
         **extra: Any,
     ) -> dict[str, Any]:
         if page_size not in proto.PAGE_SIZES:
@@ -435,23 +500,178 @@ class MobizonHook(BaseHook):
             "sort": dict(sort or {}),
             **extra,
         }
-        data = self.call(module, "list", params).data or {}
+        data = self.call(module, "list", params, gate=gate).data or {}
         return {"items": list(data.get("items") or []), "totalItemCount": int(data.get("totalItemCount") or 0)}
 
-    @staticmethod
     def _iter_pages(
-        list_page: Callable[..., dict[str, Any]], criteria: Mapping[str, Any] | None, **kw: Any
+        self,
+        module: str,
+        criteria: Mapping[str, Any] | None,
+        concurrency: int = 1,
+        *,
+        page_size: int = 100,
+        sort: Mapping[str, str] | None = None,
+        **extra: Any,
     ) -> Iterator[dict[str, Any]]:
-        page = 0
-        seen = 0
-        while True:
-            answer = list_page(criteria, page=page, **kw)
+        _check_concurrency(concurrency)
+        gate = Gate() if concurrency > 1 else None
+
+        def list_page(page: int) -> dict[str, Any]:
+            return self._list(module, criteria, page, page_size, sort, gate, **extra)
+
+        first = list_page(0)
+        yield from first["items"]
+        seen = len(first["items"])
+        if not first["items"] or seen >= first["totalItemCount"]:
+            return
+        if concurrency == 1:
+            pages: Iterable[dict[str, Any]] = (list_page(page) for page in itertools.count(1))
+        else:
+            # Pages past the first are known from the total, so they can be asked for together.
+            last = -(-first["totalItemCount"] // page_size)
+            pages = ordered_map(list_page, range(1, last), concurrency)
+        for answer in pages:
             items = answer["items"]
             yield from items
             seen += len(items)
             if not items or seen >= answer["totalItemCount"]:
                 return
-            page += 1
+
+
+# Answers that begin like this were accepted (0: all added, 98: some, 99: none): no retry
+# decision depends on the rest, so reading the 500 per-recipient results can wait for a worker.
+_ACCEPTED = (b'{"code":0,', b'{"code":98,', b'{"code":99,')
+# Per-recipient results: only code and messageId are read, so skip converting the other fields.
+_PARSE_RESULTS = partial(proto.parse, convert_numbers=False)
+
+
+@dataclass(frozen=True)
+class _Unread:
+    """An accepted addRecipients answer whose per-recipient results are not parsed yet."""
+
+    content: bytes
+
+
+class _Books:
+    """Counts each portion's per-recipient results, in order, and reports them to ``on_portion``.
+
+    With ``background``, an accepted answer is parsed and counted (and ``on_portion``
+    called) in a worker thread while the next portion is on the wire; any other answer is
+    parsed at once, so errors and retries are decided exactly as without it.
+    """
+
+    def __init__(
+        self,
+        result: AddResult,
+        keep_ids: int,
+        keep_rejections: int,
+        on_portion: Callable[[int, AddResult], None] | None,
+        background: bool,
+    ) -> None:
+        self.result, self.on_portion = result, on_portion
+        self.keep_ids, self.keep_rejections = keep_ids, keep_rejections
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="sms-books") if background else None
+        self._pending: deque[Future[None]] = deque()
+
+    def parse(self, resp: Response) -> proto.Answer | _Unread:
+        if self._pool is not None and resp.status_code == 200 and resp.content.startswith(_ACCEPTED):
+            return _Unread(resp.content)
+        return _PARSE_RESULTS(resp)
+
+    def _record(self, answer: proto.Answer | _Unread, sent: int) -> None:
+        if isinstance(answer, _Unread):
+            answer = _PARSE_RESULTS(Response(200, answer.content, {}))
+        self.result.record(answer.data or [], self.keep_ids, self.keep_rejections)
+        if self.on_portion is not None:
+            self.on_portion(sent, self.result)
+
+    def add(self, answer: proto.Answer | _Unread, sent: int) -> None:
+        """Count ``answer`` (rows sent so far: ``sent``) and report it."""
+        if self._pool is None:
+            self._record(answer, sent)
+            return
+        # Every answer goes through the one worker, so they are counted in order; the
+        # previous one's outcome (an error it raised) is collected here.
+        self._pending.append(self._pool.submit(self._record, answer, sent))
+        while len(self._pending) > 1:
+            self._pending.popleft().result()
+
+    def finish(self) -> None:
+        while self._pending:
+            self._pending.popleft().result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _check_concurrency(concurrency: int) -> None:
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise SmsValidationError(
+            f"concurrency={concurrency!r} must be a positive integer", field="concurrency", value=concurrency
+        )
+
+
+def _portion_requests(
+    settings: MobizonSettings, campaign_id: int, rows: Iterable[Any], portion: int, placeholders_flag: int | None
+) -> Iterator[tuple[int, Request]]:
+    """(rows in the portion, its addRecipients request): the same body as ``add_recipients(chunk)``."""
+    options = {"placeholdersFlag": placeholders_flag} if placeholders_flag is not None else None
+    for chunk in chunked(rows, portion):
+        params = {"id": campaign_id, "recipients": proto.recipients_param(chunk), "params": options}
+        yield len(chunk), settings.request("campaign", "addRecipients", params)
+
+
+# Mobizon's encoding names (campaign/addRecipients) and the Python codecs that read them.
+FILE_ENCODINGS = {
+    "KOI8-R": "koi8_r", "CP866": "cp866", "WINDOWS-1252": "cp1252", "WINDOWS-1251": "cp1251",
+    "UTF-8": "utf-8", "ASCII": "ascii", "ISO-8859-1": "latin-1", "UCS-2": "utf-16",
+}
+FILE_SUFFIXES = (".csv", ".txt", ".xls", ".xlsx")
+
+
+def check_recipients_file(file: str | os.PathLike[str], encoding: str | None) -> None:
+    """Refuse, before uploading, a recipientsFile Mobizon would reject or misread.
+
+    The format (by extension), the size, and for text files that every line decodes
+    with the declared encoding (a wrong one would garble numbers and placeholder values).
+    """
+    path = os.fspath(file)
+    if not path.lower().endswith(FILE_SUFFIXES):
+        raise SmsValidationError(
+            f"recipients_file={path!r}: Mobizon takes {', '.join(FILE_SUFFIXES)} files", field="recipients_file",
+            value=path,
+        )
+    try:
+        size = os.path.getsize(path)
+    except OSError as exc:
+        raise SmsValidationError(f"recipients file {path!r} cannot be read: {exc.strerror}", field="recipients_file",
+                                 value=path) from None
+    if size > proto.MAX_UPLOAD_BYTES:
+        raise SmsValidationError(
+            f"recipients_file={path!r} is {size} bytes; at most {proto.MAX_UPLOAD_BYTES} go in one upload "
+            "(stream the rows through `recipients` with file_upload_threshold to split it)",
+            field="recipients_file", value=path,
+        )
+    name = (encoding or "UTF-8").upper()
+    if name not in FILE_ENCODINGS:
+        raise SmsValidationError(f"file_encoding={encoding!r} is not one of {sorted(FILE_ENCODINGS)}",
+                                 field="encoding", value=encoding)
+    if path.lower().endswith((".csv", ".txt")):
+        _check_decodes(path, FILE_ENCODINGS[name], name)
+
+
+def _check_decodes(path: str, codec: str, name: str) -> None:
+    decoder = codecs.getincrementaldecoder(codec)(errors="strict")
+    with open(path, "rb") as fh:
+        for line_no, raw in enumerate(iter(fh.readline, b""), 1):
+            try:
+                decoder.decode(raw)
+            except UnicodeDecodeError:
+                raise SmsValidationError(
+                    f"recipients_file={path!r}: line {line_no} is not valid {name} (set file_encoding)",
+                    field="encoding", value=name,
+                ) from None
 
 
 def _file_part(file: str | os.PathLike[str] | tuple[str, IO[bytes] | bytes]) -> tuple[str, Any]:

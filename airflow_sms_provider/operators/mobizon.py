@@ -9,24 +9,29 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
-from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsProviderError, SmsValidationError
+from airflow_sms_provider.exceptions import (
+    SmsAmbiguousError,
+    SmsCampaignFailedError,
+    SmsProviderError,
+    SmsValidationError,
+)
 from airflow_sms_provider.hooks.mobizon import AddResult, MobizonHook
+from airflow_sms_provider.operators.mobizon_upload import (  # noqa: F401 - PLACEHOLDERS_FLAGS: kept importable here
+    PLACEHOLDERS_FLAGS,
+    RecipientsMixin,
+    wait_for_task,
+)
 from airflow_sms_provider.progress import Checkpoint
 from airflow_sms_provider.protocols import mobizon as proto
-from airflow_sms_provider.recipients import (
-    RejectReport,
-    iter_recipients,
-    normalize_phone,
-    placeholders,
-    require_nonempty,
-)
-from airflow_sms_provider.triggers.mobizon import MobizonCampaignTrigger
+from airflow_sms_provider.recipients import normalize_phone, placeholders, sms_parts
+from airflow_sms_provider.recovery import run_tag, tagged_name
 from airflow_sms_provider.validation import (
     as_int,
     check_choice,
@@ -36,7 +41,6 @@ from airflow_sms_provider.validation import (
     parse_when,
 )
 
-PLACEHOLDERS_FLAGS = (1, 2, 3)
 MAX_NAME_LENGTH = 255
 
 
@@ -54,6 +58,31 @@ class _MobizonOperator(BaseOperator):
 # ------------------------------------------------------------------ campaign settings
 
 
+def check_mobizon_text(text: Any) -> str:
+    """A non-empty text of at most ``MAX_TEXT_PARTS`` SMS parts (placeholders counted as written)."""
+    text = check_text(text)
+    encoding, chars, parts = sms_parts(text)
+    if parts > proto.MAX_TEXT_PARTS:
+        raise SmsValidationError(
+            f"text is {chars} {encoding} characters, {parts} SMS parts; at most {proto.MAX_TEXT_PARTS} parts "
+            "are sent (1530 GSM-7 or 670 UCS-2 characters)",
+            field="text", value=text[:40] + "…",
+        )
+    return text
+
+
+def check_sender(sender: Any) -> None:
+    """Sender IDs: up to 11 Latin letters, digits, spaces, '.', '-', '_', or up to 15 digits."""
+    if sender is None or sender == "":
+        return
+    if not isinstance(sender, str) or not re.fullmatch(proto.SENDER_PATTERN, sender):
+        raise SmsValidationError(
+            f"sender={sender!r} is not a valid sender ID (up to 11 Latin letters, digits, spaces, '.', '-', '_', "
+            "or up to 15 digits)",
+            field="sender", value=sender,
+        )
+
+
 class CampaignSpec:
     """The fields of campaign/create, checked against the reference's limits."""
 
@@ -62,7 +91,8 @@ class CampaignSpec:
 
     def validate(self, now: dt.datetime | None = None) -> dict[str, Any]:
         f = dict(self.fields)
-        text = check_text(f["text"])
+        text = check_mobizon_text(f["text"])
+        check_sender(f.get("sender"))
         ctype = as_int(f.get("campaign_type") or 2, "campaign_type")
         check_choice(ctype, proto.CAMPAIGN_TYPES, "campaign_type")
         if ctype == 3 and not placeholders(text):
@@ -166,88 +196,6 @@ class MobizonCreateCampaignOperator(_MobizonOperator):
 # ------------------------------------------------------------------ recipients
 
 
-class RecipientsMixin:
-    """Turns the recipient parameters into a stream of portions and uploads them."""
-
-    recipients: Any
-    number_field: str
-    on_invalid: str
-    reject_report_path: Any
-    placeholders_flag: int | None
-    max_reported: int
-
-    def _check_recipient_options(self) -> None:
-        check_choice(self.on_invalid, ("fail", "skip"), "on_invalid")
-        check_choice(self.placeholders_flag, PLACEHOLDERS_FLAGS, "placeholders_flag")
-
-    def _stream(self, report: RejectReport, text: str | None) -> Iterable[Any]:
-        """Normalised recipients as the Mobizon ``recipients`` items, lazily."""
-        rows = require_nonempty(
-            iter_recipients(
-                self.recipients, number_field=self.number_field, on_invalid=self.on_invalid, report=report
-            )
-        )
-        needed = placeholders(text) if text else set()
-        for recipient in rows:
-            if recipient.params or needed:
-                missing = needed - set(recipient.params)
-                if missing and self.placeholders_flag in (None, 3):
-                    raise SmsValidationError(
-                        f"recipients row {recipient.row}: placeholder(s) "
-                        f"{', '.join('{' + m + '}' for m in sorted(missing))} have no value "
-                        "(set placeholders_flag=1 to keep them or 2 to remove them)",
-                        field="recipients",
-                        value=recipient.row,
-                    )
-                yield {"recipient": recipient.number, **recipient.params}
-            else:
-                yield recipient.number
-
-    def _upload(
-        self, hook: MobizonHook, campaign_id: int, text: str | None, ckpt: Checkpoint, log: Any
-    ) -> dict[str, Any]:
-        report = RejectReport(cap=self.max_reported, path=self.reject_report_path or None)
-        done = int(ckpt.get("uploaded", 0))
-        stream = self._stream(report, text)
-        if done:
-            log.info("Resuming upload after %d recipients already sent to campaign %s", done, campaign_id)
-            stream = itertools.islice(stream, done, None)
-        started = time.monotonic()
-
-        def checkpoint(sent: int, result: AddResult) -> None:
-            ckpt.save(uploaded=done + sent)
-            elapsed = max(time.monotonic() - started, 1e-9)
-            log.info("Uploaded %d recipients (%.0f/s), %d added, %d rejected",
-                     done + sent, sent / elapsed, result.added, result.rejected)
-
-        try:
-            result = hook.add_recipients_in_portions(
-                campaign_id, stream, placeholders_flag=self.placeholders_flag,
-                keep_rejections=self.max_reported, on_portion=checkpoint,
-            )
-        finally:
-            report.close()
-        summary = result.summary()
-        summary["invalid"] = report.summary()
-        return summary
-
-
-def _wait_for_task(hook: MobizonHook, task_id: int, timeout: float, log: Any) -> dict[str, Any]:
-    """Poll a background task in-process, once per second at most."""
-    deadline = time.monotonic() + timeout
-    while True:
-        data = hook.get_task_status(task_id)
-        outcome, message = proto.task_outcome(data)
-        log.info("Mobizon task %s: %s", task_id, message)
-        if outcome == proto.SUCCEEDED:
-            return data
-        if outcome == proto.FAILED:
-            raise SmsCampaignFailedError(message, provider=proto.PROVIDER, details=data)
-        if time.monotonic() > deadline:
-            raise SmsProviderError(f"mobizon task {task_id} still not complete after {timeout:.0f}s")
-        time.sleep(proto.TASKQUEUE_MIN_POLL_INTERVAL)
-
-
 class MobizonAddRecipientsOperator(RecipientsMixin, _MobizonOperator):
     """Add recipients to a campaign (campaign/addRecipients), with exactly one source.
 
@@ -270,11 +218,20 @@ class MobizonAddRecipientsOperator(RecipientsMixin, _MobizonOperator):
     :param wait_for_task: wait for the background task of a file or groups upload (default True).
     :param task_timeout: seconds to wait for it.
     :param max_reported: how many rejected examples and message ids go to XCom.
+    :param file_upload_threshold: with ``recipients``, an audience of more rows than this is
+        uploaded as CSV file(s) (``recipientsFile``, one background task each) instead of
+        portions of 500: far fewer requests, but no per-recipient message ids or rejection
+        reasons (counts come from the campaign's counters). ``None`` (default): never.
+    :param max_file_bytes: split such uploads into files of at most this size
+        (default ``MAX_UPLOAD_BYTES``, 8 MiB: Mobizon documents no limit).
+    :param expected_count: the audience size, for progress lines (done / total, ETA) when
+        ``recipients`` has no ``len()`` (a generator, a file).
+    :param mobizon_conn_id: the ``mobizon`` connection.
     """
 
     template_fields: Sequence[str] = (
         "campaign_id", "recipients", "recipients_file", "contacts", "groups", "replace",
-        "placeholders_flag", "reject_report_path", "mobizon_conn_id",
+        "placeholders_flag", "reject_report_path", "file_upload_threshold", "expected_count", "mobizon_conn_id",
     )
 
     def __init__(
@@ -297,9 +254,14 @@ class MobizonAddRecipientsOperator(RecipientsMixin, _MobizonOperator):
         wait_for_task: bool = True,
         task_timeout: float = 3600,
         max_reported: int = 20,
+        file_upload_threshold: int | None = None,
+        max_file_bytes: int = proto.MAX_UPLOAD_BYTES,
+        expected_count: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.file_upload_threshold, self.max_file_bytes = file_upload_threshold, max_file_bytes
+        self.expected_count = expected_count
         self.campaign_id, self.recipients, self.recipients_file = campaign_id, recipients, recipients_file
         self.contacts, self.groups, self.replace = contacts, groups, replace
         self.placeholders_flag = placeholders_flag
@@ -335,9 +297,10 @@ class MobizonAddRecipientsOperator(RecipientsMixin, _MobizonOperator):
                         field="replace",
                         value=True,
                     )
-                text = hook.get_campaign(campaign_id).get("text")
+                campaign = hook.get_campaign(campaign_id)
                 ckpt = Checkpoint(context, f"mobizon_add_recipients_{campaign_id}")
-                summary.update(self._upload(hook, campaign_id, text, ckpt, self.log))
+                summary.update(self._upload(hook, campaign_id, campaign.get("text"), ckpt, self.log,
+                                            template=campaign.get("type") == 3))
                 return summary
             if source == "contacts":
                 answer = hook.add_recipients(
@@ -358,7 +321,7 @@ class MobizonAddRecipientsOperator(RecipientsMixin, _MobizonOperator):
             )
             summary["background_task_id"] = answer.task_id
             if self.wait_for_task and answer.task_id is not None:
-                summary["task"] = _wait_for_task(hook, answer.task_id, self.task_timeout, self.log)
+                summary["task"] = wait_for_task(hook, answer.task_id, self.task_timeout, self.log)
             return summary
         finally:
             hook.close()
@@ -391,6 +354,18 @@ class MobizonSendCampaignOperator(_MobizonOperator):
             hook.close()
 
 
+def find_tagged_campaign(hook: MobizonHook, text: str, name: str, scan: int = 500) -> int | None:
+    """The newest campaign with this exact text and tagged name, if any (sent or not).
+
+    campaign/list has no name criterion, so it filters by text and compares names here,
+    newest first, looking at no more than ``scan`` campaigns.
+    """
+    for item in itertools.islice(hook.iter_campaigns({"text": text}, sort={"id": "DESC"}), scan):
+        if item.get("name") == name:
+            return int(item["id"])
+    return None
+
+
 def send_once(hook: MobizonHook, campaign_id: int, ckpt: Checkpoint, log: Any) -> dict[str, Any]:
     """campaign/send unless this campaign was already sent (checkpoint or status says so)."""
     status = hook.get_campaign(campaign_id).get("commonStatus")
@@ -413,8 +388,19 @@ def send_once(hook: MobizonHook, campaign_id: int, ckpt: Checkpoint, log: Any) -
 class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
     """Create a campaign, upload its recipients, send it and (optionally) wait for DONE.
 
-    Takes every parameter of :class:`MobizonCreateCampaignOperator` plus:
-
+    :param text: message text; for ``campaign_type=3`` with ``{placeholders}``.
+    :param name: campaign name (≤ 255 characters; a tag naming the task instance is appended
+        so a retry can find the campaign again).
+    :param campaign_type: 1 single message, 2 bulk (default), 3 template.
+    :param sender: sender ID; the connection's ``default_sender`` when omitted.
+    :param rate_limit: messages per ``rate_period``.
+    :param rate_period: 60, 3600 or 86400 seconds.
+    :param deferred_to: send time (datetime or template string), 1 hour to 14 days ahead.
+    :param mclass: 0 flash SMS, 1 normal.
+    :param validity: delivery wait in minutes, 60 to 1440.
+    :param shorten_links: shorten links in the text.
+    :param track_short_link_recipients: track which recipients clicked short links.
+    :param mobizon_conn_id: the ``mobizon`` connection.
     :param recipients: numbers or template rows (list, iterable, XCom, or CSV/XLSX path),
         uploaded in portions of ≤ 500 as they are read.
     :param number_field: column/key holding the number in template rows (``recipient``).
@@ -426,6 +412,11 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
     :param poll_interval: seconds between status checks while waiting.
     :param max_reported: how many rejected examples and message ids go to XCom.
+    :param file_upload_threshold: above this many rows, upload CSV file(s) (``recipientsFile``)
+        instead of portions: fewer requests, no per-recipient message ids (``None``: never).
+    :param max_file_bytes: split such uploads into files of at most this size.
+    :param task_timeout: seconds to wait for each file's background task.
+    :param expected_count: the audience size for progress lines when it has no ``len()``.
 
     A retry resumes: the campaign id, the number of uploaded recipients and the
     send are recorded in the task's durable state as they happen, so a retried
@@ -438,6 +429,7 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
 
     template_fields: Sequence[str] = (
         *MobizonCreateCampaignOperator.template_fields, "recipients", "placeholders_flag", "reject_report_path",
+        "file_upload_threshold", "expected_count",
     )
 
     def __init__(
@@ -453,9 +445,15 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
         deferrable: bool | None = None,
         poll_interval: float = 30.0,
         max_reported: int = 20,
+        file_upload_threshold: int | None = None,
+        max_file_bytes: int = proto.MAX_UPLOAD_BYTES,
+        task_timeout: float = 3600,
+        expected_count: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.file_upload_threshold, self.max_file_bytes = file_upload_threshold, max_file_bytes
+        self.task_timeout, self.expected_count = task_timeout, expected_count
         self.recipients, self.number_field, self.placeholders_flag = recipients, number_field, placeholders_flag
         self.on_invalid, self.reject_report_path = on_invalid, reject_report_path
         self.wait_for_completion, self.target_statuses = wait_for_completion, list(target_statuses)
@@ -471,18 +469,29 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
             raise SmsValidationError("recipients is empty: the campaign has no audience", field="recipients",
                                      value=self.recipients)
         ckpt = Checkpoint(context, "mobizon_campaign")
+        if not ckpt.get("uploaded_all"):
+            self._prevalidate(fields["text"])
+        tag = run_tag(context)
+        if tag is not None:
+            fields["name"] = tagged_name(fields.get("name"), tag, MAX_NAME_LENGTH)
         hook = self.hook()
         try:
             campaign_id = ckpt.get("campaign_id")
+            if campaign_id is None and tag is not None and not ckpt.durable:
+                # No durable state (Airflow < 3.3): an earlier try may have created it already.
+                campaign_id = find_tagged_campaign(hook, fields["text"], fields["name"])
+                if campaign_id is not None:
+                    ckpt.save(campaign_id=campaign_id)
             if campaign_id is None:
-                campaign_id = hook.create_campaign(**fields)
+                campaign_id = self._create(hook, fields)
                 ckpt.save(campaign_id=campaign_id)
                 self.log.info("Created Mobizon campaign %s", campaign_id)
             else:
                 self.log.info("Resuming Mobizon campaign %s from an earlier try", campaign_id)
             summary: dict[str, Any] = {"campaign_id": campaign_id}
             if not ckpt.get("uploaded_all"):
-                summary.update(self._upload(hook, campaign_id, fields["text"], ckpt, self.log))
+                summary.update(self._upload(hook, campaign_id, fields["text"], ckpt, self.log,
+                                            template=fields["campaign_type"] == 3))
                 ckpt.save(uploaded_all=True, upload_summary=summary)
             else:
                 summary.update(ckpt.get("upload_summary") or {})
@@ -492,6 +501,10 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
         if not self.wait_for_completion:
             return summary
         if self.deferrable:
+            # Imported here: DAG files import this module on every parse, and only a deferring
+            # task needs Airflow's trigger machinery (a third of this module's import time).
+            from airflow_sms_provider.triggers.mobizon import MobizonCampaignTrigger
+
             self.defer(
                 trigger=MobizonCampaignTrigger(
                     self.mobizon_conn_id, campaign_id, self.poll_interval, target_statuses=self.target_statuses
@@ -500,6 +513,17 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
                 kwargs={"summary": summary},
             )
         return self._wait_in_process(campaign_id, summary)
+
+    def _create(self, hook: MobizonHook, fields: dict[str, Any]) -> int:
+        """campaign/create; after an ambiguous failure, look for the tagged campaign instead of repeating."""
+        try:
+            return hook.create_campaign(**fields)
+        except SmsAmbiguousError:
+            found = find_tagged_campaign(hook, fields["text"], fields["name"]) if "[af-" in fields["name"] else None
+            if found is None:
+                raise
+            self.log.warning("campaign/create went unanswered, but campaign %s exists: using it", found)
+            return found
 
     def _wait_in_process(self, campaign_id: int, summary: dict[str, Any]) -> dict[str, Any]:
         hook = self.hook()
@@ -545,6 +569,7 @@ class MobizonSendSmsOperator(_MobizonOperator):
     :param deferred_to: send time, 1 hour to 14 days ahead.
     :param validity: delivery wait in minutes, 60 to 1440.
     :param shorten_links: shorten links in the text.
+    :param mobizon_conn_id: the ``mobizon`` connection.
 
     A retry after the message was accepted does not send it again: the result is
     kept in the task's durable state.
@@ -574,7 +599,8 @@ class MobizonSendSmsOperator(_MobizonOperator):
         except ValueError as exc:
             raise SmsValidationError(f"recipient={self.recipient!r}: {exc}", field="recipient",
                                      value=self.recipient) from None
-        text = check_text(self.text)
+        text = check_mobizon_text(self.text)
+        check_sender(self.sender)
         check_range(self.validity, *proto.VALIDITY_MINUTES, "validity")
         deferred = parse_when(self.deferred_to, "deferred_to")
         if deferred is not None:
@@ -599,6 +625,7 @@ class MobizonDeleteCampaignOperator(_MobizonOperator):
 
     :param campaign_id: the campaign (templated).
     :param missing_ok: succeed when the campaign is already gone (default True, so a retry succeeds).
+    :param mobizon_conn_id: the ``mobizon`` connection.
     """
 
     template_fields: Sequence[str] = ("campaign_id", "mobizon_conn_id")
@@ -629,6 +656,7 @@ class MobizonCampaignStatsOperator(_MobizonOperator):
 
     :param campaign_id: the campaign (templated).
     :param include_links: also fetch short-link click counts.
+    :param mobizon_conn_id: the ``mobizon`` connection.
 
     Returns ``{"campaign_id", "status", "counters", "links", "delivered", "total"}``:
     small enough for XCom, ready to load into a table.
@@ -665,8 +693,11 @@ class MobizonMessageStatusOperator(_MobizonOperator):
     :param message_ids: message ids (templated; e.g. from the add-recipients summary).
     :param campaign_id: instead of ids, every message of this campaign.
     :param max_reported: how many per-message rows go to XCom (counts cover all).
+    :param concurrency: API calls in flight at once (default 1, one after another); a
+        rate-limit answer pauses them all.
 
     Returns ``{"counts": {status: n}, "final": n, "total": n, "messages": [...]}``.
+    :param mobizon_conn_id: the ``mobizon`` connection.
     """
 
     template_fields: Sequence[str] = ("message_ids", "campaign_id", "mobizon_conn_id")
@@ -677,10 +708,12 @@ class MobizonMessageStatusOperator(_MobizonOperator):
         message_ids: Sequence[int | str] | None = None,
         campaign_id: int | str | None = None,
         max_reported: int = 100,
+        concurrency: int = 1,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.message_ids, self.campaign_id, self.max_reported = message_ids, campaign_id, max_reported
+        self.concurrency = concurrency
 
     def execute(self, context: Any) -> dict[str, Any]:
         if (self.message_ids is None) == (self.campaign_id is None):
@@ -690,10 +723,12 @@ class MobizonMessageStatusOperator(_MobizonOperator):
         try:
             if self.campaign_id is not None:
                 rows: Iterable[dict[str, Any]] = hook.iter_messages(
-                    {"campaignIds": [as_int(self.campaign_id, "campaign_id")]}
+                    {"campaignIds": [as_int(self.campaign_id, "campaign_id")]}, concurrency=self.concurrency
                 )
             else:
-                rows = hook.get_sms_status(as_int(i, "message_ids") for i in (self.message_ids or []))
+                rows = hook.iter_sms_status(
+                    (as_int(i, "message_ids") for i in (self.message_ids or [])), concurrency=self.concurrency
+                )
             counts: dict[str, int] = {}
             messages: list[dict[str, Any]] = []
             for row in rows:

@@ -10,6 +10,7 @@ Answers are ``{"code", "data", "message"}``, mostly with HTTP 200 even for error
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from airflow_sms_provider.exceptions import (
     SmsValidationError,
     SmsWrongDomainError,
 )
+from airflow_sms_provider.redaction import redact_text
 from airflow_sms_provider.transport import Request, Response
 
 PROVIDER = "mobizon"
@@ -36,7 +38,19 @@ API_VERSION = "v1"
 # Limits from the reference.
 MAX_RECIPIENTS_PER_CALL = 500
 MAX_STATUS_IDS_PER_CALL = 100
+# The reference gives no size limit for recipientsFile. PHP's default post_max_size is 8 MB,
+# so bigger audiences go up as several files of at most this many bytes (an operator setting).
+MAX_UPLOAD_BYTES = 8 * 1024 * 1024
+# Ours: the largest answer (a 100-item page, 500 recipient results) is far below this; a body
+# this big is not the API talking, and parsing it would cost memory for nothing.
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 PAGE_SIZES = (25, 50, 100)
+# Decision (the reference names no limit): a message of at most 10 SMS parts, 1,530 GSM-7 or
+# 670 UCS-2 characters; longer texts are almost always a template mistake and bill 10x per number.
+MAX_TEXT_PARTS = 10
+# Decision (sender IDs must be registered; the reference gives no syntax): the usual SMS rule,
+# up to 11 Latin letters, digits, spaces, '.', '-' or '_', or up to 15 digits.
+SENDER_PATTERN = r"[A-Za-z0-9 ._-]{1,11}|\+?[0-9]{1,15}"
 TASKQUEUE_MIN_POLL_INTERVAL = 1.0
 DEFERRED_MIN_SECONDS = 3600
 DEFERRED_MAX_SECONDS = 14 * 24 * 3600
@@ -114,13 +128,27 @@ _FLOAT_FIELDS = frozenset({"balance", "segUserBuy"})
 # ---------------------------------------------------------------- encoding
 
 
+def _quote_text(text: str) -> str:
+    # PHP's urlencode leaves only [A-Za-z0-9_.-] alone; Python also keeps '~'.
+    return quote_plus(text, safe="").replace("~", "%7E")
+
+
 def _php_quote(value: Any) -> str:
     if value is True:
         return "1"
     if value is False:
         return "0"
-    # PHP's urlencode leaves only [A-Za-z0-9_.-] alone; Python also keeps '~'.
-    return quote_plus(str(value), safe="").replace("~", "%7E")
+    text = value if isinstance(value, str) else str(value)
+    # Fast path for the common value (phone numbers, ids): ASCII letters and digits need no escaping.
+    if text.isalnum() and text.isascii():
+        return text
+    return _quote_text(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _quote_name(name: str) -> str:
+    # Key names repeat on every call (recipient fields, placeholders): escape each once.
+    return _php_quote(name)
 
 
 def _flatten(prefix: str, value: Any, out: list[tuple[str, Any]]) -> None:
@@ -143,9 +171,34 @@ def flatten_params(params: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return out
 
 
+def _encode(prefix: str, value: Any, out: list[str]) -> None:
+    """Append ``key=value`` pieces; ``prefix`` is already escaped.
+
+    Escaping is per character, so ``quote("a[b]") == quote("a") + "%5B" + quote("b") + "%5D"``:
+    building escaped keys piece by piece gives the bytes :func:`flatten_params` plus quoting
+    would, without re-escaping the same prefix for each of 500 recipients.
+    """
+    if value is None:
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            name = _quote_name(str(key))
+            _encode(f"{prefix}%5B{name}%5D" if prefix else name, item, out)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            if isinstance(item, str):  # a plain number: no recursion, and digits need no escaping
+                out.append(f"{prefix}%5B{index}%5D={item if item.isalnum() and item.isascii() else _php_quote(item)}")
+            else:
+                _encode(f"{prefix}%5B{index}%5D", item, out)
+    else:
+        out.append(f"{prefix}={_php_quote(value)}")
+
+
 def http_build_query(params: Mapping[str, Any]) -> str:
     """Encode ``params`` byte for byte as PHP's ``http_build_query`` does."""
-    return "&".join(f"{_php_quote(key)}={_php_quote(value)}" for key, value in flatten_params(params))
+    out: list[str] = []
+    _encode("", params, out)
+    return "&".join(out)
 
 
 # ---------------------------------------------------------------- requests
@@ -176,7 +229,7 @@ def build(
 
 def recipients_param(rows: Iterable[str | Mapping[str, Any]]) -> list[Any]:
     """``recipients`` for addRecipients: plain numbers, or dicts with ``recipient`` and placeholder values."""
-    return [row if isinstance(row, Mapping) else str(row) for row in rows]
+    return [row if type(row) is str or isinstance(row, Mapping) else str(row) for row in rows]
 
 
 # ---------------------------------------------------------------- answers
@@ -196,24 +249,38 @@ class Answer:
         return int(self.data) if self.code == BACKGROUND else None
 
 
-def _to_number(key: str, value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            if key in _INT_FIELDS or (key.startswith("total") and key.endswith(("Num", "Cnt"))):
-                return int(value)
-            if key in _FLOAT_FIELDS or (key.startswith("total") and key.endswith("Cost")):
-                return float(value)
-        except ValueError:
-            return value
-    return normalize(value)
+@functools.lru_cache(maxsize=1024)
+def _number_kind(key: str) -> type | None:
+    """``int``/``float`` for the fields Mobizon sends as strings but are numbers, else None."""
+    if key in _INT_FIELDS or (key.startswith("total") and key.endswith(("Num", "Cnt"))):
+        return int
+    if key in _FLOAT_FIELDS or (key.startswith("total") and key.endswith("Cost")):
+        return float
+    return None
+
+
+def _convert(kind: type, text: str) -> Any:
+    try:
+        return kind(text)
+    except ValueError:
+        return text  # not a number after all: keep the text
 
 
 def normalize(value: Any) -> Any:
     """Convert the numbers Mobizon sends as strings in known numeric fields."""
     if isinstance(value, dict):
-        return {key: _to_number(key, item) for key, item in value.items()}
+        out = {}
+        for key, item in value.items():
+            if isinstance(item, str):
+                kind = _number_kind(key) if isinstance(key, str) else None
+                if kind is not None:
+                    item = _convert(kind, item)
+            elif isinstance(item, (dict, list)):
+                item = normalize(item)
+            out[key] = item
+        return out
     if isinstance(value, list):
-        return [normalize(item) for item in value]
+        return [normalize(item) if isinstance(item, (dict, list)) else item for item in value]
     return value
 
 
@@ -225,26 +292,34 @@ def _field_errors(data: Any) -> str:
     return ""
 
 
-def parse(resp: Response, *, locked_is_conflict: bool = False) -> Answer:
+def parse(resp: Response, *, locked_is_conflict: bool = False, convert_numbers: bool = True) -> Answer:
     """Parse an answer or raise the typed error its code stands for.
 
     Code 10 usually means "busy, try again"; for campaign/delete it means the
     campaign's status forbids the operation, which ``locked_is_conflict`` says.
+    ``convert_numbers=False`` leaves numeric strings as sent: the bulk upload path reads
+    only two fields of each of 500 results and converts those itself.
     """
     if resp.status_code == 429:
         raise SmsRateLimitedError("mobizon: HTTP 429 too many requests", provider=PROVIDER, code=429)
     if resp.status_code >= 500:
         raise SmsServerError(f"mobizon: HTTP {resp.status_code}", provider=PROVIDER, code=resp.status_code)
+    if len(resp.content) > MAX_RESPONSE_BYTES:
+        raise SmsProtocolError(
+            f"mobizon: answer of {len(resp.content)} bytes is over the {MAX_RESPONSE_BYTES}-byte limit",
+            provider=PROVIDER,
+        )
     try:
         doc = json.loads(resp.content)
         code = int(doc["code"])
     except (ValueError, KeyError, TypeError):
-        excerpt = resp.content[:120].decode("utf-8", "replace")
+        # A proxy's error page may echo the request URL, API key included.
+        excerpt = redact_text(resp.content[:120].decode("utf-8", "replace"))
         raise SmsProtocolError(
             f"mobizon: HTTP {resp.status_code} with a body that is not the API's JSON envelope: {excerpt!r}",
             provider=PROVIDER,
         ) from None
-    data = normalize(doc.get("data"))
+    data = normalize(doc.get("data")) if convert_numbers else doc.get("data")
     message = str(doc.get("message") or "")
     if code in (OK, PARTIALLY_DONE, NOTHING_DONE, BACKGROUND):
         return Answer(code, data, message)

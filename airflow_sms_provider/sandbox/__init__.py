@@ -13,8 +13,25 @@ resets state, moves the simulated clock, injects faults and shows what was recei
 """
 
 from airflow_sms_provider.sandbox.app import create_app
+from airflow_sms_provider.sandbox.bsg import SANDBOX_BSG_API_KEY
 from airflow_sms_provider.sandbox.mobizon import SANDBOX_MOBIZON_API_KEY
+from airflow_sms_provider.sandbox.ogangi import (
+    SANDBOX_OGANGI_INSTANCE_ID,
+    SANDBOX_OGANGI_PRIVATE_KEY,
+    SANDBOX_OGANGI_PUBLIC_KEY,
+    SANDBOX_OGANGI_USER,
+)
 from airflow_sms_provider.sandbox.server import SandboxServer
 from airflow_sms_provider.sandbox.state import SandboxState
 
-__all__ = ["SANDBOX_MOBIZON_API_KEY", "SandboxServer", "SandboxState", "create_app"]
+__all__ = [
+    "SANDBOX_BSG_API_KEY",
+    "SANDBOX_MOBIZON_API_KEY",
+    "SANDBOX_OGANGI_INSTANCE_ID",
+    "SANDBOX_OGANGI_PRIVATE_KEY",
+    "SANDBOX_OGANGI_PUBLIC_KEY",
+    "SANDBOX_OGANGI_USER",
+    "SandboxServer",
+    "SandboxState",
+    "create_app",
+]

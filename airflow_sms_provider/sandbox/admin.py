@@ -15,6 +15,10 @@
 =========================  =====================================================
 
 Provider modules add their own routes under ``/_sandbox/{provider}/`` (``admin_routes``).
+
+Config keys of the framework: ``clock_speed``, ``log_limit``, and ``latency_ms`` /
+``connect_latency_ms`` (a simulated network: a wait before every provider request, and
+an extra one on each new connection; see :mod:`airflow_sms_provider.sandbox.latency`).
 """
 
 from __future__ import annotations

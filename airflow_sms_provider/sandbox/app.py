@@ -21,13 +21,16 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from airflow_sms_provider.sandbox import admin, mobizon
+from airflow_sms_provider.sandbox import admin, bsg, mobizon, ogangi
 from airflow_sms_provider.sandbox.faults import ADMIN_PREFIX, FaultMiddleware
+from airflow_sms_provider.sandbox.latency import LatencyMiddleware
 from airflow_sms_provider.sandbox.state import SandboxState, mask_query, utc_now
 
 # Registration point: one entry per provider emulation module (see the module docstring).
 PROVIDER_MODULES: tuple[ModuleType, ...] = (
     mobizon,
+    bsg,
+    ogangi,
 )
 
 
@@ -79,7 +82,8 @@ class RequestLogMiddleware:
 def create_app(state: SandboxState | None = None, **config: Any) -> Starlette:
     """The sandbox app; ``config`` keys are the framework's and the provider modules' DEFAULTS.
 
-    Framework: ``clock_speed`` (1.0), ``log_limit`` (10000). Mobizon: see
+    Framework: ``clock_speed`` (1.0), ``log_limit`` (10000), ``latency_ms`` and
+    ``connect_latency_ms`` (0: see :mod:`airflow_sms_provider.sandbox.latency`). Mobizon: see
     ``airflow_sms_provider.sandbox.mobizon.DEFAULTS`` (e.g. ``taskqueue_min_interval``).
     The values given here are also what ``POST /_sandbox/reset`` returns to.
     """
@@ -95,8 +99,13 @@ def create_app(state: SandboxState | None = None, **config: Any) -> Starlette:
         routes += module.admin_routes(state) + module.routes(state)
     app = Starlette(
         routes=routes,
-        # Listed outermost first: the log also sees what the fault middleware did.
-        middleware=[Middleware(RequestLogMiddleware, state=state), Middleware(FaultMiddleware, state=state)],
+        # Listed outermost first: the log also sees what the fault middleware did; the simulated
+        # network latency comes before both faults and handlers, as the wire would.
+        middleware=[
+            Middleware(RequestLogMiddleware, state=state),
+            Middleware(LatencyMiddleware, state=state),
+            Middleware(FaultMiddleware, state=state),
+        ],
     )
     app.state.sandbox = state
     return app

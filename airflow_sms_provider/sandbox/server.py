@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import socket
 import threading
@@ -14,7 +15,14 @@ import httpx
 import uvicorn
 
 from airflow_sms_provider.sandbox.app import create_app
+from airflow_sms_provider.sandbox.bsg import SANDBOX_BSG_API_KEY
 from airflow_sms_provider.sandbox.mobizon import SANDBOX_MOBIZON_API_KEY
+from airflow_sms_provider.sandbox.ogangi import (
+    SANDBOX_OGANGI_INSTANCE_ID,
+    SANDBOX_OGANGI_PRIVATE_KEY,
+    SANDBOX_OGANGI_PUBLIC_KEY,
+    SANDBOX_OGANGI_USER,
+)
 from airflow_sms_provider.sandbox.state import SandboxState, redact_url
 
 _START_TIMEOUT = 10.0
@@ -124,21 +132,57 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "deferred times are checked against the simulated clock",
     )  # fmt: skip
     parser.add_argument("--access-log", action="store_true", help="log requests, API keys masked")
+    parser.add_argument(
+        "--latency-ms", type=float, default=0.0,
+        help="simulated round trip added to every API request (real milliseconds)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--connect-latency-ms", type=float, default=0.0,
+        help="added to the first request of each new connection (TCP/TLS handshakes)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", type=_config_item,
+        help="any sandbox config key (see GET /_sandbox/config); VALUE is JSON, or text",
+    )  # fmt: skip
     return parser.parse_args(argv)
+
+
+def _config_item(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(raw)
+    except ValueError:
+        return key, raw
 
 
 def main(argv: list[str] | None = None) -> None:
     """``airflow-sms-sandbox``: serve until Ctrl-C."""
     args = _parse_args(argv)
-    app = create_app(clock_speed=args.speed)
+    config = {"latency_ms": args.latency_ms, "connect_latency_ms": args.connect_latency_ms, **dict(args.set)}
+    try:
+        app = create_app(clock_speed=args.speed, **config)
+    except (TypeError, ValueError) as exc:
+        raise SystemExit(f"airflow-sms-sandbox: {exc}") from None
     sock = _bind(args.host, args.port)
     url = f"http://{args.host}:{sock.getsockname()[1]}"
-    print(f"SMS sandbox on {url} (clock speed x{args.speed:g}); admin API under {url}/_sandbox/")
-    print(f"  Mobizon: host {url}  API key {SANDBOX_MOBIZON_API_KEY}")
+    # flush: a parent process (tests, bench/) reads the URL from this first line.
+    print(f"SMS sandbox on {url} (clock speed x{args.speed:g}); admin API under {url}/_sandbox/", flush=True)
+    print(f"  Mobizon: host {url}  API key {SANDBOX_MOBIZON_API_KEY}", flush=True)
+    print(f"  BSG:     host {url}  API key {SANDBOX_BSG_API_KEY}", flush=True)
+    print(
+        f"  Ogangi:  host {url}/mmc  user {SANDBOX_OGANGI_USER}  instance {SANDBOX_OGANGI_INSTANCE_ID}  "
+        f"public key {SANDBOX_OGANGI_PUBLIC_KEY}  private key {SANDBOX_OGANGI_PRIVATE_KEY}",
+        flush=True,
+    )
+    if args.latency_ms or args.connect_latency_ms:
+        print(f"  latency {args.latency_ms:g} ms per request, +{args.connect_latency_ms:g} ms per new connection",
+              flush=True)
     if args.access_log:
         logging.getLogger("uvicorn.access").addFilter(_RedactAccessLog())
-    config = uvicorn.Config(app, log_level="info", access_log=args.access_log, lifespan="off")
-    uvicorn.Server(config).run(sockets=[sock])
+    server_config = uvicorn.Config(app, log_level="info", access_log=args.access_log, lifespan="off")
+    uvicorn.Server(server_config).run(sockets=[sock])
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -25,7 +25,10 @@ SECRET_QUERY_KEYS = frozenset({"apikey", "api_key", "key", "token", "access_toke
 FRAMEWORK_DEFAULTS: dict[str, Any] = {
     "clock_speed": 1.0,  # simulated seconds per real second
     "log_limit": 10_000,  # request log entries kept (oldest dropped first)
+    "latency_ms": 0.0,  # simulated round trip before each provider request (sandbox/latency.py)
+    "connect_latency_ms": 0.0,  # and before the first request of each new connection (handshakes)
 }
+_NON_NEGATIVE = ("latency_ms", "connect_latency_ms")
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,10 @@ class SandboxState:
         unknown = set(changes) - self.known_config_keys
         if unknown:
             raise KeyError(f"unknown sandbox config keys: {sorted(unknown)}")
+        for key in _NON_NEGATIVE:
+            value = changes.get(key, 0)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{key!r} must be a number >= 0")
         if "clock_speed" in changes:
             self.clock.set_speed(changes["clock_speed"])
         if "log_limit" in changes:

@@ -124,6 +124,7 @@ class MobizonCampaignSensor(_MobizonWaitSensor):
         moderator comment is quoted in the error).
     :param mobizon_conn_id: the ``mobizon`` connection.
     :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
+    :param poke_interval: seconds between checks (default 30).
 
     Returns the campaign's data from campaign/get.
     """

@@ -53,11 +53,14 @@ class _MobizonPollTrigger(BaseTrigger):
         try:
             conn = await get_async_connection(self.mobizon_conn_id, MobizonHook)
             settings = MobizonSettings.from_connection(conn)
+            logged = None
             async with settings.async_client() as client:
                 while True:
                     data = await settings.acall(client, self.module, self.method, self.params())
                     outcome, message = self.decide(data)
-                    self.log.info(message)
+                    if message != logged:  # a line per change, not per poll
+                        self.log.info(message)
+                        logged = message
                     if outcome != proto.WAITING:
                         yield TriggerEvent({"status": outcome, "message": message, "data": data})
                         return

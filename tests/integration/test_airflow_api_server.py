@@ -76,7 +76,7 @@ def hook_meta(url: str, conn_type: str) -> dict:
     return found[0]
 
 
-REGISTERED = [t for t in FORMS if t == "mobizon"]
+REGISTERED = list(FORMS)
 
 
 @pytest.mark.parametrize("conn_type", REGISTERED)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import time
 from typing import Any
 
 import httpx
@@ -95,6 +96,31 @@ class TestOneStepCampaign:
         assert campaigns[0]["sendCalls"] == 1
         assert sorted(campaigns[0]["recipients"]) == sorted(audience)
         assert len(campaigns[0]["messages"]) == len(audience), "each recipient exactly once"
+
+    def test_unanswered_create_is_reconciled_not_repeated(
+        self, airflow_db: None, mobizon_conn: str, sandbox_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from tests.conftest import mobizon_conn_uri
+
+        # The server creates the campaign, then answers too late: the client sees a read timeout.
+        monkeypatch.setenv("AIRFLOW_CONN_MOBIZON_DEFAULT", mobizon_conn_uri(sandbox_url, timeout=1))
+        add_faults(sandbox_url, {"provider": "mobizon", "path": "(?i)campaign/create", "times": 1,
+                                 "action": "timeout_after", "seconds": 3})
+        audience = numbers(20)
+        run = run_tasks(lambda: MobizonCampaignOperator(
+            task_id="campaign", text="Hello", name="Launch", recipients=audience, wait_for_completion=False,
+        ))
+        assert succeeded(run), task_states(run)
+        campaigns = sandbox_state(sandbox_url, "mobizon")["campaigns"]
+        assert len(campaigns) == 1, "an unanswered create must be looked up, not repeated"
+        assert campaigns[0]["name"].startswith("Launch [af-")
+        assert campaigns[0]["sendCalls"] == 1 and sorted(campaigns[0]["recipients"]) == sorted(audience)
+        # The late answer is logged when it finally goes out: wait for it, so it cannot land
+        # in the next test's request log after that test's reset.
+        deadline = time.monotonic() + 10
+        while not any("create" in r["path"].lower() for r in sandbox_requests(sandbox_url, "mobizon")):
+            assert time.monotonic() < deadline, "the delayed campaign/create answer never completed"
+            time.sleep(0.1)
 
     def test_bad_input_fails_before_any_request(self, airflow_db: None, mobizon_conn: str, sandbox_url: str) -> None:
         past = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)).isoformat()

@@ -517,7 +517,7 @@ def test_chunked_bad_size(size: Any) -> None:
 
 
 def test_require_nonempty() -> None:
-    with pytest.raises(SmsValidationError, match="audience is empty") as info:
+    with pytest.raises(SmsValidationError, match="recipients is empty") as info:
         list(require_nonempty(iter_recipients([])))
     assert info.value.field == "recipients"
     assert list(require_nonempty(iter([1, 2, 3]))) == [1, 2, 3]
