@@ -43,7 +43,7 @@ sandbox: $(STAMP)
 	$(VENV)/bin/airflow-sms-sandbox --port 8765
 
 # Benchmarks, not tests: one table of throughput, memory and import-time figures (docs/benchmarks.md).
-# The full run takes about 20 minutes on 2 cores; bench-quick (small counts) under 2 minutes.
+# The full run takes about 15 minutes on 2 cores; bench-quick (small counts) under 2 minutes.
 # BENCH_ARGS="--json results.json" keeps every raw number; "--only 1,4" runs some of them.
 bench: $(STAMP)
 	$(PY) -m bench.run $(BENCH_ARGS)
