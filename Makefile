@@ -38,6 +38,8 @@ test-compat: $(COMPAT_STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check airflow_sms_provider tests example_dags scripts bench
+	# Type hints checked against the Airflow this venv holds (settings in pyproject.toml [tool.mypy]).
+	$(VENV)/bin/mypy
 
 sandbox: $(STAMP)
 	$(VENV)/bin/airflow-sms-sandbox --port 8765

@@ -107,8 +107,9 @@ def failure_text(context: Mapping[str, Any]) -> str | None:
         return str(exception)
     reason = context.get("reason")
     if reason and reason != "success":
-        ti = context.get("ti")  # a DAG callback's ti is the task that decided the run's state
-        return f"{reason} in {ti.task_id}" if getattr(ti, "task_id", None) else str(reason)
+        # A DAG callback's ti is the task that decided the run's state.
+        task_id = getattr(context.get("ti"), "task_id", None)
+        return f"{reason} in {task_id}" if task_id else str(reason)
     return None
 
 
@@ -198,7 +199,8 @@ class SmsNotifier(BaseNotifier):
             # Airflow 3.3's dag.test() gives DAG callbacks the serialized DAG, which has no
             # template environment: render with a plain sandboxed one instead of failing.
             jinja_env = self.get_template_env()
-        super().render_template_fields(values, jinja_env)
+        # The values templates see, not a task Context: BaseNotifier only reads keys from it.
+        super().render_template_fields(values, jinja_env)  # type: ignore[arg-type]
 
     def notify(self, context: Any) -> None:
         """Send the rendered message; log (never raise) what could not be sent."""

@@ -621,7 +621,7 @@ class BsgCampaignStatsOperator(_BsgOperator):
         return summary
 
     def _messages(self, hook: BsgHook, ids: list[int]) -> dict[str, Any]:
-        counts: dict[str, int] = {}
+        counts: dict[Any, int] = {}
         examples: list[dict[str, Any]] = []
         for campaign_id in ids:
             for row in hook.iter_messages(campaign_id):

@@ -313,7 +313,7 @@ class MobizonAddRecipientsOperator(RecipientsMixin, _MobizonOperator):
                 return summary
             answer = hook.add_recipients(
                 campaign_id,
-                groups=list(self.groups) if source == "groups" else None,
+                groups=list(self.groups or ()) if source == "groups" else None,
                 file=self.recipients_file if source == "recipients_file" else None,
                 replace=self.replace, placeholders_flag=self.placeholders_flag,
                 file_encoding=self.file_encoding, file_skip_header=self.file_skip_header,
@@ -462,7 +462,8 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
         )
         self.poll_interval, self.max_reported = poll_interval, max_reported
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    # It inherits the create operator's fields and checks, not its result: a summary, not an id.
+    def execute(self, context: Any) -> dict[str, Any]:  # type: ignore[override]
         fields = self.campaign_fields()
         self._check_recipient_options()
         if self.recipients is None or self.recipients == []:
@@ -729,7 +730,7 @@ class MobizonMessageStatusOperator(_MobizonOperator):
                 rows = hook.iter_sms_status(
                     (as_int(i, "message_ids") for i in (self.message_ids or [])), concurrency=self.concurrency
                 )
-            counts: dict[str, int] = {}
+            counts: dict[Any, int] = {}
             messages: list[dict[str, Any]] = []
             for row in rows:
                 counts[row.get("status")] = counts.get(row.get("status"), 0) + 1

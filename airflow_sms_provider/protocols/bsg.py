@@ -499,7 +499,7 @@ def _not_json(resp: Response) -> SmsProtocolError:
 def field_errors(errors: Any) -> list[tuple[str, str]]:
     """``(field, message)`` pairs of a 422's ``errors`` (a mapping of lists, or a plain list)."""
     if isinstance(errors, Mapping):
-        pairs = []
+        pairs: list[tuple[str, str]] = []
         for key, value in errors.items():
             messages = value if isinstance(value, list) else [value]
             pairs.extend((str(key), str(message)) for message in messages)

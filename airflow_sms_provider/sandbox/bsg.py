@@ -68,7 +68,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -317,9 +317,10 @@ class BsgState:
 
     def issue_token(self, account: Account, now: datetime) -> str:
         iat = int(now.timestamp())
-        claims = {"iss": "bsg-sandbox", "sub": hashlib.sha256(account.api_key.encode()).hexdigest()[:16],
-                  "iat": iat, "exp": iat + max(1, round(float(self.cfg("jwt_ttl")))),
-                  "jti": next(self._token_ids)}  # fmt: skip
+        subject = hashlib.sha256(account.api_key.encode()).hexdigest()[:16]
+        claims: dict[str, Any] = {"iss": "bsg-sandbox", "sub": subject, "iat": iat,
+                                  "exp": iat + max(1, round(float(self.cfg("jwt_ttl")))),
+                                  "jti": next(self._token_ids)}  # fmt: skip
         self.last_token_id = claims["jti"]
         return _jwt_encode(claims)
 
@@ -637,7 +638,7 @@ def _check_range(value: Any, key: str, bounds: tuple[int, int], errors: Errors) 
         errors.add(key, f"This value should be between {bounds[0]} and {bounds[1]}.")
 
 
-def _check_count(items: Any, key: str, errors: Errors) -> bool:
+def _check_count(items: Any, key: str, errors: Errors) -> TypeGuard[list[Any]]:
     if not isinstance(items, list):
         errors.add(key, "This value should be of type array.")
         return False
@@ -714,7 +715,7 @@ def _body_object(call: Call) -> dict[str, Any]:
 def sms_send(call: Call) -> Reply:
     body = _body_object(call)
     errors = Errors()
-    phones = body.get("phones")
+    phones: Any = body.get("phones")  # a list once the checks below pass
     refs: set[str] = set()
     if _check_count(phones, "phones", errors):
         for i, item in enumerate(phones):
@@ -739,7 +740,7 @@ def sms_send(call: Call) -> Reply:
 def sms_send_groups(call: Call) -> Reply:
     body = _body_object(call)
     errors = Errors()
-    groups = body.get("groups")
+    groups: Any = body.get("groups")
     contacts: list[dict[str, Any]] = []
     if not isinstance(groups, list) or not groups:
         errors.add("groups", "This collection should contain 1 element or more.")
@@ -769,7 +770,7 @@ def sms_send_groups(call: Call) -> Reply:
 def sms_send_individual(call: Call) -> Reply:
     body = _body_object(call)
     errors = Errors()
-    messages = body.get("messages")
+    messages: Any = body.get("messages")
     refs: set[str] = set()
     if _check_count(messages, "messages", errors):
         for i, item in enumerate(messages):

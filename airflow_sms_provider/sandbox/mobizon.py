@@ -207,7 +207,8 @@ def _php_key(key: str) -> tuple[str, tuple[str, ...]]:
     start = key.find("[")
     if start <= 0:
         return _php_name(key), ()
-    base, subs, pos = key[:start], [], start
+    subs: list[str] = []
+    base, pos = key[:start], start
     while pos < len(key) and key[pos] == "[":
         end = key.find("]", pos)
         if end == -1:
@@ -771,7 +772,7 @@ class MobizonState:
 
     # ------------------------------------------------------------ views
 
-    def counters(self, camp: Campaign, now: datetime) -> dict[str, str]:
+    def counters(self, camp: Campaign, now: datetime) -> dict[str, Any]:
         price = float(self.cfg["segment_price"])
         msgs = {status: 0 for status in COUNTER_STATUSES}
         segs = dict(msgs)
@@ -1673,10 +1674,10 @@ async def service(request: Request) -> Response:
     call = Call(st, account, params, files, now)
     try:
         result = HANDLERS[module][method](call)
-        reply = await result if asyncio.iscoroutine(result) else result
+        answer = result if isinstance(result, Reply) else await result
     except (Invalid, _Errors) as exc:
-        reply = exc.reply
-    return _envelope(reply, request)
+        answer = exc.reply
+    return _envelope(answer, request)
 
 
 def new_state(sandbox: SandboxState) -> MobizonState:

@@ -494,7 +494,7 @@ async def create_broadcast(call: Call) -> Any:
 def _recipients(raw: str) -> list[dict[str, Any]]:
     try:
         items = json.loads(raw)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise Failure(f"Invalid JSON in 'to': {exc.msg} at position {exc.pos}") from None
     if not isinstance(items, list) or not items:
         raise Failure("Invalid 'to': a non-empty JSON array of recipients is required")

@@ -25,6 +25,8 @@ def _default_deferrable() -> bool:
 class _MobizonWaitSensor(BaseSensorOperator):
     """Shared poke/defer/complete logic; subclasses say what to read and how to decide."""
 
+    _result: Any = None  # what the last successful poke read; execute returns it
+
     def __init__(
         self,
         *,
@@ -65,7 +67,7 @@ class _MobizonWaitSensor(BaseSensorOperator):
         return True
 
     def execute(self, context: Any) -> Any:
-        self._result: Any = None
+        self._result = None
         if not self.deferrable:
             super().execute(context)
             return self._result

@@ -40,6 +40,7 @@ class OgangiBroadcastSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("broadcast_id", "ogangi_conn_id")
+    _result: Any = None  # what the last successful poke decided; execute returns it
 
     def __init__(
         self,
@@ -85,7 +86,7 @@ class OgangiBroadcastSensor(BaseSensorOperator):
         return True
 
     def execute(self, context: Any) -> Any:
-        self._result: Any = None
+        self._result = None
         if not self.deferrable:
             super().execute(context)
             return self._result
