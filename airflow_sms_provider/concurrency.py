@@ -9,22 +9,27 @@ Hooks run inside an ordinary operator, so a few threads sharing one keep-alive
 * :func:`ordered_map` runs independent calls (status reads, list pages) with at
   most ``concurrency`` in flight and yields their results in input order.
 * :class:`Gate` makes every worker pause when one of them is told to slow down.
+* :class:`Throttle` bounds calls in flight and halves that bound when the provider
+  says "slow down", growing it back as calls succeed (BSG campaign creation).
 
 With ``depth=0`` / ``concurrency=1`` nothing runs in another thread.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+log = logging.getLogger(__name__)
 
 _POLL = 0.1  # seconds between checks of the stop flag while a queue is full
 
@@ -56,6 +61,93 @@ class Gate:
             if left <= 0:
                 return
             self._sleep(left)
+
+
+class ThrottleClosed(Exception):
+    """The job using a :class:`Throttle` is ending: a call still waiting for a slot is not sent."""
+
+
+class Throttle:
+    """At most ``limit`` calls in flight; the limit halves on "slow down" and grows back to ``bound``.
+
+    A worker holds a slot for each unit of work (``with throttle.slot(): ...``). Pass
+    :meth:`pause` as the transport's retry ``sleep``: the transport sleeps only before
+    repeating a call, after a rate-limit answer, a connection that never opened or (reads
+    only) a server error or timeout: each a sign to go slower. The worker then gives its slot back,
+    every worker holds back for the pause (a shared :class:`Gate`), the limit is halved
+    (once per burst: answers to calls that started before the last cut do not cut it
+    again), and the worker waits for a slot under the new limit before its retry. Each
+    ``limit`` calls that end well in a row raise the limit by one, up to ``bound``.
+    """
+
+    def __init__(self, bound: int, gate: Gate | None = None) -> None:
+        if bound < 1:
+            raise ValueError("bound must be at least 1")
+        self.bound = self.limit = bound
+        self.gate = gate or Gate()
+        self.peak = 0  # most slots held at once, for tests and logs
+        self.cuts = 0
+        self._cond = threading.Condition()
+        self._busy = 0
+        self._epoch = 0  # bumped by each cut
+        self._streak = 0  # slots ended well since the limit last changed
+        self._closed = False
+        self._local = threading.local()  # per worker: holding a slot? since which epoch?
+
+    def _acquire(self) -> None:
+        self.gate.wait()
+        with self._cond:
+            while self._busy >= self.limit and not self._closed:
+                self._cond.wait()
+            if self._closed:
+                raise ThrottleClosed("the job is ending; this call was not sent")
+            self._busy += 1
+            self.peak = max(self.peak, self._busy)
+            self._local.epoch, self._local.held = self._epoch, True
+
+    def _release(self, ok: bool) -> None:
+        with self._cond:
+            self._busy -= 1
+            self._local.held = False
+            if ok:
+                self._streak += 1
+                if self.limit < self.bound and self._streak >= self.limit:
+                    self.limit, self._streak = self.limit + 1, 0
+            self._cond.notify_all()
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one slot for the block (waits while ``limit`` are taken or a pause is on)."""
+        self._acquire()
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            if getattr(self._local, "held", False):  # a pause that ended in ThrottleClosed gave it back
+                self._release(ok)
+
+    def pause(self, seconds: float) -> None:
+        """The retry ``sleep`` of every call made under this throttle (see the class docstring)."""
+        if not getattr(self._local, "held", False):  # not inside a slot (e.g. the caller's thread)
+            self.gate.pause(seconds)
+            return
+        with self._cond:
+            if self._local.epoch == self._epoch:
+                self.limit, self._epoch, self._streak = max(1, self.limit // 2), self._epoch + 1, 0
+                self.cuts += 1
+                log.warning("Slowing down: at most %d call(s) in flight for now (pause %.1fs)", self.limit, seconds)
+            self._busy -= 1
+            self._local.held = False
+            self._cond.notify_all()
+        self.gate.pause(seconds)
+        self._acquire()  # the retry waits for a slot under the new limit
+
+    def close(self) -> None:
+        """Wake every waiting worker with :class:`ThrottleClosed` (calls in flight go on)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
 
 def ordered_map(func: Callable[[T], R], items: Iterable[T], concurrency: int) -> Iterator[R]:
@@ -153,4 +245,4 @@ def prefetch(items: Iterable[T], depth: int) -> Generator[T, None, None]:
         worker.join(timeout=5)
 
 
-__all__ = ["Gate", "ordered_map", "prefetch", "yield_gil"]
+__all__ = ["Gate", "Throttle", "ThrottleClosed", "ordered_map", "prefetch", "yield_gil"]

@@ -17,6 +17,9 @@ _PROVIDERS = [
 ]
 
 
+# Campaign links of the operators and sensors (airflow_sms_provider.links).
+_LINKS = ("MobizonCampaignLink", "BsgCampaignLink", "OgangiBroadcastLink", "SmsCampaignLink")
+
 # The provider-neutral layer (any of the connection types above): its own integration entry.
 NEUTRAL = "SMS (any provider)"
 
@@ -47,6 +50,8 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": _modules("sensors"),
         "triggers": _modules("triggers"),
         "notifications": [f"{PACKAGE}.notifications.sms.SmsNotifier"],
+        # Named, not imported: Airflow reads this without importing the operators.
+        "extra-links": [f"{PACKAGE}.links.{name}" for name in _LINKS],
         "connection-types": [
             {
                 "hook-class-name": f"{PACKAGE}.hooks.{conn_type}.{hook}",

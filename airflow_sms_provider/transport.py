@@ -11,11 +11,15 @@ repeated:
 * the request left and the answer is missing or a 5xx: retried only when the call
   is idempotent; otherwise :class:`SmsAmbiguousError`, so that a call that costs
   money is reconciled by the caller instead of being sent twice.
+
+An answer that is retried and carries ``Retry-After`` (seconds or an HTTP date) is
+repeated no sooner than it says, within the policy's ``max_delay``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import functools
 import logging
 import random
@@ -30,6 +34,7 @@ import httpx
 
 from airflow_sms_provider.exceptions import (
     SmsAmbiguousError,
+    SmsProtocolError,
     SmsProviderError,
     SmsRetryableError,
     SmsServerError,
@@ -40,6 +45,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 USER_AGENT = "airflow-sms-provider"
+# No answer of these APIs comes near this; a larger one is refused while it streams in,
+# so a broken or hostile server cannot fill the worker's memory.
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,22 @@ class RetryPolicy:
 
 Parser = Callable[[Response], T]
 
+
+def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait (delay-seconds or an HTTP date), or None."""
+    value = (headers.get("retry-after") or "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))  # RFC 9110 says whole seconds; a fraction is read as meant
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
 _NEVER_LEFT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _LEFT_NO_ANSWER = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
@@ -103,6 +127,45 @@ def _failure(request: Request, exc: Exception) -> SmsProviderError:
     )
 
 
+class _TooLarge(Exception):
+    """The answer passed MAX_ANSWER_BYTES while it was being read."""
+
+
+def _check_size(declared: str | None, size: int) -> None:
+    if size > MAX_ANSWER_BYTES or (declared is not None and declared.isdigit() and int(declared) > MAX_ANSWER_BYTES):
+        raise _TooLarge
+
+
+def _receive(client: httpx.Client, request: Request) -> Response:
+    with client.stream(request.method, **_kwargs(client, request)) as resp:
+        declared = resp.headers.get("content-length")
+        _check_size(declared, 0)
+        body = bytearray()
+        for chunk in resp.iter_bytes():
+            body += chunk
+            _check_size(None, len(body))
+        return Response(resp.status_code, bytes(body), resp.headers)
+
+
+async def _areceive(client: httpx.AsyncClient, request: Request) -> Response:
+    async with client.stream(request.method, **_kwargs(client, request)) as resp:
+        declared = resp.headers.get("content-length")
+        _check_size(declared, 0)
+        body = bytearray()
+        async for chunk in resp.aiter_bytes():
+            body += chunk
+            _check_size(None, len(body))
+        return Response(resp.status_code, bytes(body), resp.headers)
+
+
+def _too_large(request: Request) -> SmsProviderError:
+    message = f"{request.label}: the answer is larger than the {MAX_ANSWER_BYTES} bytes accepted; not read"
+    if request.idempotent:
+        return SmsProtocolError(message)
+    # The provider answered, so it acted on the request: what it did is unknown, not undone.
+    return SmsAmbiguousError(message + "; the call may have been carried out")
+
+
 class _Retry:
     """The retry decisions of one call, shared by :func:`send` and :func:`asend`."""
 
@@ -110,12 +173,12 @@ class _Retry:
         self.request, self.parse, self.policy = request, parse, policy
         self.attempt = 0
 
-    def after(self, resp: httpx.Response | None = None, exc: Exception | None = None) -> tuple[bool, Any]:
+    def after(self, resp: Response | None = None, exc: Exception | None = None) -> tuple[bool, Any]:
         """Return ``(True, parsed)`` when done, ``(False, pause)`` to try again; raise when final."""
         self.attempt += 1
         if resp is not None:
             try:
-                return True, self.parse(Response(resp.status_code, resp.content, resp.headers))
+                return True, self.parse(resp)
             except SmsRetryableError as err:
                 error: SmsProviderError = err
                 if isinstance(err, SmsServerError) and not self.request.idempotent:
@@ -133,6 +196,10 @@ class _Retry:
         pause = self.policy.delay(self.attempt)
         if pause is None:
             raise error
+        asked = retry_after(resp.headers) if resp is not None else None
+        if asked is not None:
+            # The provider said when it takes requests again: sooner only earns another refusal.
+            pause = max(pause, min(asked, self.policy.max_delay))
         log.warning(
             "%s; retrying in %.1fs (attempt %d of %d)", error, pause, self.attempt, self.policy.max_attempts
         )
@@ -188,9 +255,11 @@ def send(
     retry = _Retry(request, parse, policy)
     while True:
         try:
-            done, value = retry.after(resp=client.request(request.method, **_kwargs(client, request)))
+            done, value = retry.after(resp=_receive(client, request))
         except httpx.HTTPError as exc:
             done, value = retry.after(exc=exc)
+        except _TooLarge:
+            raise _too_large(request) from None
         if done:
             return value
         sleep(value)
@@ -201,10 +270,11 @@ async def asend(client: httpx.AsyncClient, request: Request, parse: Parser[T], p
     retry = _Retry(request, parse, policy)
     while True:
         try:
-            resp = await client.request(request.method, **_kwargs(client, request))
-            done, value = retry.after(resp=resp)
+            done, value = retry.after(resp=await _areceive(client, request))
         except httpx.HTTPError as exc:
             done, value = retry.after(exc=exc)
+        except _TooLarge:
+            raise _too_large(request) from None
         if done:
             return value
         await asyncio.sleep(value)

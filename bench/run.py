@@ -1,6 +1,6 @@
 """``make bench``: run every benchmark in one go and print one table (see docs/benchmarks.md).
 
-    python -m bench.run            # full: 1,000,000 recipients, 100,000 statuses, 500 triggers
+    python -m bench.run            # full: 1,000,000 recipients, 100,000 statuses, 500 triggers, 100,000 BSG phones
     python -m bench.run --quick    # 50,000 recipients etc., under two minutes
     python -m bench.run --only 1,4 --json results.json
 
@@ -21,7 +21,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench import imports, memory, statuses, triggers, upload
+from bench import bsg_create, imports, memory, statuses, triggers, upload
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,17 @@ class Plan:
     import_repeats: int
     import_modules: tuple[str, ...] = imports.MODULES
     trigger_variants: tuple[str, ...] = triggers.VARIANTS
+    # 7: BSG phones (campaigns of 10,000), creations at once, (latency ms, server ms per creation), repeats.
+    bsg_phones: int = 100_000
+    bsg_concurrency: int = 4
+    bsg_scenarios: tuple[tuple[float, float], ...] = ((5.0, 0.0), (20.0, 0.0), (5.0, 200.0))
+    bsg_repeats: int = 3
 
 
 FULL = Plan(1_000_000, 10, (5.0, 20.0), 100_000, 8, 500, 5, 7)
 # A smoke run: one latency, fewer rounds, triggers and modules; its ratios are noisier than the full run's.
-QUICK = Plan(50_000, 2, (5.0,), 10_000, 8, 50, 2, 1, imports.MODULES[:1], triggers.VARIANTS[:1])
+QUICK = Plan(50_000, 2, (5.0,), 10_000, 8, 50, 2, 1, imports.MODULES[:1], triggers.VARIANTS[:1],
+             bsg_phones=50_000, bsg_scenarios=((5.0, 0.0),), bsg_repeats=1)  # fmt: skip
 
 
 def machine() -> dict[str, Any]:
@@ -110,13 +116,25 @@ def table(plan: Plan, results: dict[str, Any]) -> str:
         target = i["module"].endswith("operators.mobizon")
         row("6", f"import {i['module']} after `import airflow` (Airflow itself: {i['airflow_ms']:,.0f} ms)",
             f"**{i['import_ms']:.0f} ms**", "≤ 50 ms", _ok(i["import_ms"] <= 50) if target else "")  # fmt: skip
+    bsg = {(b["latency_ms"], b.get("create_ms", 0.0), b["concurrency"]): b for b in results.get("bsg_create", [])}
+    for (latency, create_ms, level), b in bsg.items():
+        if level == 1:
+            continue
+        seq = bsg[(latency, create_ms, 1)]
+        server = f", the server {create_ms:g} ms more per creation (no CPU)" if create_ms else ""
+        row("7", f"{_n(b['phones'])} phones → {b['campaigns']} BSG campaigns (sms/send), "
+                 f"{latency:g} ms latency{server}",
+            f"sequential {seq['seconds']:.2f} s · {level} at once {b['seconds']:.2f} s → "
+            f"**{seq['seconds'] / b['seconds']:.2f}x faster** (client CPU {seq['cpu_seconds']:.2f} / "
+            f"{b['cpu_seconds']:.2f} s, sandbox CPU {seq['server_cpu_seconds']:.2f} / {b['server_cpu_seconds']:.2f} s)",
+            "", "")  # fmt: skip
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small counts: a check that everything runs")
-    parser.add_argument("--only", default="1,2,3,4,5,6", help="benchmarks to run, e.g. 1,4")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7", help="benchmarks to run, e.g. 1,4")
     parser.add_argument("--recipients", type=int, help="override the audience size of 1-3")
     parser.add_argument("--latencies", help="comma-separated simulated latencies in ms (default 5,20)")
     parser.add_argument("--json", type=Path, help="also write every raw number here")
@@ -139,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         ("5", "triggers", lambda: triggers.run(plan.triggers, rounds=plan.trigger_rounds,
                                                variants=plan.trigger_variants)),
         ("6", "imports", lambda: imports.run(plan.import_repeats, plan.import_modules)),
+        ("7", "bsg_create", lambda: bsg_create.run(plan.bsg_phones, plan.bsg_concurrency, list(plan.bsg_scenarios),
+                                                   plan.bsg_repeats)),
     ]
     for number, key, step in steps:
         if number not in only and not (key == "memory" and "3" in only):

@@ -8,7 +8,9 @@ lazily, refreshes it before it expires and logs in again once when BSG answers 4
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -85,6 +87,10 @@ class BsgSession:
     receives their parsed answers or errors; :meth:`call` drives it with a sync client
     and :meth:`acall` with an async one, so both behave the same.
 
+    :meth:`call` may be used from several threads at once (bounded-concurrent campaign
+    creation): getting or renewing the token happens under a lock, so it happens once,
+    and the others wait for it and use the new token.
+
     :param clock: monotonic seconds; tests pass their own to move time.
     """
 
@@ -94,6 +100,7 @@ class BsgSession:
         self._token: _Token | None = None
         self.logins = 0
         self.refreshes = 0
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"BsgSession(logged_in={self._token is not None}, logins={self.logins}, refreshes={self.refreshes})"
@@ -139,20 +146,29 @@ class BsgSession:
         if state != "fresh":
             yield from self._login()
 
-    def _flow(self, request: Request, parse: Parser[Any]) -> Generator[_Step, Any, Any]:
-        yield from self._ensure_token()
-        assert self._token is not None
+    def _flow(
+        self, request: Request, parse: Parser[Any], guard: contextlib.AbstractContextManager[Any]
+    ) -> Generator[_Step, Any, Any]:
+        # ``guard`` is held while the token is read or renewed (the sync driver's lock).
+        with guard:
+            yield from self._ensure_token()
+            assert self._token is not None
+            used = self._token.value
         try:
-            return (yield proto.authorize(request, self._token.value), parse)
+            return (yield proto.authorize(request, used), parse)
         except SmsAuthError as err:
             if err.code not in RELOGIN_STATUSES:
                 raise
             # A refused request did nothing, so repeating it after a fresh login is safe.
             log.info("bsg: %s answered HTTP %s; logging in again once", request.label, err.code)
-        yield from self._login()
-        assert self._token is not None
+        with guard:
+            if self._token is None or self._token.value == used:
+                yield from self._login()
+            # else another call renewed the token meanwhile (its refresh revoked ours): use that one.
+            assert self._token is not None
+            used = self._token.value
         try:
-            return (yield proto.authorize(request, self._token.value), parse)
+            return (yield proto.authorize(request, used), parse)
         except SmsAuthError as err:
             why = "the account may lack access to it" if err.code == 403 else "BSG refused the new token too"
             raise SmsAuthError(
@@ -162,24 +178,36 @@ class BsgSession:
 
     # ------------------------------------------------------------ drivers
 
-    def call(self, client: httpx.Client, request: Request, parse: Parser[Any] = proto.parse) -> Any:
-        """Send ``request`` with a valid token and return ``parse(answer)``."""
-        flow = self._flow(request, parse)
-        step = next(flow)
-        while True:
-            try:
+    def call(
+        self,
+        client: httpx.Client,
+        request: Request,
+        parse: Parser[Any] = proto.parse,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> Any:
+        """Send ``request`` with a valid token and return ``parse(answer)``.
+
+        ``sleep`` is the pause between retries (a shared throttle's, in a concurrent job).
+        """
+        flow = self._flow(request, parse, self._lock)
+        try:
+            step = next(flow)
+            while True:
                 try:
-                    answer = send(client, *step, self.settings.retry)
-                except SmsProviderError as exc:
-                    step = flow.throw(exc)  # the flow decides: another step, or the error goes on
-                else:
-                    step = flow.send(answer)
-            except StopIteration as stop:
-                return stop.value
+                    try:
+                        answer = send(client, *step, self.settings.retry, sleep)
+                    except SmsProviderError as exc:
+                        step = flow.throw(exc)  # the flow decides: another step, or the error goes on
+                    else:
+                        step = flow.send(answer)
+                except StopIteration as stop:
+                    return stop.value
+        finally:
+            flow.close()  # whatever escaped (an interrupt), the token lock is not left held
 
     async def acall(self, client: httpx.AsyncClient, request: Request, parse: Parser[Any] = proto.parse) -> Any:
-        """The async twin of :meth:`call`, for triggers."""
-        flow = self._flow(request, parse)
+        """The async twin of :meth:`call`, for triggers (one call at a time per session: no lock)."""
+        flow = self._flow(request, parse, contextlib.nullcontext())
         step = next(flow)
         while True:
             try:
@@ -201,7 +229,8 @@ class BsgHook(BaseHook):
         e.g. the sandbox's); extras ``timeout``, ``verify_ssl``, ``retry_attempts``,
         ``retry_base_delay``.
 
-    The JWT is kept for the life of the hook and shared by its calls.
+    The JWT is kept for the life of the hook and shared by its calls, which may come from
+    several threads at once (one login for all of them).
     """
 
     conn_name_attr = "bsg_conn_id"
@@ -213,6 +242,11 @@ class BsgHook(BaseHook):
         super().__init__(**kwargs)
         self.bsg_conn_id = bsg_conn_id
         self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+        #: The pause between a call's retries. A bounded-concurrent job sets its throttle's
+        #: (:meth:`airflow_sms_provider.concurrency.Throttle.pause`), so a rate-limit answer
+        #: slows every worker down instead of only the one that got it.
+        self.retry_sleep: Callable[[float], None] = time.sleep
 
     def __repr__(self) -> str:
         return f"BsgHook(bsg_conn_id={self.bsg_conn_id!r})"
@@ -241,9 +275,13 @@ class BsgHook(BaseHook):
         return BsgSession(self.settings)
 
     def get_conn(self) -> httpx.Client:
-        """The keep-alive client every call of this hook shares."""
+        """The keep-alive client every call of this hook shares (httpx clients are thread-safe)."""
         if self._client is None:
-            self._client = self.settings.client()
+            with self._lock:
+                if self._client is None:
+                    # The session too, under the lock: threads racing to the first call share one token.
+                    _ = self.session
+                    self._client = self.settings.client()
         return self._client
 
     def close(self) -> None:
@@ -253,7 +291,8 @@ class BsgHook(BaseHook):
 
     def call(self, request: Request, parse: Parser[Any] = proto.parse) -> Any:
         """Send any built request with the session's token (raises the typed error on failure)."""
-        return self.session.call(self.get_conn(), request, parse)
+        client = self.get_conn()  # first: it makes the session once
+        return self.session.call(client, request, parse, self.retry_sleep)
 
     def test_connection(self) -> tuple[bool, str]:
         """Log in and read the balance, for the UI's Test button."""

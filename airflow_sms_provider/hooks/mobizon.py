@@ -468,6 +468,36 @@ class MobizonHook(BaseHook):
         }
         return dict(self.call("message", "sendSmsMessage", params, idempotent=False).data)
 
+    def find_sms(
+        self,
+        recipient: str,
+        text: str,
+        *,
+        since: dt.datetime,
+        name: str | None = None,
+        scan: int = 100,
+    ) -> dict[str, Any] | None:
+        """The newest single SMS to ``recipient`` with ``text`` sent since ``since``, or None.
+
+        How an unanswered sendSmsMessage is settled: message/list by recipient, text and
+        campaign creation time, newest campaign first; with ``name``, the message's campaign
+        must carry exactly that name (campaign/get). Returns what sendSmsMessage would have:
+        campaignId, messageId, and status 1 (went to moderation) or 2 (sent without).
+        """
+        criteria = {"to": recipient, "text": text, "campaignCreateTsFrom": format_ts(since)}
+        items = self.iter_messages(criteria, sort={"campaignId": "DESC"})
+        for item in itertools.islice(items, scan):
+            # "to" also matches part of a number, so compare in full.
+            if str(item.get("to")) != recipient or item.get("text") != text:
+                continue
+            campaign = self.get_campaign(int(item["campaignId"]))
+            if name is not None and campaign.get("name") != name:
+                continue
+            moderation = campaign.get("moderationStatus")
+            status = None if moderation is None else 2 if moderation == proto.AUTO_READY_FOR_SEND else 1
+            return {"campaignId": int(item["campaignId"]), "messageId": int(item["id"]), "status": status}
+        return None
+
     # ------------------------------------------------------------ taskqueue & user
 
     def get_task_status(self, task_id: int) -> dict[str, Any]:

@@ -13,25 +13,35 @@ run, the campaign's position and the row's), the campaign ids are recorded in th
 durable state as they are created, and a campaign whose creation went unanswered is
 looked up by its first reference_id instead of being created again. BSG itself refuses a
 repeated reference_id (429), which the operators read the same way.
+
+The campaigns of a split audience are created ``max_concurrent_creates`` at a time
+(threads sharing the hook and its token); each is recorded under its chunk's position as
+soon as its answer arrives, whatever the order, and a rate-limit answer makes every
+worker pause and fewer requests run at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_sms_provider.concurrency import Throttle
 from airflow_sms_provider.exceptions import (
     SmsAmbiguousError,
     SmsConflictError,
     SmsFatalError,
     SmsProviderError,
+    SmsRetryableError,
     SmsValidationError,
 )
 from airflow_sms_provider.hooks.bsg import BsgHook
+from airflow_sms_provider.links import BsgCampaignLink, persist_campaign_link
 from airflow_sms_provider.progress import Checkpoint
 from airflow_sms_provider.protocols import bsg as proto
 from airflow_sms_provider.recipients import Recipient, RejectReport, chunked, iter_recipients
@@ -39,6 +49,8 @@ from airflow_sms_provider.transport import Request
 from airflow_sms_provider.validation import check_choice, check_values_used
 
 _OPTION_FIELDS = ("validity", "tariff_code", "start_at", "callback_url")
+# Ours (BSG documents no limit): more creations at once than this is more likely a typo than a plan.
+MAX_CONCURRENT_CREATES = 16
 
 
 class _BsgOperator(BaseOperator):
@@ -155,10 +167,67 @@ def _run_key(context: Any, operator: BaseOperator) -> tuple[str, ...]:
     return (ti.dag_id, ti.task_id, str(ti.run_id), str(getattr(ti, "map_index", -1)))
 
 
+def _unfindable(index: int, why: str) -> SmsFatalError:
+    """The error for a chunk that may exist but cannot be looked up (its rows have no reference_id)."""
+    return SmsFatalError(
+        f"chunk {index + 1}: {why}; its rows carry no reference_id to look the campaign up by, so it may exist. "
+        "Check the BSG account's campaigns, then clear this task to send again (auto_reference_ids=True lets "
+        "a retry find it instead)",
+        provider=proto.PROVIDER,
+    )
+
+
+class _CampaignBook:
+    """The campaigns of a split audience, kept in the task's durable state by chunk position.
+
+    ``campaigns``: one record per created chunk (``chunk``, ``id``, ``phones``, ``status``,
+    price), in chunk order whatever order they were created in; ``pending``: the chunks
+    whose request may have left without its answer being recorded (a retry looks those up
+    by reference_id before creating them). Written by the operator's own thread only.
+    """
+
+    def __init__(self, ckpt: Checkpoint) -> None:
+        self.ckpt = ckpt
+        # Records written before concurrency have no "chunk": they were created in order.
+        self.created = {int(r.get("chunk", i)): {**r, "chunk": int(r.get("chunk", i))}
+                        for i, r in enumerate(ckpt.get("campaigns") or [])}  # fmt: skip
+        pending = ckpt.get("pending")
+        # Before concurrency "pending" was one chunk (or None).
+        earlier = pending if isinstance(pending, list) else [] if pending is None else [pending]
+        self.earlier_pending = {int(i) for i in earlier} - set(self.created)
+        self.pending = set(self.earlier_pending)
+
+    def begin(self, index: int) -> bool:
+        """Mark chunk ``index`` pending before its request leaves; True if an earlier try may have sent it."""
+        self.pending.add(index)
+        self._save()
+        return index in self.earlier_pending
+
+    def done(self, index: int, phones: int, campaign: Mapping[str, Any]) -> None:
+        self.created[index] = {"chunk": index, "id": int(campaign["id"]), "phones": phones,
+                               "status": campaign.get("status"), "calculated_price": campaign.get("calculated_price"),
+                               "currency": campaign.get("currency")}  # fmt: skip
+        self.pending.discard(index)
+        self._save()
+
+    def refused(self, index: int) -> None:
+        """BSG refused chunk ``index`` outright (nothing created): a retry may create it, no lookup needed."""
+        if index not in self.earlier_pending:  # an earlier try's request may still have gone through
+            self.pending.discard(index)
+            self._save()
+
+    def records(self) -> list[dict[str, Any]]:
+        return [self.created[i] for i in sorted(self.created)]
+
+    def _save(self) -> None:
+        self.ckpt.save(campaigns=self.records(), pending=sorted(self.pending))
+
+
 class _AudienceCampaignOperator(_CampaignOperator):
     """Shared by the bulk and personalised operators: audience reading, splitting, crash-safe creation."""
 
     checkpoint_key = "bsg_campaigns"
+    operator_extra_links = (BsgCampaignLink(),)
 
     def __init__(
         self,
@@ -172,6 +241,7 @@ class _AudienceCampaignOperator(_CampaignOperator):
         chunk_size: int = proto.MAX_PHONES_PER_CAMPAIGN,
         auto_reference_ids: bool = True,
         max_reported: int = 20,
+        max_concurrent_creates: int | str = 4,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -179,6 +249,7 @@ class _AudienceCampaignOperator(_CampaignOperator):
         self.on_invalid, self.reject_report_path = on_invalid, reject_report_path
         self.split, self.chunk_size, self.auto_reference_ids = split, chunk_size, auto_reference_ids
         self.max_reported = max_reported
+        self.max_concurrent_creates = max_concurrent_creates
 
     # ------------------------------------------------------------ subclass hooks
 
@@ -200,6 +271,21 @@ class _AudienceCampaignOperator(_CampaignOperator):
         value = recipient.params.get(self.reference_field)
         return proto.check_reference_id(value, self.reference_field) if value not in (None, "") else None
 
+    def _check_concurrency(self) -> int:
+        """The rendered ``max_concurrent_creates`` as a whole number from 1 to 16."""
+        value = self.max_concurrent_creates
+        try:
+            bound = int(str(value).strip()) if not isinstance(value, (bool, float)) else 0
+        except ValueError:
+            bound = 0
+        if not 1 <= bound <= MAX_CONCURRENT_CREATES:
+            raise SmsValidationError(
+                f"max_concurrent_creates={value!r} must be a whole number from 1 (one campaign after the "
+                f"other) to {MAX_CONCURRENT_CREATES}",
+                field="max_concurrent_creates", value=value,
+            )
+        return bound
+
     def _check_chunking(self, count: int) -> int:
         """How many campaigns ``count`` phones make; an error when splitting is off and needed."""
         if not isinstance(self.chunk_size, int) or not 1 <= self.chunk_size <= proto.MAX_PHONES_PER_CAMPAIGN:
@@ -220,6 +306,7 @@ class _AudienceCampaignOperator(_CampaignOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         check_choice(self.on_invalid, ("fail", "skip"), "on_invalid")
         self.check_settings()
+        bound = self._check_concurrency()
         options = self.campaign_options()
         audience = _Audience(
             self.recipients, self.to_item, number_field=self.number_field, on_invalid=self.on_invalid,
@@ -232,51 +319,139 @@ class _AudienceCampaignOperator(_CampaignOperator):
         ckpt = Checkpoint(context, self.checkpoint_key)
         hook = self.hook()
         try:
-            campaigns = self._send_all(hook, audience.items(), options, prefix, ckpt)
+            campaigns = self._send_all(hook, audience.items(), options, prefix, ckpt, min(bound, planned))
         finally:
             hook.close()
-        return self._summary(campaigns, count, audience.report, prefix, options)
+        summary = self._summary(campaigns, count, audience.report, prefix, options)
+        # A split audience links its first campaign (the summary lists them all).
+        persist_campaign_link(context, self.bsg_conn_id, summary, self.log)
+        return summary
 
     def _send_all(
         self, hook: BsgHook, items: Iterable[dict[str, Any]], options: Mapping[str, Any], prefix: str | None,
-        ckpt: Checkpoint,
+        ckpt: Checkpoint, bound: int = 1,
     ) -> list[dict[str, Any]]:
-        """One campaign per chunk, in order; chunks an earlier try created are skipped."""
-        done: list[dict[str, Any]] = list(ckpt.get("campaigns") or [])
-        if done:
-            self.log.info("Resuming: %d campaign(s) were created by an earlier try", len(done))
+        """One campaign per chunk, up to ``bound`` created at once; chunks an earlier try recorded are skipped."""
+        book = _CampaignBook(ckpt)
+        self._refused: set[int] = set()  # chunks BSG refused outright; added to by worker threads
+        if book.created:
+            self.log.info("Resuming: %d campaign(s) were created by an earlier try", len(book.created))
+        jobs = self._chunks(items, prefix, book)
+        if bound <= 1:
+            for index, chunk in jobs:  # one after the other, in this thread: the behaviour before concurrency
+                maybe_sent = book.begin(index)
+                try:
+                    campaign = self._create_once(hook, index, chunk, options, maybe_sent)
+                except Exception:
+                    if index in self._refused:
+                        book.refused(index)
+                    raise
+                self._created(book, index, chunk, campaign)
+        else:
+            self._create_concurrently(hook, jobs, options, book, bound)
+        return book.records()
+
+    def _chunks(
+        self, items: Iterable[dict[str, Any]], prefix: str | None, book: _CampaignBook
+    ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        """The chunks still to create, built one at a time (with their reference_ids) as they are asked for."""
         for index, chunk in enumerate(chunked(items, self.chunk_size)):
-            if index < len(done):
+            if index in book.created:
                 continue
             if prefix is not None:
                 for position, item in enumerate(chunk):
                     item.setdefault("reference_id", proto.auto_reference_id(prefix, index, position))
-            campaign = self._create_once(hook, index, chunk, options, ckpt)
-            done.append({"id": int(campaign["id"]), "phones": len(chunk), "status": campaign.get("status"),
-                         "calculated_price": campaign.get("calculated_price"),
-                         "currency": campaign.get("currency")})  # fmt: skip
-            # Recorded before the next chunk is sent: a retry resumes after it.
-            ckpt.save(campaigns=done, pending=None)
-            self.log.info("Created BSG campaign %s (%d of the audience's campaigns, %d phones)",
-                          campaign["id"], index + 1, len(chunk))
-        return done
+            yield index, chunk
+
+    def _created(self, book: _CampaignBook, index: int, chunk: list[dict[str, Any]], campaign: Mapping[str, Any]
+                 ) -> None:
+        book.done(index, len(chunk), campaign)  # recorded before anything else: a retry skips this chunk
+        self.log.info("Created BSG campaign %s (chunk %d of the audience, %d phones)",
+                      campaign["id"], index + 1, len(chunk))  # fmt: skip
+
+    def _create_concurrently(
+        self, hook: BsgHook, jobs: Iterator[tuple[int, list[dict[str, Any]]]], options: Mapping[str, Any],
+        book: _CampaignBook, bound: int,
+    ) -> None:
+        """Create the chunks' campaigns with at most ``bound`` in flight (and in memory).
+
+        Only this thread reads the audience and writes the durable state: a chunk is marked
+        pending before it is handed to a worker and recorded when its answer comes back, in
+        whatever order. After a chunk fails no new one starts, but those in flight finish and
+        are recorded; then the first error is raised (a retry creates only what is missing).
+        """
+        throttle = Throttle(bound)
+        hook.get_conn()  # client, session and token made once, before the workers share them
+        hook.retry_sleep = throttle.pause
+        running: dict[Future[dict[str, Any]], tuple[int, list[dict[str, Any]]]] = {}
+        errors: list[BaseException] = []
+
+        def work(index: int, chunk: list[dict[str, Any]], maybe_sent: bool) -> dict[str, Any]:
+            with throttle.slot():
+                return self._create_once(hook, index, chunk, options, maybe_sent)
+
+        def collect(finished: Iterable[Future[dict[str, Any]]]) -> None:
+            for future in finished:
+                index, chunk = running.pop(future)
+                error = future.exception()
+                if error is None:
+                    self._created(book, index, chunk, future.result())
+                else:
+                    self.log.error("Chunk %d (%d phones) failed: %s", index + 1, len(chunk), error)
+                    if index in self._refused:
+                        book.refused(index)
+                    errors.append(error)
+
+        pool = ThreadPoolExecutor(max_workers=bound, thread_name_prefix="bsg-create")
+        try:
+            for index, chunk in jobs:
+                maybe_sent = book.begin(index)  # durable before the request can leave
+                running[pool.submit(work, index, chunk, maybe_sent)] = (index, chunk)
+                del chunk  # held by ``running`` only: at most ``bound`` chunks in memory
+                collect([f for f in running if f.done()])
+                if len(running) >= bound:
+                    collect(wait(running, return_when=FIRST_COMPLETED).done)
+                if errors:
+                    break
+            while running:
+                collect(wait(running, return_when=FIRST_COMPLETED).done)
+        except BaseException:
+            throttle.close()  # the task is ending: chunks still waiting for a slot are not sent
+            pool.shutdown(wait=True)
+            with contextlib.suppress(Exception):  # best effort; pending marks make a retry look them up
+                collect([f for f in list(running) if f.done() and not f.cancelled()])
+            raise
+        finally:
+            pool.shutdown(wait=True)
+            hook.retry_sleep = time.sleep
+        if throttle.cuts:
+            self.log.info("BSG asked to slow down %d time(s); %d creation(s) ran at once at most",
+                          throttle.cuts, throttle.peak)  # fmt: skip
+        if errors:
+            raise errors[0]
 
     def _create_once(
-        self, hook: BsgHook, index: int, chunk: list[dict[str, Any]], options: Mapping[str, Any], ckpt: Checkpoint
+        self, hook: BsgHook, index: int, chunk: list[dict[str, Any]], options: Mapping[str, Any], maybe_sent: bool
     ) -> dict[str, Any]:
-        """Create the campaign of one chunk, unless an earlier attempt already did."""
+        """Create the campaign of one chunk, unless an earlier attempt already did.
+
+        ``maybe_sent``: an earlier try sent this chunk and recorded no answer. The caller has
+        marked the chunk pending in the durable state before calling.
+        """
         probe = chunk[0].get("reference_id")
-        if ckpt.get("pending") == index and probe:
+        if maybe_sent and not probe:
+            raise _unfindable(index, "an earlier try sent it and recorded no answer")
+        if maybe_sent and probe:
             found = self._lookup(hook, probe, chunk[0])
             if found is not None:
                 self.log.info("Campaign %s of chunk %d was created by an earlier try", found["id"], index)
                 return found
-        ckpt.save(pending=index)  # before the call: a retry knows this one may exist
         try:
             return dict(hook.call(self.build(chunk, options)))
         except (SmsAmbiguousError, proto.BsgDuplicateRequestError) as err:
             if not probe:
-                raise
+                # Nothing to look it up by: a retry would send the chunk again (durable state or not).
+                raise _unfindable(index, str(err)) from err
             found = self._lookup(hook, probe, chunk[0])
             if found is not None:
                 self.log.warning("%s; campaign %s already holds this chunk, not creating it again", err, found["id"])
@@ -287,6 +462,11 @@ class _AudienceCampaignOperator(_CampaignOperator):
                     f"{err}; no message with reference_id {probe!r} is visible yet, retry later",
                     provider=proto.PROVIDER, code=err.code,
                 ) from err
+            raise
+        except (SmsRetryableError, SmsFatalError):
+            # A definite refusal (rate limit after every retry, 422, credentials, a connection
+            # that never left): nothing was created, so the chunk is not left pending.
+            self._refused.add(index)
             raise
 
     def _lookup(self, hook: BsgHook, reference_id: str, first: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -334,8 +514,13 @@ class BsgBulkCampaignOperator(_AudienceCampaignOperator):
     :param split: send an audience of more than ``chunk_size`` phones as several campaigns
         (default); when False such an audience is an error.
     :param chunk_size: phones per campaign, 1 to 10,000.
+    :param max_concurrent_creates: how many of a split audience's campaigns are created at
+        once (default 4; 1: one after the other; templated; at most 16). Each chunk's campaign
+        is recorded as soon as it exists; when BSG answers "too many requests" every creation
+        pauses (for its Retry-After, if it sends one) and fewer run at once.
     :param auto_reference_ids: give rows without a reference_id one derived from the task run,
-        so a retry finds what an earlier try created instead of sending it twice (default True).
+        so a retry finds what an earlier try created instead of sending it twice (default True). A campaign
+        whose rows have none cannot be found: if its creation goes unanswered the task fails without retry.
     :param validity: hours a message may wait for delivery, 1-72 (BSG's default 72).
     :param tariff_code: the account's tariff to bill, 0-9.
     :param start_at: when to send (datetime, pendulum or template string), up to 30 days ahead.
@@ -349,7 +534,8 @@ class BsgBulkCampaignOperator(_AudienceCampaignOperator):
     """
 
     template_fields: Sequence[str] = (
-        "recipients", "text", "sender", *_OPTION_FIELDS, "reject_report_path", "bsg_conn_id",
+        "recipients", "text", "sender", *_OPTION_FIELDS, "reject_report_path", "max_concurrent_creates",
+        "bsg_conn_id",
     )  # fmt: skip
     checkpoint_key = "bsg_bulk"
 
@@ -396,8 +582,13 @@ class BsgIndividualCampaignOperator(_AudienceCampaignOperator):
     :param reject_report_path: CSV of every rejected row (local or object storage path).
     :param split: send an audience of more than ``chunk_size`` rows as several campaigns (default).
     :param chunk_size: messages per campaign, 1 to 10,000.
+    :param max_concurrent_creates: how many of a split audience's campaigns are created at
+        once (default 4; 1: one after the other; templated; at most 16). Each chunk's campaign
+        is recorded as soon as it exists; when BSG answers "too many requests" every creation
+        pauses (for its Retry-After, if it sends one) and fewer run at once.
     :param auto_reference_ids: give rows without a reference_id one derived from the task run,
-        so a retry finds what an earlier try created (default True).
+        so a retry finds what an earlier try created (default True). A campaign
+        whose rows have none cannot be found: if its creation goes unanswered the task fails without retry.
     :param validity: hours a message may wait for delivery, 1-72 (BSG's default 72).
     :param tariff_code: the account's tariff to bill, 0-9.
     :param start_at: when to send (datetime, pendulum or template string), up to 30 days ahead.
@@ -410,7 +601,8 @@ class BsgIndividualCampaignOperator(_AudienceCampaignOperator):
     """
 
     template_fields: Sequence[str] = (
-        "recipients", "text", "sender", *_OPTION_FIELDS, "reject_report_path", "bsg_conn_id",
+        "recipients", "text", "sender", *_OPTION_FIELDS, "reject_report_path", "max_concurrent_creates",
+        "bsg_conn_id",
     )  # fmt: skip
     checkpoint_key = "bsg_individual"
 
@@ -486,12 +678,14 @@ class BsgGroupsCampaignOperator(_CampaignOperator):
 
     A campaign without reference_ids cannot be looked up, so a retry after an unanswered
     creation (recorded in the task's durable state) fails instead of sending again: check
-    the account's campaigns, then clear the task.
+    the account's campaigns, then clear the task. Without durable state (Airflow < 3.3) the
+    unanswered try itself fails without retry, with the same advice.
 
     Returns ``{"campaign_ids": [id], "campaign_id", "groups", "status", "calculated_price", "currency"}``.
     """
 
     template_fields: Sequence[str] = ("groups", "text", "sender", *_OPTION_FIELDS, "bsg_conn_id")
+    operator_extra_links = (BsgCampaignLink(),)
 
     def __init__(self, *, groups: Any, text: str, sender: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -504,6 +698,7 @@ class BsgGroupsCampaignOperator(_CampaignOperator):
         ckpt = Checkpoint(context, "bsg_groups")
         if ckpt.get("campaign"):
             self.log.info("Campaign %s was created by an earlier try", ckpt.get("campaign")["id"])
+            persist_campaign_link(context, self.bsg_conn_id, ckpt.get("campaign")["id"], self.log)
             return self._summary(ckpt.get("campaign"), groups)
         if ckpt.get("pending"):
             raise SmsFatalError(
@@ -515,10 +710,25 @@ class BsgGroupsCampaignOperator(_CampaignOperator):
         try:
             ckpt.save(pending=True)
             request = proto.send_groups(groups, text, sender, **options, transliterate=self.transliterate)
-            campaign = dict(hook.call(request))
+            try:
+                campaign = dict(hook.call(request))
+            except Exception as err:
+                refused = isinstance(err, (SmsFatalError, SmsRetryableError))
+                if refused and not isinstance(err, proto.BsgDuplicateRequestError):
+                    ckpt.save(pending=False)  # invalid, unauthorised, rate limited: nothing was created
+                elif not ckpt.durable:
+                    # No answer, an unreadable one, or "duplicate": it may exist, and without durable
+                    # state a retry could not know and would send again. Stop now.
+                    raise SmsFatalError(
+                        f"{err}; the campaign may exist. Check the BSG account's campaigns for contact lists "
+                        f"{groups}, then clear this task to send again",
+                        provider=proto.PROVIDER,
+                    ) from err
+                raise  # with durable state the retry reads "pending" and stops with the same advice
         finally:
             hook.close()
         ckpt.save(campaign=campaign, pending=False)
+        persist_campaign_link(context, self.bsg_conn_id, campaign.get("id"), self.log)
         self.log.info("Created BSG campaign %s for contact lists %s", campaign.get("id"), groups)
         return self._summary(campaign, groups)
 
@@ -549,6 +759,7 @@ class BsgStopCampaignOperator(_BsgOperator):
     """
 
     template_fields: Sequence[str] = ("campaign_ids", "bsg_conn_id")
+    operator_extra_links = (BsgCampaignLink(),)
 
     def __init__(self, *, campaign_ids: Any, finished_ok: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -556,6 +767,7 @@ class BsgStopCampaignOperator(_BsgOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         ids = proto.campaign_ids(self.campaign_ids)
+        persist_campaign_link(context, self.bsg_conn_id, ids, self.log)
         result: dict[str, Any] = {"stopped": [], "already_final": {}, "statuses": {}}
         hook = self.hook()
         try:
@@ -600,6 +812,7 @@ class BsgCampaignStatsOperator(_BsgOperator):
     """
 
     template_fields: Sequence[str] = ("campaign_ids", "bsg_conn_id")
+    operator_extra_links = (BsgCampaignLink(),)
 
     def __init__(self, *, campaign_ids: Any, include_messages: bool = False, max_reported: int = 20,
                  **kwargs: Any) -> None:
@@ -608,6 +821,7 @@ class BsgCampaignStatsOperator(_BsgOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         ids = proto.campaign_ids(self.campaign_ids)
+        persist_campaign_link(context, self.bsg_conn_id, ids, self.log)
         hook = self.hook()
         try:
             details = {campaign_id: hook.get_campaign_detail(campaign_id) for campaign_id in ids}

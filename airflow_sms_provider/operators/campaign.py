@@ -27,6 +27,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_sms_provider import status_map
 from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsValidationError
+from airflow_sms_provider.links import SmsCampaignLink, persist_campaign_link
 from airflow_sms_provider.providers import PROVIDERS, per_provider, provider_for, read_campaign
 from airflow_sms_provider.recipients import placeholders
 from airflow_sms_provider.sensors.campaign import raise_for_event
@@ -101,6 +102,7 @@ class SmsCampaignOperator(BaseOperator):
     template_fields: Sequence[str] = (
         "conn_id", "text", "recipients", "sender", "send_at", "name", "reject_report_path", "provider_options",
     )  # fmt: skip
+    operator_extra_links = (SmsCampaignLink(),)
 
     def __init__(
         self,
@@ -176,6 +178,8 @@ class SmsCampaignOperator(BaseOperator):
         # operator's execute() would only log a misleading warning here.
         details = inspect.unwrap(type(inner).execute)(inner, context)
         summary = summarize(conn_type, self.conn_id, details)
+        # Its own link, whatever the provider's operator did (run in this task, it fills the same key).
+        persist_campaign_link(context, self.conn_id, summary["campaign_ids"], self.log)
         self.log.info("%s: %d accepted, %d rejected, campaigns %s (%s)", conn_type, summary["accepted"],
                       summary["rejected"], summary["campaign_ids"], summary["status"])
         if not self.wait_for_completion or summary["status"] == status_map.DONE:

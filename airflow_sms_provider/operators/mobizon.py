@@ -23,6 +23,7 @@ from airflow_sms_provider.exceptions import (
     SmsValidationError,
 )
 from airflow_sms_provider.hooks.mobizon import AddResult, MobizonHook
+from airflow_sms_provider.links import MobizonCampaignLink, persist_campaign_link
 from airflow_sms_provider.operators.mobizon_upload import (  # noqa: F401 - PLACEHOLDERS_FLAGS: kept importable here
     PLACEHOLDERS_FLAGS,
     RecipientsMixin,
@@ -42,6 +43,9 @@ from airflow_sms_provider.validation import (
 )
 
 MAX_NAME_LENGTH = 255
+# How far before a single SMS was first sent its lookup reaches back: Mobizon does not say in
+# which time zone it filters campaignCreateTsFrom, and the tagged name, not the time, identifies it.
+SMS_LOOKUP_SLACK = dt.timedelta(days=1)
 
 
 class _MobizonOperator(BaseOperator):
@@ -160,6 +164,7 @@ class MobizonCreateCampaignOperator(_MobizonOperator):
     """
 
     template_fields: Sequence[str] = (*_CAMPAIGN_FIELDS, "mobizon_conn_id")
+    operator_extra_links = (MobizonCampaignLink(),)
 
     def __init__(
         self,
@@ -188,9 +193,46 @@ class MobizonCreateCampaignOperator(_MobizonOperator):
 
     def execute(self, context: Any) -> int:
         fields = self.campaign_fields()
-        campaign_id = self.hook().create_campaign(**fields)
-        self.log.info("Created Mobizon campaign %s", campaign_id)
+        tag = run_tag(context)
+        if tag is not None:
+            fields["name"] = tagged_name(fields.get("name"), tag, MAX_NAME_LENGTH)
+        hook = self.hook()
+        try:
+            campaign_id, _ = self._create_once(hook, fields, Checkpoint(context, "mobizon_create"), tag)
+        finally:
+            hook.close()
+        persist_campaign_link(context, self.mobizon_conn_id, campaign_id, self.log)
         return campaign_id
+
+    def _create_once(self, hook: MobizonHook, fields: dict[str, Any], ckpt: Checkpoint, tag: str | None
+                     ) -> tuple[int, bool]:
+        """This task instance's campaign and whether an earlier try made it: recorded, found, or created now."""
+        campaign_id = ckpt.get("campaign_id")
+        if campaign_id is None and tag is not None and (not ckpt.durable or ckpt.get("create_started")):
+            # No durable state (Airflow < 3.3), or an earlier try's create went unanswered and
+            # could not be looked up then: the campaign may exist already.
+            campaign_id = find_tagged_campaign(hook, fields["text"], fields["name"])
+            if campaign_id is not None:
+                ckpt.save(campaign_id=campaign_id)
+        if campaign_id is not None:
+            self.log.info("Using Mobizon campaign %s, created by an earlier try", campaign_id)
+            return int(campaign_id), True
+        ckpt.save(create_started=True)  # before the call: a retry looks the campaign up first
+        campaign_id = self._create(hook, fields)
+        ckpt.save(campaign_id=campaign_id)
+        self.log.info("Created Mobizon campaign %s", campaign_id)
+        return campaign_id, False
+
+    def _create(self, hook: MobizonHook, fields: dict[str, Any]) -> int:
+        """campaign/create; after an ambiguous failure, look for the tagged campaign instead of repeating."""
+        try:
+            return hook.create_campaign(**fields)
+        except SmsAmbiguousError:
+            found = find_tagged_campaign(hook, fields["text"], fields["name"]) if "[af-" in fields["name"] else None
+            if found is None:
+                raise
+            self.log.warning("campaign/create went unanswered, but campaign %s exists: using it", found)
+            return found
 
 
 # ------------------------------------------------------------------ recipients
@@ -233,6 +275,7 @@ class MobizonAddRecipientsOperator(RecipientsMixin, _MobizonOperator):
         "campaign_id", "recipients", "recipients_file", "contacts", "groups", "replace",
         "placeholders_flag", "reject_report_path", "file_upload_threshold", "expected_count", "mobizon_conn_id",
     )
+    operator_extra_links = (MobizonCampaignLink(),)
 
     def __init__(
         self,
@@ -286,6 +329,7 @@ class MobizonAddRecipientsOperator(RecipientsMixin, _MobizonOperator):
         campaign_id = as_int(self.campaign_id, "campaign_id")
         source = self._source()
         self._check_recipient_options()
+        persist_campaign_link(context, self.mobizon_conn_id, campaign_id, self.log)
         hook = self.hook()
         summary: dict[str, Any] = {"campaign_id": campaign_id, "source": source}
         try:
@@ -340,6 +384,7 @@ class MobizonSendCampaignOperator(_MobizonOperator):
     """
 
     template_fields: Sequence[str] = ("campaign_id", "mobizon_conn_id")
+    operator_extra_links = (MobizonCampaignLink(),)
 
     def __init__(self, *, campaign_id: int | str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -347,6 +392,7 @@ class MobizonSendCampaignOperator(_MobizonOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         campaign_id = as_int(self.campaign_id, "campaign_id")
+        persist_campaign_link(context, self.mobizon_conn_id, campaign_id, self.log)
         hook = self.hook()
         try:
             return send_once(hook, campaign_id, Checkpoint(context, f"mobizon_send_{campaign_id}"), self.log)
@@ -364,6 +410,19 @@ def find_tagged_campaign(hook: MobizonHook, text: str, name: str, scan: int = 50
         if item.get("name") == name:
             return int(item["id"])
     return None
+
+
+def skip_upload_if_sent(hook: MobizonHook, campaign_id: int, ckpt: Checkpoint, log: Any) -> None:
+    """Mark the upload done when a campaign found again has already left NEW.
+
+    Only a fully uploaded campaign is sent, and Mobizon refuses recipients once it is sent
+    (code 10, again on every retry): uploading again would fail the task for good.
+    """
+    status = hook.get_campaign(campaign_id).get("commonStatus")
+    if status not in (None, "NEW"):
+        log.info("Campaign %s is %s: sent by an earlier try with its whole audience; not uploading", campaign_id,
+                 status)
+        ckpt.save(uploaded_all=True, upload_summary={"upload": "done by an earlier try"})
 
 
 def send_once(hook: MobizonHook, campaign_id: int, ckpt: Checkpoint, log: Any) -> dict[str, Any]:
@@ -477,19 +536,11 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
             fields["name"] = tagged_name(fields.get("name"), tag, MAX_NAME_LENGTH)
         hook = self.hook()
         try:
-            campaign_id = ckpt.get("campaign_id")
-            if campaign_id is None and tag is not None and not ckpt.durable:
-                # No durable state (Airflow < 3.3): an earlier try may have created it already.
-                campaign_id = find_tagged_campaign(hook, fields["text"], fields["name"])
-                if campaign_id is not None:
-                    ckpt.save(campaign_id=campaign_id)
-            if campaign_id is None:
-                campaign_id = self._create(hook, fields)
-                ckpt.save(campaign_id=campaign_id)
-                self.log.info("Created Mobizon campaign %s", campaign_id)
-            else:
-                self.log.info("Resuming Mobizon campaign %s from an earlier try", campaign_id)
+            campaign_id, earlier = self._create_once(hook, fields, ckpt, tag)
+            if earlier and not ckpt.get("uploaded_all"):
+                skip_upload_if_sent(hook, campaign_id, ckpt, self.log)
             summary: dict[str, Any] = {"campaign_id": campaign_id}
+            persist_campaign_link(context, self.mobizon_conn_id, campaign_id, self.log)
             if not ckpt.get("uploaded_all"):
                 summary.update(self._upload(hook, campaign_id, fields["text"], ckpt, self.log,
                                             template=fields["campaign_type"] == 3))
@@ -514,17 +565,6 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
                 kwargs={"summary": summary},
             )
         return self._wait_in_process(campaign_id, summary)
-
-    def _create(self, hook: MobizonHook, fields: dict[str, Any]) -> int:
-        """campaign/create; after an ambiguous failure, look for the tagged campaign instead of repeating."""
-        try:
-            return hook.create_campaign(**fields)
-        except SmsAmbiguousError:
-            found = find_tagged_campaign(hook, fields["text"], fields["name"]) if "[af-" in fields["name"] else None
-            if found is None:
-                raise
-            self.log.warning("campaign/create went unanswered, but campaign %s exists: using it", found)
-            return found
 
     def _wait_in_process(self, campaign_id: int, summary: dict[str, Any]) -> dict[str, Any]:
         hook = self.hook()
@@ -573,7 +613,11 @@ class MobizonSendSmsOperator(_MobizonOperator):
     :param mobizon_conn_id: the ``mobizon`` connection.
 
     A retry after the message was accepted does not send it again: the result is
-    kept in the task's durable state.
+    kept in the task's durable state. The campaign name gets a tag naming the task
+    instance (``[af-…]``), so an SMS whose answer was lost is found again with
+    message/list (recipient, text, creation time, then the tagged name) instead of
+    being sent twice: right after the lost answer, and on a retry whose earlier try
+    had started sending (or, without durable state, on every try).
     """
 
     template_fields: Sequence[str] = ("recipient", "text", "sender", "name", "deferred_to", "mobizon_conn_id")
@@ -611,14 +655,43 @@ class MobizonSendSmsOperator(_MobizonOperator):
         if ckpt.get("result"):
             self.log.info("This SMS was already accepted by an earlier try: %s", ckpt.get("result"))
             return ckpt.get("result")
+        tag = run_tag(context)
+        # The tag makes this task instance's SMS recognisable when an answer is lost.
+        name = tagged_name(self.name, tag, MAX_NAME_LENGTH) if tag is not None else self.name
+        started = ckpt.get("started_at")
         hook = self.hook()
         try:
-            result = hook.send_sms(number, text, sender=self.sender, name=self.name, deferred_to=deferred,
-                                   validity=self.validity, shorten_links=self.shorten_links)
+            if tag is not None and (started is not None or not ckpt.durable):
+                # An earlier try may have sent it: recorded as started, or unknowable without durable state.
+                found = self._find(hook, number, text, name, started)
+                if found is not None:
+                    self.log.info("This SMS was sent by an earlier try (message %s); not sending again",
+                                  found["messageId"])
+                    ckpt.save(result=found)
+                    return found
+            if started is None:
+                # Recorded before the call: a retry after a lost answer looks the SMS up instead of sending.
+                ckpt.save(started_at=dt.datetime.now(dt.timezone.utc).isoformat())
+            try:
+                result = hook.send_sms(number, text, sender=self.sender, name=name, deferred_to=deferred,
+                                       validity=self.validity, shorten_links=self.shorten_links)
+            except SmsAmbiguousError:
+                found = self._find(hook, number, text, name, started) if tag is not None else None
+                if found is None:
+                    raise
+                self.log.warning("message/sendSmsMessage went unanswered, but message %s exists: using it",
+                                 found["messageId"])
+                result = found
         finally:
             hook.close()
         ckpt.save(result=result)
         return result
+
+    def _find(self, hook: MobizonHook, number: str, text: str, name: str | None, started: str | None
+              ) -> dict[str, Any] | None:
+        """This task instance's SMS (tagged campaign name), created at most a day before it was first sent."""
+        since = dt.datetime.fromisoformat(started) if started else dt.datetime.now(dt.timezone.utc)
+        return hook.find_sms(number, text, since=since - SMS_LOOKUP_SLACK, name=name)
 
 
 class MobizonDeleteCampaignOperator(_MobizonOperator):
@@ -664,6 +737,7 @@ class MobizonCampaignStatsOperator(_MobizonOperator):
     """
 
     template_fields: Sequence[str] = ("campaign_id", "mobizon_conn_id")
+    operator_extra_links = (MobizonCampaignLink(),)
 
     def __init__(self, *, campaign_id: int | str, include_links: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -671,6 +745,7 @@ class MobizonCampaignStatsOperator(_MobizonOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         campaign_id = as_int(self.campaign_id, "campaign_id")
+        persist_campaign_link(context, self.mobizon_conn_id, campaign_id, self.log)
         hook = self.hook()
         try:
             info = hook.get_campaign_info(campaign_id)

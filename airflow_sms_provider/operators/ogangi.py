@@ -18,9 +18,11 @@ from airflow_sms_provider.exceptions import (
     SmsConflictError,
     SmsFatalError,
     SmsNotFoundError,
+    SmsProtocolError,
     SmsValidationError,
 )
 from airflow_sms_provider.hooks.ogangi import OgangiHook, build_sms_file, read_upload
+from airflow_sms_provider.links import OgangiBroadcastLink, persist_campaign_link
 from airflow_sms_provider.progress import Checkpoint
 from airflow_sms_provider.protocols import ogangi as proto
 from airflow_sms_provider.recipients import Recipient, RejectReport, check_template, iter_recipients
@@ -127,7 +129,8 @@ class OgangiSendSmsByFileOperator(_AudienceMixin, _OgangiOperator):
 
     The upload sends SMS, so a retry never repeats it: the result is kept in the
     task's durable state, and a try that died during the upload makes the next
-    one fail with instructions instead of sending twice.
+    one fail with instructions instead of sending twice. Without durable state
+    (Airflow < 3.3) an unanswered upload fails the task at once, without retry.
     """
 
     template_fields: Sequence[str] = (
@@ -257,8 +260,14 @@ class OgangiSendSmsByFileOperator(_AudienceMixin, _OgangiOperator):
         ckpt.save(upload_started=True)
         try:
             messages = hook.send_sms_by_file((name, content))
-        except SmsAmbiguousError:
-            raise
+        except (SmsAmbiguousError, SmsProtocolError) as err:  # no answer, or one that cannot be read
+            if ckpt.durable:
+                raise  # the retry reads upload_started and stops with instructions
+            # Without durable state a retry could not know it and would send every SMS again.
+            raise SmsFatalError(
+                f"{err}; the SMS may have been sent. Check the messages in Ogangi before running this task again",
+                provider=proto.PROVIDER,
+            ) from err
         except Exception:
             ckpt.save(upload_started=False)  # a definite failure: nothing was sent
             raise
@@ -316,13 +325,15 @@ class OgangiCreateBroadcastOperator(_AudienceMixin, _OgangiOperator):
     A retry never creates a second broadcast: the id is kept in the task's durable
     state right after creation. The API has no way to look a broadcast up by name,
     so a try that died while creating makes the next one fail with the campaign name
-    to look for instead of creating again.
+    to look for instead of creating again. Without durable state (Airflow < 3.3) an
+    unanswered create fails the task at once, without retry, naming the broadcast.
     """
 
     template_fields: Sequence[str] = (
         "text", "recipients", "shortcode", "campaign_name", "scheduled_at", "schedule_timezone", "broadcast_id",
         "number_field", "reject_report_path", "ogangi_conn_id",
     )
+    operator_extra_links = (OgangiBroadcastLink(),)
 
     def __init__(
         self,
@@ -407,6 +418,7 @@ class OgangiCreateBroadcastOperator(_AudienceMixin, _OgangiOperator):
         finally:
             hook.close()
         broadcast_id = int(data["id"])
+        persist_campaign_link(context, self.ogangi_conn_id, broadcast_id, self.log)
         self.log.info("Ogangi broadcast %s %s: %s", broadcast_id,
                       "edited" if edit_id else ("found from an earlier try" if resumed else "created"),
                       data.get("statusName"))
@@ -464,8 +476,15 @@ class OgangiCreateBroadcastOperator(_AudienceMixin, _OgangiOperator):
         ckpt.save(create_started=True, campaign_name=name)
         try:
             data = self._create(hook, items, name, when, None)
-        except SmsAmbiguousError:
-            raise
+        except (SmsAmbiguousError, SmsProtocolError) as err:  # no answer, or one that cannot be read
+            if ckpt.durable:
+                raise  # the retry reads create_started and stops naming the broadcast
+            # Without durable state a retry could not know it and would create a second broadcast.
+            raise SmsFatalError(
+                f"{err}; broadcast {name!r} may exist. Look for it in Ogangi and set broadcast_id to edit it, "
+                "or run this task again to create a new one",
+                provider=proto.PROVIDER,
+            ) from err
         except Exception:
             ckpt.save(create_started=False)  # a definite failure: nothing was created
             raise
@@ -490,6 +509,7 @@ class OgangiBroadcastActionOperator(_OgangiOperator):
     """
 
     template_fields: Sequence[str] = ("action", "broadcast_id", "ogangi_conn_id")
+    operator_extra_links: tuple[OgangiBroadcastLink, ...] = (OgangiBroadcastLink(),)
     DONE: Mapping[str, frozenset[str]] = {
         "suspend": frozenset({proto.SUSPENDED}),
         "resume": frozenset({proto.SCHEDULED, proto.RUNNING, proto.FINISHED}),
@@ -503,6 +523,8 @@ class OgangiBroadcastActionOperator(_OgangiOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         check_choice(self.action, proto.ACTIONS, "action")
         broadcast_id = as_int(self.broadcast_id, "broadcast_id")
+        if self.action != "delete":  # a deleted broadcast has no page
+            persist_campaign_link(context, self.ogangi_conn_id, broadcast_id, self.log)
         hook = self.hook()
         try:
             if self.action == "delete":
@@ -599,6 +621,7 @@ class OgangiDeleteBroadcastOperator(OgangiBroadcastActionOperator):
     """
 
     template_fields: Sequence[str] = ("broadcast_id", "ogangi_conn_id")
+    operator_extra_links = ()  # a deleted broadcast has no page
 
     def __init__(self, *, broadcast_id: int | str, missing_ok: bool = True, **kwargs: Any) -> None:
         super().__init__(action="delete", broadcast_id=broadcast_id, missing_ok=missing_ok, **kwargs)

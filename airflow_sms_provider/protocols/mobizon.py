@@ -105,6 +105,8 @@ TASK_WAITING, TASK_RUNNING, TASK_DONE, TASK_REJECTED = 0, 1, 2, 3
 # Campaign commonStatus values.
 CAMPAIGN_DONE = "DONE"
 CAMPAIGN_DECLINED = "DECLINED"
+# moderationStatus of a campaign sent without moderation (campaign/get); sendSmsMessage status 2.
+AUTO_READY_FOR_SEND = "AUTO_READY_FOR_SEND"
 CAMPAIGN_STATUSES = (
     "NEW", "MODERATION", "DECLINED", "READY_FOR_SEND", "AUTO_READY_FOR_SEND", "RUNNING", "SENT", "DONE",
 )

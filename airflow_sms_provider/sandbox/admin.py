@@ -14,6 +14,10 @@
 ``POST /_sandbox/config``  change known configuration keys until the next reset
 =========================  =====================================================
 
+``GET /_sandbox/{provider}/campaigns/{id}`` shows one campaign (Ogangi: broadcast) of a
+provider's state without its audience, read-only: the page the extra links of campaign
+operators and sensors open when their connection points at the sandbox.
+
 Provider modules add their own routes under ``/_sandbox/{provider}/`` (``admin_routes``).
 
 Config keys of the framework: ``clock_speed``, ``log_limit``, and ``latency_ms`` /
@@ -23,6 +27,7 @@ an extra one on each new connection; see :mod:`airflow_sms_provider.sandbox.late
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from starlette.requests import Request
@@ -128,6 +133,29 @@ async def set_config(request: Request) -> Response:
     return JSONResponse(state.config)
 
 
+async def campaign_view(request: Request) -> Response:
+    """One campaign as ``GET /_sandbox/{provider}/state`` shows it, its recipients and messages left out.
+
+    Read-only; what the campaign operators' extra links open when a connection points at the
+    sandbox (:mod:`airflow_sms_provider.links`).
+    """
+    state = _state(request)
+    name, campaign_id = request.path_params["provider"], request.path_params["id"]
+    provider = state.providers.get(name)
+    if provider is None:
+        return JSONResponse({"error": f"no provider {name!r}"}, status_code=404)
+    # Each provider's snapshot takes what it supports: Mobizon one campaign, Mobizon and BSG no messages.
+    accepted = inspect.signature(provider.snapshot).parameters
+    options = {k: v for k, v in (("campaign_id", campaign_id), ("with_messages", False)) if k in accepted}
+    snapshot = provider.snapshot(state.now(), **options)
+    items = snapshot.get("campaigns") or snapshot.get("broadcasts") or []
+    found = next((item for item in items if item.get("id") == campaign_id), None)
+    if found is None:
+        return JSONResponse({"error": f"{name}: no campaign {campaign_id}"}, status_code=404)
+    campaign = {k: v for k, v in found.items() if k not in ("recipients", "messages")}
+    return JSONResponse({"provider": name, "campaign": campaign})
+
+
 def routes(state: SandboxState) -> list[Route]:
     """The framework's admin routes (provider modules add theirs)."""
     return [
@@ -141,4 +169,5 @@ def routes(state: SandboxState) -> list[Route]:
         Route("/_sandbox/clock", get_clock, methods=["GET"]),
         Route("/_sandbox/config", get_config, methods=["GET"]),
         Route("/_sandbox/config", set_config, methods=["POST"]),
+        Route("/_sandbox/{provider}/campaigns/{id:int}", campaign_view, methods=["GET"]),
     ]

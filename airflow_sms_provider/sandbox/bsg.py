@@ -54,10 +54,22 @@ Lifecycle (computed from timestamps on every read; nothing runs in the backgroun
 Contact lists: 1864275 "Sandbox customers" (3 contacts), 1864276 "Sandbox staff"
 (2), 1864277 "Sandbox huge list" (10,001: too many for one campaign); contact
 fields ``name`` and ``city`` fill ``{name}``/``{city}`` in send-groups texts.
+
+Campaign creation under load (``sms/send``, ``send-groups``, ``send-individual``; all off by default)
+    ``bsg_create_ms``: real milliseconds the server spends on each creation (an async
+    wait before it is handled, during which the request counts as in flight).
+    ``bsg_max_concurrent_creates``: a creation arriving while this many are in flight, or
+    ``bsg_creates_per_second``: one more than this many in the last real second, answers
+    429 ``{"message": "Too Many Requests"}`` with ``Retry-After: bsg_retry_after`` (seconds;
+    null: no header) and does nothing: not even the duplicate check sees it. ``GET
+    /_sandbox/bsg/state`` reports ``limits``: creations handled, rate-limited, in flight
+    now and at most at once. Creations are atomic: the duplicate check and the creation
+    run without a pause in between, under the state's lock.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -65,6 +77,9 @@ import itertools
 import json
 import math
 import re
+import threading
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -96,8 +111,14 @@ DEFAULTS: dict[str, Any] = {
     "bsg_tariffs": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],  # tariff codes connected to the account
     "bsg_undelivered_suffixes": ["13"],
     "bsg_expired_suffixes": ["66"],
+    # Campaign creation under load (see the module docstring); 0 = off.
+    "bsg_create_ms": 0.0,  # real ms each creation takes, counted as in flight
+    "bsg_max_concurrent_creates": 0,  # creations in flight at once before 429
+    "bsg_creates_per_second": 0.0,  # creations started per real second before 429
+    "bsg_retry_after": 1.0,  # Retry-After of those 429s, in seconds; None: no header
 }
 _CONFIG_PREFIX = "bsg_"
+_LIMIT_KEYS = {"bsg_create_ms", "bsg_max_concurrent_creates", "bsg_creates_per_second", "bsg_retry_after"}
 
 TS_FORMAT = "%Y-%m-%d %H:%M:%S"
 MAX_ITEMS = 10_000
@@ -306,6 +327,11 @@ class BsgState:
         self.revoked_upto = 0  # and every token id up to this one (admin revoke)
         self.last_token_id = 0
         self.stats = {"logins": 0, "failed_logins": 0, "refreshes": 0, "unauthorized": 0, "duplicates": 0}
+        self.limits = {"creates": 0, "rate_limited": 0, "in_flight": 0, "max_in_flight": 0}
+        self._recent_creates: deque[float] = deque()  # monotonic start times within the last second
+        # Handlers run on the server's event loop one at a time already; the lock keeps a
+        # duplicate check and its creation atomic should one ever run in a worker thread.
+        self.lock = threading.Lock()
         self._campaign_ids = itertools.count(53703353)
         self._message_ids = itertools.count(4419393338)
         self._token_ids = itertools.count(1)
@@ -346,6 +372,27 @@ class BsgState:
 
     # ------------------------------------------------------------ duplicates
 
+    def admit_create(self) -> Reject | None:
+        """Count a creation in, or the 429 a rate limit answers instead (see the module docstring)."""
+        limit, per_second = int(self.cfg("max_concurrent_creates") or 0), float(self.cfg("creates_per_second") or 0)
+        now = time.monotonic()
+        while self._recent_creates and now - self._recent_creates[0] >= 1.0:
+            self._recent_creates.popleft()
+        if (limit and self.limits["in_flight"] >= limit) or (per_second and len(self._recent_creates) >= per_second):
+            self.limits["rate_limited"] += 1
+            return Reject(429, {"message": "Too Many Requests"})
+        self._recent_creates.append(now)
+        self.limits["creates"] += 1
+        self.limits["in_flight"] += 1
+        self.limits["max_in_flight"] = max(self.limits["max_in_flight"], self.limits["in_flight"])
+        return None
+
+    def retry_after_header(self) -> dict[str, str]:
+        seconds = self.cfg("retry_after")
+        if seconds is None:
+            return {}
+        return {"Retry-After": f"{float(seconds):g}"}  # whole seconds as "1"; fractions for fast tests
+
     def check_duplicate(self, account: Account, path: str, body: bytes, refs: Iterable[str], now: datetime) -> None:
         """429 for a reference_id used before, or the same request again within the window."""
         if any((account.api_key, ref) in self.by_reference for ref in refs):
@@ -372,9 +419,13 @@ class BsgState:
         start_at = options.get("start_at")
         start = start_at if start_at is not None else now + timedelta(seconds=float(self.cfg("creation_delay")))
         messages = []
+        parts: dict[str, int] = {}  # a bulk campaign's 10,000 messages share one text: count its parts once
         for index, row in enumerate(rows):
-            msg = Message(next(self._message_ids), index, row["phone"], row["text"], row["sender"],
-                          row.get("reference_id"), parts_of(row["text"]), options.get("validity") or 72,
+            text = row["text"]
+            if text not in parts:
+                parts[text] = parts_of(text)
+            msg = Message(next(self._message_ids), index, row["phone"], text, row["sender"],
+                          row.get("reference_id"), parts[text], options.get("validity") or 72,
                           row.get("tariff_code", options.get("tariff_code")))  # fmt: skip
             messages.append(msg)
         price = round(sum(m.parts for m in messages) * float(self.cfg("sms_price")), 6)
@@ -430,6 +481,8 @@ class BsgState:
     # ------------------------------------------------------------ views
 
     def short_statistics(self, camp: Campaign, now: datetime) -> dict[str, int]:
+        if now < camp.start:  # nothing leaves before the start (the answer to a creation): skip the walk
+            return {"delivered": 0, "sent": 0}
         sent = delivered = 0
         for msg in camp.messages:
             status, sent_at, _ = self.message_state(camp, msg, now)
@@ -535,6 +588,7 @@ class BsgState:
             "now": now.isoformat(),
             "config": {key[len(_CONFIG_PREFIX) :]: self.sandbox.config[key] for key in DEFAULTS},
             "auth": dict(self.stats),
+            "limits": dict(self.limits),
             "accounts": [
                 {"api_key": "***" + a.api_key[-4:], "balance": a.balance, "currency": CURRENCY}
                 for a in self.accounts.values()
@@ -888,9 +942,9 @@ def _state(request: Request) -> tuple[SandboxState, BsgState]:
     return sandbox, sandbox.providers[NAME]  # looked up per call: reset() replaces it
 
 
-def _answer(request: Request, status: int, body: Any) -> Response:
+def _answer(request: Request, status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
     request.scope["sandbox.code"] = status
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def _json_body(request: Request) -> tuple[Any, bytes]:
@@ -901,8 +955,8 @@ async def _json_body(request: Request) -> tuple[Any, bytes]:
         return ..., raw  # Ellipsis: not JSON at all
 
 
-def _api(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """An authenticated JSON endpoint around ``handler``."""
+def _api(handler: Handler, creates: bool = False) -> Callable[[Request], Awaitable[Response]]:
+    """An authenticated JSON endpoint around ``handler``; ``creates``: subject to the creation limits."""
 
     async def endpoint(request: Request) -> Response:
         sandbox, st = _state(request)
@@ -915,12 +969,25 @@ def _api(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         body, raw = await _json_body(request)
         if body is ...:
             return _answer(request, 400, {"message": "The request body is not valid JSON."})
-        call = Call(st, account, body, raw, request.url.path, request.query_params, request.path_params, now)
+        if creates:
+            refused = st.admit_create()
+            if refused is not None:
+                return _answer(request, refused.status, refused.body, st.retry_after_header())
         try:
-            reply = handler(call)
-        except Reject as exc:
-            return _answer(request, exc.status, exc.body)
-        return _answer(request, reply.status, reply.body)
+            if creates and float(st.cfg("create_ms") or 0) > 0:
+                # The wait comes before the handler, never inside it: check and creation stay atomic.
+                await asyncio.sleep(float(st.cfg("create_ms")) / 1000)
+                now = sandbox.now()
+            call = Call(st, account, body, raw, request.url.path, request.query_params, request.path_params, now)
+            try:
+                with st.lock:
+                    reply = handler(call)
+            except Reject as exc:
+                return _answer(request, exc.status, exc.body)
+            return _answer(request, reply.status, reply.body)
+        finally:
+            if creates:
+                st.limits["in_flight"] -= 1
 
     return endpoint
 
@@ -968,9 +1035,9 @@ def routes(sandbox: SandboxState) -> list[Route]:
         Route("/api/auth/login", login, methods=["POST"]),
         Route("/api/auth/refresh", refresh, methods=["POST"]),
         Route("/api/accounts/balance", _api(balance), methods=["GET"]),
-        Route("/api/campaigns/sms/send", _api(sms_send), methods=["POST"]),
-        Route("/api/campaigns/sms/send-groups", _api(sms_send_groups), methods=["POST"]),
-        Route("/api/campaigns/sms/send-individual", _api(sms_send_individual), methods=["POST"]),
+        Route("/api/campaigns/sms/send", _api(sms_send, creates=True), methods=["POST"]),
+        Route("/api/campaigns/sms/send-groups", _api(sms_send_groups, creates=True), methods=["POST"]),
+        Route("/api/campaigns/sms/send-individual", _api(sms_send_individual, creates=True), methods=["POST"]),
         Route("/api/campaigns/{id:int}", _api(campaign_get), methods=["GET"]),
         Route("/api/campaigns/{id:int}/detail", _api(campaign_detail), methods=["GET"]),
         Route("/api/campaigns/{id:int}/stop", _api(campaign_stop), methods=["PATCH"]),
@@ -1001,6 +1068,12 @@ async def admin_config(request: Request) -> Response:
         unknown = sorted(set(changes) - set(DEFAULTS))
         if unknown:
             raise ValueError(f"unknown BSG config keys: {unknown}; known: {sorted(DEFAULTS)}")
+        for key in _LIMIT_KEYS & set(changes):
+            value = changes[key]
+            if not (value is None and key == "bsg_retry_after") and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+            ):
+                raise ValueError(f"{key[len(_CONFIG_PREFIX):]!r} must be a number >= 0")
         sandbox.configure(changes)
     except ValueError as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)

@@ -14,6 +14,7 @@ from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnVa
 
 from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsProviderError
 from airflow_sms_provider.hooks.bsg import BsgHook
+from airflow_sms_provider.links import BsgCampaignLink, persist_campaign_link
 from airflow_sms_provider.protocols import bsg as proto
 from airflow_sms_provider.triggers.bsg import BsgCampaignsTrigger
 
@@ -33,6 +34,7 @@ class BsgCampaignSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("campaign_ids", "failed_statuses", "bsg_conn_id")
+    operator_extra_links = (BsgCampaignLink(),)
 
     def __init__(
         self,
@@ -81,6 +83,8 @@ class BsgCampaignSensor(BaseSensorOperator):
         return {str(i): proto.short_status(self._latest[i]) for i in ids}
 
     def execute(self, context: Any) -> dict[str, Any] | None:
+        # Before the first poke: the link (to the first campaign) is there while the sensor waits.
+        persist_campaign_link(context, self.bsg_conn_id, self.campaign_ids, self.log)
         if not self.deferrable:
             return super().execute(context)
         first = self.poke(context)

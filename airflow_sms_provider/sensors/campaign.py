@@ -16,6 +16,7 @@ from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnVa
 
 from airflow_sms_provider import status_map
 from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsFatalError, SmsProviderError, SmsValidationError
+from airflow_sms_provider.links import SmsCampaignLink, persist_campaign_link
 from airflow_sms_provider.providers import provider_for, read_campaign
 
 # Where an upstream summary keeps its ids: the neutral operator and BSG's (campaign_ids),
@@ -79,6 +80,7 @@ class SmsCampaignSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("conn_id", "campaign_ids")
+    operator_extra_links = (SmsCampaignLink(),)
 
     def __init__(
         self,
@@ -122,6 +124,8 @@ class SmsCampaignSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=self._result(provider.conn_type, ids, status, campaigns))
 
     def execute(self, context: Any) -> dict[str, Any] | None:
+        # Before the first poke: the link (to the first campaign) is there while the sensor waits.
+        persist_campaign_link(context, self.conn_id, self.campaign_ids, self.log)
         if not self.deferrable:
             return super().execute(context)
         first = self.poke(context)

@@ -14,6 +14,7 @@ from airflow.providers.common.compat.sdk import BaseSensorOperator, conf
 
 from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsProviderError
 from airflow_sms_provider.hooks.mobizon import MobizonHook
+from airflow_sms_provider.links import MobizonCampaignLink, persist_campaign_link
 from airflow_sms_provider.protocols import mobizon as proto
 from airflow_sms_provider.triggers.mobizon import MobizonCampaignTrigger, MobizonTaskTrigger
 
@@ -132,6 +133,7 @@ class MobizonCampaignSensor(_MobizonWaitSensor):
     """
 
     template_fields: Sequence[str] = ("campaign_id", "target_statuses", "failed_statuses", "mobizon_conn_id")
+    operator_extra_links = (MobizonCampaignLink(),)
 
     def __init__(
         self,
@@ -146,6 +148,11 @@ class MobizonCampaignSensor(_MobizonWaitSensor):
         self.campaign_id = campaign_id
         self.target_statuses = list(target_statuses)
         self.failed_statuses = list(failed_statuses)
+
+    def execute(self, context: Any) -> Any:
+        # Before the first poke: the link is there while the sensor waits, defers or reschedules.
+        persist_campaign_link(context, self.mobizon_conn_id, self.campaign_id, self.log)
+        return super().execute(context)
 
     def read(self, hook: MobizonHook) -> dict[str, Any]:
         return hook.get_campaign(int(self.campaign_id))

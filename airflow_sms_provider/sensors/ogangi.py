@@ -19,6 +19,7 @@ from airflow_sms_provider.exceptions import (
     SmsProviderError,
 )
 from airflow_sms_provider.hooks.ogangi import OgangiHook
+from airflow_sms_provider.links import OgangiBroadcastLink, persist_campaign_link
 from airflow_sms_provider.protocols import ogangi as proto
 from airflow_sms_provider.triggers.ogangi import OgangiBroadcastTrigger
 from airflow_sms_provider.validation import as_int
@@ -40,6 +41,7 @@ class OgangiBroadcastSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("broadcast_id", "ogangi_conn_id")
+    operator_extra_links = (OgangiBroadcastLink(),)
     _result: Any = None  # what the last successful poke decided; execute returns it
 
     def __init__(
@@ -86,6 +88,8 @@ class OgangiBroadcastSensor(BaseSensorOperator):
         return True
 
     def execute(self, context: Any) -> Any:
+        # Before the first poke: the link is there while the sensor waits, defers or reschedules.
+        persist_campaign_link(context, self.ogangi_conn_id, self.broadcast_id, self.log)
         self._result = None
         if not self.deferrable:
             super().execute(context)

@@ -133,6 +133,30 @@ class TestOneStepCampaign:
 
 
 class TestStepByStep:
+    def test_a_retried_create_uses_the_campaign_an_unanswered_try_made(
+        self, airflow_db: None, mobizon_conn: str, sandbox_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from tests.conftest import mobizon_conn_uri
+
+        # Try 1: the server creates the campaign but answers too late, and the lookup that
+        # follows fails too; try 2 must find that campaign, not create a second one.
+        monkeypatch.setenv("AIRFLOW_CONN_MOBIZON_DEFAULT", mobizon_conn_uri(sandbox_url, timeout=1, retry_attempts=1))
+        add_faults(sandbox_url,
+                   {"provider": "mobizon", "path": "(?i)campaign/create", "action": "timeout_after", "seconds": 2},
+                   {"provider": "mobizon", "path": "(?i)campaign/list", "action": "http_status", "status": 503})
+        run = run_tasks(lambda: MobizonCreateCampaignOperator(
+            task_id="create", text="Steps", name="Launch", retries=1, retry_delay=dt.timedelta(seconds=0),
+        ))
+        assert succeeded(run), task_states(run)
+        campaigns = sandbox_state(sandbox_url, "mobizon")["campaigns"]
+        assert len(campaigns) == 1, "a retried create must look its campaign up, not create a second one"
+        assert campaigns[0]["name"].startswith("Launch [af-")
+        assert xcom(run, "create") == campaigns[0]["id"]
+        deadline = time.monotonic() + 10  # the held answer lands in this test's log, not the next one's
+        while not any("create" in r["path"].lower() for r in sandbox_requests(sandbox_url, "mobizon")):
+            assert time.monotonic() < deadline, "the delayed campaign/create answer never completed"
+            time.sleep(0.1)
+
     def test_template_campaign_with_rows_send_and_stats(
         self, airflow_db: None, mobizon_conn: str, sandbox_url: str
     ) -> None:

@@ -475,3 +475,79 @@ def test_trigger_serializes_plain_values() -> None:
                       "failed_statuses": ["spam"]}
     assert json.loads(json.dumps(kwargs)) == kwargs
     assert BsgCampaignsTrigger(**kwargs).serialize() == (path, kwargs)
+
+
+# ------------------------------------------------------------------------ one hook, several threads
+
+
+def _in_threads(count: int, work: object) -> list[object]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(lambda _: work(), range(count)))  # type: ignore[operator]
+
+
+@respx.mock
+def test_threads_sharing_a_hook_log_in_once(hook: BsgHook) -> None:
+    import time
+
+    def slow_login(request: httpx.Request) -> httpx.Response:
+        time.sleep(0.1)  # every thread asks for a token while the first login is on the wire
+        return httpx.Response(200, json={"bearer": TOKEN})
+
+    login = respx.post(f"{BASE}/api/auth/login").mock(side_effect=slow_login)
+    respx.get(f"{BASE}/api/campaigns/7").mock(return_value=httpx.Response(200, json={"data": CAMPAIGN}))
+    assert _in_threads(8, lambda: hook.get_campaign(7)) == [CAMPAIGN] * 8
+    assert login.call_count == 1 and hook.session.logins == 1
+
+
+@respx.mock
+def test_threads_refused_together_log_in_again_once(hook: BsgHook) -> None:
+    import time
+
+    tokens = iter([TOKEN, TOKEN2, TOKEN3])
+
+    def slow_login(request: httpx.Request) -> httpx.Response:
+        time.sleep(0.1)
+        return httpx.Response(200, json={"bearer": next(tokens)})
+
+    import threading
+
+    together = threading.Barrier(8, timeout=10)
+
+    def campaign(request: httpx.Request) -> httpx.Response:
+        if request.headers["authorization"] == f"Bearer {TOKEN}" and revoked:
+            together.wait()  # all eight are refused before any of them logs in again
+            return httpx.Response(401, json={"message": "Invalid JWT Token"})
+        return httpx.Response(200, json={"data": CAMPAIGN})
+
+    revoked = False
+    login = respx.post(f"{BASE}/api/auth/login").mock(side_effect=slow_login)
+    respx.get(f"{BASE}/api/campaigns/7").mock(side_effect=campaign)
+    hook.get_campaign(7)
+    revoked = True  # every thread's call is refused; the first to log in renews the token for all
+    assert _in_threads(8, lambda: hook.get_campaign(7)) == [CAMPAIGN] * 8
+    assert login.call_count == 2
+
+
+@respx.mock
+def test_rate_limited_creation_is_retried_after_retry_after(hook: BsgHook) -> None:
+    login_route(TOKEN)
+    send = respx.post(f"{BASE}/api/campaigns/sms/send").mock(side_effect=[
+        httpx.Response(429, json={"message": "Too Many Requests"}, headers={"Retry-After": "2"}),
+        httpx.Response(200, json={"data": CAMPAIGN}),
+    ])  # fmt: skip
+    pauses: list[float] = []
+    hook.retry_sleep = pauses.append
+    assert hook.send_bulk(["380661231231"], "Hi", "Vet klinika")["id"] == CAMPAIGN["id"]
+    assert send.call_count == 2  # a 429 that is not "duplicate" did nothing: sending again is safe
+    assert pauses and pauses[0] >= 2
+
+
+def test_retry_after_header_forms() -> None:
+    from airflow_sms_provider.transport import retry_after
+
+    assert retry_after({"retry-after": "3"}) == 3.0
+    assert retry_after({"retry-after": "0.25"}) == 0.25
+    assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:10 GMT"}, now=1445412480.0) == 10.0
+    assert retry_after({"retry-after": "soon"}) is None and retry_after({}) is None

@@ -109,3 +109,75 @@ def test_httpx_request_log_line_is_redacted(caplog: pytest.LogCaptureFixture) ->
     with caplog.at_level(logging.INFO, logger="httpx-test"):
         logger.info('HTTP Request: %s %s "%s"', "POST", httpx.URL(f"{BASE}/x?apiKey={KEY}"), "HTTP/1.1 200 OK")
     assert KEY not in caplog.text and "apiKey=***" in caplog.text
+
+
+class _Endless(httpx.SyncByteStream):
+    """An answer with no Content-Length, far past the limit; counts what was read of it."""
+
+    def __init__(self) -> None:
+        self.chunks = 0
+
+    def __iter__(self):
+        while self.chunks < 4096:  # ends, so a missing cap fails the test instead of hanging it
+            self.chunks += 1
+            yield b" " * 1024
+
+
+@pytest.mark.parametrize("idempotent", [True, False], ids=["read", "money-call"])
+def test_an_endless_answer_is_refused_while_it_streams(monkeypatch: pytest.MonkeyPatch, idempotent: bool) -> None:
+    from airflow_sms_provider import transport
+
+    monkeypatch.setattr(transport, "MAX_ANSWER_BYTES", 64 * 1024)
+    stream = _Endless()
+    calls = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(200, stream=stream)
+
+    req = proto.build("campaign", "get" if idempotent else "send", KEY, {"id": 1}, idempotent=idempotent)
+    with httpx.Client(base_url=BASE, transport=httpx.MockTransport(answer)) as client:
+        expected = exc.SmsProtocolError if idempotent else exc.SmsAmbiguousError
+        with pytest.raises(expected, match="larger than the 65536 bytes accepted") as info:
+            send(client, req, proto.parse, FAST, sleep=lambda _: None)
+    assert len(calls) == 1  # not repeated: the same server would answer the same
+    assert stream.chunks <= 65  # reading stopped at the limit, not at the end of memory
+    assert KEY not in str(info.value)
+
+
+@respx.mock
+def test_a_declared_oversize_answer_is_refused_before_reading(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_sms_provider import transport
+
+    monkeypatch.setattr(transport, "MAX_ANSWER_BYTES", 100)
+    respx.post(f"{BASE}/service/campaign/get").mock(
+        return_value=httpx.Response(200, headers={"content-length": "101"}, content=b" " * 101)
+    )
+    with pytest.raises(exc.SmsProtocolError, match="larger than the 100 bytes"):
+        call(idempotent=True)
+    respx.post(f"{BASE}/service/campaign/get").mock(
+        return_value=httpx.Response(200, json=OK | {"message": "x" * (100 - len(httpx.Response(200, json=OK).content))})
+    )
+    assert call(idempotent=True).code == 0  # exactly at the limit is accepted
+
+
+def test_the_async_path_refuses_an_endless_answer_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from airflow_sms_provider import transport
+
+    class Endless(httpx.AsyncByteStream):
+        async def __aiter__(self):
+            for _ in range(4096):
+                yield b" " * 1024
+
+    monkeypatch.setattr(transport, "MAX_ANSWER_BYTES", 8 * 1024)
+    req = proto.build("campaign", "get", KEY, {"id": 1}, idempotent=True)
+
+    async def run() -> None:
+        mock = httpx.MockTransport(lambda request: httpx.Response(200, stream=Endless()))
+        async with httpx.AsyncClient(base_url=BASE, transport=mock) as client:
+            await transport.asend(client, req, proto.parse, FAST)
+
+    with pytest.raises(exc.SmsProtocolError, match="larger than the 8192 bytes"):
+        asyncio.run(run())
