@@ -90,3 +90,20 @@ def run_dag(dag: Any) -> Any:
     """``dag.test()`` for a DAG built inside a test."""
     register_dag(dag)
     return dag.test()
+
+
+class DurableStore:
+    """A stand-in for the task's durable state (``context["task_state_store"]``) across tries.
+
+    Values go through JSON both ways, as Airflow's store keeps them: an operator that saved
+    something JSON cannot hold, or that mutates what it read, fails here as it would there.
+    """
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str) -> Any:
+        return json.loads(json.dumps(self.values.get(key)))
+
+    def set(self, key: str, value: Any) -> None:
+        self.values[key] = json.loads(json.dumps(value))

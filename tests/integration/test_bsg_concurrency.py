@@ -15,8 +15,8 @@ import pytest
 
 from airflow_sms_provider import exceptions as exc
 from airflow_sms_provider.operators.bsg import BsgBulkCampaignOperator, BsgIndividualCampaignOperator
-from tests.helpers import add_faults, sandbox_requests, set_clock
-from tests.integration.test_bsg_operators import Store, bsg_config, bsg_state, context, phones
+from tests.helpers import DurableStore, add_faults, sandbox_requests, set_clock
+from tests.integration.test_bsg_operators import bsg_config, bsg_state, context, phones
 
 SENDS = "/api/campaigns/sms/send"
 _CHUNK = re.compile(r"c(\d+)n\d+$")
@@ -64,7 +64,7 @@ def limits(url: str) -> dict[str, int]:
 def test_five_chunks_bound_three_make_five_campaigns_each_phone_once(frozen: str) -> None:
     audience = phones(18)  # chunks of 4: 4, 4, 4, 4, 2
     bsg_config(frozen, create_ms=300)  # long enough for the creations to overlap
-    store = Store()
+    store = DurableStore()
     summary = bulk(audience, 3).execute(context(store))
 
     by_chunk = campaigns_by_chunk(frozen)
@@ -181,7 +181,7 @@ def test_retry_after_a_failed_chunk_creates_only_the_missing_ones(frozen: str) -
     bsg_config(frozen, create_ms=150)
     # The second creation to arrive answers 502 without creating anything: ambiguous for the client.
     add_faults(frozen, {"provider": "bsg", "path": "/sms/send$", "skip": 1, "action": "http_status", "status": 502})
-    store = Store()
+    store = DurableStore()
     op = bulk(audience, 3)
     with pytest.raises(exc.SmsAmbiguousError):
         op.execute(context(store))
@@ -218,7 +218,7 @@ def test_retry_looks_up_an_unanswered_creation_instead_of_repeating_it(
     add_faults(sandbox_url,
                {"provider": "bsg", "path": "/sms/send$", "skip": 2, "action": "timeout_after", "seconds": 1.0},
                {"provider": "bsg", "path": "/api/messages$", "times": None, "action": "http_status", "status": 503})
-    store = Store()
+    store = DurableStore()
     op = bulk(audience, 3, bsg_conn_id="bsg_slow")
     with pytest.raises(exc.SmsProviderError):
         op.execute(context(store))

@@ -28,7 +28,7 @@ from airflow_sms_provider.operators.bsg import (
 from airflow_sms_provider.protocols import bsg as proto
 from airflow_sms_provider.sensors.bsg import BsgCampaignSensor
 from airflow_sms_provider.triggers.bsg import BsgCampaignsTrigger
-from tests.helpers import add_faults, set_clock
+from tests.helpers import DurableStore, add_faults, set_clock
 
 
 def bsg_state(url: str, messages: bool = True) -> dict[str, Any]:
@@ -45,20 +45,8 @@ def force(url: str, campaign_id: int, status: str) -> None:
     httpx.post(f"{url}/_sandbox/bsg/campaigns/{campaign_id}/status", json={"status": status}).raise_for_status()
 
 
-class Store:
-    """A stand-in for the task's durable state (``context["task_state_store"]``)."""
 
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def get(self, key: str) -> Any:
-        return self.values.get(key)
-
-    def set(self, key: str, value: Any) -> None:
-        self.values[key] = json.loads(json.dumps(value))  # what a JSON store keeps
-
-
-def context(store: Store | None = None, run_id: str = "manual__1") -> dict[str, Any]:
+def context(store: DurableStore | None = None, run_id: str = "manual__1") -> dict[str, Any]:
     ti = SimpleNamespace(dag_id="dag", task_id="send", run_id=run_id, map_index=-1)
     return {"ti": ti, **({"task_state_store": store} if store is not None else {})}
 
@@ -101,7 +89,7 @@ def test_large_audience_is_split_and_every_campaign_is_tracked(frozen: str, tmp_
 
 
 def test_retry_resumes_after_the_chunks_an_earlier_try_created(frozen: str) -> None:
-    store = Store()
+    store = DurableStore()
     # The third campaign's request fails with a 502 before the sandbox creates it.
     add_faults(frozen, {"provider": "bsg", "path": "/sms/send$", "skip": 2, "action": "http_status", "status": 502})
     op = BsgBulkCampaignOperator(task_id="send", recipients=phones(5), text="Hi", sender="Vet klinika",
@@ -160,7 +148,7 @@ def test_reference_id_of_someone_else_is_not_mistaken_for_ours(frozen: str) -> N
 
 
 def test_groups_retry_uses_the_recorded_campaign_and_refuses_to_guess(frozen: str) -> None:
-    store = Store()
+    store = DurableStore()
     op = BsgGroupsCampaignOperator(task_id="g", groups=[1864275], text="Hi {name}", sender="Vet klinika")
     first = op.execute(context(store))
     assert op.execute(context(store)) == first

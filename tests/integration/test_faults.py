@@ -40,7 +40,7 @@ from airflow_sms_provider.operators.mobizon import (
     MobizonSendSmsOperator,
 )
 from airflow_sms_provider.operators.ogangi import OgangiCreateBroadcastOperator, OgangiSendSmsByFileOperator
-from tests.helpers import EXAMPLE_DAGS, load_example
+from tests.helpers import EXAMPLE_DAGS, DurableStore, load_example
 from tests.integration.fault_scenarios import EXAMPLES, SCENARIOS, Scenario
 
 MAX_TRIES = 4  # per task: a task with retries=3
@@ -65,18 +65,6 @@ def admin_post(url: str, what: str, body: Any) -> Any:
 
 # ------------------------------------------------------------------ Airflow stand-ins
 
-
-class Store:
-    """A stand-in for the task's durable state (``context["task_state_store"]``): JSON in, JSON out."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def get(self, key: str) -> Any:
-        return json.loads(json.dumps(self.values.get(key)))
-
-    def set(self, key: str, value: Any) -> None:
-        self.values[key] = json.loads(json.dumps(value))
 
 
 class FakeTI:
@@ -118,7 +106,7 @@ def run_chain(chain: Chain, durable: bool) -> Outcome:
     """Each task until it succeeds, fails for good (AirflowFailException) or uses MAX_TRIES."""
     outcome = Outcome()
     for step in chain.steps:
-        store = Store() if durable else None
+        store = DurableStore() if durable else None
         for _ in range(MAX_TRIES):
             outcome.tries += 1
             context: dict[str, Any] = {"ti": FakeTI(step.task_id)}
@@ -452,10 +440,10 @@ def test_sms_lookup_never_takes_another_runs_identical_message(
 
     yesterday = FakeTI("sms")
     yesterday.run_id = "scheduled__2025-12-31T00:00:00+00:00"
-    sms().execute({"ti": yesterday, "task_state_store": Store()})
+    sms().execute({"ti": yesterday, "task_state_store": DurableStore()})
     admin_post(sandbox_url, "faults", [{"provider": "mobizon", "path": "sendSmsMessage", "action": "http_status",
                                         "status": 503}])  # fmt: skip
-    store = Store()
+    store = DurableStore()
     with pytest.raises(SmsAmbiguousError):  # nothing of this run's was found: not taken for sent
         sms().execute({"ti": FakeTI("sms"), "task_state_store": store})
     result = sms().execute({"ti": FakeTI("sms"), "task_state_store": store})  # the retry looks, then sends

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pendulum
@@ -14,24 +13,21 @@ from airflow_sms_provider.operators.mobizon import (
     MobizonCampaignOperator,
     MobizonMessageStatusOperator,
 )
-from tests.helpers import add_faults, run_dag, sandbox_requests, sandbox_state, set_clock, task_states, xcom
+from tests.helpers import (
+    DurableStore,
+    add_faults,
+    run_dag,
+    sandbox_requests,
+    sandbox_state,
+    set_clock,
+    task_states,
+    xcom,
+)
 
 
 def numbers(count: int, start: int = 1) -> list[str]:
     return [f"7701{start + i:07d}" for i in range(count)]
 
-
-class FakeStore:
-    """The task's durable state (``context["task_state_store"]``) across two tries."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def get(self, key: str) -> Any:
-        return copy.deepcopy(self.values.get(key))
-
-    def set(self, key: str, value: Any) -> None:
-        self.values[key] = copy.deepcopy(value)
 
 
 def add(campaign_id: int, recipients: Any, **kw: Any) -> MobizonAddRecipientsOperator:
@@ -103,7 +99,7 @@ class TestFilePath:
         campaign_id = MobizonHook().create_campaign("Sale")
         add_faults(fast_tasks, {"provider": "mobizon", "path": "(?i)addrecipients", "skip": 2, "times": 1,
                                 "action": "http_status", "status": 503})  # fmt: skip
-        store = FakeStore()
+        store = DurableStore()
         operator = add(campaign_id, numbers(400), file_upload_threshold=0, max_file_bytes=1024)
         with pytest.raises(Exception, match="503"):
             operator.execute({"task_state_store": store})

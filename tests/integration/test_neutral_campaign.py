@@ -26,25 +26,13 @@ from airflow_sms_provider.providers import hook_for
 from airflow_sms_provider.sensors.campaign import SmsCampaignSensor, campaign_ids
 from airflow_sms_provider.triggers.campaign import SmsCampaignTrigger
 from tests.e2e.test_example_any_provider import sent_texts
-from tests.helpers import run_dag, sandbox_requests, set_clock, task_states, xcom
+from tests.helpers import DurableStore, run_dag, sandbox_requests, set_clock, task_states, xcom
 
 PROVIDERS = ["mobizon", "bsg", "ogangi"]
 NUMBERS = ["77011112201", "77011112202", "77011112205"]
 SENDER = {"mobizon": "MyShop", "bsg": "MyShop", "ogangi": "24365"}
 FINAL_WORD = {"mobizon": "DONE", "bsg": "done", "ogangi": "FINISHED"}
 
-
-class Store:
-    """A stand-in for the task's durable state (``context["task_state_store"]``)."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def get(self, key: str) -> Any:
-        return self.values.get(key)
-
-    def set(self, key: str, value: Any) -> None:
-        self.values[key] = json.loads(json.dumps(value))
 
 
 class TI:
@@ -57,8 +45,8 @@ class TI:
         self.pushed[key] = value
 
 
-def context(store: Store | None = None) -> dict[str, Any]:
-    return {"ti": TI(), "run_id": TI.run_id, "task_state_store": store or Store()}
+def context(store: DurableStore | None = None) -> dict[str, Any]:
+    return {"ti": TI(), "run_id": TI.run_id, "task_state_store": store or DurableStore()}
 
 
 @pytest.fixture(params=PROVIDERS)
@@ -149,7 +137,7 @@ def test_placeholders_personalise_on_every_provider(provider: str, sandbox_url: 
 
 
 def test_a_retry_resumes_instead_of_sending_again(provider: str, sandbox_url: str) -> None:
-    store = Store()
+    store = DurableStore()
     first = operator(provider).execute(context(store))
     again = operator(provider).execute(context(store))
 

@@ -27,23 +27,20 @@ from airflow_sms_provider.operators.ogangi import (
 )
 from airflow_sms_provider.sandbox import ogangi as sb
 from airflow_sms_provider.sensors.ogangi import OgangiBroadcastSensor
-from tests.helpers import add_faults, run_dag, sandbox_requests, sandbox_state, set_clock, task_states, xcom
+from tests.helpers import (
+    DurableStore,
+    add_faults,
+    run_dag,
+    sandbox_requests,
+    sandbox_state,
+    set_clock,
+    task_states,
+    xcom,
+)
 
 NUMBERS = ["14155550100", "14155550101", "584125550102"]
 _ids = itertools.count()
 
-
-class Store:
-    """A stand-in for Airflow's durable task state (``context["task_state_store"]``)."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def get(self, key: str) -> Any:
-        return json.loads(json.dumps(self.values.get(key)))
-
-    def set(self, key: str, value: Any) -> None:
-        self.values[key] = json.loads(json.dumps(value))
 
 
 def ogangi_requests(url: str) -> list[dict[str, Any]]:
@@ -172,7 +169,7 @@ class TestSendByFile:
         assert ogangi_requests(frozen) == []
 
     def test_a_retry_after_success_does_not_send_again(self, frozen: str) -> None:
-        context = {"task_state_store": Store()}
+        context = {"task_state_store": DurableStore()}
         operator = OgangiSendSmsByFileOperator(task_id="t", recipients=NUMBERS, text="Hi")
         first = operator.execute(context)
         assert operator.execute(context) == first
@@ -180,7 +177,7 @@ class TestSendByFile:
 
     def test_an_ambiguous_upload_is_never_repeated(self, frozen: str) -> None:
         fault(frozen, path="sendSMSByFile", action="http_status", status=502)
-        context = {"task_state_store": Store()}
+        context = {"task_state_store": DurableStore()}
         operator = OgangiSendSmsByFileOperator(task_id="t", recipients=NUMBERS, text="Hi")
         with pytest.raises(exc.SmsAmbiguousError):
             operator.execute(context)
@@ -235,7 +232,7 @@ class TestCreateBroadcast:
         assert methods_called(frozen) == ["getShortcodes"]
 
     def test_a_retry_never_creates_a_second_broadcast(self, frozen: str) -> None:
-        context = {"task_state_store": Store()}
+        context = {"task_state_store": DurableStore()}
         operator = OgangiCreateBroadcastOperator(task_id="t", text="Hi", recipients=NUMBERS, campaign_name="Once")
         first = operator.execute(context)
         again = operator.execute(context)
@@ -245,7 +242,7 @@ class TestCreateBroadcast:
 
     def test_an_ambiguous_create_stops_the_retry_with_the_name_to_look_for(self, frozen: str) -> None:
         fault(frozen, path="createBroadcastFromJson", action="http_status", status=502)
-        context = {"task_state_store": Store()}
+        context = {"task_state_store": DurableStore()}
         operator = OgangiCreateBroadcastOperator(task_id="t", text="Hi", recipients=NUMBERS, campaign_name="Promo 7")
         with pytest.raises(exc.SmsAmbiguousError):
             operator.execute(context)
@@ -254,7 +251,7 @@ class TestCreateBroadcast:
         assert len(ogangi_requests(frozen)) == 1
 
     def test_a_definite_failure_lets_the_retry_create(self, frozen: str) -> None:
-        context = {"task_state_store": Store()}
+        context = {"task_state_store": DurableStore()}
         operator = OgangiCreateBroadcastOperator(
             task_id="t", text="Hi", recipients=NUMBERS, shortcode="55555", check_shortcode=False
         )
