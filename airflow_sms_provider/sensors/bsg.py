@@ -6,20 +6,20 @@ one function in the protocol module, shared with the trigger.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
+from airflow.providers.common.compat.sdk import PokeReturnValue
 
 from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsProviderError
 from airflow_sms_provider.hooks.bsg import BsgHook
-from airflow_sms_provider.links import BsgCampaignLink, persist_campaign_link
+from airflow_sms_provider.links import BsgCampaignLink
 from airflow_sms_provider.protocols import bsg as proto
+from airflow_sms_provider.sensors.base import CampaignWaitSensor
 from airflow_sms_provider.triggers.bsg import BsgCampaignsTrigger
 
 
-class BsgCampaignSensor(BaseSensorOperator):
+class BsgCampaignSensor(CampaignWaitSensor):
     """Waits until every campaign is ``done``; fails as soon as one is stopped or spam.
 
     :param campaign_ids: one id, several (``[1, 2]``, ``"1,2"``), or an upstream BSG campaign
@@ -42,7 +42,6 @@ class BsgCampaignSensor(BaseSensorOperator):
         campaign_ids: Any,
         failed_statuses: Sequence[str] = proto.DEFAULT_FAILED_STATUSES,
         bsg_conn_id: str = BsgHook.default_conn_name,
-        deferrable: bool | None = None,
         poke_interval: float = 30.0,
         **kwargs: Any,
     ) -> None:
@@ -50,9 +49,6 @@ class BsgCampaignSensor(BaseSensorOperator):
         self.campaign_ids = campaign_ids
         self.failed_statuses = list(failed_statuses)
         self.bsg_conn_id = bsg_conn_id
-        self.deferrable = (
-            conf.getboolean("operators", "default_deferrable", fallback=False) if deferrable is None else deferrable
-        )
         self._latest: dict[int, dict[str, Any]] = {}
 
     def _ids(self) -> list[int]:
@@ -82,20 +78,11 @@ class BsgCampaignSensor(BaseSensorOperator):
     def _short(self, ids: list[int]) -> dict[str, Any]:
         return {str(i): proto.short_status(self._latest[i]) for i in ids}
 
-    def execute(self, context: Any) -> dict[str, Any] | None:
-        # Before the first poke: the link (to the first campaign) is there while the sensor waits.
-        persist_campaign_link(context, self.bsg_conn_id, self.campaign_ids, self.log)
-        if not self.deferrable:
-            return super().execute(context)
-        first = self.poke(context)
-        if first.is_done:
-            return first.xcom_value
-        self.defer(
-            trigger=BsgCampaignsTrigger(self.bsg_conn_id, self._ids(), self.poke_interval, self.failed_statuses),
-            method_name="execute_complete",
-            timeout=dt.timedelta(seconds=self.timeout) if self.timeout else None,
-        )
-        return None
+    def link_target(self) -> tuple[str, Any]:
+        return self.bsg_conn_id, self.campaign_ids  # the first campaign's page
+
+    def trigger(self) -> BsgCampaignsTrigger:
+        return BsgCampaignsTrigger(self.bsg_conn_id, self._ids(), self.poke_interval, self.failed_statuses)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         """Resume after the trigger fired: succeed, or fail with the provider's reason."""

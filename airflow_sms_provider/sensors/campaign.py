@@ -7,17 +7,17 @@ statuses are mapped to one vocabulary (pending, running, done, failed) by
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
+from airflow.providers.common.compat.sdk import PokeReturnValue
 
 from airflow_sms_provider import status_map
 from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsFatalError, SmsProviderError, SmsValidationError
-from airflow_sms_provider.links import SmsCampaignLink, persist_campaign_link
+from airflow_sms_provider.links import SmsCampaignLink
 from airflow_sms_provider.providers import provider_for, read_campaign
+from airflow_sms_provider.sensors.base import CampaignWaitSensor
 
 # Where an upstream summary keeps its ids: the neutral operator and BSG's (campaign_ids),
 # Mobizon's (campaign_id), Ogangi's (broadcast_id).
@@ -58,7 +58,7 @@ def raise_for_event(event: Mapping[str, Any], provider: str) -> None:
         raise error(f"{provider}: waiting for the campaigns failed: {message}", provider=provider)
 
 
-class SmsCampaignSensor(BaseSensorOperator):
+class SmsCampaignSensor(CampaignWaitSensor):
     """Waits until every campaign is ``done``, on any provider; fails as soon as one has ``failed``.
 
     :param conn_id: a ``mobizon``, ``bsg`` or ``ogangi`` connection; its type picks the provider
@@ -87,16 +87,12 @@ class SmsCampaignSensor(BaseSensorOperator):
         *,
         conn_id: str,
         campaign_ids: Any,
-        deferrable: bool | None = None,
         poke_interval: float = 30.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, **kwargs)
         self.conn_id = conn_id
         self.campaign_ids = campaign_ids
-        self.deferrable = (
-            conf.getboolean("operators", "default_deferrable", fallback=False) if deferrable is None else deferrable
-        )
         self._latest: dict[str, dict[str, str]] = {}
 
     def _result(self, provider: str, ids: list[int], status: str, campaigns: Any) -> dict[str, Any]:
@@ -123,25 +119,18 @@ class SmsCampaignSensor(BaseSensorOperator):
             return PokeReturnValue(is_done=False)
         return PokeReturnValue(is_done=True, xcom_value=self._result(provider.conn_type, ids, status, campaigns))
 
-    def execute(self, context: Any) -> dict[str, Any] | None:
-        # Before the first poke: the link (to the first campaign) is there while the sensor waits.
-        persist_campaign_link(context, self.conn_id, self.campaign_ids, self.log)
-        if not self.deferrable:
-            return super().execute(context)
-        first = self.poke(context)
-        if first.is_done:
-            return first.xcom_value
+    def link_target(self) -> tuple[str, Any]:
+        return self.conn_id, self.campaign_ids  # the first campaign's page
+
+    def trigger(self) -> Any:
         # Imported here: DAG files import this module on every parse; only a deferring task needs it.
         from airflow_sms_provider.triggers.campaign import SmsCampaignTrigger
 
         provider = provider_for(self.conn_id).conn_type
-        self.defer(
-            trigger=SmsCampaignTrigger(self.conn_id, provider, campaign_ids(self.campaign_ids), self.poke_interval),
-            method_name="execute_complete",
-            kwargs={"provider": provider},
-            timeout=dt.timedelta(seconds=self.timeout) if self.timeout else None,
-        )
-        return None
+        return SmsCampaignTrigger(self.conn_id, provider, campaign_ids(self.campaign_ids), self.poke_interval)
+
+    def defer_kwargs(self) -> dict[str, Any]:
+        return {"provider": provider_for(self.conn_id).conn_type}
 
     def execute_complete(self, context: Any, event: dict[str, Any], provider: str = "") -> dict[str, Any]:
         """Resume after the trigger fired: succeed, or fail with the provider's reason."""

@@ -6,38 +6,25 @@ answer is one function in the protocol module, shared with the triggers.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.providers.common.compat.sdk import BaseSensorOperator, conf
+from airflow.providers.common.compat.sdk import PokeReturnValue
 
 from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsProviderError
 from airflow_sms_provider.hooks.mobizon import MobizonHook
-from airflow_sms_provider.links import MobizonCampaignLink, persist_campaign_link
+from airflow_sms_provider.links import MobizonCampaignLink
 from airflow_sms_provider.protocols import mobizon as proto
+from airflow_sms_provider.sensors.base import CampaignWaitSensor
 from airflow_sms_provider.triggers.mobizon import MobizonCampaignTrigger, MobizonTaskTrigger
 
 
-def _default_deferrable() -> bool:
-    return conf.getboolean("operators", "default_deferrable", fallback=False)
+class _MobizonWaitSensor(CampaignWaitSensor):
+    """Shared poke/complete logic; subclasses say what to read and how to decide."""
 
-
-class _MobizonWaitSensor(BaseSensorOperator):
-    """Shared poke/defer/complete logic; subclasses say what to read and how to decide."""
-
-    _result: Any = None  # what the last successful poke read; execute returns it
-
-    def __init__(
-        self,
-        *,
-        mobizon_conn_id: str = MobizonHook.default_conn_name,
-        deferrable: bool | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, mobizon_conn_id: str = MobizonHook.default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.mobizon_conn_id = mobizon_conn_id
-        self.deferrable = _default_deferrable() if deferrable is None else deferrable
 
     def read(self, hook: MobizonHook) -> dict[str, Any]:
         raise NotImplementedError
@@ -53,7 +40,7 @@ class _MobizonWaitSensor(BaseSensorOperator):
             raise SmsCampaignFailedError(message, provider=proto.PROVIDER, details=data)
         return data
 
-    def poke(self, context: Any) -> bool | Any:
+    def poke(self, context: Any) -> PokeReturnValue:
         hook = MobizonHook(self.mobizon_conn_id)
         try:
             data = self.read(hook)
@@ -62,23 +49,8 @@ class _MobizonWaitSensor(BaseSensorOperator):
         outcome, message = self.decide(data)
         self.log.info(message)
         if outcome == proto.WAITING:
-            return False
-        self._finish(outcome, message, data)
-        self._result = data
-        return True
-
-    def execute(self, context: Any) -> Any:
-        self._result = None
-        if not self.deferrable:
-            super().execute(context)
-            return self._result
-        if self.poke(context):
-            return self._result
-        self.defer(
-            trigger=self.trigger(),
-            method_name="execute_complete",
-            timeout=dt.timedelta(seconds=self.timeout) if self.timeout else None,
-        )
+            return PokeReturnValue(is_done=False)
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(outcome, message, data))
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         """Resume after the trigger fired: succeed, or fail with the provider's reason."""
@@ -149,10 +121,8 @@ class MobizonCampaignSensor(_MobizonWaitSensor):
         self.target_statuses = list(target_statuses)
         self.failed_statuses = list(failed_statuses)
 
-    def execute(self, context: Any) -> Any:
-        # Before the first poke: the link is there while the sensor waits, defers or reschedules.
-        persist_campaign_link(context, self.mobizon_conn_id, self.campaign_id, self.log)
-        return super().execute(context)
+    def link_target(self) -> tuple[str, Any]:
+        return self.mobizon_conn_id, self.campaign_id
 
     def read(self, hook: MobizonHook) -> dict[str, Any]:
         return hook.get_campaign(int(self.campaign_id))

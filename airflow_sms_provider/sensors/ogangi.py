@@ -6,11 +6,10 @@ getBroadcast answer is one function in the protocol module, shared with the trig
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.providers.common.compat.sdk import BaseSensorOperator, conf
+from airflow.providers.common.compat.sdk import PokeReturnValue
 
 from airflow_sms_provider.exceptions import (
     SmsCampaignFailedError,
@@ -19,13 +18,14 @@ from airflow_sms_provider.exceptions import (
     SmsProviderError,
 )
 from airflow_sms_provider.hooks.ogangi import OgangiHook
-from airflow_sms_provider.links import OgangiBroadcastLink, persist_campaign_link
+from airflow_sms_provider.links import OgangiBroadcastLink
 from airflow_sms_provider.protocols import ogangi as proto
+from airflow_sms_provider.sensors.base import CampaignWaitSensor
 from airflow_sms_provider.triggers.ogangi import OgangiBroadcastTrigger
 from airflow_sms_provider.validation import as_int
 
 
-class OgangiBroadcastSensor(BaseSensorOperator):
+class OgangiBroadcastSensor(CampaignWaitSensor):
     """Waits until an Ogangi broadcast has finished sending.
 
     :param broadcast_id: the broadcast (templated; e.g. ``create.output["broadcast_id"]``).
@@ -42,23 +42,18 @@ class OgangiBroadcastSensor(BaseSensorOperator):
 
     template_fields: Sequence[str] = ("broadcast_id", "ogangi_conn_id")
     operator_extra_links = (OgangiBroadcastLink(),)
-    _result: Any = None  # what the last successful poke decided; execute returns it
 
     def __init__(
         self,
         *,
         broadcast_id: int | str,
         ogangi_conn_id: str = OgangiHook.default_conn_name,
-        deferrable: bool | None = None,
         poke_interval: float = 30.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, **kwargs)
         self.broadcast_id = broadcast_id
         self.ogangi_conn_id = ogangi_conn_id
-        self.deferrable = (
-            conf.getboolean("operators", "default_deferrable", fallback=False) if deferrable is None else deferrable
-        )
 
     def _id(self) -> int:
         return as_int(self.broadcast_id, "broadcast_id")
@@ -69,7 +64,7 @@ class OgangiBroadcastSensor(BaseSensorOperator):
             raise SmsCampaignFailedError(message, provider=proto.PROVIDER, details=data)
         return data
 
-    def poke(self, context: Any) -> bool:
+    def poke(self, context: Any) -> PokeReturnValue:
         broadcast_id = self._id()
         hook = OgangiHook(self.ogangi_conn_id)
         try:
@@ -83,24 +78,14 @@ class OgangiBroadcastSensor(BaseSensorOperator):
         outcome, message = proto.broadcast_outcome(data)
         self.log.info(message)
         if outcome == proto.WAITING:
-            return False
-        self._result = self._finish(outcome, message, data)
-        return True
+            return PokeReturnValue(is_done=False)
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(outcome, message, data))
 
-    def execute(self, context: Any) -> Any:
-        # Before the first poke: the link is there while the sensor waits, defers or reschedules.
-        persist_campaign_link(context, self.ogangi_conn_id, self.broadcast_id, self.log)
-        self._result = None
-        if not self.deferrable:
-            super().execute(context)
-            return self._result
-        if self.poke(context):
-            return self._result
-        self.defer(
-            trigger=OgangiBroadcastTrigger(self.ogangi_conn_id, self._id(), self.poke_interval),
-            method_name="execute_complete",
-            timeout=dt.timedelta(seconds=self.timeout) if self.timeout else None,
-        )
+    def link_target(self) -> tuple[str, Any]:
+        return self.ogangi_conn_id, self.broadcast_id
+
+    def trigger(self) -> OgangiBroadcastTrigger:
+        return OgangiBroadcastTrigger(self.ogangi_conn_id, self._id(), self.poke_interval)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         """Resume after the trigger fired: succeed, or fail with the reason."""

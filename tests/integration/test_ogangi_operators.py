@@ -354,7 +354,7 @@ class TestSensor:
         bid = new_broadcast()
         OgangiHook().suspend_broadcast(bid)
         set_clock(frozen, advance=3600)
-        assert OgangiBroadcastSensor(task_id="wait", broadcast_id=bid).poke({}) is False
+        assert OgangiBroadcastSensor(task_id="wait", broadcast_id=bid).poke({}).is_done is False
 
     def test_wrong_key_fails_the_sensor_at_once(
         self, frozen: str, monkeypatch: pytest.MonkeyPatch

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.sdk import TaskDeferred
+from airflow.providers.common.compat.sdk import PokeReturnValue, TaskDeferred
 
 from airflow_sms_provider import links
 from airflow_sms_provider.get_provider_info import get_provider_info
@@ -151,7 +151,8 @@ def test_a_task_without_campaign_links_reads_no_connection(monkeypatch: pytest.M
 def test_sensor_pushes_its_link_before_deferring(monkeypatch: pytest.MonkeyPatch) -> None:
     conn_id = mobizon_conn(monkeypatch)
     sensor = MobizonCampaignSensor(task_id="wait", campaign_id=9, mobizon_conn_id=conn_id, deferrable=True)
-    monkeypatch.setattr(sensor, "poke", lambda context: False)  # still running: the sensor defers
+    # Still running: the sensor defers.
+    monkeypatch.setattr(sensor, "poke", lambda context: PokeReturnValue(is_done=False))
     ti = FakeTI(sensor)
     with pytest.raises(TaskDeferred):
         sensor.execute({"ti": ti})
