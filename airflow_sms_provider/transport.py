@@ -131,31 +131,50 @@ class _TooLarge(Exception):
     """The answer passed MAX_ANSWER_BYTES while it was being read."""
 
 
-def _check_size(declared: str | None, size: int) -> None:
-    if size > MAX_ANSWER_BYTES or (declared is not None and declared.isdigit() and int(declared) > MAX_ANSWER_BYTES):
+def _declared_ok(resp: httpx.Response) -> bool:
+    """True when the answer declares a length within the limit (the HTTP layer holds it to that)."""
+    declared = resp.headers.get("content-length")
+    if declared is None or not declared.isdigit() or resp.headers.get("content-encoding"):
+        return False  # unknown, or compressed: count what is decoded
+    if int(declared) > MAX_ANSWER_BYTES:
+        raise _TooLarge
+    return True
+
+
+def _grow(body: bytearray, chunk: bytes) -> None:
+    body += chunk
+    if len(body) > MAX_ANSWER_BYTES:
         raise _TooLarge
 
 
 def _receive(client: httpx.Client, request: Request) -> Response:
-    with client.stream(request.method, **_kwargs(client, request)) as resp:
-        declared = resp.headers.get("content-length")
-        _check_size(declared, 0)
-        body = bytearray()
-        for chunk in resp.iter_bytes():
-            body += chunk
-            _check_size(None, len(body))
-        return Response(resp.status_code, bytes(body), resp.headers)
+    resp = client.send(client.build_request(request.method, **_kwargs(client, request)), stream=True)
+    try:
+        if _declared_ok(resp):
+            content = resp.read()  # the common case: one read, no counting per chunk
+        else:
+            body = bytearray()
+            for chunk in resp.iter_bytes():
+                _grow(body, chunk)
+            content = bytes(body)
+    finally:
+        resp.close()
+    return Response(resp.status_code, content, resp.headers)
 
 
 async def _areceive(client: httpx.AsyncClient, request: Request) -> Response:
-    async with client.stream(request.method, **_kwargs(client, request)) as resp:
-        declared = resp.headers.get("content-length")
-        _check_size(declared, 0)
-        body = bytearray()
-        async for chunk in resp.aiter_bytes():
-            body += chunk
-            _check_size(None, len(body))
-        return Response(resp.status_code, bytes(body), resp.headers)
+    resp = await client.send(client.build_request(request.method, **_kwargs(client, request)), stream=True)
+    try:
+        if _declared_ok(resp):
+            content = await resp.aread()
+        else:
+            body = bytearray()
+            async for chunk in resp.aiter_bytes():
+                _grow(body, chunk)
+            content = bytes(body)
+    finally:
+        await resp.aclose()
+    return Response(resp.status_code, content, resp.headers)
 
 
 def _too_large(request: Request) -> SmsProviderError:
