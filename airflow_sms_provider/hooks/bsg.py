@@ -154,27 +154,32 @@ class BsgSession:
             yield from self._ensure_token()
             assert self._token is not None
             used = self._token.value
-        try:
-            return (yield proto.authorize(request, used), parse)
-        except SmsAuthError as err:
-            if err.code not in RELOGIN_STATUSES:
-                raise
-            # A refused request did nothing, so repeating it after a fresh login is safe.
-            log.info("bsg: %s answered HTTP %s; logging in again once", request.label, err.code)
-        with guard:
-            if self._token is None or self._token.value == used:
-                yield from self._login()
-            # else another call renewed the token meanwhile (its refresh revoked ours): use that one.
-            assert self._token is not None
-            used = self._token.value
-        try:
-            return (yield proto.authorize(request, used), parse)
-        except SmsAuthError as err:
-            why = "the account may lack access to it" if err.code == 403 else "BSG refused the new token too"
-            raise SmsAuthError(
-                f"{err} ({request.label} still refused after a fresh login: {why})",
-                provider=proto.PROVIDER, code=err.code, details=err.details,
-            ) from None
+        own_login = borrowed = False
+        while True:
+            try:
+                return (yield proto.authorize(request, used), parse)
+            except SmsAuthError as err:
+                if err.code not in RELOGIN_STATUSES:
+                    raise
+                if own_login:
+                    why = "the account may lack access to it" if err.code == 403 else "BSG refused the new token too"
+                    raise SmsAuthError(
+                        f"{err} ({request.label} still refused after a fresh login: {why})",
+                        provider=proto.PROVIDER, code=err.code, details=err.details,
+                    ) from None
+                # A refused request did nothing, so repeating it with another token is safe.
+                log.info("bsg: %s answered HTTP %s; trying again with a new token", request.label, err.code)
+            with guard:
+                if self._token is None or self._token.value == used or borrowed:
+                    yield from self._login()
+                    own_login = True
+                else:
+                    # Another call renewed the token meanwhile (its renewal revoked ours): use that one
+                    # first. Should it be refused too (expired while this call was in flight), the next
+                    # round logs in for this call itself; only a refusal of that fails the call.
+                    borrowed = True
+                assert self._token is not None
+                used = self._token.value
 
     # ------------------------------------------------------------ drivers
 

@@ -375,7 +375,7 @@ def test_key_and_token_never_reach_a_log_line(hook: BsgHook, caplog: pytest.LogC
     with caplog.at_level(logging.DEBUG):
         hook.get_campaign(7)
     text = caplog.text + repr(hook.session) + repr(hook.settings)
-    assert "logging in again" in caplog.text
+    assert "trying again with a new token" in caplog.text
     for secret in (KEY, TOKEN, TOKEN2):
         assert secret not in text
 
@@ -551,3 +551,23 @@ def test_retry_after_header_forms() -> None:
     assert retry_after({"retry-after": "0.25"}) == 0.25
     assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:10 GMT"}, now=1445412480.0) == 10.0
     assert retry_after({"retry-after": "soon"}) is None and retry_after({}) is None
+
+
+@respx.mock
+def test_a_borrowed_token_refused_too_leads_to_a_login_of_the_calls_own(hook: BsgHook) -> None:
+    """Another call renewed the token while this one was refused; that token expires in flight as well."""
+    login = login_route(TOKEN, TOKEN3)
+    answers = iter([401, 401, 200])
+
+    def campaign(request: httpx.Request) -> httpx.Response:
+        status = next(answers)
+        if request.headers["authorization"] == f"Bearer {TOKEN}":
+            hook.session._keep(TOKEN2)  # the other call's renewal, while this request was on the wire
+        if status == 401:
+            return httpx.Response(401, json={"message": "Expired JWT Token"})
+        return httpx.Response(200, json={"data": CAMPAIGN})
+
+    get = respx.get(f"{BASE}/api/campaigns/7").mock(side_effect=campaign)
+    assert hook.get_campaign(7) == CAMPAIGN
+    assert [auth_of(get, i) for i in range(3)] == [f"Bearer {t}" for t in (TOKEN, TOKEN2, TOKEN3)]
+    assert login.call_count == 2  # the first login, then one for this call: not one per refusal
