@@ -72,7 +72,10 @@ class Scenario:
     conn: dict[str, Any] = field(default_factory=dict)  # connection extras
     config: dict[str, Any] = field(default_factory=dict)  # sandbox provider config
     clock_speed: float = 0.0  # simulated seconds per real second (0: frozen)
-    relogins: bool = False  # BSG: at least one 401 answered and a new login made
+    # BSG: "refused" = at least one 401 answered and a new login made; "renewed" = the token was
+    # renewed during the run (a login or refresh after the first), whether BSG refused the old
+    # one first or the hook saw it expire (which of the two happens depends on timing).
+    relogins: str = ""
 
     def __str__(self) -> str:
         return self.id
@@ -159,7 +162,7 @@ BSG = [
     Scenario("bsg-bulk-token-expires", "bsg", "bsg_bulk",
              "the JWT expires between two sms/send calls (401, then a new login)",
              (rule("/sms/send$", "delay", seconds=0.5, skip=1),), "retried", created=3,
-             config={"jwt_ttl": 20}, clock_speed=100, relogins=True),
+             config={"jwt_ttl": 20}, clock_speed=100, relogins="refused"),
     Scenario("bsg-bulk-timeout-no-store", "bsg", "bsg_bulk",
              "sms/send (the 2nd of 3) answer lost and /api/messages failing; no durable state",
              (hold("/sms/send$", skip=1), status("/api/messages", 503, times=LOOKUP_ATTEMPTS)),
@@ -180,7 +183,7 @@ BSG = [
              "resumed", created=1, tries=2, conn=LOOKUP_DOWN),
     Scenario("bsg-individual-401", "bsg", "bsg_individual", "sms/send-individual: HTTP 401 (token refused)",
              (status("send-individual", 401, body={"code": 401, "message": "Expired JWT Token"}),),
-             "retried", created=1, relogins=True),
+             "retried", created=1, relogins="refused"),
     Scenario("bsg-groups-429x2", "bsg", "bsg_groups", "sms/send-groups: HTTP 429 twice",
              (status("send-groups", 429, times=2, body={"message": "Too Many Attempts."}),), "retried", created=1),
     Scenario("bsg-groups-429-exhausted", "bsg", "bsg_groups",
@@ -244,7 +247,7 @@ EXAMPLES = [
              "send-individual: HTTP 429 x2; campaign reads: HTTP 502 x2; JWT expiring during the run",
              (status("send-individual", 429, times=2, body={"message": "Too Many Attempts."}),
               status(r"/api/campaigns/\d+", 502, times=2)),
-             "retried", created=1, config={"jwt_ttl": 4, "send_rate": 10}, clock_speed=8, relogins=True),
+             "retried", created=1, config={"jwt_ttl": 4, "send_rate": 10}, clock_speed=8, relogins="renewed"),
     Scenario("dag-ogangi-example", "ogangi", "example_ogangi",
              "getShortcodes: HTTP 503 x2; suspendBroadcast: answer lost; getBroadcast: HTTP 500 x2",
              (status("getShortcodes", 503, times=2), hold("suspendBroadcast"),

@@ -324,9 +324,11 @@ def check_provider_side(url: str, scenario: Scenario, chain: Chain) -> None:
         assert len(campaigns) == n, [c["id"] for c in campaigns]
         held = sorted(m["phone"] for c in campaigns for m in c["messages"])
         assert calls["create"] == n, calls
-        if scenario.relogins:  # refused (by the sandbox, or by a fault), then logged in again
-            refused = [e for e in requests_log(url, "bsg") if e["status"] == 401]
-            assert refused and state["auth"]["logins"] >= 2, state["auth"]
+        if scenario.relogins:
+            auth = state["auth"]
+            assert auth["logins"] + auth["refreshes"] >= 2, auth  # the token was renewed during the run
+        if scenario.relogins == "refused":  # by the sandbox, or by a fault, then logged in again
+            assert [e for e in requests_log(url, "bsg") if e["status"] == 401] and auth["logins"] >= 2, auth
     else:
         state = admin_get(url, "ogangi/state")
         if scenario.run == "ogangi_file":
