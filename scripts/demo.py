@@ -17,8 +17,9 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-HOME = ROOT / ".airflow-demo"
-HOME.mkdir(exist_ok=True)
+# SMS_DEMO_HOME: where Airflow's files go (the test of this script uses a temporary folder).
+HOME = Path(os.environ.get("SMS_DEMO_HOME") or ROOT / ".airflow-demo")
+HOME.mkdir(parents=True, exist_ok=True)
 os.environ["AIRFLOW_HOME"] = str(HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "example_dags")
@@ -38,17 +39,24 @@ def migrate() -> None:
     )
 
 
-def task_result(run: object, task_id: str) -> object:
-    """The XCom return value of one task of the finished run."""
+def task_result(run: object, task_id: str, key: str = "return_value") -> object:
+    """An XCom value (the return value unless ``key`` says otherwise) of one task of the finished run."""
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
     with create_session() as session:
         row = session.scalars(
-            XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id, task_ids=task_id)  # type: ignore[attr-defined]
+            # The key matters: campaign tasks also push their dashboard link (links.py).
+            XComModel.get_many(run_id=run.run_id, key=key, dag_ids=run.dag_id,  # type: ignore[attr-defined]
+                               task_ids=task_id)
         ).first()
         value = row.value if row is not None else None
-    return json.loads(value) if isinstance(value, str) else value
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:  # a link's URL is stored as it is, not as JSON
+        return value
 
 
 def main() -> int:
@@ -98,6 +106,8 @@ def main() -> int:
         print(f"  delivered: {counters.get('totalDelivrdMsgNum', 0)}   undelivered: "
               f"{counters.get('totalUndelivMsgNum', 0)}   expired: {counters.get('totalExpiredMsgNum', 0)}"
               f"   rejected by operator: {counters.get('totalRejectdMsgNum', 0)}")
+        link = task_result(run, "create_campaign", key="mobizon_campaign_link")
+        print(f"  the campaign's link in the Airflow UI (extra link): {link or '-'}")
         print("  messages:")
         for message in messages:
             print(f"    {message.get('to'):>15}  {message.get('status'):8}  {message.get('text')}")
