@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -28,7 +29,7 @@ from airflow_sms_provider.operators.bsg import (
 from airflow_sms_provider.protocols import bsg as proto
 from airflow_sms_provider.sensors.bsg import BsgCampaignSensor
 from airflow_sms_provider.triggers.bsg import BsgCampaignsTrigger
-from tests.helpers import DurableStore, add_faults, set_clock
+from tests.helpers import DurableStore, add_faults, sandbox_requests, set_clock
 
 
 def bsg_state(url: str, messages: bool = True) -> dict[str, Any]:
@@ -124,6 +125,10 @@ def test_unanswered_creation_is_found_by_reference_id_not_sent_twice(
     state = bsg_state(sandbox_url)
     assert len(state["campaigns"]) == 1 and summary["campaign_ids"] == [state["campaigns"][0]["id"]]
     assert [m["text"] for m in state["campaigns"][0]["messages"]] == ["Hi Olena", "Hi Taras"]
+    deadline = time.monotonic() + 10  # the held answer is logged when it goes out: not in the next test
+    while not any(r["path"].endswith("send-individual") for r in sandbox_requests(sandbox_url, "bsg")):
+        assert time.monotonic() < deadline, "the held creation never finished"
+        time.sleep(0.05)
 
 
 def test_retry_without_durable_state_recognises_its_own_campaign(frozen: str) -> None:
