@@ -154,14 +154,16 @@ class BsgSession:
             yield from self._ensure_token()
             assert self._token is not None
             used = self._token.value
-        own_login = borrowed = False
+        # A token this call logged in for may still expire before BSG reads it (retries with
+        # backoff resend the same header), so only its second refusal fails the call.
+        own_logins, borrowed = 0, False
         while True:
             try:
                 return (yield proto.authorize(request, used), parse)
             except SmsAuthError as err:
                 if err.code not in RELOGIN_STATUSES:
                     raise
-                if own_login:
+                if own_logins >= 2:
                     why = "the account may lack access to it" if err.code == 403 else "BSG refused the new token too"
                     raise SmsAuthError(
                         f"{err} ({request.label} still refused after a fresh login: {why})",
@@ -172,7 +174,7 @@ class BsgSession:
             with guard:
                 if self._token is None or self._token.value == used or borrowed:
                     yield from self._login()
-                    own_login = True
+                    own_logins += 1
                 else:
                     # Another call renewed the token meanwhile (its renewal revoked ours): use that one
                     # first. Should it be refused too (expired while this call was in flight), the next
