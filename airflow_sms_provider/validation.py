@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import pendulum
@@ -110,3 +110,29 @@ def as_int(value: Any, field: str) -> int:
     if number <= 0:
         raise SmsValidationError(f"{field}={value!r} must be positive", field=field, value=value)
     return number
+
+
+def id_list(value: Any, field: str, *, not_an_id: str, empty: str) -> list[int]:
+    """Positive whole ids from an id, ``"1,2"``, ``"[1, 2]"`` (a rendered template) or an iterable.
+
+    ``not_an_id`` ends the message for an item that is not one ("an id", "a campaign id");
+    ``empty`` names what at least one of is needed.
+    """
+    if isinstance(value, str):
+        items: list[Any] = [part.strip("'\"") for part in re.split(r"[\s,\[\]]+", value) if part]
+    elif isinstance(value, Iterable):
+        items = list(value)
+    else:
+        items = [value]
+    ids = []
+    for item in items:
+        try:
+            number = 0 if isinstance(item, bool) else int(str(item).strip())
+        except ValueError:
+            number = 0
+        if number <= 0:
+            raise SmsValidationError(f"{field}: {item!r} is not {not_an_id}", field=field, value=item)
+        ids.append(number)
+    if not ids:
+        raise SmsValidationError(f"{field} is empty: give at least one {empty}", field=field, value=value)
+    return ids

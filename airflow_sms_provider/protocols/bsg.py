@@ -35,7 +35,7 @@ from airflow_sms_provider.exceptions import (
 from airflow_sms_provider.recipients import normalize_phone, sms_parts
 from airflow_sms_provider.redaction import redact_text
 from airflow_sms_provider.transport import Request, Response
-from airflow_sms_provider.validation import check_window, parse_when
+from airflow_sms_provider.validation import check_window, id_list, parse_when
 
 PROVIDER = "bsg"
 DEFAULT_BASE_URL = "https://one-api.bsg.world"
@@ -257,25 +257,7 @@ def campaign_ids(value: Any, field: str = "campaign_ids") -> list[int]:
     "[1, 2]", a list, or a campaign operator's summary (a mapping with ``campaign_ids``)."""
     if isinstance(value, Mapping):
         value = value.get("campaign_ids", value.get("campaign_id"))
-    if isinstance(value, str):
-        items: list[Any] = [part.strip("'\"") for part in re.split(r"[\s,\[\]]+", value) if part]
-    elif isinstance(value, Iterable):
-        items = list(value)
-    else:
-        items = [value]
-    ids = []
-    for item in items:
-        try:
-            number = 0 if isinstance(item, bool) else int(str(item).strip())
-        except ValueError:
-            number = 0
-        if number <= 0:
-            raise SmsValidationError(f"{field}: {item!r} is not an id (a positive whole number)", field=field,
-                                     value=item)
-        ids.append(number)
-    if not ids:
-        raise SmsValidationError(f"{field} is empty: give at least one id", field=field, value=value)
-    return ids
+    return id_list(value, field, not_an_id="an id (a positive whole number)", empty="id")
 
 
 def reference_prefix(*parts: Any) -> str:

@@ -7,8 +7,7 @@ statuses are mapped to one vocabulary (pending, running, done, failed) by
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.providers.common.compat.sdk import PokeReturnValue
@@ -18,6 +17,7 @@ from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsFatalErro
 from airflow_sms_provider.links import SmsCampaignLink
 from airflow_sms_provider.providers import provider_for, read_campaign
 from airflow_sms_provider.sensors.base import CampaignWaitSensor
+from airflow_sms_provider.validation import id_list
 
 # Where an upstream summary keeps its ids: the neutral operator and BSG's (campaign_ids),
 # Mobizon's (campaign_id), Ogangi's (broadcast_id).
@@ -28,24 +28,9 @@ def campaign_ids(value: Any, field: str = "campaign_ids") -> list[int]:
     """Ids from an id, ``"1,2"``, ``"[1, 2]"``, a list, or an upstream operator's summary."""
     if isinstance(value, Mapping):
         value = next((value[key] for key in _ID_KEYS if value.get(key) is not None), None)
-    if isinstance(value, str):
-        items: list[Any] = [part.strip("'\"") for part in re.split(r"[\s,\[\]]+", value) if part]
-    elif isinstance(value, Iterable):
-        items = list(value)
-    else:
-        items = [] if value is None else [value]
-    ids = []
-    for item in items:
-        try:
-            number = 0 if isinstance(item, bool) else int(str(item).strip())
-        except ValueError:
-            number = 0
-        if number <= 0:
-            raise SmsValidationError(f"{field}: {item!r} is not a campaign id", field=field, value=item)
-        ids.append(number)
-    if not ids:
-        raise SmsValidationError(f"{field} is empty: give at least one campaign id", field=field, value=value)
-    return ids
+    if value is None:  # nothing upstream reads as no ids, not as one bad id
+        raise SmsValidationError(f"{field} is empty: give at least one campaign id", field=field, value=None)
+    return id_list(value, field, not_an_id="a campaign id", empty="campaign id")
 
 
 def raise_for_event(event: Mapping[str, Any], provider: str) -> None:
