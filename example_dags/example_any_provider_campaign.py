@@ -42,7 +42,7 @@ with DAG(
         recipients=load_audience(),
         # Sender IDs are per provider: an alpha name for Mobizon and BSG, a short code for Ogangi.
         sender={"mobizon": "MyShop", "bsg": "MyShop", "ogangi": "24365"},
-        name="Spring sale {{ ds }}",
+        name="Spring sale {{ dag_run.run_after | ds }}",
         on_invalid="skip",
         provider_options={"bsg": {"validity": 24}, "mobizon": {"validity": 1440}},
     )

@@ -31,7 +31,7 @@ with DAG(
 ) as dag:
     create = MobizonCreateCampaignOperator(
         task_id="create_campaign",
-        name="Welcome codes {{ ds }}",
+        name="Welcome codes {{ dag_run.run_after | ds }}",
         text="Hello {name}! Your welcome code is {code}.",
         campaign_type=3,
         validity=720,
