@@ -28,6 +28,7 @@ from airflow_sms_provider.protocols.ogangi import MESSAGE_FAILED_STATUSES
 from airflow_sms_provider.providers import per_provider, provider_for
 from airflow_sms_provider.recipients import InvalidPhone, normalize_phone
 from airflow_sms_provider.redaction import redact_text
+from airflow_sms_provider.templating import DataFieldsMixin
 
 # Renders e.g. "Airflow: etl.load FAILED: ValueError: bad row 7 (run manual__2026-03-01T09:00:00+00:00)".
 # Task callbacks name the task; DAG callbacks (they carry a ``reason``) name the DAG.
@@ -139,7 +140,7 @@ def clean_text(text: Any, max_length: int) -> str:
     return text
 
 
-class SmsNotifier(BaseNotifier):
+class SmsNotifier(DataFieldsMixin, BaseNotifier):
     """Send an SMS from ``on_failure_callback`` / ``on_success_callback`` (DAGs and tasks), or any callback.
 
     :param conn_id: a ``mobizon``, ``bsg`` or ``ogangi`` connection; its type picks the provider
@@ -200,6 +201,7 @@ class SmsNotifier(BaseNotifier):
             # template environment: render with a plain sandboxed one instead of failing.
             jinja_env = self.get_template_env()
         # The values templates see, not a task Context: BaseNotifier only reads keys from it.
+        # DataFieldsMixin sees to it that recipients nested in a list are numbers, never templates.
         super().render_template_fields(values, jinja_env)  # type: ignore[arg-type]
 
     def notify(self, context: Any) -> None:

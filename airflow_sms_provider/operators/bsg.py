@@ -45,6 +45,7 @@ from airflow_sms_provider.links import BsgCampaignLink, persist_campaign_link
 from airflow_sms_provider.progress import Checkpoint
 from airflow_sms_provider.protocols import bsg as proto
 from airflow_sms_provider.recipients import Recipient, RejectReport, chunked, iter_recipients
+from airflow_sms_provider.templating import DataFieldsMixin
 from airflow_sms_provider.transport import Request
 from airflow_sms_provider.validation import check_choice, check_values_used
 
@@ -53,7 +54,7 @@ _OPTION_FIELDS = ("validity", "tariff_code", "start_at", "callback_url")
 MAX_CONCURRENT_CREATES = 16
 
 
-class _BsgOperator(BaseOperator):
+class _BsgOperator(DataFieldsMixin, BaseOperator):
     """Holds the connection id and makes hooks; subclasses do one step."""
 
     def __init__(self, *, bsg_conn_id: str = BsgHook.default_conn_name, **kwargs: Any) -> None:

@@ -31,6 +31,7 @@ from airflow_sms_provider.links import SmsCampaignLink, persist_campaign_link
 from airflow_sms_provider.providers import PROVIDERS, per_provider, provider_for, read_campaign
 from airflow_sms_provider.recipients import placeholders
 from airflow_sms_provider.sensors.campaign import raise_for_event
+from airflow_sms_provider.templating import DataFieldsMixin
 from airflow_sms_provider.validation import parse_when
 
 # Set by this operator; a provider option cannot change them.
@@ -64,7 +65,7 @@ def _count(value: Any) -> int:
     return int(value or 0)
 
 
-class SmsCampaignOperator(BaseOperator):
+class SmsCampaignOperator(DataFieldsMixin, BaseOperator):
     """Send one text to an audience through a ``mobizon``, ``bsg`` or ``ogangi`` connection.
 
     :param conn_id: the connection; its type picks the provider (templated). Switching

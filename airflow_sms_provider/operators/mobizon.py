@@ -33,6 +33,7 @@ from airflow_sms_provider.progress import Checkpoint
 from airflow_sms_provider.protocols import mobizon as proto
 from airflow_sms_provider.recipients import normalize_phone, placeholders, sms_parts
 from airflow_sms_provider.recovery import run_tag, tagged_name
+from airflow_sms_provider.templating import DataFieldsMixin
 from airflow_sms_provider.validation import (
     as_int,
     check_choice,
@@ -48,7 +49,7 @@ MAX_NAME_LENGTH = 255
 SMS_LOOKUP_SLACK = dt.timedelta(days=1)
 
 
-class _MobizonOperator(BaseOperator):
+class _MobizonOperator(DataFieldsMixin, BaseOperator):
     """Holds the connection id and the hook; subclasses do one step."""
 
     def __init__(self, *, mobizon_conn_id: str = MobizonHook.default_conn_name, **kwargs: Any) -> None:

@@ -26,6 +26,7 @@ from airflow_sms_provider.links import OgangiBroadcastLink, persist_campaign_lin
 from airflow_sms_provider.progress import Checkpoint
 from airflow_sms_provider.protocols import ogangi as proto
 from airflow_sms_provider.recipients import Recipient, RejectReport, check_template, iter_recipients
+from airflow_sms_provider.templating import DataFieldsMixin
 from airflow_sms_provider.validation import (
     as_int,
     check_choice,
@@ -36,7 +37,7 @@ from airflow_sms_provider.validation import (
 )
 
 
-class _OgangiOperator(BaseOperator):
+class _OgangiOperator(DataFieldsMixin, BaseOperator):
     """Holds the connection id and the hook; subclasses do one step."""
 
     def __init__(self, *, ogangi_conn_id: str = OgangiHook.default_conn_name, **kwargs: Any) -> None:
