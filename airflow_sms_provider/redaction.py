@@ -56,40 +56,6 @@ MASK = "***"
 _MIN_SECRET_LEN = 6
 _MIN_BASE64_RUN = 8
 
-_CREDENTIAL_NAMES = r"apikey|api_key|api-key|key|token|access_token|refresh_token|password|private_key|secret"
-# Shape rules: (a substring the text must hold for the rule to apply, the rule). Group 1 of a
-# rule is kept and the rest of its match masked. The substring test keeps the common case (a
-# line with none of them) to a few ``in`` checks.
-_SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    # a JWT anywhere: header.payload.signature, base64url, the header's JSON starts with '{"'
-    ("eyJ", re.compile(r"()eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*(?![A-Za-z0-9_-])")),
-    # a query string parameter, also HTML-escaped (&amp;apiKey=) or percent-encoded in a URL
-    ("=", re.compile(rf"((?i:[?&;](?:{_CREDENTIAL_NAMES})=))[^&#\s\"'<>]*")),
-    ("%3", re.compile(rf"((?i:(?:[?&;]|%26|%3F)(?:{_CREDENTIAL_NAMES})%3D))[^&#\s\"'<>]*")),
-    # Authorization values
-    ("earer", re.compile(r"((?i:\bbearer\s+))[A-Za-z0-9\-_.=+/~]+")),
-    ("EARER", re.compile(r"((?i:\bbearer\s+))[A-Za-z0-9\-_.=+/~]+")),
-    ("asic", re.compile(r"((?i:\bbasic\s+))[A-Za-z0-9\-_.=+/~]+")),
-    ("ASIC", re.compile(r"((?i:\bbasic\s+))[A-Za-z0-9\-_.=+/~]+")),
-    # Ogangi's signature (the last path segment): it covers only the path parameters, not the
-    # method, so a logged getBroadcast URL would also authorise stop/delete of that broadcast
-    ("/rest/api/", re.compile(r"(/rest/api/[^\s?#\"'<>]*/)[0-9a-fA-F]{64}(?![0-9a-fA-F])")),
-    # a JSON field, its quotes possibly JSON-escaped themselves
-    ('"', re.compile(rf'((?i:"(?:{_CREDENTIAL_NAMES}|bearer|jwt)\\?"\s*:\s*\\?"))(?:[^"\\]|\\[^"])*')),
-)
-
-
-def _keep_prefix(match: re.Match[str]) -> str:
-    return (match.group(1) or "") + MASK
-
-
-def _redact_shapes(text: str) -> str:
-    for needle, rule in _SHAPES:
-        if needle in text:
-            text = rule.sub(_keep_prefix, text)
-    return text
-
-
 _HTML_NAMED = {"&": "amp", "<": "lt", ">": "gt", '"': "quot", "'": "(?:apos|#39)"}
 
 
@@ -118,6 +84,48 @@ def _char_pattern(char: str) -> str:
     if char == "/":
         options.append(r"(?:\\){1,3}/")  # JSON's optional escape of '/' (also JSON in JSON)
     return "(?:" + "|".join(options) + ")"
+
+
+def _jwt_shape() -> str:
+    """A JWT: ``eyJ`` + base64url, three segments; the separators and ``_ -`` in any encoding."""
+    char = f"(?:[A-Za-z0-9]|{_char_pattern('_')}|{_char_pattern('-')})"
+    dot = _char_pattern(".")
+    return f"eyJ{char}{{2,}}{dot}{char}{{2,}}{dot}{char}*"
+
+
+_CREDENTIAL_NAMES = r"apikey|api_key|api-key|key|token|access_token|refresh_token|password|private_key|secret"
+# Shape rules: (a substring the text must hold for the rule to apply, the rule). Group 1 of a
+# rule is kept and the rest of its match masked. The substring test keeps the common case (a
+# line with none of them) to a few ``in`` checks.
+_SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    # a JWT anywhere: header.payload.signature, base64url, the header's JSON starts with '{"'
+    # (its '.', '_' and '-' possibly percent-, JSON- or HTML-escaped: see _jwt_shape)
+    ("eyJ", re.compile("()" + _jwt_shape())),
+    # a query string parameter, also HTML-escaped (&amp;apiKey=) or percent-encoded in a URL
+    ("=", re.compile(rf"((?i:[?&;](?:{_CREDENTIAL_NAMES})=))[^&#\s\"'<>]*")),
+    ("%3", re.compile(rf"((?i:(?:[?&;]|%26|%3F)(?:{_CREDENTIAL_NAMES})%3D))[^&#\s\"'<>]*")),
+    # Authorization values
+    ("earer", re.compile(r"((?i:\bbearer\s+))[A-Za-z0-9\-_.=+/~]+")),
+    ("EARER", re.compile(r"((?i:\bbearer\s+))[A-Za-z0-9\-_.=+/~]+")),
+    ("asic", re.compile(r"((?i:\bbasic\s+))[A-Za-z0-9\-_.=+/~]+")),
+    ("ASIC", re.compile(r"((?i:\bbasic\s+))[A-Za-z0-9\-_.=+/~]+")),
+    # Ogangi's signature (the last path segment): it covers only the path parameters, not the
+    # method, so a logged getBroadcast URL would also authorise stop/delete of that broadcast
+    ("/rest/api/", re.compile(r"(/rest/api/[^\s?#\"'<>]*/)[0-9a-fA-F]{64}(?![0-9a-fA-F])")),
+    # a JSON field, its quotes possibly JSON-escaped themselves
+    ('"', re.compile(rf'((?i:"(?:{_CREDENTIAL_NAMES}|bearer|jwt)\\?"\s*:\s*\\?"))(?:[^"\\]|\\[^"])*')),
+)
+
+
+def _keep_prefix(match: re.Match[str]) -> str:
+    return (match.group(1) or "") + MASK
+
+
+def _redact_shapes(text: str) -> str:
+    for needle, rule in _SHAPES:
+        if needle in text:
+            text = rule.sub(_keep_prefix, text)
+    return text
 
 
 def _base64_runs(secret: str) -> set[str]:
@@ -230,7 +238,7 @@ def register_secret(value: str | None) -> None:
     _tell_airflow(forms(value))
 
 
-_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*")
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*")  # as a session keeps it
 
 
 def register_token(value: str | None) -> None:

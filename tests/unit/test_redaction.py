@@ -7,17 +7,17 @@ encodings differ between percent-encoding styles, form encoding, JSON and HTML.
 from __future__ import annotations
 
 import base64
-import html
 import json
 import traceback
 from typing import Any
-from urllib.parse import quote, quote_plus, urlencode
+from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
 
 from airflow_sms_provider import exceptions as exc_mod
 from airflow_sms_provider.redaction import MASK, redact_text, register_secret
+from tests.secret_forms import encodings
 
 KEY = "Rk7+Yq/9=Zp%Lm&Tx2v W~Ж8Qa0"  # registered: an API key
 PRIVATE = "Pv+Key/Abc=12%3D&zz-00"  # registered: an Ogangi private key (it even holds "%3D")
@@ -33,45 +33,6 @@ UNREGISTERED_JWT = "eyJ0eXAiOiJKV1QifQ.eyJ4IjoxfQ.c2ln_-abc"
 def _registered() -> None:
     register_secret(KEY)
     register_secret(PRIVATE)
-
-
-def _lower_hex(text: str) -> str:
-    import re
-
-    return re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), text)
-
-
-def _json_all_escaped(secret: str, upper: bool) -> str:
-    return "".join(c if c.isascii() and c.isalnum() else f"\\u{ord(c):04X}" if upper else f"\\u{ord(c):04x}"
-                   for c in secret)
-
-
-def encodings(secret: str) -> dict[str, str]:
-    """Every way a provider, proxy or client may write ``secret`` back."""
-    data = secret.encode()
-    forms = {
-        "raw": secret,
-        "quote": quote(secret, safe=""),
-        "quote-lower-hex": _lower_hex(quote(secret, safe="")),
-        "quote-keep-slash": quote(secret),
-        "quote_plus": quote_plus(secret),
-        "quote_plus-lower-hex": _lower_hex(quote_plus(secret)),
-        "form": urlencode({"apiKey": secret}).split("=", 1)[1],
-        "httpx-query": str(httpx.URL("http://h/p", params={"k": secret}).params).split("=", 1)[1],
-        "double-quoted": quote(quote(secret, safe=""), safe=""),
-        "json": json.dumps(secret)[1:-1],
-        "json-ascii": json.dumps(secret, ensure_ascii=True)[1:-1],
-        "json-slash": json.dumps(secret)[1:-1].replace("/", "\\/"),
-        "json-u-lower": _json_all_escaped(secret, upper=False),
-        "json-u-upper": _json_all_escaped(secret, upper=True),
-        "json-in-json": json.dumps(json.dumps({"api_key": secret}))[1:-1].split(':', 1)[1],
-        "html": html.escape(secret),
-        "html-numeric": "".join(c if c.isalnum() else f"&#{ord(c)};" for c in secret),
-        "html-hex": "".join(c if c.isalnum() else f"&#x{ord(c):X};" for c in secret),
-        "base64": base64.b64encode(data).decode(),
-        "base64-urlsafe": base64.urlsafe_b64encode(data).decode().rstrip("="),
-    }
-    return forms
 
 
 ALL_FORMS = [(name, secret, form) for secret in (KEY, PRIVATE) for name, form in encodings(secret).items()]
