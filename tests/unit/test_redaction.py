@@ -168,3 +168,43 @@ def test_registration_hands_every_form_to_airflows_masker(monkeypatch: pytest.Mo
                  "json-u-lower", "json-u-upper", "base64"):
         # Airflow's masker replaces substrings: a form told without base64's "=" padding masks all but it
         assert any(told_form in forms[name] and len(told_form) >= len(forms[name]) - 2 for told_form in told), name
+
+
+@pytest.mark.parametrize("conn_type", ["mobizon", "bsg", "ogangi"])
+def test_reading_a_connection_registers_every_form(conn_type: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What hooks and triggers both call (Settings.from_connection): the trigger path is covered too."""
+    import airflow.providers.common.compat.sdk as sdk
+    from airflow.models.connection import Connection
+
+    from airflow_sms_provider.hooks.bsg import BsgSettings
+    from airflow_sms_provider.hooks.mobizon import MobizonSettings
+    from airflow_sms_provider.hooks.ogangi import OgangiSettings
+
+    told: list[str] = []
+    monkeypatch.setattr(sdk, "mask_secret", lambda value, name=None: told.extend(
+        [value] if isinstance(value, str) else list(value)))
+    secret = f"{conn_type}+Read/Key=4%2&9"
+    conn = Connection(conn_id=f"{conn_type}_x", conn_type=conn_type, host="https://example.com", login="peter",
+                      password=secret, extra=json.dumps({"instance_id": 8, "public_key": "pub"}))
+    {"mobizon": MobizonSettings, "bsg": BsgSettings, "ogangi": OgangiSettings}[conn_type].from_connection(conn)
+    forms = encodings(secret)
+    for name in ("raw", "quote", "quote-lower-hex", "httpx-query", "json-slash", "json-u-upper"):
+        assert forms[name] in told, name
+
+
+@pytest.mark.parametrize(("host", "verify", "warned"), [
+    ("http://127.0.0.1:8765", True, False), ("http://localhost:8765", True, False), ("http://[::1]:80", True, False),
+    ("https://api.mobizon.kz", True, False), ("api.mobizon.kz", True, False),
+    ("http://10.0.0.5:8080", True, True), ("https://api.mobizon.kz", False, True),
+])
+def test_plain_http_off_the_machine_and_unverified_tls_are_warned(
+    host: str, verify: bool, warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    from types import SimpleNamespace
+
+    from airflow_sms_provider.connections import HttpSettings
+
+    conn = SimpleNamespace(conn_id="c", host=host, port=None, extra_dejson={"verify_ssl": verify})
+    with caplog.at_level("WARNING", logger="airflow_sms_provider.connections"):
+        HttpSettings.from_connection(conn)
+    assert any(r.name == "airflow_sms_provider.connections" for r in caplog.records) is warned
