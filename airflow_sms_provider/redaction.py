@@ -286,9 +286,9 @@ def redact_value(value: Any, _depth: int = 0) -> Any:
         return redact_text(value)
     if _depth > 20:
         return value
-    if isinstance(value, dict):
+    if isinstance(value, dict):  # a subclass (defaultdict...) becomes a plain dict
         return {redact_value(k, _depth + 1): redact_value(v, _depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
+    if type(value) in (list, tuple, set, frozenset):  # not namedtuples: their constructor differs
         return type(value)(redact_value(v, _depth + 1) for v in value)
     if isinstance(value, bytes):
         redacted = redact_text(value.decode("utf-8", "replace"))
