@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -9,6 +11,8 @@ from urllib.parse import urlsplit
 from airflow_sms_provider.exceptions import SmsValidationError
 
 DEFAULT_TIMEOUT = 30.0
+
+log = logging.getLogger(__name__)
 
 
 def base_url(host: str | None, port: int | None = None, *, default: str | None = None, field: str = "host") -> str:
@@ -32,6 +36,16 @@ def base_url(host: str | None, port: int | None = None, *, default: str | None =
     if port and parts.port is None:
         netloc = f"{netloc}:{port}"
     return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def is_loopback(hostname: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1): where plain http stays on the machine."""
+    if hostname.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def as_bool(value: Any, default: bool) -> bool:
@@ -68,8 +82,18 @@ class HttpSettings:
     @classmethod
     def from_connection(cls, conn: Any, default_host: str | None = None) -> HttpSettings:
         extra = conn.extra_dejson or {}
-        return cls(
+        settings = cls(
             base_url=base_url(conn.host, conn.port, default=default_host),
             timeout=as_float(extra.get("timeout"), DEFAULT_TIMEOUT, "timeout"),
             verify=as_bool(extra.get("verify_ssl"), True),
         )
+        # Both are allowed (the sandbox, a proxy on a private network, a test endpoint), but the
+        # credentials can then be read on the way: say so once per connection read, in the task log.
+        parts = urlsplit(settings.base_url)
+        conn_id = getattr(conn, "conn_id", None)
+        if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
+            log.warning("connection %r uses plain http to %s: its API key or token crosses the network "
+                        "unencrypted; use https unless this is a trusted proxy", conn_id, parts.hostname)
+        elif parts.scheme == "https" and not settings.verify:
+            log.warning("connection %r: verify_ssl is off, so anyone on the path can read its API key", conn_id)
+        return settings

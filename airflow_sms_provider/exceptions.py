@@ -3,6 +3,13 @@
 Airflow decides retries by class: ``AirflowFailException`` fails the task at once,
 any other ``AirflowException`` lets Airflow retry it. Every error here is one or
 the other on purpose, so an operator can simply let it propagate.
+
+Every error here is redacted once, where it is made: the constructor passes the
+message, ``details`` (and a validation error's ``value``) through
+:mod:`airflow_sms_provider.redaction`, and scrubs the exception being handled when
+it is raised (the httpx error it wraps, with the request URL that carries Mobizon's
+API key), so ``str``, ``repr``, ``args``, tracebacks and trigger events built from
+it show no key or token, whoever echoed it.
 """
 
 from __future__ import annotations
@@ -10,6 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+
+from airflow_sms_provider.redaction import redact_text, redact_value, scrub_handled_exception
 
 
 class SmsProviderError(AirflowException):
@@ -23,10 +32,11 @@ class SmsProviderError(AirflowException):
         code: int | str | None = None,
         details: Any = None,
     ) -> None:
-        super().__init__(message)
+        scrub_handled_exception()  # the httpx error (or echo) this one is raised from
+        super().__init__(redact_text(str(message)))
         self.provider = provider
         self.code = code
-        self.details = details
+        self.details = redact_value(details)
 
 
 class SmsFatalError(SmsProviderError, AirflowFailException):
@@ -55,7 +65,7 @@ class SmsValidationError(SmsFatalError):
     def __init__(self, message: str, *, field: str | None = None, value: Any = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.field = field
-        self.value = value
+        self.value = redact_value(value)
 
 
 class SmsNotFoundError(SmsFatalError):

@@ -23,7 +23,7 @@ from airflow.providers.common.compat.sdk import BaseHook
 from airflow_sms_provider.connections import HttpSettings, as_float
 from airflow_sms_provider.exceptions import SmsAuthError, SmsProviderError, SmsValidationError
 from airflow_sms_provider.protocols import bsg as proto
-from airflow_sms_provider.redaction import redact_text, register_secret
+from airflow_sms_provider.redaction import redact_text, register_secret, register_token
 from airflow_sms_provider.transport import Parser, Request, RetryPolicy, asend, client_options, send
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ class BsgSession:
     # ------------------------------------------------------------ the rules
 
     def _keep(self, token: str) -> None:
-        register_secret(token)
+        register_token(token)
         lifetime = proto.token_lifetime(token, time.time())
         if lifetime is None:
             self._token = _Token(token, None)

@@ -472,7 +472,7 @@ def parse_page(resp: Response) -> dict[str, Any]:
 
 
 def _not_json(resp: Response) -> SmsProtocolError:
-    excerpt = redact_text(resp.content[:120].decode("utf-8", "replace"))
+    excerpt = redact_text(resp.content[:4096].decode("utf-8", "replace"))[:120]  # redact, then cut
     return SmsProtocolError(
         f"bsg: HTTP {resp.status_code} with a body that is not the API's JSON: {excerpt!r}", provider=PROVIDER
     )
@@ -504,7 +504,7 @@ def error_for(status: int, doc: Any, content: bytes = b"") -> Exception:
     """The exception for an error answer (docs/bsg.md has the table of what operators do)."""
     message = str(doc.get("message") or "") if isinstance(doc, Mapping) else ""
     if not message:
-        message = content[:120].decode("utf-8", "replace").strip() or "no message"
+        message = redact_text(content[:4096].decode("utf-8", "replace")).strip()[:120] or "no message"
     message = redact_text(message)  # an error page may echo the request (a key, a token)
     errors = doc.get("errors") if isinstance(doc, Mapping) else None
     kw: dict[str, Any] = {"provider": PROVIDER, "code": status, "details": errors}

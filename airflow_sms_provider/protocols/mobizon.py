@@ -316,7 +316,7 @@ def parse(resp: Response, *, locked_is_conflict: bool = False, convert_numbers: 
         code = int(doc["code"])
     except (ValueError, KeyError, TypeError):
         # A proxy's error page may echo the request URL, API key included.
-        excerpt = redact_text(resp.content[:120].decode("utf-8", "replace"))
+        excerpt = redact_text(resp.content[:4096].decode("utf-8", "replace"))[:120]  # redact, then cut
         raise SmsProtocolError(
             f"mobizon: HTTP {resp.status_code} with a body that is not the API's JSON envelope: {excerpt!r}",
             provider=PROVIDER,

@@ -407,9 +407,9 @@ class Answer:
 
 def _excerpt(body: bytes) -> str:
     """A short, printable, secret-free quote of a body for an error message."""
-    text = body[: _EXCERPT_CHARS * 2].decode("utf-8", "replace")
-    text = _UNSAFE_EXCERPT.sub(" ", text)[:_EXCERPT_CHARS]
-    return redact_text(text)
+    text = body[:4096].decode("utf-8", "replace")
+    # Redact before cutting: a secret cut in half would no longer be recognised.
+    return redact_text(_UNSAFE_EXCERPT.sub(" ", text))[:_EXCERPT_CHARS]
 
 
 def _local(tag: Any) -> str:

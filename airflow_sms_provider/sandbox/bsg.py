@@ -14,7 +14,8 @@ would also pull Airflow into the server). Answers are shaped as the spec's schem
 simulated clock), so the provider's generated SDK (``bsg-sdk``) can talk to it too.
 
 Accounts and tokens
-    ``SANDBOX_BSG_API_KEY`` (balance 100.00 USD) exists after every reset. Login
+    ``SANDBOX_BSG_API_KEY`` (balance 100.00 USD) exists after every reset; ``POST
+    /_sandbox/bsg/accounts {"api_key": ..., "balance": ...}`` adds another. Login
     answers ``{"bearer": <JWT>}``: HS256, ``iat``/``exp`` on the simulated clock,
     valid ``bsg_jwt_ttl`` simulated seconds (``POST /_sandbox/bsg/config
     {"jwt_ttl": 5}`` shortens it). ``Authorization: Bearer <JWT>`` (also the spec
@@ -1116,9 +1117,25 @@ async def admin_group(request: Request) -> Response:
     return JSONResponse({"id": group_id, "contacts": len(contacts)})
 
 
+async def admin_account(request: Request) -> Response:
+    """``POST /_sandbox/bsg/accounts {"api_key": "live_...", "balance": 100}``: add or replace an account."""
+    _, st = _state(request)
+    try:
+        spec = await request.json()
+        key = spec["api_key"]
+        if not isinstance(key, str) or not key or not key.isprintable():
+            raise ValueError("api_key must be a non-empty printable string")
+        account = Account(key, float(spec.get("balance", DEFAULT_BALANCE)))
+    except (ValueError, KeyError, TypeError) as exc:
+        return JSONResponse({"error": f"bad account: {exc}"}, status_code=400)
+    st.accounts[key] = account
+    return JSONResponse({"api_key": "***" + key[-4:], "balance": account.balance})
+
+
 def admin_routes(sandbox: SandboxState) -> list[Route]:
     """Sandbox-only routes under ``/_sandbox/bsg/``."""
     return [
+        Route("/_sandbox/bsg/accounts", admin_account, methods=["POST"]),
         Route("/_sandbox/bsg/state", admin_state, methods=["GET"]),
         Route("/_sandbox/bsg/config", admin_config, methods=["POST"]),
         Route("/_sandbox/bsg/revoke", admin_revoke, methods=["POST"]),

@@ -1719,8 +1719,10 @@ async def admin_account(request: Request) -> Response:
 
 
 def _require_key(value: Any) -> str:
-    if not isinstance(value, str) or not value.isalnum():
-        raise ValueError("api_key must be a non-empty alphanumeric string")
+    # Real keys are alphanumeric; any printable key without spaces is accepted, so tests can use
+    # keys holding "+ / = % &" (the characters that show whether every encoded form is masked).
+    if not isinstance(value, str) or not value or not value.isprintable() or any(c.isspace() for c in value):
+        raise ValueError("api_key must be a non-empty printable string without spaces")
     return value
 
 

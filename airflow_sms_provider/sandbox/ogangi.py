@@ -14,7 +14,8 @@ tests check the shared tables are equal).
 Accounts
     One instance, ``SANDBOX_OGANGI_INSTANCE_ID``, with user ``SANDBOX_OGANGI_USER``,
     key pair ``SANDBOX_OGANGI_PUBLIC_KEY`` / ``SANDBOX_OGANGI_PRIVATE_KEY`` and the
-    short codes ``SANDBOX_OGANGI_SHORTCODES``.
+    short codes ``SANDBOX_OGANGI_SHORTCODES``; config ``ogangi_public_key`` /
+    ``ogangi_private_key`` (``POST /_sandbox/config``) replace the key pair.
 
 Every call
     The path is split on '/' before percent-decoding. The last two segments are the
@@ -104,6 +105,9 @@ DEFAULTS: dict[str, Any] = {
     "ogangi_start_delay": 1.0,  # simulated seconds from "start now" to the first message
     "ogangi_xml_root": "response",  # root element of every answer; "" answers the docs' rootless form
     "ogangi_max_upload_bytes": 20 * 1024 * 1024,
+    # The instance's key pair (POST /_sandbox/config): e.g. a private key holding "+ / = % &".
+    "ogangi_public_key": SANDBOX_OGANGI_PUBLIC_KEY,
+    "ogangi_private_key": SANDBOX_OGANGI_PRIVATE_KEY,
 }
 
 # Methods: path parameters (in order) and the HTTP verbs accepted.
@@ -602,8 +606,8 @@ HANDLERS: dict[str, Any] = {
 
 
 def _check_signature(st: OgangiState, values: list[str], public_key: str, given: str) -> None:
-    expected = signature(SANDBOX_OGANGI_PRIVATE_KEY, values)
-    if public_key != SANDBOX_OGANGI_PUBLIC_KEY or not hmac.compare_digest(given, expected):
+    expected = signature(str(st.cfg["ogangi_private_key"]), values)
+    if public_key != str(st.cfg["ogangi_public_key"]) or not hmac.compare_digest(given, expected):
         st.bad_signatures += 1
         raise Failure(BAD_SIGNATURE_TEXT, BAD_SIGNATURE)
 
