@@ -19,6 +19,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 from airflow_sms_provider.exceptions import (
     SmsAmbiguousError,
     SmsCampaignFailedError,
+    SmsNotFoundError,
     SmsProviderError,
     SmsValidationError,
 )
@@ -33,6 +34,7 @@ from airflow_sms_provider.progress import Checkpoint
 from airflow_sms_provider.protocols import mobizon as proto
 from airflow_sms_provider.recipients import normalize_phone, placeholders, sms_parts
 from airflow_sms_provider.recovery import run_tag, tagged_name
+from airflow_sms_provider.triggers.events import not_found, raise_for_error
 from airflow_sms_provider.validation import (
     as_int,
     check_choice,
@@ -570,7 +572,10 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
         hook = self.hook()
         try:
             while True:
-                data = hook.get_campaign(campaign_id)
+                try:
+                    data = hook.get_campaign(campaign_id)
+                except SmsNotFoundError as err:  # deleted at the provider while we waited
+                    raise not_found("campaign", campaign_id, hook.settings.http.base_url, err) from err
                 outcome, message = proto.campaign_outcome(
                     data, self.target_statuses, (proto.CAMPAIGN_DECLINED,)
                 )
@@ -588,11 +593,17 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
         return summary
 
     def execute_complete(self, context: Any, event: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
-        """Resume after the trigger: fail with the provider's reason, or return the summary."""
+        """Resume after the trigger: fail with the provider's reason, or return the summary.
+
+        A fatal error event (a revoked key, the campaign deleted at the provider) fails the
+        task without retry: a retry without durable state would create and send a new campaign.
+        """
+        waiting = f"waiting for campaign {summary.get('campaign_id')}"
+        raise_for_error(event, waiting, proto.PROVIDER)
         if event.get("status") == proto.FAILED:
             raise SmsCampaignFailedError(event.get("message", ""), provider=proto.PROVIDER)
         if event.get("status") != proto.SUCCEEDED:
-            raise SmsProviderError(f"mobizon: waiting failed: {event.get('message')}", provider=proto.PROVIDER)
+            raise SmsProviderError(f"mobizon: {waiting} failed: {event.get('message')}", provider=proto.PROVIDER)
         self.log.info(event.get("message"))
         return self._final(summary, event.get("data") or {})
 
