@@ -50,6 +50,7 @@ import httpx
 
 from airflow_sms_provider.exceptions import (
     SmsAmbiguousError,
+    SmsFatalError,
     SmsProtocolError,
     SmsProviderError,
     SmsRetryableError,
@@ -220,6 +221,18 @@ def _failure(request: Request, exc: Exception) -> SmsProviderError:
     return SmsAmbiguousError(
         f"{request.label}: {why} from {at} after the request was sent; it may have been carried out"
     )
+
+
+def is_refusal(err: BaseException) -> bool:
+    """True when ``err`` says a create/send was NOT carried out: only then may a caller forget it started.
+
+    A refusal is the provider saying no (bad input, credentials, conflict, "slow down" after every
+    retry: our fatal and retryable errors) or a request that never left (a connection that could not
+    be made: :class:`SmsServerError` from :func:`send`, which turns a 5xx of a call that costs money
+    into :class:`SmsAmbiguousError`). Everything else after the request left (no answer, an
+    unreadable one, a parser's ``ValueError``, a ``RecursionError``, a deadline) is ambiguous.
+    """
+    return isinstance(err, (SmsFatalError, SmsRetryableError)) and not isinstance(err, SmsAmbiguousError)
 
 
 class _TooLarge(Exception):

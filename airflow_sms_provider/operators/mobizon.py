@@ -20,6 +20,7 @@ from airflow_sms_provider.exceptions import (
     SmsAmbiguousError,
     SmsCampaignFailedError,
     SmsNotFoundError,
+    SmsProtocolError,
     SmsProviderError,
     SmsValidationError,
 )
@@ -229,7 +230,7 @@ class MobizonCreateCampaignOperator(_MobizonOperator):
         """campaign/create; after an ambiguous failure, look for the tagged campaign instead of repeating."""
         try:
             return hook.create_campaign(**fields)
-        except SmsAmbiguousError:
+        except (SmsAmbiguousError, SmsProtocolError):  # no answer, or one that cannot be read: it may exist
             found = find_tagged_campaign(hook, fields["text"], fields["name"]) if "[af-" in fields["name"] else None
             if found is None:
                 raise
@@ -414,13 +415,21 @@ def find_tagged_campaign(hook: MobizonHook, text: str, name: str, scan: int = 50
     return None
 
 
+def read_named(hook: MobizonHook, campaign_id: int) -> dict[str, Any]:
+    """campaign/get; a campaign that is gone (deleted, or another account's) is named with its host."""
+    try:
+        return hook.get_campaign(campaign_id)
+    except SmsNotFoundError as err:
+        raise not_found("campaign", campaign_id, hook.settings.http.base_url, err) from err
+
+
 def skip_upload_if_sent(hook: MobizonHook, campaign_id: int, ckpt: Checkpoint, log: Any) -> None:
     """Mark the upload done when a campaign found again has already left NEW.
 
     Only a fully uploaded campaign is sent, and Mobizon refuses recipients once it is sent
     (code 10, again on every retry): uploading again would fail the task for good.
     """
-    status = hook.get_campaign(campaign_id).get("commonStatus")
+    status = read_named(hook, campaign_id).get("commonStatus")
     if status not in (None, "NEW"):
         log.info("Campaign %s is %s: sent by an earlier try with its whole audience; not uploading", campaign_id,
                  status)
@@ -429,7 +438,7 @@ def skip_upload_if_sent(hook: MobizonHook, campaign_id: int, ckpt: Checkpoint, l
 
 def send_once(hook: MobizonHook, campaign_id: int, ckpt: Checkpoint, log: Any) -> dict[str, Any]:
     """campaign/send unless this campaign was already sent (checkpoint or status says so)."""
-    status = hook.get_campaign(campaign_id).get("commonStatus")
+    status = read_named(hook, campaign_id).get("commonStatus")
     if ckpt.get("sent") or status not in (None, "NEW"):
         log.info("Campaign %s is %s: already sent, not sending again", campaign_id, status)
         return {"campaign_id": campaign_id, "send_status": ckpt.get("send_status"), "status": status}
@@ -572,10 +581,7 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
         hook = self.hook()
         try:
             while True:
-                try:
-                    data = hook.get_campaign(campaign_id)
-                except SmsNotFoundError as err:  # deleted at the provider while we waited
-                    raise not_found("campaign", campaign_id, hook.settings.http.base_url, err) from err
+                data = read_named(hook, campaign_id)  # one deleted while we waited is named, not retried
                 outcome, message = proto.campaign_outcome(
                     data, self.target_statuses, (proto.CAMPAIGN_DECLINED,)
                 )

@@ -24,6 +24,9 @@ Actions:
 * ``trickle``: run the handler (its effect happens), send the status and headers (the
   real ``Content-Length`` included), then the body one byte every ``seconds`` (default
   0.5): a client whose timeout bounds each read, not the whole answer, never ends.
+* ``answer_instead``: run the handler (its effect happens), then answer ``status`` and
+  ``body`` as ``http_status`` does instead of its answer: a call carried out whose answer
+  cannot be read (give ``"status": 200`` for an OK status with a garbled body).
 
 Rules are checked in the order they were added; the first one that applies wins.
 Admin paths (``/_sandbox/``) are never faulted. Seconds are real seconds.
@@ -51,6 +54,7 @@ ACTION_ARGS = {
     "delay": ("seconds",),
     "mobizon_code": ("code", "data", "message"),
     "trickle": ("seconds",),
+    "answer_instead": ("status", "body"),
 }
 ADMIN_PREFIX = "/_sandbox/"
 _DEFAULT_SECONDS = {"timeout_after": 5.0, "delay": 1.0, "trickle": 0.5}
@@ -222,6 +226,15 @@ async def _drop_connection(receive: Receive) -> None:
         await asyncio.sleep(0)
 
 
+async def _send_rule_body(send: Send, rule: FaultRule) -> None:
+    """Answer ``rule.status`` with ``rule.body`` (JSON for a dict or list, else text)."""
+    if isinstance(rule.body, (dict, list)):
+        await _send_body(send, rule.status, json.dumps(rule.body).encode(), "application/json")
+    else:
+        text = rule.body if rule.body is not None else f"sandbox fault: HTTP {rule.status}"
+        await _send_body(send, rule.status, str(text).encode(), "text/plain; charset=utf-8")
+
+
 async def _trickle(app: ASGIApp, seconds: float, scope: Scope, receive: Receive, send: Send) -> None:
     """Run the handler, then send its answer's body a byte every ``seconds``."""
     held: list[Message] = []
@@ -286,6 +299,13 @@ class FaultMiddleware:
             await _send_body(send, 200, json.dumps(doc).encode(), "application/json")
         elif rule.action == "trickle":
             await _trickle(self.app, rule.seconds, scope, receive, send)
+        elif rule.action == "answer_instead":
+
+            async def drop(message: Message) -> None:
+                pass
+
+            await self.app(scope, receive, drop)
+            await _send_rule_body(send, rule)
         else:  # http_status
             if isinstance(rule.body, (dict, list)):
                 await _send_body(send, rule.status, json.dumps(rule.body).encode(), "application/json")
