@@ -14,6 +14,21 @@ repeated:
 
 An answer that is retried and carries ``Retry-After`` (seconds or an HTTP date) is
 repeated no sooner than it says, within the policy's ``max_delay``.
+
+**Deadline.** httpx's timeout bounds each wait (connect, each read), so a server that
+trickles its answer a byte at a time would hold a call for ever. Each attempt also has
+an overall deadline, from the start of the request to the last byte of the answer:
+:data:`DEADLINE_FACTOR` times the client's timeout (the connection's ``timeout``
+extra, 30 s by default, so 60 s). An attempt past it is a request that left without an
+answer: repeated when idempotent, :class:`SmsAmbiguousError` otherwise. The sync path
+checks the clock between the chunks of the answer (a chunk is one read, each bounded by
+the timeout), so it ends at most one timeout after the deadline; the async path cancels
+the attempt at the deadline itself.
+
+**Unreadable answers.** Any exception a parser raises that is not one of ours (a
+``ValueError``, ``KeyError``, ``RecursionError``...) means the answer could not be read:
+:class:`SmsProtocolError` for an idempotent call, :class:`SmsAmbiguousError` for one
+that costs money, because the provider answered and so acted on the request.
 """
 
 from __future__ import annotations
@@ -23,6 +38,7 @@ import email.utils
 import functools
 import logging
 import random
+import socket
 import ssl
 import time
 import weakref
@@ -34,6 +50,7 @@ import httpx
 
 from airflow_sms_provider.exceptions import (
     SmsAmbiguousError,
+    SmsFatalError,
     SmsProtocolError,
     SmsProviderError,
     SmsRetryableError,
@@ -48,6 +65,9 @@ USER_AGENT = "airflow-sms-provider"
 # No answer of these APIs comes near this; a larger one is refused while it streams in,
 # so a broken or hostile server cannot fill the worker's memory.
 MAX_ANSWER_BYTES = 32 * 1024 * 1024
+# One attempt (connect, request, the whole answer) ends within this many times the client's
+# timeout; see the module docstring.
+DEADLINE_FACTOR = 2.0
 
 
 @dataclass(frozen=True)
@@ -115,16 +135,104 @@ _NEVER_LEFT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _LEFT_NO_ANSWER = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
+class DeadlineExceeded(httpx.TimeoutException):
+    """An attempt ran past its overall deadline (see the module docstring)."""
+
+    def __init__(self, seconds: float, request: httpx.Request | None = None) -> None:
+        super().__init__(f"no complete answer within the deadline of {seconds:g} s", request=request)
+        self.seconds = seconds
+
+
+def deadline_of(client: httpx.Client | httpx.AsyncClient) -> float | None:
+    """Seconds one attempt may take with ``client``: DEADLINE_FACTOR x its longest timeout."""
+    timeout = client.timeout
+    values = [v for v in (timeout.connect, timeout.read, timeout.write, timeout.pool) if v is not None]
+    return max(values) * DEADLINE_FACTOR if values else None
+
+
+def origin(url: str | httpx.URL) -> str:
+    """``scheme://host:port`` of ``url``: never its path, query string or credentials."""
+    try:
+        url = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return "an invalid URL"
+    if not url.host:
+        return "the host"
+    port = url.port or {"http": 80, "https": 443}.get(url.scheme)
+    return f"{url.scheme}://{url.host}:{port}" if port else f"{url.scheme}://{url.host}"
+
+
+def where(exc: Exception) -> str:
+    """:func:`origin` of the request ``exc`` is about, or "" when it names none."""
+    try:
+        url = exc.request.url  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):
+        return ""
+    return origin(url)
+
+
+_CONNECT_WORDS = (
+    (("name or service not known", "nodename nor servname", "temporary failure in name resolution",
+      "no address associated", "getaddrinfo failed", "name resolution"), "the host name does not resolve"),
+    (("certificate verify failed", "certificate_verify_failed"), "TLS failed: the certificate is not trusted"),
+    (("ssl", "tls", "handshake"), "TLS failed"),
+    (("connection refused", "errno 111", "errno 61"), "connection refused"),
+    (("network is unreachable", "no route to host"), "the network is unreachable"),
+)  # fmt: skip
+
+
+def _connect_cause(exc: Exception) -> str:
+    """Why a connection could not be made: refused, a name that does not resolve, TLS, ..."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, socket.gaierror):
+            return "the host name does not resolve"
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return "TLS failed: the certificate is not trusted"
+        if isinstance(cause, ssl.SSLError):
+            return "TLS failed"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        cause = cause.__cause__ or cause.__context__
+    # httpcore re-raises with the OS error's text only; read the kind from it (never quoted: it may hold a URL).
+    text = str(exc).lower()
+    for words, why in _CONNECT_WORDS:
+        if any(word in text for word in words):
+            return why
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "the connection timed out"
+    if isinstance(exc, httpx.PoolTimeout):
+        return "no free connection in the pool in time"
+    return "connection failed"
+
+
 def _failure(request: Request, exc: Exception) -> SmsProviderError:
     """Turn a transport exception into the error that says whether repeating is safe."""
     name = type(exc).__name__
+    host = where(exc)
+    at = host or "the host"
     if isinstance(exc, _NEVER_LEFT):
-        return SmsServerError(f"{request.label}: could not connect ({name})")
+        return SmsServerError(f"{request.label}: could not connect to {at}: {_connect_cause(exc)} ({name})")
+    why = f"{exc}" if isinstance(exc, DeadlineExceeded) else f"no answer ({name})"
     if request.idempotent:
-        return SmsServerError(f"{request.label}: no answer ({name})")
+        return SmsServerError(f"{request.label}: {why} from {at}")
     return SmsAmbiguousError(
-        f"{request.label}: no answer after the request was sent ({name}); it may have been carried out"
+        f"{request.label}: {why} from {at} after the request was sent; it may have been carried out"
     )
+
+
+def is_refusal(err: BaseException) -> bool:
+    """True when ``err`` says a create/send was NOT carried out: only then may a caller forget it started.
+
+    A refusal is the provider saying no (bad input, credentials, conflict, "slow down" after every
+    retry: our fatal and retryable errors) or a request that never left (a connection that could not
+    be made: :class:`SmsServerError` from :func:`send`, which turns a 5xx of a call that costs money
+    into :class:`SmsAmbiguousError`). Everything else after the request left (no answer, an
+    unreadable one, a parser's ``ValueError``, a ``RecursionError``, a deadline) is ambiguous.
+    """
+    return isinstance(err, (SmsFatalError, SmsRetryableError)) and not isinstance(err, SmsAmbiguousError)
 
 
 class _TooLarge(Exception):
@@ -147,23 +255,39 @@ def _grow(body: bytearray, chunk: bytes) -> None:
         raise _TooLarge
 
 
-def _receive(client: httpx.Client, request: Request) -> Response:
+def _receive(client: httpx.Client, request: Request, deadline: float | None = None) -> Response:
+    started = time.monotonic()
     resp = client.send(client.build_request(request.method, **_kwargs(client, request)), stream=True)
+    if deadline is not None and time.monotonic() > started + deadline:
+        resp.close()
+        raise DeadlineExceeded(deadline, resp.request)
     try:
+        # A chunk is one read from the socket: the clock is checked between reads, so a server
+        # that trickles the answer is cut at the deadline (plus at most one read timeout).
+        end = None if deadline is None else started + deadline
         if _declared_ok(resp):
-            content = resp.read()  # the common case: one read, no counting per chunk
+            chunks = []  # the common case: no counting per chunk, one join (what resp.read() does)
+            for chunk in resp.iter_bytes():
+                chunks.append(chunk)
+                if end is not None and time.monotonic() > end:
+                    raise DeadlineExceeded(deadline, resp.request)  # type: ignore[arg-type]
+            content = b"".join(chunks)
         else:
             body = bytearray()
             for chunk in resp.iter_bytes():
                 _grow(body, chunk)
+                if end is not None and time.monotonic() > end:
+                    raise DeadlineExceeded(deadline, resp.request)  # type: ignore[arg-type]
             content = bytes(body)
+        if end is not None and time.monotonic() > end:
+            raise DeadlineExceeded(deadline, resp.request)  # type: ignore[arg-type]
     finally:
         resp.close()
     return Response(resp.status_code, content, resp.headers)
 
 
-async def _areceive(client: httpx.AsyncClient, request: Request) -> Response:
-    resp = await client.send(client.build_request(request.method, **_kwargs(client, request)), stream=True)
+async def _areceive_all(client: httpx.AsyncClient, built: httpx.Request) -> Response:
+    resp = await client.send(built, stream=True)
     try:
         if _declared_ok(resp):
             content = await resp.aread()
@@ -175,6 +299,23 @@ async def _areceive(client: httpx.AsyncClient, request: Request) -> Response:
     finally:
         await resp.aclose()
     return Response(resp.status_code, content, resp.headers)
+
+
+_TIMEOUT: Any = getattr(asyncio, "timeout", None)
+
+
+async def _areceive(client: httpx.AsyncClient, request: Request, deadline: float | None = None) -> Response:
+    built = client.build_request(request.method, **_kwargs(client, request))
+    if deadline is None:
+        return await _areceive_all(client, built)
+    try:
+        # Connect, request and the whole answer. asyncio.timeout (3.11) costs no task per call.
+        if _TIMEOUT is not None:
+            async with _TIMEOUT(deadline):
+                return await _areceive_all(client, built)
+        return await asyncio.wait_for(_areceive_all(client, built), deadline)
+    except (TimeoutError, asyncio.TimeoutError):
+        raise DeadlineExceeded(deadline, built) from None
 
 
 def _too_large(request: Request) -> SmsProviderError:
@@ -207,6 +348,12 @@ class _Retry:
                         provider=err.provider,
                         code=err.code,
                     ) from err
+            except SmsProviderError:
+                raise
+            except RecursionError as err:
+                raise self._unreadable(resp, err) from None  # not a traceback thousands of frames deep
+            except Exception as err:  # a parser's bug or an answer it did not expect: not a refusal
+                raise self._unreadable(resp, err) from err
         else:
             assert exc is not None
             error = _failure(self.request, exc)
@@ -223,6 +370,14 @@ class _Retry:
             "%s; retrying in %.1fs (attempt %d of %d)", error, pause, self.attempt, self.policy.max_attempts
         )
         return False, pause
+
+    def _unreadable(self, resp: Response, err: Exception) -> SmsProviderError:
+        """The error for an answer the parser failed on with something other than our own errors."""
+        message = f"{self.request.label}: HTTP {resp.status_code} answer that could not be read ({type(err).__name__})"
+        if self.request.idempotent:
+            return SmsProtocolError(message)
+        # The provider answered, so it received the request: what it did is unknown, not undone.
+        return SmsAmbiguousError(message + "; the call may have been carried out")
 
 
 # Absolute request URLs, query string included, per client: httpx would otherwise merge the
@@ -272,9 +427,10 @@ def send(
 ) -> T:
     """Send ``request`` with ``client`` and return ``parse(answer)``, retrying as the policy allows."""
     retry = _Retry(request, parse, policy)
+    deadline = deadline_of(client)
     while True:
         try:
-            done, value = retry.after(resp=_receive(client, request))
+            done, value = retry.after(resp=_receive(client, request, deadline))
         except httpx.HTTPError as exc:
             done, value = retry.after(exc=exc)
         except _TooLarge:
@@ -287,9 +443,10 @@ def send(
 async def asend(client: httpx.AsyncClient, request: Request, parse: Parser[T], policy: RetryPolicy) -> T:
     """The async twin of :func:`send`, for triggers: same decisions, same parser."""
     retry = _Retry(request, parse, policy)
+    deadline = deadline_of(client)
     while True:
         try:
-            done, value = retry.after(resp=await _areceive(client, request))
+            done, value = retry.after(resp=await _areceive(client, request, deadline))
         except httpx.HTTPError as exc:
             done, value = retry.after(exc=exc)
         except _TooLarge:

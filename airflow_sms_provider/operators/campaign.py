@@ -28,10 +28,10 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 from airflow_sms_provider import status_map
 from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsValidationError
 from airflow_sms_provider.links import SmsCampaignLink, persist_campaign_link
-from airflow_sms_provider.providers import PROVIDERS, per_provider, provider_for, read_campaign
+from airflow_sms_provider.providers import PROVIDERS, per_provider, provider_for
 from airflow_sms_provider.recipients import placeholders
-from airflow_sms_provider.sensors.campaign import raise_for_event
 from airflow_sms_provider.templating import DataFieldsMixin
+from airflow_sms_provider.sensors.campaign import raise_for_event, read_named
 from airflow_sms_provider.validation import parse_when
 
 # Set by this operator; a provider option cannot change them.
@@ -205,7 +205,7 @@ class SmsCampaignOperator(DataFieldsMixin, BaseOperator):
             while True:
                 for campaign_id in summary["campaign_ids"]:
                     if campaigns.get(str(campaign_id), {}).get("status") != status_map.DONE:
-                        data = read_campaign(conn_type, hook, campaign_id)
+                        data = read_named(conn_type, hook, campaign_id)
                         campaigns[str(campaign_id)] = status_map.describe(conn_type, data)
                 status, message = status_map.overall(campaigns)
                 self.log.info("%s: %s", conn_type, message)
@@ -219,7 +219,7 @@ class SmsCampaignOperator(DataFieldsMixin, BaseOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
         """Resume after the trigger: fail with the provider's reason, or return the summary."""
-        raise_for_event(event, summary["provider"])
+        raise_for_event(event, summary["provider"], summary.get("campaign_ids"))
         self.log.info("%s: %s", summary["provider"], event.get("message"))
         return {**summary, "status": status_map.DONE, "campaigns": event.get("campaigns") or {}}
 

@@ -19,6 +19,8 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 from airflow_sms_provider.exceptions import (
     SmsAmbiguousError,
     SmsCampaignFailedError,
+    SmsNotFoundError,
+    SmsProtocolError,
     SmsProviderError,
     SmsValidationError,
 )
@@ -34,6 +36,7 @@ from airflow_sms_provider.protocols import mobizon as proto
 from airflow_sms_provider.recipients import normalize_phone, placeholders, sms_parts
 from airflow_sms_provider.recovery import run_tag, tagged_name
 from airflow_sms_provider.templating import DataFieldsMixin
+from airflow_sms_provider.triggers.events import not_found, raise_for_error
 from airflow_sms_provider.validation import (
     as_int,
     check_choice,
@@ -228,7 +231,7 @@ class MobizonCreateCampaignOperator(_MobizonOperator):
         """campaign/create; after an ambiguous failure, look for the tagged campaign instead of repeating."""
         try:
             return hook.create_campaign(**fields)
-        except SmsAmbiguousError:
+        except (SmsAmbiguousError, SmsProtocolError):  # no answer, or one that cannot be read: it may exist
             found = find_tagged_campaign(hook, fields["text"], fields["name"]) if "[af-" in fields["name"] else None
             if found is None:
                 raise
@@ -413,13 +416,21 @@ def find_tagged_campaign(hook: MobizonHook, text: str, name: str, scan: int = 50
     return None
 
 
+def read_named(hook: MobizonHook, campaign_id: int) -> dict[str, Any]:
+    """campaign/get; a campaign that is gone (deleted, or another account's) is named with its host."""
+    try:
+        return hook.get_campaign(campaign_id)
+    except SmsNotFoundError as err:
+        raise not_found("campaign", campaign_id, hook.settings.http.base_url, err) from err
+
+
 def skip_upload_if_sent(hook: MobizonHook, campaign_id: int, ckpt: Checkpoint, log: Any) -> None:
     """Mark the upload done when a campaign found again has already left NEW.
 
     Only a fully uploaded campaign is sent, and Mobizon refuses recipients once it is sent
     (code 10, again on every retry): uploading again would fail the task for good.
     """
-    status = hook.get_campaign(campaign_id).get("commonStatus")
+    status = read_named(hook, campaign_id).get("commonStatus")
     if status not in (None, "NEW"):
         log.info("Campaign %s is %s: sent by an earlier try with its whole audience; not uploading", campaign_id,
                  status)
@@ -428,7 +439,7 @@ def skip_upload_if_sent(hook: MobizonHook, campaign_id: int, ckpt: Checkpoint, l
 
 def send_once(hook: MobizonHook, campaign_id: int, ckpt: Checkpoint, log: Any) -> dict[str, Any]:
     """campaign/send unless this campaign was already sent (checkpoint or status says so)."""
-    status = hook.get_campaign(campaign_id).get("commonStatus")
+    status = read_named(hook, campaign_id).get("commonStatus")
     if ckpt.get("sent") or status not in (None, "NEW"):
         log.info("Campaign %s is %s: already sent, not sending again", campaign_id, status)
         return {"campaign_id": campaign_id, "send_status": ckpt.get("send_status"), "status": status}
@@ -571,7 +582,7 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
         hook = self.hook()
         try:
             while True:
-                data = hook.get_campaign(campaign_id)
+                data = read_named(hook, campaign_id)  # one deleted while we waited is named, not retried
                 outcome, message = proto.campaign_outcome(
                     data, self.target_statuses, (proto.CAMPAIGN_DECLINED,)
                 )
@@ -589,11 +600,17 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
         return summary
 
     def execute_complete(self, context: Any, event: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
-        """Resume after the trigger: fail with the provider's reason, or return the summary."""
+        """Resume after the trigger: fail with the provider's reason, or return the summary.
+
+        A fatal error event (a revoked key, the campaign deleted at the provider) fails the
+        task without retry: a retry without durable state would create and send a new campaign.
+        """
+        waiting = f"waiting for campaign {summary.get('campaign_id')}"
+        raise_for_error(event, waiting, proto.PROVIDER)
         if event.get("status") == proto.FAILED:
             raise SmsCampaignFailedError(event.get("message", ""), provider=proto.PROVIDER)
         if event.get("status") != proto.SUCCEEDED:
-            raise SmsProviderError(f"mobizon: waiting failed: {event.get('message')}", provider=proto.PROVIDER)
+            raise SmsProviderError(f"mobizon: {waiting} failed: {event.get('message')}", provider=proto.PROVIDER)
         self.log.info(event.get("message"))
         return self._final(summary, event.get("data") or {})
 

@@ -19,6 +19,7 @@ from airflow_sms_provider.exceptions import (
     SmsFatalError,
     SmsNotFoundError,
     SmsProtocolError,
+    SmsProviderError,
     SmsValidationError,
 )
 from airflow_sms_provider.hooks.ogangi import OgangiHook, build_sms_file, read_upload
@@ -27,6 +28,7 @@ from airflow_sms_provider.progress import Checkpoint
 from airflow_sms_provider.protocols import ogangi as proto
 from airflow_sms_provider.recipients import Recipient, RejectReport, check_template, iter_recipients
 from airflow_sms_provider.templating import DataFieldsMixin
+from airflow_sms_provider.transport import origin
 from airflow_sms_provider.validation import (
     as_int,
     check_choice,
@@ -261,17 +263,20 @@ class OgangiSendSmsByFileOperator(_AudienceMixin, _OgangiOperator):
         ckpt.save(upload_started=True)
         try:
             messages = hook.send_sms_by_file((name, content))
-        except (SmsAmbiguousError, SmsProtocolError) as err:  # no answer, or one that cannot be read
+        except Exception as err:
+            if proto.refused(err):
+                ckpt.save(upload_started=False)  # an explicit refusal: nothing was sent
+                raise
+            # No answer, or one that cannot be read (any error, a parser's ValueError included): it
+            # may have been sent. Only an explicit refusal lets a retry send again.
             if ckpt.durable:
-                raise  # the retry reads upload_started and stops with instructions
+                raise _ambiguous(err) from err  # the retry reads upload_started and stops with instructions
             # Without durable state a retry could not know it and would send every SMS again.
             raise SmsFatalError(
-                f"{err}; the SMS may have been sent. Check the messages in Ogangi before running this task again",
+                f"{_describe(err)}; the SMS may have been sent. Check the messages in Ogangi before running "
+                "this task again",
                 provider=proto.PROVIDER,
             ) from err
-        except Exception:
-            ckpt.save(upload_started=False)  # a definite failure: nothing was sent
-            raise
         finally:
             hook.close()
         summary = {"source": source, "rows": rows, **summarize_messages(messages, self.max_reported),
@@ -466,7 +471,15 @@ class OgangiCreateBroadcastOperator(_AudienceMixin, _OgangiOperator):
         """Create unless an earlier try did; returns (broadcast, found_from_earlier_try)."""
         known = ckpt.get("broadcast_id")
         if known is not None:
-            return hook.get_broadcast(int(known)), True
+            try:
+                return hook.get_broadcast(int(known)), True
+            except SmsNotFoundError as err:
+                where = origin(hook.settings.http.base_url)
+                raise SmsNotFoundError(
+                    f"broadcast {known} (created by an earlier try of this task) not found at {where}: deleted? "
+                    f"({err}). Clear this task's state to create a new one",
+                    provider=proto.PROVIDER, code=err.code,
+                ) from err
         if ckpt.get("create_started"):
             raise SmsFatalError(
                 f"an earlier try started creating broadcast {ckpt.get('campaign_name')!r} and got no answer: it "
@@ -477,20 +490,45 @@ class OgangiCreateBroadcastOperator(_AudienceMixin, _OgangiOperator):
         ckpt.save(create_started=True, campaign_name=name)
         try:
             data = self._create(hook, items, name, when, None)
-        except (SmsAmbiguousError, SmsProtocolError) as err:  # no answer, or one that cannot be read
+            broadcast_id = _created_id(data)
+        except Exception as err:
+            if proto.refused(err):
+                ckpt.save(create_started=False)  # an explicit refusal: nothing was created
+                raise
+            # No answer, or one that cannot be read (any error, a parser's ValueError or RecursionError
+            # included): the broadcast may exist. Only an explicit refusal lets a retry create.
             if ckpt.durable:
-                raise  # the retry reads create_started and stops naming the broadcast
+                raise _ambiguous(err) from err  # the retry reads create_started and stops naming the broadcast
             # Without durable state a retry could not know it and would create a second broadcast.
             raise SmsFatalError(
-                f"{err}; broadcast {name!r} may exist. Look for it in Ogangi and set broadcast_id to edit it, "
-                "or run this task again to create a new one",
+                f"{_describe(err)}; broadcast {name!r} may exist. Look for it in Ogangi and set broadcast_id to "
+                "edit it, or run this task again to create a new one",
                 provider=proto.PROVIDER,
             ) from err
-        except Exception:
-            ckpt.save(create_started=False)  # a definite failure: nothing was created
-            raise
-        ckpt.save(broadcast_id=int(data["id"]))
+        ckpt.save(broadcast_id=broadcast_id)
         return data, False
+
+
+def _describe(err: BaseException) -> str:
+    """An error for a message: ours as they are, anything else with its class (``ValueError: ...``)."""
+    return str(err) if isinstance(err, SmsProviderError) else f"{type(err).__name__}: {str(err)[:200]}"
+
+
+def _ambiguous(err: BaseException) -> SmsProviderError:
+    """``err`` as an error that says the call may have been carried out (ours are kept as they are)."""
+    if isinstance(err, SmsProviderError):
+        return err
+    return SmsAmbiguousError(f"ogangi: the answer could not be read ({_describe(err)}); the call may have been "
+                             "carried out", provider=proto.PROVIDER)  # fmt: skip
+
+
+def _created_id(data: Any) -> int:
+    """The id of the broadcast an OK answer says was created; an answer without one is unreadable."""
+    raw = data.get("id") if isinstance(data, Mapping) else None
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise SmsProtocolError(f"ogangi createBroadcastFromJson: OK answer without a broadcast id ({raw!r})",
+                               provider=proto.PROVIDER)  # fmt: skip
+    return raw
 
 
 class OgangiBroadcastActionOperator(_OgangiOperator):

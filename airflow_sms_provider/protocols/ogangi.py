@@ -69,7 +69,7 @@ from airflow_sms_provider.exceptions import (
     SmsValidationError,
 )
 from airflow_sms_provider.redaction import redact_text
-from airflow_sms_provider.transport import Request, Response
+from airflow_sms_provider.transport import Request, Response, is_refusal
 
 PROVIDER = "ogangi"
 # Relative to the connection's base URL (which may itself hold a path such as /mmc):
@@ -135,6 +135,8 @@ STATUS_ERROR = "ERROR"
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_RECIPIENTS_JSON_BYTES = 10 * 1024 * 1024
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+# No answer of the API nests more than 5 levels (envelope, result, broadcast/messages, message, field).
+MAX_XML_DEPTH = 32
 _EXCERPT_CHARS = 80
 _DESCRIPTION_CHARS = 300
 
@@ -438,8 +440,32 @@ def to_python(elem: Element, parent: str = "") -> Any:
     return {_local(child.tag): to_python(child, tag) for child in children}
 
 
+class _TooDeep(ValueError):
+    """An answer's elements nest deeper than MAX_XML_DEPTH."""
+
+
 def _fromstring(body: bytes) -> Element:
-    return safe_xml.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    """The root element, parsed without DTDs or entities and refused past MAX_XML_DEPTH levels.
+
+    The depth is counted while expat reads (before any tree is walked), so an answer nested
+    5,000 deep is refused at level 33 instead of overflowing the stack of :func:`to_python`.
+    """
+    depth = 0
+    root: Element | None = None
+    events = safe_xml.iterparse(io.BytesIO(body), events=("start", "end"), forbid_dtd=True, forbid_entities=True,
+                                forbid_external=True)  # fmt: skip
+    for event, elem in events:
+        if event == "end":
+            depth -= 1
+            continue
+        depth += 1
+        if depth > MAX_XML_DEPTH:
+            raise _TooDeep(f"elements nested deeper than {MAX_XML_DEPTH} levels")
+        if root is None:
+            root = elem
+    if root is None:  # expat raises on an empty document; kept for the type checker
+        raise ParseError("no element found")
+    return root
 
 
 def _document(body: bytes) -> Element:
@@ -499,6 +525,9 @@ def parse(resp: Response) -> Answer:
         ) from None
     except ParseError as err:
         raise _no_envelope(resp, f"a body that is not well-formed XML ({err})") from None
+    except _TooDeep as err:
+        raise SmsProtocolError(f"ogangi: refused an answer with {err}; HTTP {resp.status_code}: "
+                               f"{_excerpt(resp.content)!r}", provider=PROVIDER) from None
     status = _text(root, "status")
     if not status:
         raise _no_envelope(resp, "XML that is not the API's envelope (no <status>)")
@@ -529,6 +558,16 @@ def error_for(method: str, description: str) -> SmsProviderError:
     return SmsProviderError(text, provider=PROVIDER, code=STATUS_ERROR, details=description)
 
 
+def refused(err: BaseException) -> bool:
+    """True when ``err`` is an explicit refusal (nothing was done): an ERROR or BAD_SIGNATURE answer,
+    an HTTP refusal, or a request that never left. Anything else after a create or send left is
+    ambiguous: the broadcast or the SMS may exist."""
+    if is_refusal(err):
+        return True
+    # An ERROR answer whose wording ERROR_KINDS does not know: still the provider saying no.
+    return type(err) is SmsProviderError and err.provider == PROVIDER and err.code == STATUS_ERROR
+
+
 # ---------------------------------------------------------------- result extraction
 
 
@@ -551,8 +590,18 @@ def messages(answer: Answer) -> list[dict[str, Any]]:
 
 
 def broadcast(answer: Answer) -> dict[str, Any]:
-    """createBroadcastFromJson / getBroadcast: the broadcast, with ``statusName`` added."""
-    data = dict(_section(answer, "broadcast") or {})
+    """createBroadcastFromJson / getBroadcast: the broadcast, with ``statusName`` added.
+
+    A ``<broadcast>`` that is not a set of fields (text, a list) is an unreadable answer:
+    :class:`SmsProtocolError`, never a ``ValueError`` a caller could take for a refusal.
+    """
+    section = _section(answer, "broadcast") or {}
+    if not isinstance(section, Mapping):
+        raise SmsProtocolError(
+            f"ogangi {answer.input}: OK answer whose <broadcast> holds {type(section).__name__}, not its fields",
+            provider=PROVIDER,
+        )
+    data = dict(section)
     data["statusName"] = status_name(data)
     return data
 

@@ -21,6 +21,12 @@ Actions:
 * ``delay``: wait ``seconds`` (default 1), then run the handler normally.
 * ``mobizon_code``: answer HTTP 200 ``{"code": code, "data": data, "message": message}``
   without running the handler (e.g. 30 rate limited, 10 campaign locked).
+* ``trickle``: run the handler (its effect happens), send the status and headers (the
+  real ``Content-Length`` included), then the body one byte every ``seconds`` (default
+  0.5): a client whose timeout bounds each read, not the whole answer, never ends.
+* ``answer_instead``: run the handler (its effect happens), then answer ``status`` and
+  ``body`` as ``http_status`` does instead of its answer: a call carried out whose answer
+  cannot be read (give ``"status": 200`` for an OK status with a garbled body).
 
 Rules are checked in the order they were added; the first one that applies wins.
 Admin paths (``/_sandbox/``) are never faulted. Seconds are real seconds.
@@ -47,9 +53,11 @@ ACTION_ARGS = {
     "timeout_after": ("seconds",),
     "delay": ("seconds",),
     "mobizon_code": ("code", "data", "message"),
+    "trickle": ("seconds",),
+    "answer_instead": ("status", "body"),
 }
 ADMIN_PREFIX = "/_sandbox/"
-_DEFAULT_SECONDS = {"timeout_after": 5.0, "delay": 1.0}
+_DEFAULT_SECONDS = {"timeout_after": 5.0, "delay": 1.0, "trickle": 0.5}
 
 
 class FaultRuleError(ValueError):
@@ -218,6 +226,37 @@ async def _drop_connection(receive: Receive) -> None:
         await asyncio.sleep(0)
 
 
+async def _send_rule_body(send: Send, rule: FaultRule) -> None:
+    """Answer ``rule.status`` with ``rule.body`` (JSON for a dict or list, else text)."""
+    if isinstance(rule.body, (dict, list)):
+        await _send_body(send, rule.status, json.dumps(rule.body).encode(), "application/json")
+    else:
+        text = rule.body if rule.body is not None else f"sandbox fault: HTTP {rule.status}"
+        await _send_body(send, rule.status, str(text).encode(), "text/plain; charset=utf-8")
+
+
+async def _trickle(app: ASGIApp, seconds: float, scope: Scope, receive: Receive, send: Send) -> None:
+    """Run the handler, then send its answer's body a byte every ``seconds``."""
+    held: list[Message] = []
+
+    async def hold(message: Message) -> None:
+        held.append(message)
+
+    await app(scope, receive, hold)
+    body = b"".join(m.get("body", b"") for m in held if m["type"] == "http.response.body")
+    start = next(m for m in held if m["type"] == "http.response.start")
+    transport = getattr(getattr(receive, "__self__", None), "transport", None)  # uvicorn's, as in _drop_connection
+    try:
+        await send(start)
+        for i in range(len(body)):
+            if transport is not None and transport.is_closing():
+                return  # the client gave up
+            await send({"type": "http.response.body", "body": body[i : i + 1], "more_body": i + 1 < len(body)})
+            await asyncio.sleep(seconds)
+    except OSError:  # the client gave up: what it is meant to do
+        return
+
+
 class FaultMiddleware:
     """Applies the state's fault rules to provider requests."""
 
@@ -258,6 +297,15 @@ class FaultMiddleware:
             scope["sandbox.code"] = rule.code
             doc = {"code": rule.code, "data": rule.data, "message": rule.message}
             await _send_body(send, 200, json.dumps(doc).encode(), "application/json")
+        elif rule.action == "trickle":
+            await _trickle(self.app, rule.seconds, scope, receive, send)
+        elif rule.action == "answer_instead":
+
+            async def drop(message: Message) -> None:
+                pass
+
+            await self.app(scope, receive, drop)
+            await _send_rule_body(send, rule)
         else:  # http_status
             if isinstance(rule.body, (dict, list)):
                 await _send_body(send, rule.status, json.dumps(rule.body).encode(), "application/json")

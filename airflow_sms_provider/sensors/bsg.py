@@ -11,12 +11,13 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import PokeReturnValue
 
-from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsProviderError
+from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsNotFoundError, SmsProviderError
 from airflow_sms_provider.hooks.bsg import BsgHook
 from airflow_sms_provider.links import BsgCampaignLink
 from airflow_sms_provider.protocols import bsg as proto
 from airflow_sms_provider.sensors.base import CampaignWaitSensor
 from airflow_sms_provider.triggers.bsg import BsgCampaignsTrigger
+from airflow_sms_provider.triggers.events import not_found, raise_for_error
 
 
 class BsgCampaignSensor(CampaignWaitSensor):
@@ -64,7 +65,10 @@ class BsgCampaignSensor(CampaignWaitSensor):
             for campaign_id in ids:
                 # A done campaign stays done: in poke mode it is not asked again.
                 if self._latest.get(campaign_id, {}).get("status") != proto.STATUS_DONE:
-                    self._latest[campaign_id] = hook.get_campaign(campaign_id)
+                    try:
+                        self._latest[campaign_id] = hook.get_campaign(campaign_id)
+                    except SmsNotFoundError as err:  # deleted at the provider: fatal, named
+                        raise not_found("campaign", campaign_id, hook.settings.http.base_url, err) from err
         finally:
             hook.close()
         outcome, message = proto.campaigns_outcome({i: self._latest[i] for i in ids}, self.failed_statuses)
@@ -87,9 +91,11 @@ class BsgCampaignSensor(CampaignWaitSensor):
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         """Resume after the trigger fired: succeed, or fail with the provider's reason."""
         status, message = event.get("status"), event.get("message", "")
+        waiting = f"waiting for campaign(s) {', '.join(map(str, self._ids()))}"
+        raise_for_error(event, waiting, proto.PROVIDER)
         if status == proto.FAILED:
             raise SmsCampaignFailedError(message, provider=proto.PROVIDER, details=event.get("data"))
         if status != proto.SUCCEEDED:
-            raise SmsProviderError(f"bsg: waiting failed: {message}", provider=proto.PROVIDER)
+            raise SmsProviderError(f"bsg: {waiting} failed: {message}", provider=proto.PROVIDER)
         self.log.info(message)
         return self._result(self._ids(), event.get("data") or {})

@@ -13,10 +13,16 @@ from typing import Any
 from airflow.providers.common.compat.sdk import PokeReturnValue
 
 from airflow_sms_provider import status_map
-from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsFatalError, SmsProviderError, SmsValidationError
+from airflow_sms_provider.exceptions import (
+    SmsCampaignFailedError,
+    SmsNotFoundError,
+    SmsProviderError,
+    SmsValidationError,
+)
 from airflow_sms_provider.links import SmsCampaignLink
 from airflow_sms_provider.providers import provider_for, read_campaign
 from airflow_sms_provider.sensors.base import CampaignWaitSensor
+from airflow_sms_provider.triggers.events import not_found, raise_for_error
 from airflow_sms_provider.validation import id_list
 
 # Where an upstream summary keeps its ids: the neutral operator and BSG's (campaign_ids),
@@ -33,14 +39,23 @@ def campaign_ids(value: Any, field: str = "campaign_ids") -> list[int]:
     return id_list(value, field, not_an_id="a campaign id", empty="campaign id")
 
 
-def raise_for_event(event: Mapping[str, Any], provider: str) -> None:
-    """Fail the task the way the trigger's event says (nothing when it says done)."""
+def raise_for_event(event: Mapping[str, Any], provider: str, ids: Sequence[int] | None = None) -> None:
+    """Fail the task the way the trigger's event says (nothing when it says done); fatal ones without retry."""
     status, message = event.get("status"), str(event.get("message") or "")
+    waiting = f"waiting for campaign(s) {', '.join(map(str, ids))}" if ids else "waiting for the campaigns"
+    raise_for_error(event, waiting, provider)
     if status == status_map.FAILED:
         raise SmsCampaignFailedError(message, provider=provider, details=event.get("campaigns"))
     if status != status_map.DONE:
-        error = SmsFatalError if event.get("fatal") else SmsProviderError
-        raise error(f"{provider}: waiting for the campaigns failed: {message}", provider=provider)
+        raise SmsProviderError(f"{provider}: {waiting} failed: {message}", provider=provider)
+
+
+def read_named(conn_type: str, hook: Any, campaign_id: int) -> dict[str, Any] | None:
+    """:func:`read_campaign`, with a campaign that is gone named with its id and host (fatal)."""
+    try:
+        return read_campaign(conn_type, hook, campaign_id)
+    except SmsNotFoundError as err:
+        raise not_found("campaign", campaign_id, hook.settings.http.base_url, err) from err
 
 
 class SmsCampaignSensor(CampaignWaitSensor):
@@ -91,7 +106,7 @@ class SmsCampaignSensor(CampaignWaitSensor):
             for campaign_id in ids:
                 # A done campaign stays done: it is not asked again.
                 if self._latest.get(str(campaign_id), {}).get("status") != status_map.DONE:
-                    data = read_campaign(provider.conn_type, hook, campaign_id)
+                    data = read_named(provider.conn_type, hook, campaign_id)
                     self._latest[str(campaign_id)] = status_map.describe(provider.conn_type, data)
         finally:
             hook.close()
@@ -120,7 +135,7 @@ class SmsCampaignSensor(CampaignWaitSensor):
     def execute_complete(self, context: Any, event: dict[str, Any], provider: str = "") -> dict[str, Any]:
         """Resume after the trigger fired: succeed, or fail with the provider's reason."""
         provider = provider or provider_for(self.conn_id).conn_type
-        raise_for_event(event, provider)
+        raise_for_event(event, provider, campaign_ids(self.campaign_ids))
         self.log.info("%s: %s", provider, event.get("message"))
         return self._result(provider, campaign_ids(self.campaign_ids), status_map.DONE, event.get("campaigns") or {})
 

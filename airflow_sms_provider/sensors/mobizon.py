@@ -11,20 +11,26 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import PokeReturnValue
 
-from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsProviderError
+from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsNotFoundError
 from airflow_sms_provider.hooks.mobizon import MobizonHook
 from airflow_sms_provider.links import MobizonCampaignLink
 from airflow_sms_provider.protocols import mobizon as proto
 from airflow_sms_provider.sensors.base import CampaignWaitSensor
+from airflow_sms_provider.triggers.events import not_found, raise_for_error
 from airflow_sms_provider.triggers.mobizon import MobizonCampaignTrigger, MobizonTaskTrigger
 
 
 class _MobizonWaitSensor(CampaignWaitSensor):
     """Shared poke/complete logic; subclasses say what to read and how to decide."""
 
+    kind = "object"  # what the sensor waits for, in errors
+
     def __init__(self, *, mobizon_conn_id: str = MobizonHook.default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.mobizon_conn_id = mobizon_conn_id
+
+    def object_id(self) -> Any:
+        raise NotImplementedError
 
     def read(self, hook: MobizonHook) -> dict[str, Any]:
         raise NotImplementedError
@@ -44,6 +50,8 @@ class _MobizonWaitSensor(CampaignWaitSensor):
         hook = MobizonHook(self.mobizon_conn_id)
         try:
             data = self.read(hook)
+        except SmsNotFoundError as err:  # deleted at the provider: fatal, named
+            raise not_found(self.kind, self.object_id(), hook.settings.http.base_url, err) from err
         finally:
             hook.close()
         outcome, message = self.decide(data)
@@ -55,8 +63,7 @@ class _MobizonWaitSensor(CampaignWaitSensor):
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         """Resume after the trigger fired: succeed, or fail with the provider's reason."""
         status = event.get("status")
-        if status == "error":
-            raise SmsProviderError(f"mobizon: waiting failed: {event.get('message')}", provider=proto.PROVIDER)
+        raise_for_error(event, f"waiting for {self.kind} {self.object_id()}", proto.PROVIDER)
         self.log.info(event.get("message"))
         return self._finish(status or proto.FAILED, event.get("message", ""), event.get("data"))
 
@@ -78,6 +85,11 @@ class MobizonTaskSensor(_MobizonWaitSensor):
     def __init__(self, *, task_id_to_watch: int | str, poke_interval: float = 5.0, **kwargs: Any) -> None:
         super().__init__(poke_interval=max(poke_interval, proto.TASKQUEUE_MIN_POLL_INTERVAL), **kwargs)
         self.task_id_to_watch = task_id_to_watch
+
+    kind = "background task"
+
+    def object_id(self) -> Any:
+        return self.task_id_to_watch
 
     def read(self, hook: MobizonHook) -> dict[str, Any]:
         return hook.get_task_status(int(self.task_id_to_watch))
@@ -123,6 +135,11 @@ class MobizonCampaignSensor(_MobizonWaitSensor):
 
     def link_target(self) -> tuple[str, Any]:
         return self.mobizon_conn_id, self.campaign_id
+
+    kind = "campaign"
+
+    def object_id(self) -> Any:
+        return self.campaign_id
 
     def read(self, hook: MobizonHook) -> dict[str, Any]:
         return hook.get_campaign(int(self.campaign_id))

@@ -11,16 +11,13 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import PokeReturnValue
 
-from airflow_sms_provider.exceptions import (
-    SmsCampaignFailedError,
-    SmsFatalError,
-    SmsNotFoundError,
-    SmsProviderError,
-)
+from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsNotFoundError
 from airflow_sms_provider.hooks.ogangi import OgangiHook
 from airflow_sms_provider.links import OgangiBroadcastLink
 from airflow_sms_provider.protocols import ogangi as proto
 from airflow_sms_provider.sensors.base import CampaignWaitSensor
+from airflow_sms_provider.transport import origin
+from airflow_sms_provider.triggers.events import raise_for_error
 from airflow_sms_provider.triggers.ogangi import OgangiBroadcastTrigger
 from airflow_sms_provider.validation import as_int
 
@@ -70,8 +67,9 @@ class OgangiBroadcastSensor(CampaignWaitSensor):
         try:
             data = hook.get_broadcast(broadcast_id)
         except SmsNotFoundError as exc:
+            where = origin(hook.settings.http.base_url)
             raise SmsCampaignFailedError(
-                f"broadcast {broadcast_id} no longer exists (deleted?): {exc}", provider=proto.PROVIDER
+                f"broadcast {broadcast_id} not found at {where}: deleted? ({exc})", provider=proto.PROVIDER
             ) from exc
         finally:
             hook.close()
@@ -91,8 +89,6 @@ class OgangiBroadcastSensor(CampaignWaitSensor):
         """Resume after the trigger fired: succeed, or fail with the reason."""
         status = event.get("status")
         message = str(event.get("message") or "")
-        if status == "error":
-            error = SmsFatalError if event.get("fatal") else SmsProviderError
-            raise error(f"ogangi: waiting for the broadcast failed: {message}", provider=proto.PROVIDER)
+        raise_for_error(event, f"waiting for broadcast {self.broadcast_id}", proto.PROVIDER)
         self.log.info(message)
         return self._finish(str(status or proto.FAILED), message, event.get("data"))

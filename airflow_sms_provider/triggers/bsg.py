@@ -14,10 +14,10 @@ from typing import Any
 from airflow.providers.common.compat.connection import get_async_connection
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_sms_provider.exceptions import SmsProviderError
+from airflow_sms_provider.exceptions import SmsNotFoundError, SmsProviderError
 from airflow_sms_provider.hooks.bsg import BsgHook, BsgSession, BsgSettings
 from airflow_sms_provider.protocols import bsg as proto
-from airflow_sms_provider.redaction import redact_text
+from airflow_sms_provider.triggers.events import error_event, not_found
 
 
 class BsgCampaignsTrigger(BaseTrigger):
@@ -49,16 +49,21 @@ class BsgCampaignsTrigger(BaseTrigger):
         }
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        reading: int | None = None
+        base_url = ""
         try:
             conn = await get_async_connection(self.bsg_conn_id, BsgHook)
             settings = BsgSettings.from_connection(conn)
+            base_url = settings.http.base_url
             session = BsgSession(settings)  # one token for the whole wait, refreshed as it ages
             latest: dict[int, dict[str, Any]] = {}
             async with settings.async_client() as client:
                 while True:
                     for campaign_id in self.campaign_ids:
                         if latest.get(campaign_id, {}).get("status") != proto.STATUS_DONE:
+                            reading = campaign_id
                             latest[campaign_id] = await session.acall(client, proto.get_campaign(campaign_id))
+                    reading = None
                     outcome, message = proto.campaigns_outcome(latest, self.failed_statuses)
                     self.log.info(message)
                     if outcome != proto.WAITING:
@@ -66,5 +71,7 @@ class BsgCampaignsTrigger(BaseTrigger):
                         yield TriggerEvent({"status": outcome, "message": message, "data": data})
                         return
                     await asyncio.sleep(self.poll_interval)
+        except SmsNotFoundError as exc:  # deleted at the provider while we waited: fatal, named
+            yield TriggerEvent(error_event(not_found("campaign", reading, base_url, exc), data=None))
         except SmsProviderError as exc:
-            yield TriggerEvent({"status": "error", "message": redact_text(str(exc)), "data": None})
+            yield TriggerEvent(error_event(exc, data=None))

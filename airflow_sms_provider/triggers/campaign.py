@@ -17,9 +17,9 @@ from airflow.providers.common.compat.connection import get_async_connection
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_sms_provider import status_map
-from airflow_sms_provider.exceptions import SmsFatalError, SmsNotFoundError, SmsProviderError
+from airflow_sms_provider.exceptions import SmsNotFoundError, SmsProviderError
 from airflow_sms_provider.providers import provider_named
-from airflow_sms_provider.redaction import redact_text
+from airflow_sms_provider.triggers.events import error_event, not_found
 
 Reader = Callable[[httpx.AsyncClient, int], Awaitable[dict[str, Any] | None]]
 
@@ -86,6 +86,7 @@ class SmsCampaignTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         provider = provider_named(self.conn_type)
+        reading: int | None = None
         try:
             conn = await get_async_connection(self.conn_id, provider.hook_class())
             client, read = async_reader(self.conn_type, conn)
@@ -95,7 +96,9 @@ class SmsCampaignTrigger(BaseTrigger):
                 while True:
                     for campaign_id in self.campaign_ids:
                         if latest.get(str(campaign_id), {}).get("status") != status_map.DONE:
+                            reading = campaign_id
                             data = await read(client, campaign_id)
+                            reading = None
                             latest[str(campaign_id)] = status_map.describe(self.conn_type, data)
                     status, message = status_map.overall(latest)
                     if message != logged:  # a line per change, not per poll
@@ -105,6 +108,11 @@ class SmsCampaignTrigger(BaseTrigger):
                         yield TriggerEvent({"status": status, "message": message, "campaigns": latest})
                         return
                     await asyncio.sleep(self.poll_interval)
+        except SmsNotFoundError as exc:  # deleted at the provider while we waited: fatal, named
+            if reading is None:
+                yield TriggerEvent(error_event(exc, campaigns=None))
+            else:
+                named = not_found("campaign", reading, str(client.base_url), exc)
+                yield TriggerEvent(error_event(named, campaigns=None))
         except SmsProviderError as exc:
-            yield TriggerEvent({"status": "error", "message": redact_text(str(exc)),
-                                "fatal": isinstance(exc, SmsFatalError), "campaigns": None})
+            yield TriggerEvent(error_event(exc, campaigns=None))

@@ -14,10 +14,10 @@ from typing import Any
 from airflow.providers.common.compat.connection import get_async_connection
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_sms_provider.exceptions import SmsProviderError
+from airflow_sms_provider.exceptions import SmsNotFoundError, SmsProviderError
 from airflow_sms_provider.hooks.mobizon import MobizonHook, MobizonSettings
 from airflow_sms_provider.protocols import mobizon as proto
-from airflow_sms_provider.redaction import redact_text
+from airflow_sms_provider.triggers.events import error_event, not_found
 
 
 class _MobizonPollTrigger(BaseTrigger):
@@ -25,6 +25,7 @@ class _MobizonPollTrigger(BaseTrigger):
 
     module: str
     method: str
+    kind = "object"  # what object_id names, for errors
     min_interval = 0.0
 
     def __init__(self, mobizon_conn_id: str, object_id: int, poll_interval: float = 10.0) -> None:
@@ -50,9 +51,11 @@ class _MobizonPollTrigger(BaseTrigger):
         raise NotImplementedError
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        base_url = ""
         try:
             conn = await get_async_connection(self.mobizon_conn_id, MobizonHook)
             settings = MobizonSettings.from_connection(conn)
+            base_url = settings.http.base_url
             logged = None
             async with settings.async_client() as client:
                 while True:
@@ -65,14 +68,17 @@ class _MobizonPollTrigger(BaseTrigger):
                         yield TriggerEvent({"status": outcome, "message": message, "data": data})
                         return
                     await asyncio.sleep(self.poll_interval)
+        except SmsNotFoundError as exc:  # deleted at the provider while we waited: fatal, named
+            yield TriggerEvent(error_event(not_found(self.kind, self.object_id, base_url, exc), data=None))
         except SmsProviderError as exc:
-            yield TriggerEvent({"status": "error", "message": redact_text(str(exc)), "data": None})
+            yield TriggerEvent(error_event(exc, data=None))
 
 
 class MobizonTaskTrigger(_MobizonPollTrigger):
     """Waits for a background task (taskqueue/getStatus) to complete or be rejected."""
 
     module, method = "taskqueue", "getStatus"
+    kind = "background task"
     # The API asks for at most one status request per second.
     min_interval = proto.TASKQUEUE_MIN_POLL_INTERVAL
 
@@ -84,6 +90,7 @@ class MobizonCampaignTrigger(_MobizonPollTrigger):
     """Waits for a campaign (campaign/get) to reach a target status or a failed one."""
 
     module, method = "campaign", "get"
+    kind = "campaign"
 
     def __init__(
         self,

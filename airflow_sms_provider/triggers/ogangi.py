@@ -14,10 +14,12 @@ from typing import Any
 from airflow.providers.common.compat.connection import get_async_connection
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_sms_provider.exceptions import SmsFatalError, SmsNotFoundError, SmsProviderError
+from airflow_sms_provider.exceptions import SmsNotFoundError, SmsProviderError
 from airflow_sms_provider.hooks.ogangi import OgangiHook, OgangiSettings
 from airflow_sms_provider.protocols import ogangi as proto
 from airflow_sms_provider.redaction import redact_text
+from airflow_sms_provider.transport import origin
+from airflow_sms_provider.triggers.events import error_event
 
 
 class OgangiBroadcastTrigger(BaseTrigger):
@@ -45,9 +47,11 @@ class OgangiBroadcastTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        base_url = ""
         try:
             conn = await get_async_connection(self.ogangi_conn_id, OgangiHook)
             settings = OgangiSettings.from_connection(conn)
+            base_url = settings.http.base_url
             async with settings.async_client() as client:
                 while True:
                     data = await settings.aget_broadcast(client, self.broadcast_id)
@@ -58,14 +62,8 @@ class OgangiBroadcastTrigger(BaseTrigger):
                         return
                     await asyncio.sleep(self.poll_interval)
         except SmsNotFoundError as exc:
-            message = f"broadcast {self.broadcast_id} no longer exists (deleted?): {redact_text(str(exc))}"
+            message = (f"broadcast {self.broadcast_id} not found at {origin(base_url)}: deleted? "
+                       f"({redact_text(str(exc))})")
             yield TriggerEvent({"status": proto.FAILED, "message": message, "data": None})
         except SmsProviderError as exc:
-            yield TriggerEvent(
-                {
-                    "status": "error",
-                    "message": redact_text(str(exc)),
-                    "fatal": isinstance(exc, SmsFatalError),
-                    "data": None,
-                }
-            )
+            yield TriggerEvent(error_event(exc, data=None))

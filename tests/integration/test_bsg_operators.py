@@ -290,5 +290,6 @@ def test_trigger_error_event_is_redacted_and_fails_the_sensor(frozen: str, monke
     event = run_trigger(BsgCampaignsTrigger("bsg_bad", [1], 0.01))
     assert event["status"] == "error" and "login refused" in event["message"]
     assert "test_notthekey123456" not in event["message"]
-    with pytest.raises(exc.SmsProviderError, match="waiting failed"):
+    # Fatal: a revoked key is not retried.
+    with pytest.raises(exc.SmsAuthError, match=r"waiting for campaign\(s\) 1 failed"):
         BsgCampaignSensor(task_id="wait", campaign_ids=[1]).execute_complete({}, event)

@@ -312,7 +312,8 @@ class TestTrigger:
         assert event["status"] == proto.FAILED and "STOPPED" in event["message"]
         hook.delete_broadcast(bid)
         event = run_trigger(OgangiBroadcastTrigger("ogangi_default", bid, poll_interval=0.05))
-        assert event["status"] == proto.FAILED and "no longer exists" in event["message"]
+        assert event["status"] == proto.FAILED and f"broadcast {bid} not found at" in event["message"]
+        assert "deleted?" in event["message"]
 
     def test_a_bad_key_is_a_fatal_error_event(
         self, ogangi_conn: str, sandbox_url: str, monkeypatch: pytest.MonkeyPatch

@@ -426,3 +426,39 @@ class TestHookIdentity:
         assert behaviour["relabeling"]["password"] == "Private key" and "login" not in behaviour["hidden_fields"]
         widgets = OgangiHook.get_connection_form_widgets()
         assert set(widgets) in (set(), set(FORMS["ogangi"]["extras"]))  # empty where WTForms is absent
+
+
+# ------------------------------------------------------------------ answers that cannot be read
+
+
+def _ok(result: str) -> Response:
+    body = f"<response><input>createBroadcastFromJson</input><status>OK</status>{result}</response>"
+    return Response(200, body.encode(), {})
+
+
+def test_an_answer_nested_5000_deep_is_refused_before_it_is_walked() -> None:
+    deep = "<result><broadcast>" + "<x>" * 5000 + "1" + "</x>" * 5000 + "</broadcast></result>"
+    with pytest.raises(exc.SmsProtocolError, match=f"deeper than {proto.MAX_XML_DEPTH} levels"):
+        proto.parse(_ok(deep))
+
+
+def test_an_answer_nested_to_the_cap_is_read() -> None:
+    depth = proto.MAX_XML_DEPTH - 3  # response, result, broadcast
+    nested = "<result><broadcast><id>7</id><x>" + "<y>" * (depth - 2) + "v" + "</y>" * (depth - 2) + "</x>"
+    answer = proto.parse(_ok(nested + "</broadcast></result>"))
+    assert proto.broadcast(answer)["id"] == 7
+
+
+@pytest.mark.parametrize("content", ["created, id 1", "<a>1</a><a>2</a>"], ids=["text", "list"])
+def test_a_broadcast_that_is_not_its_fields_is_a_protocol_error(content: str) -> None:
+    answer = proto.parse(_ok(f"<result><broadcast>{content}</broadcast></result>"))
+    with pytest.raises(exc.SmsProtocolError, match="<broadcast> holds"):
+        proto.broadcast(answer)
+
+
+def test_only_explicit_refusals_are_refusals() -> None:
+    assert proto.refused(proto.error_for("createBroadcastFromJson", "something odd happened"))
+    assert proto.refused(proto.error_for("createBroadcastFromJson", "Invalid shortcode"))
+    assert not proto.refused(exc.SmsProtocolError("unreadable", provider=proto.PROVIDER))
+    assert not proto.refused(exc.SmsAmbiguousError("no answer", provider=proto.PROVIDER))
+    assert not proto.refused(ValueError("dictionary update sequence element #0"))

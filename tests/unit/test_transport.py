@@ -181,3 +181,50 @@ def test_the_async_path_refuses_an_endless_answer_too(monkeypatch: pytest.Monkey
 
     with pytest.raises(exc.SmsProtocolError, match="larger than the 8192 bytes"):
         asyncio.run(run())
+
+
+# ------------------------------------------------------------------ only an explicit refusal means "not done"
+
+
+def _failing_parser(error: BaseException):
+    def parse(resp):  # type: ignore[no-untyped-def]
+        raise error
+
+    return parse
+
+
+@pytest.mark.parametrize(
+    "error", [ValueError("text where fields were"), KeyError("id"), TypeError("int(None)"), RecursionError()],
+    ids=["ValueError", "KeyError", "TypeError", "RecursionError"],
+)
+@respx.mock
+def test_a_parser_failure_after_a_money_call_is_ambiguous_not_a_refusal(error: BaseException) -> None:
+    from airflow_sms_provider.transport import is_refusal
+
+    route = respx.post(f"{BASE}/service/campaign/send").mock(return_value=httpx.Response(200, json=OK))
+    req = proto.build("campaign", "send", KEY, {"id": 1}, idempotent=False)
+    with httpx.Client(base_url=BASE) as client, pytest.raises(exc.SmsAmbiguousError) as raised:
+        send(client, req, _failing_parser(error), FAST, sleep=lambda _: None)
+    assert route.call_count == 1 and type(error).__name__ in str(raised.value)
+    assert not is_refusal(raised.value)
+
+
+@respx.mock
+def test_a_parser_failure_of_a_read_is_a_protocol_error() -> None:
+    respx.post(f"{BASE}/service/campaign/get").mock(return_value=httpx.Response(200, json=OK))
+    req = proto.build("campaign", "get", KEY, {"id": 1})
+    with httpx.Client(base_url=BASE) as client, pytest.raises(exc.SmsProtocolError, match="ValueError"):
+        send(client, req, _failing_parser(ValueError("odd")), FAST, sleep=lambda _: None)
+
+
+def test_refusals_are_the_providers_no_or_a_request_that_never_left() -> None:
+    from airflow_sms_provider.transport import is_refusal
+
+    assert is_refusal(exc.SmsValidationError("bad"))
+    assert is_refusal(exc.SmsAuthError("key"))
+    assert is_refusal(exc.SmsRateLimitedError("slow down"))
+    assert is_refusal(exc.SmsServerError("could not connect"))
+    assert not is_refusal(exc.SmsAmbiguousError("no answer"))
+    assert not is_refusal(exc.SmsProtocolError("unreadable"))
+    assert not is_refusal(ValueError("x"))
+    assert not is_refusal(RecursionError())

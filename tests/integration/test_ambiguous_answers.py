@@ -1,0 +1,121 @@
+"""Only an explicit refusal means "not done".
+
+Found: an Ogangi broadcast create that was carried out but answered with ``<broadcast>``
+holding text, or with an element nested 5,000 deep, raised ValueError / RecursionError;
+the durable "started" flag was cleared as if nothing had been created, and the retry
+created a second broadcast. Now every failure after the request left, other than an
+explicit refusal, is ambiguous: the flag stays, and the retry stops naming what may exist.
+
+The sandbox's ``answer_instead`` fault runs the handler (the broadcast is created) and
+answers the given body instead of its own.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
+
+from airflow_sms_provider import exceptions as exc
+from airflow_sms_provider.operators.mobizon import MobizonCampaignOperator
+from airflow_sms_provider.operators.ogangi import OgangiCreateBroadcastOperator, OgangiSendSmsByFileOperator
+from airflow_sms_provider.protocols import mobizon as mobizon_proto
+from tests.helpers import DurableStore, add_faults, sandbox_requests, sandbox_state, set_clock
+
+NUMBERS = ["584141234567", "584241234568", "584161234569"]
+
+
+def _envelope(result: str, method: str = "createBroadcastFromJson") -> str:
+    return f"<response><input>{method}</input><status>OK</status><description>ok</description>{result}</response>"
+
+
+TEXTY = _envelope("<result><broadcast>created, id 1</broadcast></result>")
+DEEP = _envelope("<result><broadcast>" + "<x>" * 5000 + "1" + "</x>" * 5000 + "</broadcast></result>")
+NO_ID = _envelope("<result><broadcast><statusDescription>Scheduled</statusDescription></broadcast></result>")
+GARBLED = {"texty": TEXTY, "deep": DEEP, "no-id": NO_ID}
+
+
+@pytest.fixture
+def frozen(ogangi_conn: str, sandbox_url: str) -> str:
+    set_clock(sandbox_url, speed=0)
+    return sandbox_url
+
+
+def creates(url: str, method: str = "createBroadcastFromJson") -> int:
+    """Calls the sandbox carried out (the request log has those whose handler ran)."""
+    return sum(f"/{method}/" in r["path"] for r in sandbox_requests(url, "ogangi"))
+
+
+def garble(url: str, body: str, path: str = "createBroadcastFromJson") -> None:
+    add_faults(url, {"provider": "ogangi", "path": path, "action": "answer_instead", "status": 200, "body": body})
+
+
+@pytest.mark.parametrize("kind", sorted(GARBLED))
+def test_an_unreadable_broadcast_create_keeps_the_flag_and_the_retry_creates_no_second(frozen: str, kind: str
+                                                                                      ) -> None:
+    garble(frozen, GARBLED[kind])
+    store = DurableStore()
+    operator = OgangiCreateBroadcastOperator(task_id="t", text="Hi", recipients=NUMBERS, campaign_name="Promo 7")
+    with pytest.raises(exc.SmsProviderError) as first:
+        operator.execute({"task_state_store": store})
+    # Not a refusal: an error that says the broadcast may have been created, retried by Airflow.
+    assert isinstance(first.value, (exc.SmsAmbiguousError, exc.SmsProtocolError)), repr(first.value)
+    assert not isinstance(first.value, AirflowFailException)
+    assert store.get("ogangi_broadcast")["create_started"] is True  # the durable flag is kept
+    with pytest.raises(exc.SmsFatalError, match=r"'Promo 7'.*broadcast_id"):  # the retry stops, naming it
+        operator.execute({"task_state_store": store})
+    assert len(sandbox_state(frozen, "ogangi")["broadcasts"]) == 1
+    assert creates(frozen) == 1
+
+
+@pytest.mark.parametrize("kind", sorted(GARBLED))
+def test_an_unreadable_broadcast_create_without_durable_state_fails_without_retry(frozen: str, kind: str) -> None:
+    garble(frozen, GARBLED[kind])
+    operator = OgangiCreateBroadcastOperator(task_id="t", text="Hi", recipients=NUMBERS, campaign_name="Promo 8")
+    with pytest.raises(exc.SmsFatalError, match=r"'Promo 8' may exist"):
+        operator.execute({})
+    assert creates(frozen) == 1
+
+
+def test_an_unreadable_send_by_file_answer_keeps_the_flag(frozen: str) -> None:
+    deep = _envelope("<result><messages>" + "<m>" * 5000 + "</m>" * 5000 + "</messages></result>", "sendSMSByFile")
+    garble(frozen, deep, path="sendSMSByFile")
+    store = DurableStore()
+    operator = OgangiSendSmsByFileOperator(task_id="t", recipients=NUMBERS, text="Hi")
+    with pytest.raises(exc.SmsProviderError):
+        operator.execute({"task_state_store": store})
+    with pytest.raises(exc.SmsFatalError, match="may have been sent"):
+        operator.execute({"task_state_store": store})
+    assert creates(frozen, "sendSMSByFile") == 1
+
+
+def test_an_explicit_refusal_still_lets_the_retry_create(frozen: str) -> None:
+    add_faults(frozen, {"provider": "ogangi", "path": "createBroadcastFromJson", "action": "http_status",
+                        "status": 200, "body": "<response><input>createBroadcastFromJson</input><status>ERROR</status>"
+                        "<description>Service unavailable, try later</description></response>"})  # fmt: skip
+    store = DurableStore()
+    operator = OgangiCreateBroadcastOperator(task_id="t", text="Hi", recipients=NUMBERS, campaign_name="Promo 9")
+    with pytest.raises(exc.SmsProviderError, match="ERROR"):
+        operator.execute({"task_state_store": store})
+    assert operator.execute({"task_state_store": store})["broadcast_id"] == 1
+
+
+def test_a_retry_whose_recorded_campaign_is_gone_names_it(mobizon_conn: str, sandbox_url: str) -> None:
+    store = DurableStore()
+    store.set("mobizon_campaign", {"create_started": True, "campaign_id": 9876})  # recorded by an earlier try
+    add_faults(sandbox_url, {"provider": "mobizon", "path": "campaign/get", "action": "mobizon_code",
+                             "code": mobizon_proto.NOT_FOUND, "message": "Campaign not found", "times": None})
+    ti = SimpleNamespace(dag_id="d", task_id="send", run_id="r1", map_index=-1, xcom_push=lambda **k: None)
+    operator = MobizonCampaignOperator(task_id="send", text="Sale", recipients=["77011112201"],
+                                       wait_for_completion=False)  # fmt: skip
+    with pytest.raises(exc.SmsNotFoundError, match=r"campaign 9876 not found at http://127\.0\.0\.1:\d+: deleted\?"):
+        operator.execute({"ti": ti, "task_state_store": store})
+
+
+def test_a_retry_whose_recorded_broadcast_is_gone_names_it(frozen: str) -> None:
+    store = DurableStore()
+    store.set("ogangi_broadcast", {"create_started": True, "broadcast_id": 4321})
+    operator = OgangiCreateBroadcastOperator(task_id="t", text="Hi", recipients=NUMBERS, campaign_name="Gone")
+    with pytest.raises(exc.SmsNotFoundError, match=r"broadcast 4321 .*not found at http://127\.0\.0\.1:\d+: deleted\?"):
+        operator.execute({"task_state_store": store})
