@@ -30,8 +30,8 @@ from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsValidatio
 from airflow_sms_provider.links import SmsCampaignLink, persist_campaign_link
 from airflow_sms_provider.providers import PROVIDERS, per_provider, provider_for
 from airflow_sms_provider.recipients import placeholders
-from airflow_sms_provider.templating import DataFieldsMixin
 from airflow_sms_provider.sensors.campaign import raise_for_event, read_named
+from airflow_sms_provider.templating import DataFieldsMixin
 from airflow_sms_provider.validation import parse_when
 
 # Set by this operator; a provider option cannot change them.

@@ -122,7 +122,7 @@ class _RedactAccessLog(logging.Filter):
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="airflow-sms-sandbox",
-        description="A local stand-in for the Mobizon, BSG One-API and Ogangi (Messangi MMC) APIs. No SMS is ever sent.",
+        description="A local stand-in for the Mobizon, BSG One-API and Ogangi (Messangi MMC) APIs; sends no SMS.",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
