@@ -1,0 +1,155 @@
+"""Resume by content, verify before adopting (issue 11, items 1 and 2), over the sandbox.
+
+A retried task is a new operator whose ``execute()`` gets the same durable store (and a
+fresh audience object, as a new process would build it). Each test asserts on the
+sandbox's recorded messages: every recipient exactly once, or a stop without retry that
+names what already exists.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from airflow_sms_provider.exceptions import SmsFatalError
+from airflow_sms_provider.operators.mobizon import MobizonCampaignOperator
+from tests.conftest import mobizon_conn_uri
+from tests.helpers import DurableStore, add_faults, sandbox_requests, sandbox_state, set_clock
+
+
+def context(store: DurableStore | None = None, run_id: str = "manual__1", task_id: str = "send") -> dict[str, Any]:
+    ti = SimpleNamespace(dag_id="dag", task_id=task_id, run_id=run_id, map_index=-1)
+    return {"ti": ti, **({"task_state_store": store} if store is not None else {})}
+
+
+def numbers(count: int, start: int = 77010000001) -> list[str]:
+    return [str(start + i) for i in range(count)]
+
+
+def shuffled(values: list[str], seed: int) -> list[str]:
+    out = list(values)
+    random.Random(seed).shuffle(out)
+    return out
+
+
+# ------------------------------------------------------------------------ Mobizon
+
+
+@pytest.fixture
+def mobizon_one_attempt(sandbox_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """mobizon_default with one HTTP attempt per call, so an injected 500 fails the try."""
+    monkeypatch.setenv("AIRFLOW_CONN_MOBIZON_DEFAULT", mobizon_conn_uri(sandbox_url, retry_attempts=1))
+    set_clock(sandbox_url, speed=0)
+    return sandbox_url
+
+
+def mobizon_campaign(recipients: Any, text: str = "Spring sale") -> MobizonCampaignOperator:
+    return MobizonCampaignOperator(task_id="send", text=text, name="Spring", recipients=recipients,
+                                   wait_for_completion=False)  # fmt: skip
+
+
+def fail_second_portion(url: str) -> None:
+    add_faults(url, {"provider": "mobizon", "path": "addRecipients", "action": "http_status", "status": 500,
+                     "skip": 1, "times": 1})  # fmt: skip
+
+
+def mobizon_campaigns(url: str) -> list[dict[str, Any]]:
+    return sandbox_state(url, "mobizon")["campaigns"]
+
+
+def test_mobizon_set_audience_reordered_between_tries_sends_everyone_once(mobizon_one_attempt: str) -> None:
+    url, store, audience = mobizon_one_attempt, DurableStore(), numbers(1200)
+    fail_second_portion(url)
+    with pytest.raises(Exception, match="500"):
+        mobizon_campaign(shuffled(audience, 1)).execute(context(store))
+    assert mobizon_campaigns(url)[0]["recipientsCount"] == 500
+
+    # The retry, in a new process, reads the same set in another order.
+    summary = mobizon_campaign(shuffled(audience, 2)).execute(context(store))
+    [campaign] = mobizon_campaigns(url)
+    assert summary["campaign_id"] == campaign["id"] and campaign["sendCalls"] == 1
+    assert sorted(campaign["recipients"]) == sorted(audience)  # none skipped (the old code lost 300+)
+    assert campaign["recipientsCount"] == 1200
+
+
+def test_mobizon_same_order_resumes_by_position_without_listing(mobizon_one_attempt: str) -> None:
+    url, store, audience = mobizon_one_attempt, DurableStore(), numbers(1200)
+    fail_second_portion(url)
+    with pytest.raises(Exception, match="500"):
+        mobizon_campaign(list(audience)).execute(context(store))
+    mobizon_campaign(list(audience)).execute(context(store))
+    [campaign] = mobizon_campaigns(url)
+    # One portion, then two (the faulted call never reached the provider).
+    assert campaign["recipientsCount"] == 1200 and campaign["addRecipientsCalls"] == 3
+    assert not [r for r in sandbox_requests(url, "mobizon") if "message/list" in r["path"]]
+
+
+def test_mobizon_file_rewritten_with_other_numbers_stops_naming_the_campaign(
+    mobizon_one_attempt: str, tmp_path: Path
+) -> None:
+    url, store, path = mobizon_one_attempt, DurableStore(), tmp_path / "audience.csv"
+    path.write_text("\n".join(numbers(1200)) + "\n")
+    fail_second_portion(url)
+    with pytest.raises(Exception, match="500"):
+        mobizon_campaign(str(path)).execute(context(store))
+    [campaign] = mobizon_campaigns(url)
+    path.write_text("\n".join(numbers(1200, start=77020000001)) + "\n")  # refreshed between tries
+
+    with pytest.raises(SmsFatalError, match=rf"500 recipients were uploaded to Mobizon campaign {campaign['id']}"):
+        mobizon_campaign(str(path)).execute(context(store))
+    [campaign] = mobizon_campaigns(url)
+    assert campaign["recipientsCount"] == 500 and campaign["sendCalls"] == 0
+
+
+def test_mobizon_generator_with_other_numbers_is_not_sent(mobizon_one_attempt: str) -> None:
+    """A one-shot iterator cannot be read ahead: Mobizon's own list of the campaign is the check."""
+    url, store = mobizon_one_attempt, DurableStore()
+    fail_second_portion(url)
+    with pytest.raises(Exception, match="500"):
+        mobizon_campaign(iter(numbers(1200))).execute(context(store))
+    with pytest.raises(SmsFatalError, match="holds 500 of 500 number"):
+        mobizon_campaign(iter(numbers(1200, start=77020000001))).execute(context(store))
+    [campaign] = mobizon_campaigns(url)
+    assert campaign["sendCalls"] == 0
+
+
+def test_mobizon_generator_reordered_resumes_against_the_campaign(mobizon_one_attempt: str) -> None:
+    url, store, audience = mobizon_one_attempt, DurableStore(), numbers(1200)
+    fail_second_portion(url)
+    with pytest.raises(Exception, match="500"):
+        mobizon_campaign(iter(shuffled(audience, 3))).execute(context(store))
+    mobizon_campaign(iter(shuffled(audience, 4))).execute(context(store))
+    [campaign] = mobizon_campaigns(url)
+    assert sorted(campaign["recipients"]) == sorted(audience) and campaign["sendCalls"] == 1
+
+
+def test_mobizon_tagged_campaign_with_other_text_is_not_adopted(mobizon_one_attempt: str) -> None:
+    url, store = mobizon_one_attempt, DurableStore()
+    fail_second_portion(url)
+    with pytest.raises(Exception, match="500"):
+        mobizon_campaign(numbers(1200), text="Spring sale").execute(context(store))
+    [campaign] = mobizon_campaigns(url)
+
+    # The DAG was edited between tries: the text is corrected.
+    wanted = rf"campaign {campaign['id']} .*'Spring sale' \(this task: 'Spring sale!'\)"
+    with pytest.raises(SmsFatalError, match=wanted):
+        mobizon_campaign(numbers(1200), text="Spring sale!").execute(context(store))
+    [campaign] = mobizon_campaigns(url)
+    assert campaign["sendCalls"] == 0 and campaign["recipientsCount"] == 500
+
+
+def test_mobizon_without_durable_state_resumes_against_the_campaign(mobizon_one_attempt: str) -> None:
+    """Airflow < 3.3: the tagged campaign is found again and Mobizon's list says who is in it."""
+    url, audience = mobizon_one_attempt, numbers(1200)
+    fail_second_portion(url)
+    with pytest.raises(Exception, match="500"):
+        mobizon_campaign(shuffled(audience, 5)).execute(context())
+    mobizon_campaign(shuffled(audience, 6)).execute(context())
+    [campaign] = mobizon_campaigns(url)
+    assert sorted(campaign["recipients"]) == sorted(audience) and campaign["sendCalls"] == 1
+    # Only the 700 missing numbers went up again: two portions, not three.
+    assert campaign["addRecipientsCalls"] == 1 + 2
