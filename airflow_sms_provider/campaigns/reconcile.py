@@ -69,37 +69,41 @@ def verify_mobizon_campaign(campaign: Mapping[str, Any], fields: Mapping[str, An
 def verify_bsg_chunk(
     hook: Any,
     campaign_id: int,
-    expected: Mapping[str, int],
+    expected: Mapping[str, tuple[int, str | None, str | None]],
     *,
-    text: str | None,
-    sender: str | None,
     chunk: int,
+    unreferenced: int = 0,
 ) -> None:
     """Refuse to adopt BSG campaign ``campaign_id`` for chunk ``chunk`` unless it holds exactly that chunk.
 
-    ``expected``: reference_id -> phone for every row of the chunk. Every message of the
-    campaign must carry one of them with its phone, every one of them must be there, and
-    the text and sender must match (``text`` None: per-row texts, not compared here).
+    ``expected``: reference_id -> (phone, text, sender) for every row of the chunk (a text
+    or sender of None is not compared). Every message of the campaign must carry one of
+    those reference_ids with its phone, text and sender, and every one of them must be there.
+    ``unreferenced``: rows of the chunk without a reference_id (messages without one are
+    allowed up to that number).
     """
-    seen: dict[str, int] = {}
+    seen = 0
     problems: list[str] = []
     for message in hook.iter_messages(campaign_id):
         ref, phone = message.get("reference_id"), int(message.get("phone") or 0)
-        if ref is None or ref not in expected:
+        want = expected.get(ref) if ref is not None else None
+        if ref is None and unreferenced > 0:
+            unreferenced -= 1
+            continue
+        if want is None:
             problems.append(f"message {message.get('id')} to {phone} has reference_id {ref!r}, not one of this chunk's")
-        elif expected[ref] != phone:
-            problems.append(f"reference_id {ref!r} went to {phone}, this task has it for {expected[ref]}")
+        elif want[0] != phone:
+            problems.append(f"reference_id {ref!r} went to {phone}, this task has it for {want[0]}")
         else:
-            seen[ref] = phone
-        if text is not None and message.get("text") not in (None, text):
-            problems.append(f"text {_clip(message.get('text'))} (this task: {_clip(text)})")
-        if sender is not None and message.get("sender") not in (None, sender):
-            problems.append(f"sender {_clip(message.get('sender'))} (this task: {_clip(sender)})")
+            seen += 1
+            if want[1] is not None and message.get("text") not in (None, want[1]):
+                problems.append(f"text {_clip(message.get('text'))} (this task: {_clip(want[1])})")
+            if want[2] is not None and message.get("sender") not in (None, want[2]):
+                problems.append(f"sender {_clip(message.get('sender'))} (this task: {_clip(want[2])})")
         if len(problems) >= 3:
             break
-    missing = len(expected) - len(seen)
-    if missing and len(problems) < 3:
-        problems.append(f"{missing} of the chunk's {len(expected)} reference_ids are not in it")
+    if seen < len(expected) and len(problems) < 3:
+        problems.append(f"{len(expected) - seen} of the chunk's {len(expected)} reference_ids are not in it")
     if problems:
         raise SmsFatalError(
             f"chunk {chunk + 1} ({len(expected)} phones): BSG campaign {campaign_id} holds this task's "

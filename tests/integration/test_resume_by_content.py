@@ -13,9 +13,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
 
 from airflow_sms_provider.exceptions import SmsFatalError
+from airflow_sms_provider.operators.bsg import BsgBulkCampaignOperator
 from airflow_sms_provider.operators.mobizon import MobizonCampaignOperator
 from tests.conftest import mobizon_conn_uri
 from tests.helpers import DurableStore, add_faults, sandbox_requests, sandbox_state, set_clock
@@ -153,3 +155,107 @@ def test_mobizon_without_durable_state_resumes_against_the_campaign(mobizon_one_
     assert sorted(campaign["recipients"]) == sorted(audience) and campaign["sendCalls"] == 1
     # Only the 700 missing numbers went up again: two portions, not three.
     assert campaign["addRecipientsCalls"] == 1 + 2
+
+
+# ------------------------------------------------------------------------ BSG
+
+
+@pytest.fixture
+def bsg_one_attempt(sandbox_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """bsg_default with one HTTP attempt per call: an injected 429 refuses a chunk for the try."""
+    import json
+
+    from airflow_sms_provider.sandbox.bsg import SANDBOX_BSG_API_KEY
+
+    conn = {"conn_type": "bsg", "host": sandbox_url, "password": SANDBOX_BSG_API_KEY,
+            "extra": {"retry_base_delay": 0.01, "retry_attempts": 1}}  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_BSG_DEFAULT", json.dumps(conn))
+    set_clock(sandbox_url, speed=0)
+    return sandbox_url
+
+
+def bsg_messages(url: str) -> list[dict[str, Any]]:
+    response = httpx.get(f"{url}/_sandbox/bsg/state", params={"messages": "true"})
+    response.raise_for_status()
+    return [m for c in response.json()["campaigns"] for m in c["messages"]]
+
+
+def bsg_campaign_ids(url: str) -> list[int]:
+    return [c["id"] for c in sandbox_state(url, "bsg")["campaigns"]]
+
+
+def bulk(recipients: Any, text: str = "Sale", **kw: Any) -> BsgBulkCampaignOperator:
+    kw = {"chunk_size": 2, "max_concurrent_creates": 1, **kw}
+    return BsgBulkCampaignOperator(task_id="send", recipients=recipients, text=text, sender="Vet klinika", **kw)
+
+
+def refuse_third_creation(url: str) -> None:
+    add_faults(url, {"provider": "bsg", "path": "/sms/send$", "action": "http_status", "status": 429,
+                     "skip": 2, "times": 1})  # fmt: skip
+
+
+BSG_PHONES = [str(380500000001 + i) for i in range(7)]
+
+
+def test_bsg_chunk_refused_then_reordered_audience_sends_every_phone_once(bsg_one_attempt: str) -> None:
+    url, store = bsg_one_attempt, DurableStore()
+    refuse_third_creation(url)
+    with pytest.raises(Exception, match=r"429|Too Many"):
+        bulk(list(BSG_PHONES)).execute(context(store))
+    assert len(bsg_messages(url)) == 4
+
+    # The retry reads the audience (a set, a query without ORDER BY) in another order.
+    summary = bulk(list(reversed(BSG_PHONES))).execute(context(store))
+    phones = sorted(str(m["phone"]) for m in bsg_messages(url))
+    assert phones == sorted(BSG_PHONES)  # every phone exactly once: none lost, none twice
+    assert sorted(summary["campaign_ids"]) == sorted(bsg_campaign_ids(url)) and summary["phones"] == 7
+
+
+def test_bsg_set_audience_reshuffled_between_tries(bsg_one_attempt: str) -> None:
+    url, store = bsg_one_attempt, DurableStore()
+    refuse_third_creation(url)
+    with pytest.raises(Exception, match=r"429|Too Many"):
+        bulk(shuffled(BSG_PHONES, 11)).execute(context(store))
+    bulk(shuffled(BSG_PHONES, 12)).execute(context(store))
+    assert sorted(str(m["phone"]) for m in bsg_messages(url)) == sorted(BSG_PHONES)
+
+
+def test_bsg_file_rewritten_with_other_phones_stops_naming_the_campaigns(bsg_one_attempt: str, tmp_path: Path) -> None:
+    url, store, path = bsg_one_attempt, DurableStore(), tmp_path / "phones.csv"
+    path.write_text("\n".join(BSG_PHONES) + "\n")
+    refuse_third_creation(url)
+    with pytest.raises(Exception, match=r"429|Too Many"):
+        bulk(str(path)).execute(context(store))
+    first, second = bsg_campaign_ids(url)
+    path.write_text("\n".join(str(380600000001 + i) for i in range(7)) + "\n")
+
+    with pytest.raises(SmsFatalError, match=rf"BSG campaign\(s\) {first}, {second} hold 4 of its phones"):
+        bulk(str(path)).execute(context(store))
+    assert len(bsg_messages(url)) == 4
+
+
+def test_bsg_duplicate_reference_id_with_a_corrected_text_is_not_adopted(bsg_conn: str, sandbox_url: str) -> None:
+    """A rerun of the same task instance (same auto reference_ids), its text corrected, no durable state."""
+    set_clock(sandbox_url, speed=0)
+    bulk(BSG_PHONES[:3], text="Sale today", chunk_size=10).execute(context())
+    [campaign_id] = bsg_campaign_ids(sandbox_url)
+
+    wanted = rf"campaign {campaign_id} .*text 'Sale today' \(this task: 'Sale tomorrow'\)"
+    with pytest.raises(SmsFatalError, match=wanted):
+        bulk(BSG_PHONES[:3], text="Sale tomorrow", chunk_size=10).execute(context())
+    assert [m["text"] for m in bsg_messages(sandbox_url)] == ["Sale today"] * 3
+
+
+def test_bsg_reused_order_ids_are_not_taken_for_this_task(bsg_conn: str, sandbox_url: str) -> None:
+    """A later task reuses an order id: BSG refuses the request; the campaign holding it is not this task's."""
+    set_clock(sandbox_url, speed=0)
+    earlier = [{"recipient": BSG_PHONES[0], "reference_id": "order1"}]
+    bulk(earlier, chunk_size=10).execute(context(run_id="manual__0", task_id="old"))
+    [campaign_id] = bsg_campaign_ids(sandbox_url)
+
+    later = [{"recipient": BSG_PHONES[0], "reference_id": "order1"},
+             {"recipient": BSG_PHONES[1], "reference_id": "order2"},
+             {"recipient": BSG_PHONES[2], "reference_id": "order3"}]  # fmt: skip
+    with pytest.raises(SmsFatalError, match=rf"campaign {campaign_id} .*2 of the chunk's 3 reference_ids are not in"):
+        bulk(later, chunk_size=10).execute(context())
+    assert len(bsg_messages(sandbox_url)) == 1

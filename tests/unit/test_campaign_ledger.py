@@ -91,14 +91,18 @@ class FakeBsg:
 
 
 def test_bsg_chunk_verified_on_every_reference_id_text_and_sender() -> None:
-    expected = {"r1": 380500000001, "r2": 380500000002}
+    phones = {"r1": 380500000001, "r2": 380500000002}
+    expected = {ref: (phone, "Hi", "Shop") for ref, phone in phones.items()}
     good = [{"id": i, "reference_id": r, "phone": p, "text": "Hi", "sender": "Shop"}
-            for i, (r, p) in enumerate(expected.items())]  # fmt: skip
-    verify_bsg_chunk(FakeBsg(good), 9, expected, text="Hi", sender="Shop", chunk=0)
+            for i, (r, p) in enumerate(phones.items())]  # fmt: skip
+    verify_bsg_chunk(FakeBsg(good), 9, expected, chunk=0)
     with pytest.raises(SmsFatalError, match=r"campaign 9 .*1 of the chunk's 2 reference_ids are not in it"):
-        verify_bsg_chunk(FakeBsg(good[:1]), 9, expected, text="Hi", sender="Shop", chunk=0)
+        verify_bsg_chunk(FakeBsg(good[:1]), 9, expected, chunk=0)
     with pytest.raises(SmsFatalError, match=r"text 'Hi' \(this task: 'Hello'\)"):
-        verify_bsg_chunk(FakeBsg(good), 9, expected, text="Hello", sender="Shop", chunk=0)
+        verify_bsg_chunk(FakeBsg(good), 9, {ref: (p, "Hello", "Shop") for ref, p in phones.items()}, chunk=0)
     other = [*good, {"id": 5, "reference_id": "x", "phone": 1, "text": "Hi", "sender": "Shop"}]
     with pytest.raises(SmsFatalError, match="not one of this chunk's"):
-        verify_bsg_chunk(FakeBsg(other), 9, expected, text="Hi", sender="Shop", chunk=0)
+        verify_bsg_chunk(FakeBsg(other), 9, expected, chunk=0)
+    moved = [{**good[0], "phone": 380500000009}, good[1]]
+    with pytest.raises(SmsFatalError, match="went to 380500000009"):
+        verify_bsg_chunk(FakeBsg(moved), 9, expected, chunk=0)
