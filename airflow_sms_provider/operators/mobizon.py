@@ -348,8 +348,13 @@ class MobizonAddRecipientsOperator(RecipientsMixin, _MobizonOperator):
                     )
                 campaign = hook.get_campaign(campaign_id)
                 ckpt = Checkpoint(context, f"mobizon_add_recipients_{campaign_id}")
+                # Only a resume reads the audience ahead: to skip the first N rows only if they are
+                # the numbers an earlier try uploaded (else Mobizon's list of the campaign decides).
+                done = int(ckpt.get("uploaded", 0))
+                content = self._read_content(campaign.get("text"), done) if done else None
                 summary.update(self._upload(hook, campaign_id, campaign.get("text"), ckpt, self.log,
-                                            template=campaign.get("type") == 3))
+                                            template=campaign.get("type") == 3,
+                                            prefix=content[1] if content is not None else None, owned=False))
                 return summary
             if source == "contacts":
                 answer = hook.add_recipients(

@@ -182,13 +182,16 @@ class RecipientsMixin:
         template: bool = False,
         prefix: SequenceDigest | None = None,
         reconcile: bool = False,
+        owned: bool = True,
     ) -> dict[str, Any]:
         """Upload the audience to ``campaign_id``; the summary for XCom (counts, capped examples).
 
         ``prefix``: the :class:`SequenceDigest` record of this read's first ``uploaded`` numbers
         (from :meth:`_read_content`), so a resume skips them only when they are the numbers
         an earlier try uploaded. ``reconcile``: the campaign was found again without a
-        durable record: ask Mobizon what it holds.
+        durable record: ask Mobizon what it holds. ``owned``: the campaign is this task's alone,
+        so numbers in it that the audience lacks mean the audience changed (an error); a
+        campaign filled by several tasks may hold others.
         """
         report = RejectReport(cap=self.max_reported, path=self.reject_report_path or None)
         threshold = _count(self.file_upload_threshold, "file_upload_threshold")
@@ -196,7 +199,7 @@ class RecipientsMixin:
             stream = self._stream(report, text)
             if threshold is None:
                 summary = self._upload_portions(hook, campaign_id, stream, ckpt, log, self._known_total(),
-                                                prefix, reconcile)
+                                                prefix, reconcile, owned)
             else:
                 summary = self._upload_spooled(hook, campaign_id, stream, ckpt, log, text, template, threshold)
         finally:
@@ -208,7 +211,7 @@ class RecipientsMixin:
 
     def _upload_portions(
         self, hook: MobizonHook, campaign_id: int, stream: Iterable[Any], ckpt: Checkpoint, log: Any,
-        total: int | None, prefix: SequenceDigest | None = None, reconcile: bool = False,
+        total: int | None, prefix: SequenceDigest | None = None, reconcile: bool = False, owned: bool = True,
     ) -> dict[str, Any]:  # fmt: skip
         """Upload ``stream`` in portions, resuming by content.
 
@@ -302,7 +305,7 @@ class RecipientsMixin:
         finally:
             # Also after a failure: the portions confirmed so far need not be sent again.
             on_exit(progress.done - done)
-        if held:
+        if held and owned:
             raise SmsFatalError(
                 f"Mobizon campaign {campaign_id} (not sent) holds {len(held):,} of {held_count:,} number(s) that are "
                 f"not in this try's audience (e.g. {', '.join(str(n) for n in itertools.islice(held, 3))}): the "

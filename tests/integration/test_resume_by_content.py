@@ -17,8 +17,9 @@ import httpx
 import pytest
 
 from airflow_sms_provider.exceptions import SmsFatalError
+from airflow_sms_provider.hooks.mobizon import MobizonHook
 from airflow_sms_provider.operators.bsg import BsgBulkCampaignOperator
-from airflow_sms_provider.operators.mobizon import MobizonCampaignOperator
+from airflow_sms_provider.operators.mobizon import MobizonAddRecipientsOperator, MobizonCampaignOperator
 from tests.conftest import mobizon_conn_uri
 from tests.helpers import DurableStore, add_faults, sandbox_requests, sandbox_state, set_clock
 
@@ -155,6 +156,24 @@ def test_mobizon_without_durable_state_resumes_against_the_campaign(mobizon_one_
     assert sorted(campaign["recipients"]) == sorted(audience) and campaign["sendCalls"] == 1
     # Only the 700 missing numbers went up again: two portions, not three.
     assert campaign["addRecipientsCalls"] == 1 + 2
+
+
+def test_mobizon_add_recipients_reordered_between_tries_into_a_shared_campaign(mobizon_one_attempt: str) -> None:
+    """The step-by-step upload: the campaign also holds a number from elsewhere, which is not an error."""
+    url, store, audience = mobizon_one_attempt, DurableStore(), numbers(1200)
+    hook = MobizonHook()
+    campaign_id = hook.create_campaign("Sale today")
+    hook.add_recipients(campaign_id, ["77090000001"])
+    fail_second_portion(url)
+
+    def add(recipients: list[str]) -> MobizonAddRecipientsOperator:
+        return MobizonAddRecipientsOperator(task_id="add", campaign_id=campaign_id, recipients=recipients)
+
+    with pytest.raises(Exception, match="500"):
+        add(shuffled(audience, 7)).execute(context(store, task_id="add"))
+    add(shuffled(audience, 8)).execute(context(store, task_id="add"))
+    [campaign] = mobizon_campaigns(url)
+    assert sorted(campaign["recipients"]) == sorted([*audience, "77090000001"])
 
 
 # ------------------------------------------------------------------------ BSG
