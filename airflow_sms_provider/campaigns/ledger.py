@@ -91,6 +91,11 @@ class Digest:
         return f"{self.count:,} recipients (digest {self.short})"
 
 
+def lines_digest(content: bytes) -> str:
+    """A digest of a file's lines in any order (the lines sorted): for an upload built in memory."""
+    return _blake2b(b"\n".join(sorted(content.splitlines())), digest_size=16).hexdigest()
+
+
 class SequenceDigest:
     """An order-dependent digest of numbers in the order they were read: cheap enough for the upload's hot path.
 
@@ -153,4 +158,4 @@ class Ledger:
             self.ckpt.save(**{self.AUDIENCE: now.dump()})
 
 
-__all__ = ["Digest", "Ledger", "SequenceDigest", "number_hash"]
+__all__ = ["Digest", "Ledger", "SequenceDigest", "lines_digest", "number_hash"]

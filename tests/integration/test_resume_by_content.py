@@ -20,6 +20,7 @@ from airflow_sms_provider.exceptions import SmsFatalError
 from airflow_sms_provider.hooks.mobizon import MobizonHook
 from airflow_sms_provider.operators.bsg import BsgBulkCampaignOperator
 from airflow_sms_provider.operators.mobizon import MobizonAddRecipientsOperator, MobizonCampaignOperator
+from airflow_sms_provider.operators.ogangi import OgangiCreateBroadcastOperator, OgangiSendSmsByFileOperator
 from tests.conftest import mobizon_conn_uri
 from tests.helpers import DurableStore, add_faults, sandbox_requests, sandbox_state, set_clock
 
@@ -278,3 +279,50 @@ def test_bsg_reused_order_ids_are_not_taken_for_this_task(bsg_conn: str, sandbox
     with pytest.raises(SmsFatalError, match=rf"campaign {campaign_id} .*2 of the chunk's 3 reference_ids are not in"):
         bulk(later, chunk_size=10).execute(context())
     assert len(bsg_messages(sandbox_url)) == 1
+
+
+# ------------------------------------------------------------------------ Ogangi (no portions: whole-task content)
+
+OG_NUMBERS = ["14155550100", "14155550101", "584125550102"]
+
+
+@pytest.fixture
+def og_frozen(ogangi_conn: str, sandbox_url: str) -> str:
+    set_clock(sandbox_url, speed=0)
+    return sandbox_url
+
+
+def og_state(url: str) -> Any:
+    return sandbox_state(url, "ogangi")
+
+
+def test_ogangi_broadcast_rerun_with_other_recipients_is_not_adopted(og_frozen: str) -> None:
+    store = DurableStore()
+    first = OgangiCreateBroadcastOperator(task_id="t", text="Hi", recipients=OG_NUMBERS, campaign_name="Once")
+    broadcast_id = first.execute({"task_state_store": store})["broadcast_id"]
+    # The same audience in another order is the same broadcast.
+    again = OgangiCreateBroadcastOperator(task_id="t", text="Hi", recipients=list(reversed(OG_NUMBERS)),
+                                          campaign_name="Once").execute({"task_state_store": store})  # fmt: skip
+    assert again["broadcast_id"] == broadcast_id
+
+    changed = OgangiCreateBroadcastOperator(task_id="t", text="Hi", recipients=[*OG_NUMBERS, "14155550199"],
+                                            campaign_name="Once")  # fmt: skip
+    with pytest.raises(SmsFatalError, match=rf"broadcast {broadcast_id} .*made for 3 recipients.*this try has 4"):
+        changed.execute({"task_state_store": store})
+    retexted = OgangiCreateBroadcastOperator(task_id="t", text="Hello", recipients=OG_NUMBERS, campaign_name="Once")
+    with pytest.raises(SmsFatalError, match=rf"broadcast {broadcast_id} .*text 'Hi' \(this try: 'Hello'\)"):
+        retexted.execute({"task_state_store": store})
+    assert len(og_state(og_frozen)["broadcasts"]) == 1
+
+
+def test_ogangi_send_by_file_rerun_with_other_rows_stops_naming_what_was_sent(og_frozen: str) -> None:
+    store = DurableStore()
+
+    def send(recipients: list[str]) -> OgangiSendSmsByFileOperator:
+        return OgangiSendSmsByFileOperator(task_id="t", recipients=recipients, text="Hi", sender="24365")
+
+    send(OG_NUMBERS).execute(context(store))
+    send(list(reversed(OG_NUMBERS))).execute(context(store))  # same rows, another order: nothing sent again
+    with pytest.raises(SmsFatalError, match=r"already sent 3 SMS by file"):
+        send(OG_NUMBERS[:2]).execute(context(store))
+    assert len(og_state(og_frozen)["messages"]) == 3
