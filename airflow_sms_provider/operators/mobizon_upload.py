@@ -327,11 +327,24 @@ class RecipientsMixin:
         max_bytes = _count(self.max_file_bytes, "max_file_bytes")
         with CsvSpool(["recipient", *columns] if template else None, max_bytes=max_bytes) as spool:
             progress = ProgressLog(log, "recipients read", total=self._known_total(), interval=PROGRESS_INTERVAL)
+            # The sequence digest at the end of every file: a resume skips finished files only if
+            # this read put the same numbers, in the same order, into them.
+            sequence, numbers = SequenceDigest(), []  # type: SequenceDigest, list[str]
+            marks: list[dict[str, Any]] = []
             for item in stream:
-                spool.write(_file_cells(item, columns, self.placeholders_flag))
+                cells = _file_cells(item, columns, self.placeholders_flag)
+                parts = len(spool.parts)
+                spool.write(cells)
+                if parts and len(spool.parts) != parts:  # this row began a new file
+                    sequence.update(numbers)
+                    marks.append(sequence.dump())
+                    numbers = []
+                numbers.append(cells[0])
                 if spool.rows % 5000 == 0:
                     progress.update(spool.rows)
             spool.finish()
+            sequence.update(numbers)
+            marks.append(sequence.dump())
             if spool.rows <= threshold:
                 log.info("%d recipients (threshold %d): uploading in portions", spool.rows, threshold)
                 items = (_portion_item(cells, columns) for cells in spool.read())
@@ -340,17 +353,30 @@ class RecipientsMixin:
                 "%d recipients over file_upload_threshold=%d: uploading %d file(s) as recipientsFile "
                 "(no per-recipient message ids)", spool.rows, threshold, len(spool.parts),
             )  # fmt: skip
-            return self._upload_files(hook, campaign_id, spool, ckpt, log, template)
+            return self._upload_files(hook, campaign_id, spool, ckpt, log, template, marks)
 
     def _upload_files(
-        self, hook: MobizonHook, campaign_id: int, spool: CsvSpool, ckpt: Checkpoint, log: Any, template: bool
-    ) -> dict[str, Any]:
+        self, hook: MobizonHook, campaign_id: int, spool: CsvSpool, ckpt: Checkpoint, log: Any, template: bool,
+        marks: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
         before = ckpt.get("file_msgs_before")
         if before is None:
             before = _message_count(hook, campaign_id)
             ckpt.save(file_msgs_before=before)
         task_ids: list[int] = list(ckpt.get("file_task_ids") or [])
         parts_done = int(ckpt.get("file_parts_done", 0))
+        recorded = ckpt.get("uploaded_sequence")
+        if parts_done and recorded is not None and marks is not None and (
+                parts_done > len(marks) or marks[parts_done - 1] != recorded):  # fmt: skip
+            # Another order: which numbers the finished files held is unknown here. Let the
+            # earlier imports finish, then upload every file (Mobizon skips numbers present).
+            log.warning("This read's first %d file(s) are not the ones an earlier try uploaded (the audience came "
+                        "back in another order): uploading every file again; Mobizon skips numbers already in "
+                        "campaign %s", parts_done, campaign_id)  # fmt: skip
+            for task_id in task_ids[parts_done:]:
+                wait_for_task(hook, task_id, self.task_timeout, log)
+            parts_done, task_ids = 0, []
+            ckpt.save(file_parts_done=0, file_task_ids=[], uploaded=0, uploaded_sequence=None)
         for index, path in enumerate(spool.parts):
             if index < parts_done:
                 continue  # uploaded and completed by an earlier try
@@ -368,7 +394,8 @@ class RecipientsMixin:
                 log.info("File %d of %d (%d rows) uploaded: Mobizon task %s",
                          index + 1, len(spool.parts), spool.part_rows[index], answer.task_id)
             wait_for_task(hook, task_ids[index], self.task_timeout, log)
-            ckpt.save(file_parts_done=index + 1, uploaded=sum(spool.part_rows[: index + 1]))
+            ckpt.save(file_parts_done=index + 1, uploaded=sum(spool.part_rows[: index + 1]),
+                      uploaded_sequence=marks[index] if marks is not None else None)
         after = _message_count(hook, campaign_id)
         added = None if after is None or before is None else after - before
         return {

@@ -159,6 +159,25 @@ def test_mobizon_without_durable_state_resumes_against_the_campaign(mobizon_one_
     assert campaign["addRecipientsCalls"] == 1 + 2
 
 
+def test_mobizon_file_upload_reordered_between_tries_sends_everyone_once(mobizon_one_attempt: str) -> None:
+    """file_upload_threshold: the audience goes up as several recipientsFile uploads; file 2 fails."""
+    url, store, audience = mobizon_one_attempt, DurableStore(), numbers(1200)
+    set_clock(url, speed=1000)  # background imports progress
+    fail_second_portion(url)
+
+    def by_files(recipients: list[str]) -> MobizonCampaignOperator:
+        return MobizonCampaignOperator(task_id="send", text="Spring sale", recipients=recipients,
+                                       wait_for_completion=False, file_upload_threshold=100,
+                                       max_file_bytes=4096, task_timeout=30)  # fmt: skip
+
+    with pytest.raises(Exception, match="500"):
+        by_files(shuffled(audience, 21)).execute(context(store))
+    assert store.values["mobizon_campaign"]["file_parts_done"] == 1
+    by_files(shuffled(audience, 22)).execute(context(store))
+    [campaign] = mobizon_campaigns(url)
+    assert sorted(campaign["recipients"]) == sorted(audience) and campaign["sendCalls"] == 1
+
+
 def test_mobizon_add_recipients_reordered_between_tries_into_a_shared_campaign(mobizon_one_attempt: str) -> None:
     """The step-by-step upload: the campaign also holds a number from elsewhere, which is not an error."""
     url, store, audience = mobizon_one_attempt, DurableStore(), numbers(1200)
