@@ -451,13 +451,20 @@ class _AudienceCampaignOperator(_CampaignOperator):
 
     def _check_held(self, index: int, campaign_id: int, phones: list[int], book: _CampaignBook) -> None:
         recorded = Digest.load(book.contents.get(index))
-        if recorded is not None and recorded != Digest.of(phones):
-            raise SmsFatalError(
-                f"BSG campaign {campaign_id} (chunk {index + 1} of an earlier try) holds {len(phones):,} phones, not "
-                f"the {recorded.count:,} recorded for it: not resuming (it could send some phones twice). "
-                f"Earlier campaigns: {book.describe()}; check them, then clear this task's state",
-                provider=proto.PROVIDER,
-            )
+        if recorded is None or recorded == Digest.of(phones):
+            return
+        if len(phones) < recorded.count:
+            # Fewer than sent: BSG may keep no message for a phone it refused. The phones it does
+            # not hold are sent again in a new chunk (a refused phone is refused again).
+            self.log.warning("BSG campaign %s (chunk %d) holds %d of the %d phones recorded for it", campaign_id,
+                             index + 1, len(phones), recorded.count)  # fmt: skip
+            return
+        raise SmsFatalError(
+            f"BSG campaign {campaign_id} (chunk {index + 1} of an earlier try) holds {len(phones):,} phones, not "
+            f"the {recorded.count:,} recorded for it: not resuming (it could send some phones twice). "
+            f"Earlier campaigns: {book.describe()}; check them, then clear this task's state",
+            provider=proto.PROVIDER,
+        )
 
     def _chunks(
         self, items: Iterable[dict[str, Any]], prefix: str | None, book: _CampaignBook,

@@ -9,6 +9,7 @@ names what already exists.
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -248,6 +249,31 @@ def test_bsg_chunk_refused_then_reordered_audience_sends_every_phone_once(bsg_on
     phones = sorted(str(m["phone"]) for m in bsg_messages(url))
     assert phones == sorted(BSG_PHONES)  # every phone exactly once: none lost, none twice
     assert sorted(summary["campaign_ids"]) == sorted(bsg_campaign_ids(url)) and summary["phones"] == 7
+
+
+def test_bsg_unanswered_chunk_then_reordered_audience_sends_every_phone_once(
+    sandbox_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunk 2 is created but its answer is lost and the lookup fails: the retry finds it by its recorded probe."""
+    import json
+
+    from airflow_sms_provider.sandbox.bsg import SANDBOX_BSG_API_KEY
+
+    conn = {"conn_type": "bsg", "host": sandbox_url, "password": SANDBOX_BSG_API_KEY,
+            "extra": {"retry_base_delay": 0.01, "retry_attempts": 1, "timeout": 0.4}}  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_BSG_DEFAULT", json.dumps(conn))
+    set_clock(sandbox_url, speed=0)
+    add_faults(sandbox_url,
+               {"provider": "bsg", "path": "/sms/send$", "action": "timeout_after", "seconds": 0.8, "skip": 1},
+               {"provider": "bsg", "path": "/api/messages", "action": "http_status", "status": 503, "times": 1})
+    store = DurableStore()
+    with pytest.raises(Exception):  # noqa: B017 - the lookup's 503, whatever its class
+        bulk(list(BSG_PHONES)).execute(context(store))
+    time.sleep(1.0)  # the held creation's answer is gone; the campaign exists
+    assert store.values["bsg_bulk"]["pending"] == [1] and len(bsg_messages(sandbox_url)) == 4
+
+    bulk(list(reversed(BSG_PHONES))).execute(context(store))
+    assert sorted(str(m["phone"]) for m in bsg_messages(sandbox_url)) == sorted(BSG_PHONES)
 
 
 def test_bsg_set_audience_reshuffled_between_tries(bsg_one_attempt: str) -> None:
