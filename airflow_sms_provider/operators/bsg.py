@@ -31,6 +31,8 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_sms_provider.campaigns.ledger import Digest, Ledger
+from airflow_sms_provider.campaigns.reconcile import bsg_phones, verify_bsg_chunk
 from airflow_sms_provider.concurrency import Throttle
 from airflow_sms_provider.exceptions import (
     SmsAmbiguousError,
@@ -143,10 +145,19 @@ class _Audience:
                 continue
             yield item
 
-    def check(self) -> int:
-        """Pass 1: validate every row (rejected ones go to the report); the number of valid rows."""
+    def check(self, phone_of: Callable[[Mapping[str, Any]], int] | None = None) -> int:
+        """Pass 1: validate every row (rejected ones go to the report); the number of valid rows.
+
+        With ``phone_of``, also digests the valid phones (``self.digest``, in any order the same).
+        """
+        digest = self.digest = Digest()
         try:
-            count = sum(1 for _ in self._items(self.report))
+            if phone_of is None:
+                count = sum(1 for _ in self._items(self.report))
+            else:
+                for item in self._items(self.report):
+                    digest.add(phone_of(item))
+                count = digest.count
         finally:
             self.report.close()
         if count == 0:
@@ -197,12 +208,36 @@ class _CampaignBook:
         earlier = pending if isinstance(pending, list) else [] if pending is None else [pending]
         self.earlier_pending = {int(i) for i in earlier} - set(self.created)
         self.pending = set(self.earlier_pending)
+        # What each chunk that left holds (count, digest of its phones, first reference_id),
+        # by chunk position: how a retry tells a reordered or changed audience from the same one.
+        self.contents: dict[int, dict[str, Any]] = {int(k): v for k, v in (ckpt.get("contents") or {}).items()}
 
-    def begin(self, index: int) -> bool:
+    def begin(self, index: int, content: dict[str, Any] | None = None) -> bool:
         """Mark chunk ``index`` pending before its request leaves; True if an earlier try may have sent it."""
         self.pending.add(index)
+        if content is not None and index not in self.earlier_pending:
+            self.contents[index] = content
         self._save()
         return index in self.earlier_pending
+
+    def forget(self, index: int) -> None:
+        """An earlier try's pending chunk that BSG does not hold: its phones are sent again in other chunks."""
+        self.pending.discard(index)
+        self.earlier_pending.discard(index)
+        self.contents.pop(index, None)
+        self._save()
+
+    def describe(self) -> str | None:
+        """What earlier tries created, for an error message; None if nothing."""
+        parts = []
+        if self.created:
+            ids = ", ".join(str(r["id"]) for r in self.records()[:10])
+            phones = sum(int(r.get("phones") or 0) for r in self.created.values())
+            parts.append(f"BSG campaign(s) {ids}{' …' if len(self.created) > 10 else ''} hold {phones:,} of its phones")
+        if self.earlier_pending:
+            chunks = ", ".join(str(i + 1) for i in sorted(self.earlier_pending))
+            parts.append(f"chunk(s) {chunks} may have been created")
+        return " and ".join(parts) or None
 
     def done(self, index: int, phones: int, campaign: Mapping[str, Any]) -> None:
         self.created[index] = {"chunk": index, "id": int(campaign["id"]), "phones": phones,
@@ -221,7 +256,8 @@ class _CampaignBook:
         return [self.created[i] for i in sorted(self.created)]
 
     def _save(self) -> None:
-        self.ckpt.save(campaigns=self.records(), pending=sorted(self.pending))
+        self.ckpt.save(campaigns=self.records(), pending=sorted(self.pending),
+                       contents={str(k): v for k, v in sorted(self.contents.items())})  # fmt: skip
 
 
 class _AudienceCampaignOperator(_CampaignOperator):
@@ -313,14 +349,17 @@ class _AudienceCampaignOperator(_CampaignOperator):
             self.recipients, self.to_item, number_field=self.number_field, on_invalid=self.on_invalid,
             reject_report_path=self.reject_report_path, max_reported=self.max_reported,
         )  # fmt: skip
-        count = audience.check()
+        count = audience.check(self.phone_of)
         planned = self._check_chunking(count)
         self.log.info("%d valid recipients (%d rejected): %d campaign(s)", count, audience.report.count, planned)
         prefix = proto.reference_prefix(*_run_key(context, self)) if self.auto_reference_ids else None
         ckpt = Checkpoint(context, self.checkpoint_key)
+        # A retry whose audience holds other phones than the earlier try's stops here, naming its campaigns.
+        Ledger(ckpt).check_audience(audience.digest, sent=_CampaignBook(ckpt).describe(), provider=proto.PROVIDER)
         hook = self.hook()
         try:
-            campaigns = self._send_all(hook, audience.items(), options, prefix, ckpt, min(bound, planned))
+            campaigns = self._send_all(hook, audience.items(), options, prefix, ckpt, min(bound, planned),
+                                       reread=audience.items)
         finally:
             hook.close()
         summary = self._summary(campaigns, count, audience.report, prefix, options)
@@ -330,17 +369,27 @@ class _AudienceCampaignOperator(_CampaignOperator):
 
     def _send_all(
         self, hook: BsgHook, items: Iterable[dict[str, Any]], options: Mapping[str, Any], prefix: str | None,
-        ckpt: Checkpoint, bound: int = 1,
+        ckpt: Checkpoint, bound: int = 1, reread: Callable[[], Iterable[dict[str, Any]]] | None = None,
     ) -> list[dict[str, Any]]:
-        """One campaign per chunk, up to ``bound`` created at once; chunks an earlier try recorded are skipped."""
+        """One campaign per chunk, up to ``bound`` created at once; chunks an earlier try made are not made again.
+
+        A retry skips an earlier try's chunks by position only when this read's chunk at that
+        position holds the same phones (``reread`` reads the audience for that check).
+        Otherwise it asks BSG which phones the earlier campaigns hold and sends the others in
+        new chunks (new positions, so new reference_ids).
+        """
         book = _CampaignBook(ckpt)
         self._refused: set[int] = set()  # chunks BSG refused outright; added to by worker threads
         if book.created:
             self.log.info("Resuming: %d campaign(s) were created by an earlier try", len(book.created))
-        jobs = self._chunks(items, prefix, book)
+        sent: set[int] | None = None
+        first = 0
+        if (book.created or book.earlier_pending) and reread is not None and not self._same_chunks(reread(), book):
+            sent, first = self._reconcile(hook, book)
+        jobs = self._chunks(items, prefix, book, sent, first)
         if bound <= 1:
             for index, chunk in jobs:  # one after the other, in this thread: the behaviour before concurrency
-                maybe_sent = book.begin(index)
+                maybe_sent = book.begin(index, self._content(chunk))
                 try:
                     campaign = self._create_once(hook, index, chunk, options, maybe_sent)
                 except Exception:
@@ -352,12 +401,84 @@ class _AudienceCampaignOperator(_CampaignOperator):
             self._create_concurrently(hook, jobs, options, book, bound)
         return book.records()
 
-    def _chunks(
-        self, items: Iterable[dict[str, Any]], prefix: str | None, book: _CampaignBook
-    ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-        """The chunks still to create, built one at a time (with their reference_ids) as they are asked for."""
+    def _same_chunks(self, items: Iterable[dict[str, Any]], book: _CampaignBook) -> bool:
+        """Whether this read's chunks at the positions earlier tries sent hold the phones they recorded."""
+        wanted = set(book.created) | book.earlier_pending
         for index, chunk in enumerate(chunked(items, self.chunk_size)):
-            if index in book.created:
+            if index in wanted:
+                recorded = Digest.load(book.contents.get(index))
+                if recorded is None and index in book.created:
+                    continue  # recorded before content tracking: trusted by position, as it was written
+                if recorded is None or recorded != Digest.of(self.phone_of(item) for item in chunk):
+                    self.log.warning("Chunk %d of this read is not the chunk %d an earlier try sent: the audience "
+                                     "came back in another order", index + 1, index + 1)  # fmt: skip
+                    return False
+                wanted.discard(index)
+                if not wanted:
+                    return True
+        return not wanted
+
+    def _reconcile(self, hook: BsgHook, book: _CampaignBook) -> tuple[set[int], int]:
+        """The phones BSG holds in the campaigns earlier tries made, and the first chunk position still unused.
+
+        Each recorded campaign's messages are read back and must be the phones recorded for
+        it; an earlier try's unanswered chunk is looked up by its first reference_id. About
+        70 bytes of memory a phone (a ``set`` of ints), paid only on such a resume.
+        """
+        sent: set[int] = set()
+        for index, record in sorted(book.created.items()):
+            phones = bsg_phones(hook, int(record["id"]))
+            self._check_held(index, int(record["id"]), phones, book)
+            sent.update(phones)
+        for index in sorted(book.earlier_pending):
+            probe = (book.contents.get(index) or {}).get("probe")
+            if not probe:
+                raise _unfindable(index, "an earlier try sent it and recorded no answer")
+            message = hook.find_message(probe)
+            if message is None:
+                self.log.info("Chunk %d of an earlier try is not at BSG (%r not found): its phones go again",
+                              index + 1, probe)  # fmt: skip
+                book.forget(index)
+                continue
+            campaign = hook.get_campaign(int(message["campaign_id"]))
+            phones = bsg_phones(hook, int(campaign["id"]))
+            self._check_held(index, int(campaign["id"]), phones, book)
+            book.done(index, len(phones), campaign)
+            sent.update(phones)
+        first = max([*book.created, *book.pending, *book.contents, -1]) + 1
+        self.log.info("Resuming by content: BSG holds %d phone(s) in %d campaign(s) of earlier tries; sending the "
+                      "audience's other phones from chunk %d on", len(sent), len(book.created), first + 1)
+        return sent, first
+
+    def _check_held(self, index: int, campaign_id: int, phones: list[int], book: _CampaignBook) -> None:
+        recorded = Digest.load(book.contents.get(index))
+        if recorded is None or recorded == Digest.of(phones):
+            return
+        if len(phones) < recorded.count:
+            # Fewer than sent: BSG may keep no message for a phone it refused. The phones it does
+            # not hold are sent again in a new chunk (a refused phone is refused again).
+            self.log.warning("BSG campaign %s (chunk %d) holds %d of the %d phones recorded for it", campaign_id,
+                             index + 1, len(phones), recorded.count)  # fmt: skip
+            return
+        raise SmsFatalError(
+            f"BSG campaign {campaign_id} (chunk {index + 1} of an earlier try) holds {len(phones):,} phones, not "
+            f"the {recorded.count:,} recorded for it: not resuming (it could send some phones twice). "
+            f"Earlier campaigns: {book.describe()}; check them, then clear this task's state",
+            provider=proto.PROVIDER,
+        )
+
+    def _chunks(
+        self, items: Iterable[dict[str, Any]], prefix: str | None, book: _CampaignBook,
+        sent: set[int] | None = None, first: int = 0,
+    ) -> Iterator[tuple[int, list[dict[str, Any]]]]:  # fmt: skip
+        """The chunks still to create, built one at a time (with their reference_ids) as they are asked for.
+
+        With ``sent`` (a resume by content): the phones not in it, in chunks numbered from ``first``.
+        """
+        if sent is not None:
+            items = (item for item in items if self.phone_of(item) not in sent)
+        for index, chunk in enumerate(chunked(items, self.chunk_size), start=first):
+            if sent is None and index in book.created:
                 continue
             if prefix is not None:
                 for position, item in enumerate(chunk):
@@ -406,7 +527,7 @@ class _AudienceCampaignOperator(_CampaignOperator):
         pool = ThreadPoolExecutor(max_workers=bound, thread_name_prefix="bsg-create")
         try:
             for index, chunk in jobs:
-                maybe_sent = book.begin(index)  # durable before the request can leave
+                maybe_sent = book.begin(index, self._content(chunk))  # durable before the request can leave
                 running[pool.submit(work, index, chunk, maybe_sent)] = (index, chunk)
                 del chunk  # held by ``running`` only: at most ``bound`` chunks in memory
                 collect([f for f in running if f.done()])
@@ -445,6 +566,7 @@ class _AudienceCampaignOperator(_CampaignOperator):
         if maybe_sent and probe:
             found = self._lookup(hook, probe, chunk[0])
             if found is not None:
+                self._verify(hook, found, index, chunk)
                 self.log.info("Campaign %s of chunk %d was created by an earlier try", found["id"], index)
                 return found
         try:
@@ -455,6 +577,7 @@ class _AudienceCampaignOperator(_CampaignOperator):
                 raise _unfindable(index, str(err)) from err
             found = self._lookup(hook, probe, chunk[0])
             if found is not None:
+                self._verify(hook, found, index, chunk)  # every reference_id, text and sender: not the first only
                 self.log.warning("%s; campaign %s already holds this chunk, not creating it again", err, found["id"])
                 return found
             if isinstance(err, proto.BsgDuplicateRequestError):
@@ -469,6 +592,20 @@ class _AudienceCampaignOperator(_CampaignOperator):
             # that never left): nothing was created, so the chunk is not left pending.
             self._refused.add(index)
             raise
+
+    def _content(self, chunk: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """What a chunk holds, for the durable record: count, digest of its phones, first reference_id."""
+        return {**Digest.of(self.phone_of(item) for item in chunk).dump(), "probe": chunk[0].get("reference_id")}
+
+    def expected_of(self, item: Mapping[str, Any]) -> tuple[int, str | None, str | None]:
+        """(phone, text, sender) a message made from ``item`` holds; None: not compared."""
+        return self.phone_of(item), None, None
+
+    def _verify(self, hook: BsgHook, campaign: Mapping[str, Any], index: int, chunk: Sequence[Mapping[str, Any]]
+                ) -> None:
+        """Adopt a campaign found again only if it holds exactly this chunk (all reference_ids, phones, texts)."""
+        expected = {item["reference_id"]: self.expected_of(item) for item in chunk if item.get("reference_id")}
+        verify_bsg_chunk(hook, int(campaign["id"]), expected, chunk=index, unreferenced=len(chunk) - len(expected))
 
     def _lookup(self, hook: BsgHook, reference_id: str, first: Mapping[str, Any]) -> dict[str, Any] | None:
         """The campaign that holds ``reference_id`` for this chunk's first phone, or None."""
@@ -557,6 +694,10 @@ class BsgBulkCampaignOperator(_AudienceCampaignOperator):
 
     def phone_of(self, item: Mapping[str, Any]) -> int:
         return int(item["number"])
+
+    def expected_of(self, item: Mapping[str, Any]) -> tuple[int, str | None, str | None]:
+        # A transliterated text is BSG's rewrite of ours: not compared.
+        return int(item["number"]), None if self.transliterate else self._text, self._sender
 
     def build(self, items: Sequence[Mapping[str, Any]], options: Mapping[str, Any]) -> Request:
         return proto.send_bulk(items, self._text, self._sender, **options, transliterate=self.transliterate)
@@ -655,6 +796,9 @@ class BsgIndividualCampaignOperator(_AudienceCampaignOperator):
 
     def phone_of(self, item: Mapping[str, Any]) -> int:
         return int(item["phone"])
+
+    def expected_of(self, item: Mapping[str, Any]) -> tuple[int, str | None, str | None]:
+        return int(item["phone"]), None if self.transliterate else item["text"], item["sender"]
 
     def build(self, items: Sequence[Mapping[str, Any]], options: Mapping[str, Any]) -> Request:
         if self.transliterate is not None:

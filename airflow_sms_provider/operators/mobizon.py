@@ -16,6 +16,8 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
+from airflow_sms_provider.campaigns.ledger import Ledger
+from airflow_sms_provider.campaigns.reconcile import verify_mobizon_campaign
 from airflow_sms_provider.exceptions import (
     SmsAmbiguousError,
     SmsCampaignFailedError,
@@ -219,6 +221,8 @@ class MobizonCreateCampaignOperator(_MobizonOperator):
             if campaign_id is not None:
                 ckpt.save(campaign_id=campaign_id)
         if campaign_id is not None:
+            # Adopted only if it is what this task would create now (text, sender, type).
+            verify_mobizon_campaign(hook.get_campaign(int(campaign_id)), fields, hook.settings.default_sender)
             self.log.info("Using Mobizon campaign %s, created by an earlier try", campaign_id)
             return int(campaign_id), True
         ckpt.save(create_started=True)  # before the call: a retry looks the campaign up first
@@ -235,6 +239,7 @@ class MobizonCreateCampaignOperator(_MobizonOperator):
             found = find_tagged_campaign(hook, fields["text"], fields["name"]) if "[af-" in fields["name"] else None
             if found is None:
                 raise
+            verify_mobizon_campaign(hook.get_campaign(found), fields, hook.settings.default_sender)
             self.log.warning("campaign/create went unanswered, but campaign %s exists: using it", found)
             return found
 
@@ -347,8 +352,13 @@ class MobizonAddRecipientsOperator(RecipientsMixin, _MobizonOperator):
                     )
                 campaign = hook.get_campaign(campaign_id)
                 ckpt = Checkpoint(context, f"mobizon_add_recipients_{campaign_id}")
+                # Only a resume reads the audience ahead: to skip the first N rows only if they are
+                # the numbers an earlier try uploaded (else Mobizon's list of the campaign decides).
+                done = int(ckpt.get("uploaded", 0))
+                content = self._read_content(campaign.get("text"), done) if done else None
                 summary.update(self._upload(hook, campaign_id, campaign.get("text"), ckpt, self.log,
-                                            template=campaign.get("type") == 3))
+                                            template=campaign.get("type") == 3,
+                                            prefix=content[1] if content is not None else None, owned=False))
                 return summary
             if source == "contacts":
                 answer = hook.add_recipients(
@@ -402,6 +412,19 @@ class MobizonSendCampaignOperator(_MobizonOperator):
             return send_once(hook, campaign_id, Checkpoint(context, f"mobizon_send_{campaign_id}"), self.log)
         finally:
             hook.close()
+
+
+def _mobizon_sent(ckpt: Checkpoint) -> str | None:
+    """What an earlier try of the one-step operator put into Mobizon, for an error message; None if nothing."""
+    campaign_id, uploaded = ckpt.get("campaign_id"), int(ckpt.get("uploaded", 0))
+    if campaign_id is None or not (uploaded or ckpt.get("uploaded_all") or ckpt.get("send_started")):
+        return None
+    what = f"{uploaded:,} recipients were uploaded to Mobizon campaign {campaign_id}"
+    if ckpt.get("uploaded_all"):
+        what = f"Mobizon campaign {campaign_id} holds that whole audience"
+    if ckpt.get("sent") or ckpt.get("send_started"):
+        return what + (" and it was sent" if ckpt.get("sent") else " and it may have been sent")
+    return what + " (not sent yet)"
 
 
 def find_tagged_campaign(hook: MobizonHook, text: str, name: str, scan: int = 500) -> int | None:
@@ -541,8 +564,11 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
             raise SmsValidationError("recipients is empty: the campaign has no audience", field="recipients",
                                      value=self.recipients)
         ckpt = Checkpoint(context, "mobizon_campaign")
-        if not ckpt.get("uploaded_all"):
-            self._prevalidate(fields["text"])
+        # The pre-pass checks every row and digests the audience: a retry whose audience holds
+        # other numbers than the one an earlier try uploaded stops here, naming that campaign.
+        content = self._read_content(fields["text"], int(ckpt.get("uploaded", 0)))
+        if content is not None:
+            Ledger(ckpt).check_audience(content[0], sent=_mobizon_sent(ckpt), provider=proto.PROVIDER)
         tag = run_tag(context)
         if tag is not None:
             fields["name"] = tagged_name(fields.get("name"), tag, MAX_NAME_LENGTH)
@@ -555,7 +581,9 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
             persist_campaign_link(context, self.mobizon_conn_id, campaign_id, self.log)
             if not ckpt.get("uploaded_all"):
                 summary.update(self._upload(hook, campaign_id, fields["text"], ckpt, self.log,
-                                            template=fields["campaign_type"] == 3))
+                                            template=fields["campaign_type"] == 3,
+                                            prefix=content[1] if content is not None else None,
+                                            reconcile=earlier and not ckpt.durable))
                 ckpt.save(uploaded_all=True, upload_summary=summary)
             else:
                 summary.update(ckpt.get("upload_summary") or {})

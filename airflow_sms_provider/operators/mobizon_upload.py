@@ -23,7 +23,14 @@ import time
 from collections.abc import Iterable, Iterator, Sized
 from typing import Any
 
-from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsProviderError, SmsValidationError
+from airflow_sms_provider.campaigns.ledger import Digest, SequenceDigest
+from airflow_sms_provider.campaigns.reconcile import mobizon_numbers
+from airflow_sms_provider.exceptions import (
+    SmsCampaignFailedError,
+    SmsFatalError,
+    SmsProviderError,
+    SmsValidationError,
+)
 from airflow_sms_provider.hooks.mobizon import AddResult, MobizonHook
 from airflow_sms_provider.progress import Checkpoint, ProgressLog
 from airflow_sms_provider.protocols import mobizon as proto
@@ -134,6 +141,27 @@ class RecipientsMixin:
             pass
         return True
 
+    def _read_content(self, text: str | None, prefix_at: int = 0) -> tuple[Digest, SequenceDigest] | None:
+        """The pre-pass (see :meth:`_prevalidate`) that also says what the audience holds.
+
+        Returns the order-independent :class:`Digest` of the whole audience and the
+        :class:`SequenceDigest` record of its first ``prefix_at`` numbers in this read's order
+        (how a resume checks that "the first N" are the N an earlier try uploaded);
+        None for a one-shot iterator, which is not read ahead.
+        """
+        if isinstance(self.recipients, Iterator):
+            return None
+        total, prefix, portion = Digest(), SequenceDigest(), []
+        for item in self._stream(RejectReport(cap=0), text):
+            number = item if isinstance(item, str) else item["recipient"]
+            total.add(number)
+            if total.count <= prefix_at:
+                portion.append(number)
+                if len(portion) == proto.MAX_RECIPIENTS_PER_CALL or total.count == prefix_at:
+                    prefix.update(portion)
+                    portion = []
+        return total, prefix
+
     def _known_total(self) -> int | None:
         """The audience size for progress lines: ``expected_count``, or ``len()`` of a list."""
         expected = _count(self.expected_count, "expected_count")
@@ -152,14 +180,26 @@ class RecipientsMixin:
         log: Any,
         *,
         template: bool = False,
+        prefix: SequenceDigest | None = None,
+        reconcile: bool = False,
+        owned: bool = True,
     ) -> dict[str, Any]:
-        """Upload the audience to ``campaign_id``; the summary for XCom (counts, capped examples)."""
+        """Upload the audience to ``campaign_id``; the summary for XCom (counts, capped examples).
+
+        ``prefix``: the :class:`SequenceDigest` record of this read's first ``uploaded`` numbers
+        (from :meth:`_read_content`), so a resume skips them only when they are the numbers
+        an earlier try uploaded. ``reconcile``: the campaign was found again without a
+        durable record: ask Mobizon what it holds. ``owned``: the campaign is this task's alone,
+        so numbers in it that the audience lacks mean the audience changed (an error); a
+        campaign filled by several tasks may hold others.
+        """
         report = RejectReport(cap=self.max_reported, path=self.reject_report_path or None)
         threshold = _count(self.file_upload_threshold, "file_upload_threshold")
         try:
             stream = self._stream(report, text)
             if threshold is None:
-                summary = self._upload_portions(hook, campaign_id, stream, ckpt, log, self._known_total())
+                summary = self._upload_portions(hook, campaign_id, stream, ckpt, log, self._known_total(),
+                                                prefix, reconcile, owned)
             else:
                 summary = self._upload_spooled(hook, campaign_id, stream, ckpt, log, text, template, threshold)
         finally:
@@ -171,27 +211,90 @@ class RecipientsMixin:
 
     def _upload_portions(
         self, hook: MobizonHook, campaign_id: int, stream: Iterable[Any], ckpt: Checkpoint, log: Any,
-        total: int | None,
+        total: int | None, prefix: SequenceDigest | None = None, reconcile: bool = False, owned: bool = True,
     ) -> dict[str, Any]:  # fmt: skip
+        """Upload ``stream`` in portions, resuming by content.
+
+        An earlier try's progress is ``uploaded`` (a count) with ``uploaded_sequence`` (the
+        :class:`SequenceDigest` of those numbers in the order they were read). A resume skips the
+        first ``uploaded`` numbers only when this read's first ``uploaded`` are the same
+        sequence; otherwise (a set, a query without ORDER BY, a one-shot iterator that cannot
+        be read ahead) it asks Mobizon which numbers the campaign holds and uploads the others,
+        and stops before sending if the campaign holds numbers the audience does not.
+        """
         done = int(ckpt.get("uploaded", 0))
-        if done:
+        recorded = ckpt.get("uploaded_sequence")
+        held: set[int] | None = None
+        sequence: SequenceDigest | None = SequenceDigest()
+        if done and recorded is None and not ckpt.get("uploaded_by_content") and not reconcile:
+            # A record written before content tracking: resume by position, as it was written.
             log.info("Resuming upload after %d recipients already sent to campaign %s", done, campaign_id)
-            stream = itertools.islice(stream, done, None)
+            stream, sequence = itertools.islice(stream, done, None), None
+        elif done and prefix is not None and prefix.count == done and prefix.matches(recorded) and not reconcile:
+            log.info("Resuming upload after %d recipients already sent to campaign %s (the same numbers, in "
+                     "the same order, as this read's first %d)", done, campaign_id, done)  # fmt: skip
+            stream, sequence = itertools.islice(stream, done, None), prefix
+        elif done or reconcile:
+            held = mobizon_numbers(hook, campaign_id)
+            log.info("Resuming upload to campaign %s by content: it holds %d numbers (an earlier try recorded %d "
+                     "uploaded); uploading only the audience's other numbers", campaign_id, len(held), done)
+            done, sequence = len(held), None
+            ckpt.save(uploaded=done, uploaded_by_content=True, uploaded_sequence=None)
+        held_count = len(held) if held is not None else 0
         progress = ProgressLog(log, total=total, interval=PROGRESS_INTERVAL, start=done)
         saved = {"at": time.monotonic(), "sent": 0}
+        # The sequence record at every portion boundary, by absolute count (written by the reader thread).
+        marks: dict[int, dict[str, Any]] = {sequence.count: sequence.dump()} if sequence is not None else {}
+
+        def tracked(items: Iterable[Any]) -> Iterator[Any]:
+            # Runs in the hook's reader thread: the sequence of every portion boundary, so a save
+            # after ``sent`` rows records exactly those rows. One hash update per portion.
+            assert sequence is not None
+            numbers: list[str] = []
+            for item in items:
+                numbers.append(item if isinstance(item, str) else item["recipient"])
+                if len(numbers) == proto.MAX_RECIPIENTS_PER_CALL:
+                    sequence.update(numbers)
+                    marks[sequence.count] = sequence.dump()
+                    numbers = []
+                yield item
+            sequence.update(numbers)
+            marks[sequence.count] = sequence.dump()
+
+        def missing(items: Iterable[Any]) -> Iterator[Any]:
+            assert held is not None
+            for item in items:
+                number = int(item if isinstance(item, str) else item["recipient"])
+                if number in held:
+                    held.discard(number)  # a second copy in the audience goes up: Mobizon skips it (code 4)
+                    continue
+                yield item
+
+        if sequence is not None:
+            stream = tracked(stream)
+        elif held is not None:
+            stream = missing(stream)
+
+        def checkpoint(sent: int) -> None:
+            if sequence is None:
+                ckpt.save(uploaded=done + sent)
+            elif done + sent in marks:
+                ckpt.save(uploaded=done + sent, uploaded_sequence=marks[done + sent])
+                for key in [k for k in list(marks) if k < done + sent]:
+                    marks.pop(key, None)
 
         def on_portion(sent: int, result: AddResult) -> None:
             # A durable save is a round trip to Airflow: every few seconds, not per portion. A crash
             # in between re-sends at most those portions, which Mobizon answers as duplicates.
             now = time.monotonic()
             if now - saved["at"] >= CHECKPOINT_INTERVAL:
-                ckpt.save(uploaded=done + sent)
+                checkpoint(sent)
                 saved.update(at=now, sent=sent)
             progress.update(done + sent, f"{result.added:,} added, {result.rejected:,} rejected")
 
         def on_exit(sent: int) -> None:
             if sent != saved["sent"]:
-                ckpt.save(uploaded=done + sent)
+                checkpoint(sent)
 
         result = AddResult()
         try:
@@ -202,6 +305,14 @@ class RecipientsMixin:
         finally:
             # Also after a failure: the portions confirmed so far need not be sent again.
             on_exit(progress.done - done)
+        if held and owned:
+            raise SmsFatalError(
+                f"Mobizon campaign {campaign_id} (not sent) holds {len(held):,} of {held_count:,} number(s) that are "
+                f"not in this try's audience (e.g. {', '.join(str(n) for n in itertools.islice(held, 3))}): the "
+                "audience changed between tries. Not sending it; check the campaign (delete it to start again), "
+                "then clear this task",
+                provider=proto.PROVIDER,
+            )
         progress.finish(f"{result.added:,} added, {result.rejected:,} rejected, {result.duplicates:,} duplicates")
         return {"upload": "portions", **result.summary()}
 
@@ -216,11 +327,24 @@ class RecipientsMixin:
         max_bytes = _count(self.max_file_bytes, "max_file_bytes")
         with CsvSpool(["recipient", *columns] if template else None, max_bytes=max_bytes) as spool:
             progress = ProgressLog(log, "recipients read", total=self._known_total(), interval=PROGRESS_INTERVAL)
+            # The sequence digest at the end of every file: a resume skips finished files only if
+            # this read put the same numbers, in the same order, into them.
+            sequence, numbers = SequenceDigest(), []  # type: SequenceDigest, list[str]
+            marks: list[dict[str, Any]] = []
             for item in stream:
-                spool.write(_file_cells(item, columns, self.placeholders_flag))
+                cells = _file_cells(item, columns, self.placeholders_flag)
+                parts = len(spool.parts)
+                spool.write(cells)
+                if parts and len(spool.parts) != parts:  # this row began a new file
+                    sequence.update(numbers)
+                    marks.append(sequence.dump())
+                    numbers = []
+                numbers.append(cells[0])
                 if spool.rows % 5000 == 0:
                     progress.update(spool.rows)
             spool.finish()
+            sequence.update(numbers)
+            marks.append(sequence.dump())
             if spool.rows <= threshold:
                 log.info("%d recipients (threshold %d): uploading in portions", spool.rows, threshold)
                 items = (_portion_item(cells, columns) for cells in spool.read())
@@ -229,17 +353,30 @@ class RecipientsMixin:
                 "%d recipients over file_upload_threshold=%d: uploading %d file(s) as recipientsFile "
                 "(no per-recipient message ids)", spool.rows, threshold, len(spool.parts),
             )  # fmt: skip
-            return self._upload_files(hook, campaign_id, spool, ckpt, log, template)
+            return self._upload_files(hook, campaign_id, spool, ckpt, log, template, marks)
 
     def _upload_files(
-        self, hook: MobizonHook, campaign_id: int, spool: CsvSpool, ckpt: Checkpoint, log: Any, template: bool
-    ) -> dict[str, Any]:
+        self, hook: MobizonHook, campaign_id: int, spool: CsvSpool, ckpt: Checkpoint, log: Any, template: bool,
+        marks: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
         before = ckpt.get("file_msgs_before")
         if before is None:
             before = _message_count(hook, campaign_id)
             ckpt.save(file_msgs_before=before)
         task_ids: list[int] = list(ckpt.get("file_task_ids") or [])
         parts_done = int(ckpt.get("file_parts_done", 0))
+        recorded = ckpt.get("uploaded_sequence")
+        if parts_done and recorded is not None and marks is not None and (
+                parts_done > len(marks) or marks[parts_done - 1] != recorded):  # fmt: skip
+            # Another order: which numbers the finished files held is unknown here. Let the
+            # earlier imports finish, then upload every file (Mobizon skips numbers present).
+            log.warning("This read's first %d file(s) are not the ones an earlier try uploaded (the audience came "
+                        "back in another order): uploading every file again; Mobizon skips numbers already in "
+                        "campaign %s", parts_done, campaign_id)  # fmt: skip
+            for task_id in task_ids[parts_done:]:
+                wait_for_task(hook, task_id, self.task_timeout, log)
+            parts_done, task_ids = 0, []
+            ckpt.save(file_parts_done=0, file_task_ids=[], uploaded=0, uploaded_sequence=None)
         for index, path in enumerate(spool.parts):
             if index < parts_done:
                 continue  # uploaded and completed by an earlier try
@@ -257,7 +394,8 @@ class RecipientsMixin:
                 log.info("File %d of %d (%d rows) uploaded: Mobizon task %s",
                          index + 1, len(spool.parts), spool.part_rows[index], answer.task_id)
             wait_for_task(hook, task_ids[index], self.task_timeout, log)
-            ckpt.save(file_parts_done=index + 1, uploaded=sum(spool.part_rows[: index + 1]))
+            ckpt.save(file_parts_done=index + 1, uploaded=sum(spool.part_rows[: index + 1]),
+                      uploaded_sequence=marks[index] if marks is not None else None)
         after = _message_count(hook, campaign_id)
         added = None if after is None or before is None else after - before
         return {

@@ -13,6 +13,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_sms_provider.campaigns.ledger import Digest, lines_digest
 from airflow_sms_provider.exceptions import (
     SmsAmbiguousError,
     SmsConflictError,
@@ -235,10 +236,10 @@ class OgangiSendSmsByFileOperator(_AudienceMixin, _OgangiOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         source = self._validate()
         ckpt = Checkpoint(context, "ogangi_send_by_file")
-        if ckpt.get("summary"):
+        if ckpt.get("summary") and not ckpt.get("content"):  # recorded before content tracking
             self.log.info("These SMS were already sent by an earlier try; not sending again")
             return ckpt.get("summary")
-        if ckpt.get("upload_started"):
+        if ckpt.get("upload_started") and not ckpt.get("summary"):
             raise SmsFatalError(
                 "an earlier try of this task started sendSMSByFile and got no answer: the SMS may have been "
                 "sent. Check the messages in Ogangi before clearing this task's state to send again",
@@ -253,6 +254,18 @@ class OgangiSendSmsByFileOperator(_AudienceMixin, _OgangiOperator):
                 rows = None
         finally:
             report.close()
+        content_digest = lines_digest(content)
+        if ckpt.get("summary"):
+            earlier = ckpt.get("summary")
+            if ckpt.get("content") != content_digest:
+                raise SmsFatalError(
+                    f"an earlier try of this task already sent {earlier.get('total')} SMS by file "
+                    f"({earlier.get('status_counts')}), and this try's file holds other rows: the audience or the "
+                    "text changed between tries. Not sending again; send the difference as a new task",
+                    provider=proto.PROVIDER,
+                )
+            self.log.info("These SMS were already sent by an earlier try; not sending again")
+            return earlier
         hook = self.hook()
         if self.check_shortcode and self._senders:
             try:
@@ -260,7 +273,7 @@ class OgangiSendSmsByFileOperator(_AudienceMixin, _OgangiOperator):
             except Exception:
                 hook.close()
                 raise
-        ckpt.save(upload_started=True)
+        ckpt.save(upload_started=True, content=content_digest)
         try:
             messages = hook.send_sms_by_file((name, content))
         except Exception as err:
@@ -469,10 +482,11 @@ class OgangiCreateBroadcastOperator(_AudienceMixin, _OgangiOperator):
         self, hook: OgangiHook, ckpt: Checkpoint, items: list[dict[str, Any]], name: str, when: dt.datetime | None
     ) -> tuple[dict[str, Any], bool]:
         """Create unless an earlier try did; returns (broadcast, found_from_earlier_try)."""
+        content = Digest.of(item["to"] for item in items).dump()
         known = ckpt.get("broadcast_id")
         if known is not None:
             try:
-                return hook.get_broadcast(int(known)), True
+                data = hook.get_broadcast(int(known))
             except SmsNotFoundError as err:
                 where = origin(hook.settings.http.base_url)
                 raise SmsNotFoundError(
@@ -480,6 +494,8 @@ class OgangiCreateBroadcastOperator(_AudienceMixin, _OgangiOperator):
                     f"({err}). Clear this task's state to create a new one",
                     provider=proto.PROVIDER, code=err.code,
                 ) from err
+            self._verify(data, ckpt, content, items)
+            return data, True
         if ckpt.get("create_started"):
             raise SmsFatalError(
                 f"an earlier try started creating broadcast {ckpt.get('campaign_name')!r} and got no answer: it "
@@ -487,7 +503,7 @@ class OgangiCreateBroadcastOperator(_AudienceMixin, _OgangiOperator):
                 "to create a new one",
                 provider=proto.PROVIDER,
             )
-        ckpt.save(create_started=True, campaign_name=name)
+        ckpt.save(create_started=True, campaign_name=name, content=content)
         try:
             data = self._create(hook, items, name, when, None)
             broadcast_id = _created_id(data)
@@ -507,6 +523,25 @@ class OgangiCreateBroadcastOperator(_AudienceMixin, _OgangiOperator):
             ) from err
         ckpt.save(broadcast_id=broadcast_id)
         return data, False
+
+    def _verify(self, data: Mapping[str, Any], ckpt: Checkpoint, content: dict[str, Any],
+                items: list[dict[str, Any]]) -> None:
+        """Adopt an earlier try's broadcast only if it is the one this try would create (recipients, text)."""
+        recorded, now = Digest.load(ckpt.get("content")), Digest.load(content) or Digest()
+        differ = []
+        if recorded is not None and recorded != now:
+            differ.append(f"recipients: it was made for {recorded.describe()}, this try has {now.describe()}")
+        text = items[0].get("text") if items else None
+        if data.get("text") not in (None, "") and text is not None and data.get("text") != text:
+            differ.append(f"text {str(data.get('text'))[:60]!r} (this try: {str(text)[:60]!r})")
+        if differ:
+            raise SmsFatalError(
+                f"broadcast {data.get('id')} ({ckpt.get('campaign_name')!r}, {data.get('statusName')}) was created by "
+                f"an earlier try of this task, but {'; '.join(differ)}: the parameters changed between tries. Not "
+                "adopting it and not creating another; check it in Ogangi (set broadcast_id to edit it), then "
+                "clear this task's state",
+                provider=proto.PROVIDER,
+            )  # fmt: skip
 
 
 def _describe(err: BaseException) -> str:

@@ -1,0 +1,7 @@
+"""Crash-safe campaign work, below the operators and above the hooks: no ``BaseOperator`` here.
+
+* :mod:`.ledger`: the durable record of what a task made and *which* recipients went
+  where, identified by content (an order-independent digest and a count), not by position.
+* :mod:`.reconcile`: the rules for looking work up again at the provider and verifying it
+  before adopting it.
+"""

@@ -1,0 +1,123 @@
+"""Looking a task's work up again at the provider, and verifying it before adopting it.
+
+Two rules:
+
+* **The provider's truth over the record.** Where the provider can say what a campaign
+  holds (Mobizon ``message/list`` of a campaign; BSG messages of a campaign), a resume
+  that cannot trust positions reads it back instead of trusting the durable record alone.
+* **Verify before adopting.** A campaign found again (by a tag, by a reference_id) is
+  adopted only when it is what this task would have made: same text, same sender, the
+  same recipients (and reference_ids). Otherwise :class:`SmsFatalError` (no retry),
+  naming both, because the alternatives are reporting success for work that did not
+  happen, or sending a second time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from airflow_sms_provider.exceptions import SmsFatalError
+
+
+def _clip(value: Any, limit: int = 60) -> str:
+    text = str(value)
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+# ------------------------------------------------------------------ Mobizon
+
+
+def mobizon_numbers(hook: Any, campaign_id: int, *, concurrency: int = 4) -> set[int]:
+    """The numbers a Mobizon campaign holds (``message/list`` by campaign id), as ints.
+
+    100 messages a page (Mobizon's largest), ``concurrency`` pages in flight; about 70
+    bytes of memory a number.
+    """
+    return {int(item["to"]) for item in hook.iter_messages({"campaignIds": [campaign_id]}, concurrency=concurrency)}
+
+
+def verify_mobizon_campaign(campaign: Mapping[str, Any], fields: Mapping[str, Any], default_sender: str | None
+                            ) -> None:
+    """Refuse to adopt a Mobizon campaign whose text, sender or type is not what this task would create."""
+    wanted = {
+        # Links shortened by Mobizon change the stored text: compare it only when they are not.
+        "text": None if fields.get("shorten_links") else fields.get("text"),
+        "from": fields.get("sender") or default_sender,
+        "type": fields.get("campaign_type"),
+    }
+    differ = []
+    for key, value in wanted.items():
+        held = campaign.get(key)
+        if value in (None, "") or held in (None, ""):
+            continue  # not set here (the account's default) or not reported: nothing to compare
+        if str(held) != str(value):
+            differ.append(f"{key} {_clip(held)} (this task: {_clip(value)})")
+    if differ:
+        raise SmsFatalError(
+            f"Mobizon campaign {campaign.get('id')} ({_clip(campaign.get('name'))}, {campaign.get('commonStatus')}) "
+            f"was made by an earlier try of this task but has {'; '.join(differ)}: the task's parameters changed "
+            "between tries. Not adopting it and not creating another (which could message the same numbers "
+            "twice); check or delete that campaign, then clear this task",
+            provider="mobizon",
+        )
+
+
+# ------------------------------------------------------------------ BSG
+
+
+def verify_bsg_chunk(
+    hook: Any,
+    campaign_id: int,
+    expected: Mapping[str, tuple[int, str | None, str | None]],
+    *,
+    chunk: int,
+    unreferenced: int = 0,
+) -> None:
+    """Refuse to adopt BSG campaign ``campaign_id`` for chunk ``chunk`` unless it holds exactly that chunk.
+
+    ``expected``: reference_id -> (phone, text, sender) for every row of the chunk (a text
+    or sender of None is not compared). Every message of the campaign must carry one of
+    those reference_ids with its phone, text and sender, and every one of them must be there.
+    ``unreferenced``: rows of the chunk without a reference_id (messages without one are
+    allowed up to that number).
+    """
+    seen = 0
+    problems: list[str] = []
+    for message in hook.iter_messages(campaign_id):
+        ref, phone = message.get("reference_id"), int(message.get("phone") or 0)
+        want = expected.get(ref) if ref is not None else None
+        if ref is None and unreferenced > 0:
+            unreferenced -= 1
+            continue
+        if want is None:
+            problems.append(f"message {message.get('id')} to {phone} has reference_id {ref!r}, not one of this chunk's")
+        elif want[0] != phone:
+            problems.append(f"reference_id {ref!r} went to {phone}, this task has it for {want[0]}")
+        else:
+            seen += 1
+            if want[1] is not None and message.get("text") not in (None, want[1]):
+                problems.append(f"text {_clip(message.get('text'))} (this task: {_clip(want[1])})")
+            if want[2] is not None and message.get("sender") not in (None, want[2]):
+                problems.append(f"sender {_clip(message.get('sender'))} (this task: {_clip(want[2])})")
+        if len(problems) >= 3:
+            break
+    if seen < len(expected) and len(problems) < 3:
+        problems.append(f"{len(expected) - seen} of the chunk's {len(expected)} reference_ids are not in it")
+    if problems:
+        raise SmsFatalError(
+            f"chunk {chunk + 1} ({len(expected)} phones): BSG campaign {campaign_id} holds this task's "
+            f"reference_ids but is not what this task would create: {'; '.join(dict.fromkeys(problems))}. "
+            "An earlier run with other parameters, or reused reference_ids. Not adopting it (the phones "
+            "missing from it would get nothing) and not sending again (BSG refuses the repeated ids); check that "
+            "campaign, then give these rows new reference_ids or clear the task's state",
+            provider="bsg",
+        )
+
+
+def bsg_phones(hook: Any, campaign_id: int) -> list[int]:
+    """The phones of a BSG campaign's messages (one page of up to the API's limit at a time)."""
+    return [int(message.get("phone") or 0) for message in hook.iter_messages(campaign_id)]
+
+
+__all__ = ["bsg_phones", "mobizon_numbers", "verify_bsg_chunk", "verify_mobizon_campaign"]
