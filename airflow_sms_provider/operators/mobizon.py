@@ -222,7 +222,7 @@ class MobizonCreateCampaignOperator(_MobizonOperator):
                 ckpt.save(campaign_id=campaign_id)
         if campaign_id is not None:
             # Adopted only if it is what this task would create now (text, sender, type).
-            verify_mobizon_campaign(hook.get_campaign(int(campaign_id)), fields, hook.settings.default_sender)
+            verify_mobizon_campaign(read_named(hook, int(campaign_id)), fields, hook.settings.default_sender)
             self.log.info("Using Mobizon campaign %s, created by an earlier try", campaign_id)
             return int(campaign_id), True
         ckpt.save(create_started=True)  # before the call: a retry looks the campaign up first
