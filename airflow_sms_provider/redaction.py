@@ -259,12 +259,17 @@ def register_token(value: str | None) -> None:
 
 
 def _tell_airflow(values: list[str]) -> None:
+    """Hand ``values`` (the raw secret first) to Airflow's masker."""
     try:
         from airflow.providers.common.compat.sdk import mask_secret
-
-        mask_secret(cast("Any", values))  # a list: one message to a task's supervisor for all of them
     except Exception:  # pragma: no cover - outside Airflow the local masking still applies
-        pass
+        return
+    with contextlib.suppress(Exception):
+        mask_secret(values[0])  # the raw value on its own, as Airflow itself does for a password
+    if len(values) > 1:
+        with contextlib.suppress(Exception):
+            # The other forms in one list: one message to a task's supervisor for all of them.
+            mask_secret(cast("Any", values[1:]))
 
 
 def redact_text(text: str, extra: Iterable[str] = ()) -> str:
