@@ -44,7 +44,15 @@ from airflow_sms_provider.hooks.bsg import BsgHook
 from airflow_sms_provider.links import BsgCampaignLink, persist_campaign_link
 from airflow_sms_provider.progress import Checkpoint
 from airflow_sms_provider.protocols import bsg as proto
-from airflow_sms_provider.recipients import Recipient, RejectReport, chunked, iter_recipients
+from airflow_sms_provider.recipients import (
+    DuplicateReport,
+    Recipient,
+    RejectReport,
+    check_filled_length,
+    chunked,
+    iter_recipients,
+    sms_parts,
+)
 from airflow_sms_provider.transport import Request
 from airflow_sms_provider.validation import check_choice, check_values_used
 
@@ -118,12 +126,14 @@ class _Audience:
         self.source = list(source) if isinstance(source, Iterator) else source
         self.to_item, self.number_field, self.on_invalid = to_item, number_field, on_invalid
         self.report = RejectReport(cap=max_reported, path=reject_report_path or None)
+        self.duplicates = DuplicateReport(cap=max_reported)
 
-    def _items(self, report: RejectReport) -> Iterator[dict[str, Any]]:
+    def _items(self, report: RejectReport, duplicates: DuplicateReport | None = None) -> Iterator[dict[str, Any]]:
         seen_refs: set[str] = set()
         recipients = iter_recipients(
             self.source, number_field=self.number_field, on_invalid=self.on_invalid, report=report,
             min_digits=proto.PHONE_MIN_DIGITS, max_digits=proto.PHONE_MAX_DIGITS,
+            duplicates=duplicates if duplicates is not None else DuplicateReport(cap=0),
         )  # fmt: skip
         for recipient in recipients:
             try:
@@ -145,7 +155,7 @@ class _Audience:
     def check(self) -> int:
         """Pass 1: validate every row (rejected ones go to the report); the number of valid rows."""
         try:
-            count = sum(1 for _ in self._items(self.report))
+            count = sum(1 for _ in self._items(self.report, self.duplicates))
         finally:
             self.report.close()
         if count == 0:
@@ -315,6 +325,7 @@ class _AudienceCampaignOperator(_CampaignOperator):
         count = audience.check()
         planned = self._check_chunking(count)
         self.log.info("%d valid recipients (%d rejected): %d campaign(s)", count, audience.report.count, planned)
+        audience.duplicates.log_line(self.log)
         prefix = proto.reference_prefix(*_run_key(context, self)) if self.auto_reference_ids else None
         ckpt = Checkpoint(context, self.checkpoint_key)
         hook = self.hook()
@@ -323,6 +334,7 @@ class _AudienceCampaignOperator(_CampaignOperator):
         finally:
             hook.close()
         summary = self._summary(campaigns, count, audience.report, prefix, options)
+        summary["audience_duplicates"] = audience.duplicates.summary()
         # A split audience links its first campaign (the summary lists them all).
         persist_campaign_link(context, self.bsg_conn_id, summary, self.log)
         return summary
@@ -561,6 +573,13 @@ class BsgBulkCampaignOperator(_AudienceCampaignOperator):
         return proto.send_bulk(items, self._text, self._sender, **options, transliterate=self.transliterate)
 
 
+def _text_problem(text: str) -> str | None:
+    """What is wrong with a filled per-recipient text's length, or None (BSG's limits)."""
+    encoding, length, _ = sms_parts(text)
+    limit = proto.TEXT_LIMITS[encoding]
+    return None if length <= limit else f"{length} {encoding} characters; BSG allows at most {limit}"
+
+
 class BsgIndividualCampaignOperator(_AudienceCampaignOperator):
     """Send each recipient its own text (``sms/send-individual``), 10,000 per campaign.
 
@@ -636,10 +655,13 @@ class BsgIndividualCampaignOperator(_AudienceCampaignOperator):
         values = set(recipient.params) - {self.reference_field, self.sender_field, self.text_field}
         check_values_used(self.text, values, None)
         try:
-            return proto.fill_placeholders(self.text, recipient.params)
+            filled = proto.fill_placeholders(self.text, recipient.params)
         except KeyError as missing:
             raise SmsValidationError(f"placeholder {{{missing.args[0]}}} has no value in the row",
                                      field="text", value=missing.args[0]) from None
+        # The audience rule: a value that pushes the filled text past BSG's limit names itself and its length.
+        check_filled_length(self.text, recipient.params, None, _text_problem)
+        return filled
 
     def to_item(self, recipient: Recipient) -> dict[str, Any]:
         item: dict[str, Any] = {

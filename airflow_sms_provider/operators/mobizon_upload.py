@@ -27,7 +27,16 @@ from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsProviderE
 from airflow_sms_provider.hooks.mobizon import AddResult, MobizonHook
 from airflow_sms_provider.progress import Checkpoint, ProgressLog
 from airflow_sms_provider.protocols import mobizon as proto
-from airflow_sms_provider.recipients import CsvSpool, RejectReport, iter_recipients, placeholders, require_nonempty
+from airflow_sms_provider.recipients import (
+    CsvSpool,
+    DuplicateReport,
+    RejectReport,
+    check_filled_length,
+    iter_recipients,
+    placeholders,
+    require_nonempty,
+    sms_parts,
+)
 from airflow_sms_provider.validation import check_choice
 
 PLACEHOLDERS_FLAGS = (1, 2, 3)
@@ -70,6 +79,14 @@ def _count(value: Any, field: str) -> int | None:
     return number
 
 
+def filled_text_problem(filled: str) -> str | None:
+    """What is wrong with a template text once Mobizon fills a row's values in, or None."""
+    encoding, chars, parts = sms_parts(filled)
+    if parts <= proto.MAX_TEXT_PARTS:
+        return None
+    return f"{chars} {encoding} characters, {parts} SMS parts; Mobizon sends at most {proto.MAX_TEXT_PARTS}"
+
+
 class RecipientsMixin:
     """Turns the recipient parameters into a stream and uploads it (portions or files)."""
 
@@ -95,11 +112,14 @@ class RecipientsMixin:
                 field="max_file_bytes", value=self.max_file_bytes,
             )  # fmt: skip
 
-    def _stream(self, report: RejectReport, text: str | None) -> Iterator[Any]:
-        """Normalised recipients as the Mobizon ``recipients`` items, lazily."""
+    def _stream(
+        self, report: RejectReport, text: str | None, duplicates: DuplicateReport | None = None
+    ) -> Iterator[Any]:
+        """Normalised recipients as the Mobizon ``recipients`` items, lazily; a number once (first row wins)."""
         rows = require_nonempty(
             iter_recipients(
-                self.recipients, number_field=self.number_field, on_invalid=self.on_invalid, report=report
+                self.recipients, number_field=self.number_field, on_invalid=self.on_invalid, report=report,
+                duplicates=duplicates if duplicates is not None else DuplicateReport(cap=0),
             ),
             report,
         )
@@ -115,6 +135,14 @@ class RecipientsMixin:
                         field="recipients",
                         value=recipient.row,
                     )
+                if needed and recipient.params:
+                    try:  # Mobizon fills a template campaign's placeholders: the filled text must fit
+                        check_filled_length(text, recipient.params, recipient.row, filled_text_problem)  # type: ignore[arg-type]
+                    except SmsValidationError as err:
+                        if self.on_invalid != "skip":
+                            raise SmsValidationError(f"recipients {err}", field=err.field, value=err.value) from None
+                        report.add(recipient.row, recipient.raw, str(err))
+                        continue
                 yield {"recipient": recipient.number, **recipient.params}
             else:
                 yield recipient.number
@@ -155,9 +183,10 @@ class RecipientsMixin:
     ) -> dict[str, Any]:
         """Upload the audience to ``campaign_id``; the summary for XCom (counts, capped examples)."""
         report = RejectReport(cap=self.max_reported, path=self.reject_report_path or None)
+        duplicates = DuplicateReport(cap=self.max_reported)
         threshold = _count(self.file_upload_threshold, "file_upload_threshold")
         try:
-            stream = self._stream(report, text)
+            stream = self._stream(report, text, duplicates)
             if threshold is None:
                 summary = self._upload_portions(hook, campaign_id, stream, ckpt, log, self._known_total())
             else:
@@ -165,6 +194,10 @@ class RecipientsMixin:
         finally:
             report.close()
         summary["invalid"] = report.summary()
+        # Rows dropped by the audience rule (a number repeated within this audience); "duplicates"
+        # stays Mobizon's own count of numbers it already had (e.g. a portion an earlier try sent).
+        summary["audience_duplicates"] = duplicates.summary()
+        duplicates.log_line(log)
         return summary
 
     # ------------------------------------------------------------ portions

@@ -25,7 +25,13 @@ from airflow_sms_provider.hooks.ogangi import OgangiHook, build_sms_file, read_u
 from airflow_sms_provider.links import OgangiBroadcastLink, persist_campaign_link
 from airflow_sms_provider.progress import Checkpoint
 from airflow_sms_provider.protocols import ogangi as proto
-from airflow_sms_provider.recipients import Recipient, RejectReport, check_template, iter_recipients
+from airflow_sms_provider.recipients import (
+    DuplicateReport,
+    Recipient,
+    RejectReport,
+    check_template,
+    iter_recipients,
+)
 from airflow_sms_provider.validation import (
     as_int,
     check_choice,
@@ -55,6 +61,7 @@ class _AudienceMixin:
     on_invalid: str
     reject_report_path: Any
     max_reported: int
+    duplicates: DuplicateReport | None = None
 
     def _check_audience_options(self) -> None:
         check_choice(self.on_invalid, ("fail", "skip"), "on_invalid")
@@ -66,12 +73,15 @@ class _AudienceMixin:
         return RejectReport(cap=self.max_reported, path=self.reject_report_path or None)
 
     def _audience(self, report: RejectReport) -> Iterator[Recipient]:
+        # The audience rule: a number once, its first row wins (counted in self.duplicates).
+        self.duplicates = DuplicateReport(cap=self.max_reported)
         rows = iter_recipients(self.recipients, number_field=self.number_field, on_invalid=self.on_invalid,
-                               report=report)
+                               report=report, duplicates=self.duplicates)
         empty = True
         for recipient in rows:
             empty = False
             yield recipient
+        self.duplicates.log_line(self.log)  # type: ignore[attr-defined]
         if empty:  # found once the whole source is read: still before any request
             raise SmsValidationError(
                 f"recipients: no valid row ({report.count} rejected)" if report.count
@@ -275,6 +285,8 @@ class OgangiSendSmsByFileOperator(_AudienceMixin, _OgangiOperator):
             hook.close()
         summary = {"source": source, "rows": rows, **summarize_messages(messages, self.max_reported),
                    "invalid": report.summary()}
+        if self.duplicates is not None:
+            summary["audience_duplicates"] = self.duplicates.summary()
         ckpt.save(summary=summary)
         self.log.info("Sent %d SMS by file: %s", summary["total"], summary["status_counts"])
         return summary
@@ -435,6 +447,7 @@ class OgangiCreateBroadcastOperator(_AudienceMixin, _OgangiOperator):
             "campaign_name": name,
             "edited": edit_id is not None,
             "invalid": report.summary(),
+            "audience_duplicates": self.duplicates.summary() if self.duplicates is not None else None,
         }
 
     def _check_shortcode(self, hook: OgangiHook) -> None:
