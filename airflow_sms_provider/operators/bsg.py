@@ -23,6 +23,7 @@ worker pause and fewer requests run at once.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -54,7 +55,15 @@ from airflow_sms_provider.recipients import (
     sms_parts,
 )
 from airflow_sms_provider.transport import Request
-from airflow_sms_provider.validation import check_choice, check_values_used
+from airflow_sms_provider.validation import (
+    check_choice,
+    check_values_used,
+    check_window_once,
+    check_window_policy,
+    parse_when,
+    rescheduled,
+    window_passed,
+)
 
 _OPTION_FIELDS = ("validity", "tariff_code", "start_at", "callback_url")
 # Ours (BSG documents no limit): more creations at once than this is more likely a typo than a plan.
@@ -89,12 +98,20 @@ class _CampaignOperator(_BsgOperator):
         self.validity, self.tariff_code, self.start_at = validity, tariff_code, start_at
         self.transliterate, self.callback_url = transliterate, callback_url
 
-    def campaign_options(self) -> dict[str, Any]:
-        """The rendered settings, checked and in BSG's formats (start_at as ``yyyy-mm-dd hh:mm:ss`` UTC)."""
+    def campaign_options(self, ckpt: Checkpoint | None = None, started: bool = False) -> dict[str, Any]:
+        """The rendered settings, checked and in BSG's formats (start_at as ``yyyy-mm-dd hh:mm:ss`` UTC).
+
+        ``start_at`` is checked before the first creation only: when ``started`` (durable state
+        says an earlier try created or sent something) it is not judged again by a later clock.
+        """
+        when = parse_when(self.start_at, "start_at")
+        if ckpt is not None:
+            check_window_once(ckpt, when, "start_at", started=started, min_ahead=dt.timedelta(0),
+                              max_ahead=proto.START_AT_MAX_AHEAD)
         return {
             "validity": proto.check_validity(self.validity),
             "tariff_code": proto.check_tariff_code(self.tariff_code),
-            "start_at": proto.format_start_at(self.start_at),
+            "start_at": _start_at(when) if started else proto.format_start_at(self.start_at),
             "callback_url": proto.check_callback_url(self.callback_url),
         }
 
@@ -233,6 +250,11 @@ class _CampaignBook:
         self.ckpt.save(campaigns=self.records(), pending=sorted(self.pending))
 
 
+def _start_at(when: dt.datetime | None) -> str | None:
+    """``when`` in BSG's start_at format, not checked against the clock (resumed work)."""
+    return None if when is None else when.astimezone(proto.START_AT_TIMEZONE).strftime(proto.START_AT_FORMAT)
+
+
 class _AudienceCampaignOperator(_CampaignOperator):
     """Shared by the bulk and personalised operators: audience reading, splitting, crash-safe creation."""
 
@@ -252,9 +274,11 @@ class _AudienceCampaignOperator(_CampaignOperator):
         auto_reference_ids: bool = True,
         max_reported: int = 20,
         max_concurrent_creates: int | str = 4,
+        on_window_passed: str = "fail",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.on_window_passed = on_window_passed
         self.recipients, self.number_field, self.reference_field = recipients, number_field, reference_field
         self.on_invalid, self.reject_report_path = on_invalid, reject_report_path
         self.split, self.chunk_size, self.auto_reference_ids = split, chunk_size, auto_reference_ids
@@ -315,9 +339,12 @@ class _AudienceCampaignOperator(_CampaignOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         check_choice(self.on_invalid, ("fail", "skip"), "on_invalid")
+        policy = check_window_policy(self.on_window_passed)
         self.check_settings()
         bound = self._check_concurrency()
-        options = self.campaign_options()
+        ckpt = Checkpoint(context, self.checkpoint_key)
+        started = bool(ckpt.get("campaigns") or ckpt.get("pending"))  # an earlier try created or sent chunks
+        options = self.campaign_options(ckpt, started)
         audience = _Audience(
             self.recipients, self.to_item, number_field=self.number_field, on_invalid=self.on_invalid,
             reject_report_path=self.reject_report_path, max_reported=self.max_reported,
@@ -327,7 +354,8 @@ class _AudienceCampaignOperator(_CampaignOperator):
         self.log.info("%d valid recipients (%d rejected): %d campaign(s)", count, audience.report.count, planned)
         audience.duplicates.log_line(self.log)
         prefix = proto.reference_prefix(*_run_key(context, self)) if self.auto_reference_ids else None
-        ckpt = Checkpoint(context, self.checkpoint_key)
+        if started:
+            options = self._window_policy(ckpt, options, policy, planned)
         hook = self.hook()
         try:
             campaigns = self._send_all(hook, audience.items(), options, prefix, ckpt, min(bound, planned))
@@ -338,6 +366,31 @@ class _AudienceCampaignOperator(_CampaignOperator):
         # A split audience links its first campaign (the summary lists them all).
         persist_campaign_link(context, self.bsg_conn_id, summary, self.log)
         return summary
+
+    def _window_policy(self, ckpt: Checkpoint, options: dict[str, Any], policy: str, planned: int
+                       ) -> dict[str, Any]:
+        """Resuming after start_at has passed with chunks still to create: ``on_window_passed``."""
+        when = parse_when(self.start_at, "start_at")
+        created = ckpt.get("campaigns") or []
+        if not window_passed(when) or len(created) >= planned:
+            return options
+        assert when is not None
+        if policy == "fail":
+            ids = [c.get("id") for c in created]
+            phones = sum(int(c.get("phones") or 0) for c in created)
+            raise SmsFatalError(
+                f"start_at={when.isoformat()} has passed while this task was sending: BSG campaign(s) {ids} "
+                f"({phones} phones) were created by an earlier try and are scheduled, but "
+                f"{planned - len(created)} chunk(s) of the audience are not created. on_window_passed='fail': "
+                "not sending them late. Set on_window_passed='send_now' (or 'keep_offset') and clear this task to "
+                "send the rest; the created campaigns are found again, not repeated",
+                provider=proto.PROVIDER,
+            )
+        moved = rescheduled(ckpt, when, policy)
+        self.log.warning("start_at=%s has passed with %d chunk(s) still to create: on_window_passed=%r, "
+                         "creating them with start_at=%s", when.isoformat(), planned - len(created), policy,
+                         moved.isoformat() if moved else "now")
+        return {**options, "start_at": _start_at(moved)}
 
     def _send_all(
         self, hook: BsgHook, items: Iterable[dict[str, Any]], options: Mapping[str, Any], prefix: str | None,
@@ -536,6 +589,11 @@ class BsgBulkCampaignOperator(_AudienceCampaignOperator):
     :param validity: hours a message may wait for delivery, 1-72 (BSG's default 72).
     :param tariff_code: the account's tariff to bill, 0-9.
     :param start_at: when to send (datetime, pendulum or template string), up to 30 days ahead.
+        Checked before the first creation only; a retry resuming created chunks does not judge it again.
+    :param on_window_passed: a retry resumes after ``start_at`` has passed with chunks still to create:
+        ``fail`` (default; no retry, naming the created campaigns and what is left), ``send_now``
+        (create the rest without start_at) or ``keep_offset`` (the rest starts as long after now as
+        start_at was after the first check). Templated.
     :param transliterate: let BSG transliterate the text when needed.
     :param callback_url: delivery-report URL (≤ 100 characters).
     :param max_reported: how many rejected rows and campaigns are listed in the summary.
@@ -547,7 +605,7 @@ class BsgBulkCampaignOperator(_AudienceCampaignOperator):
 
     template_fields: Sequence[str] = (
         "recipients", "text", "sender", *_OPTION_FIELDS, "reject_report_path", "max_concurrent_creates",
-        "bsg_conn_id",
+        "bsg_conn_id", "on_window_passed",
     )  # fmt: skip
     checkpoint_key = "bsg_bulk"
 
@@ -611,6 +669,11 @@ class BsgIndividualCampaignOperator(_AudienceCampaignOperator):
     :param validity: hours a message may wait for delivery, 1-72 (BSG's default 72).
     :param tariff_code: the account's tariff to bill, 0-9.
     :param start_at: when to send (datetime, pendulum or template string), up to 30 days ahead.
+        Checked before the first creation only; a retry resuming created chunks does not judge it again.
+    :param on_window_passed: a retry resumes after ``start_at`` has passed with chunks still to create:
+        ``fail`` (default; no retry, naming the created campaigns and what is left), ``send_now``
+        (create the rest without start_at) or ``keep_offset`` (the rest starts as long after now as
+        start_at was after the first check). Templated.
     :param transliterate: let BSG transliterate the texts when needed.
     :param callback_url: delivery-report URL (≤ 100 characters).
     :param max_reported: how many rejected rows and campaigns are listed in the summary.
@@ -621,7 +684,7 @@ class BsgIndividualCampaignOperator(_AudienceCampaignOperator):
 
     template_fields: Sequence[str] = (
         "recipients", "text", "sender", *_OPTION_FIELDS, "reject_report_path", "max_concurrent_creates",
-        "bsg_conn_id",
+        "bsg_conn_id", "on_window_passed",
     )  # fmt: skip
     checkpoint_key = "bsg_individual"
 
@@ -716,8 +779,8 @@ class BsgGroupsCampaignOperator(_CampaignOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         groups = proto.campaign_ids(self.groups, "groups")
         text, sender = proto.check_message_text(self.text), proto.check_sender(self.sender)
-        options = self.campaign_options()
         ckpt = Checkpoint(context, "bsg_groups")
+        options = self.campaign_options(ckpt, started=bool(ckpt.get("campaign") or ckpt.get("pending")))
         if ckpt.get("campaign"):
             self.log.info("Campaign %s was created by an earlier try", ckpt.get("campaign")["id"])
             persist_campaign_link(context, self.bsg_conn_id, ckpt.get("campaign")["id"], self.log)

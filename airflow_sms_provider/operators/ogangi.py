@@ -38,6 +38,7 @@ from airflow_sms_provider.validation import (
     check_text,
     check_values_used,
     check_window,
+    check_window_once,
     parse_when,
 )
 
@@ -371,13 +372,18 @@ class OgangiCreateBroadcastOperator(_AudienceMixin, _OgangiOperator):
         self.number_field, self.on_invalid = number_field, on_invalid
         self.reject_report_path, self.max_reported = reject_report_path, max_reported
 
-    def _when(self) -> dt.datetime | None:
+    def _when(self, ckpt: Checkpoint | None = None) -> dt.datetime | None:
+        """The schedule, checked before the broadcast is created only (not when an earlier try created it)."""
         now = dt.datetime.now(dt.timezone.utc)
         if isinstance(self.scheduled_at, dt.timedelta):
             when: dt.datetime | None = now + self.scheduled_at
         else:
             when = parse_when(self.scheduled_at, "scheduled_at")
-        if when is not None:
+        started = ckpt is not None and (ckpt.get("broadcast_id") is not None or bool(ckpt.get("create_started")))
+        if when is not None and ckpt is not None:
+            check_window_once(ckpt, when, "scheduled_at", started=started, min_ahead=dt.timedelta(0),
+                              max_ahead=proto.SCHEDULE_MAX_AHEAD, now=now)
+        elif when is not None:
             check_window(when, "scheduled_at", min_ahead=dt.timedelta(0), max_ahead=proto.SCHEDULE_MAX_AHEAD,
                          now=now)
         return when
@@ -408,7 +414,9 @@ class OgangiCreateBroadcastOperator(_AudienceMixin, _OgangiOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         text = check_text(self.text)
         self._check_audience_options()
-        when = self._when()
+        ckpt = Checkpoint(context, "ogangi_broadcast")
+        edit = self.broadcast_id not in (None, "")
+        when = self._when(None if edit else ckpt)
         if self.schedule_timezone:
             proto.zone(self.schedule_timezone)
         edit_id = as_int(self.broadcast_id, "broadcast_id") if self.broadcast_id not in (None, "") else None
@@ -418,7 +426,6 @@ class OgangiCreateBroadcastOperator(_AudienceMixin, _OgangiOperator):
             items = self._items(text, report)
         finally:
             report.close()
-        ckpt = Checkpoint(context, "ogangi_broadcast")
         hook = self.hook()
         try:
             if self.check_shortcode and self.shortcode:
