@@ -32,6 +32,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_sms_provider.campaigns.lease import Lease, fence
 from airflow_sms_provider.concurrency import Throttle
 from airflow_sms_provider.exceptions import (
     SmsAmbiguousError,
@@ -260,6 +261,7 @@ class _AudienceCampaignOperator(_CampaignOperator):
 
     checkpoint_key = "bsg_campaigns"
     operator_extra_links = (BsgCampaignLink(),)
+    _lease: Lease | None = None  # the running try's lease (campaigns/lease.py)
 
     def __init__(
         self,
@@ -357,9 +359,22 @@ class _AudienceCampaignOperator(_CampaignOperator):
         if started:
             options = self._window_policy(ckpt, options, policy, planned)
         hook = self.hook()
+        # Fence overlapping tries: another live try's creations are waited for, then looked up
+        # by reference_id; without reference_ids nothing can be looked up, so a busy lease is fatal.
+        try:
+            lease, waited = fence(context, self.checkpoint_key, hook, self.log, provider=proto.PROVIDER,
+                                  lookup=self.auto_reference_ids)
+        except Exception:
+            hook.close()
+            raise
+        if waited:
+            ckpt = Checkpoint(context, self.checkpoint_key)  # what the other try recorded meanwhile
+        self._lease = lease
         try:
             campaigns = self._send_all(hook, audience.items(), options, prefix, ckpt, min(bound, planned))
         finally:
+            lease.release()
+            self._lease = None
             hook.close()
         summary = self._summary(campaigns, count, audience.report, prefix, options)
         summary["audience_duplicates"] = audience.duplicates.summary()
@@ -423,6 +438,8 @@ class _AudienceCampaignOperator(_CampaignOperator):
         for index, chunk in enumerate(chunked(items, self.chunk_size)):
             if index in book.created:
                 continue
+            if self._lease is not None:
+                self._lease.renew()  # this try is alive: its next creation may take a request's time
             if prefix is not None:
                 for position, item in enumerate(chunk):
                     item.setdefault("reference_id", proto.auto_reference_id(prefix, index, position))

@@ -16,6 +16,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
+from airflow_sms_provider.campaigns.lease import fence
 from airflow_sms_provider.exceptions import (
     SmsAmbiguousError,
     SmsCampaignFailedError,
@@ -564,13 +565,24 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
         if tag is not None:
             fields["name"] = tagged_name(fields.get("name"), tag, MAX_NAME_LENGTH)
         hook = self.hook()
+        # Fence overlapping tries: wait for another live try before creating or sending anything.
         try:
+            lease, waited = fence(context, "mobizon_campaign", hook, self.log, provider=proto.PROVIDER)
+        except Exception:
+            hook.close()
+            raise
+        if waited:
+            ckpt = Checkpoint(context, "mobizon_campaign")  # what the other try recorded meanwhile
+        self._lease = lease
+        try:
+            lease.renew()
             campaign_id, earlier = self._create_once(hook, fields, ckpt, tag)
             if earlier and not ckpt.get("uploaded_all"):
                 skip_upload_if_sent(hook, campaign_id, ckpt, self.log)
             summary: dict[str, Any] = {"campaign_id": campaign_id}
             persist_campaign_link(context, self.mobizon_conn_id, campaign_id, self.log)
             if not ckpt.get("uploaded_all"):
+                lease.renew()
                 summary.update(self._upload(hook, campaign_id, fields["text"], ckpt, self.log,
                                             template=fields["campaign_type"] == 3))
                 ckpt.save(uploaded_all=True, upload_summary=summary)
@@ -578,8 +590,11 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
                 summary.update(ckpt.get("upload_summary") or {})
             if not ckpt.get("sent"):
                 self._window_policy(hook, campaign_id, fields.get("deferred_to"), policy, summary)
+            lease.renew()
             summary.update(send_once(hook, campaign_id, ckpt, self.log))
         finally:
+            lease.release()
+            self._lease = None
             hook.close()
         if not self.wait_for_completion:
             return summary
@@ -714,8 +729,21 @@ class MobizonSendSmsOperator(_MobizonOperator):
         tag = run_tag(context)
         # The tag makes this task instance's SMS recognisable when an answer is lost.
         name = tagged_name(self.name, tag, MAX_NAME_LENGTH) if tag is not None else self.name
-        started = ckpt.get("started_at")
         hook = self.hook()
+        # Fence overlapping tries: another try's sendSmsMessage may still be in flight.
+        try:
+            lease, waited = fence(context, "mobizon_sms", hook, self.log, provider=proto.PROVIDER)
+        except Exception:
+            hook.close()
+            raise
+        if waited:
+            ckpt = Checkpoint(context, "mobizon_sms")
+            if ckpt.get("result"):
+                lease.release()
+                hook.close()
+                self.log.info("The other try sent this SMS: %s", ckpt.get("result"))
+                return ckpt.get("result")
+        started = ckpt.get("started_at")
         try:
             if tag is not None and (started is not None or not ckpt.durable):
                 # An earlier try may have sent it: recorded as started, or unknowable without durable state.
@@ -738,9 +766,10 @@ class MobizonSendSmsOperator(_MobizonOperator):
                 self.log.warning("message/sendSmsMessage went unanswered, but message %s exists: using it",
                                  found["messageId"])
                 result = found
+            ckpt.save(result=result)  # before the lease is released: a waiting try reads it
         finally:
+            lease.release()
             hook.close()
-        ckpt.save(result=result)
         return result
 
     def _find(self, hook: MobizonHook, number: str, text: str, name: str | None, started: str | None

@@ -100,6 +100,7 @@ class RecipientsMixin:
     max_file_bytes: int | str
     expected_count: int | str | None
     task_timeout: float
+    _lease: Any = None  # the running try's lease (campaigns/lease.py), renewed as the upload progresses
 
     def _check_recipient_options(self) -> None:
         check_choice(self.on_invalid, ("fail", "skip"), "on_invalid")
@@ -220,6 +221,8 @@ class RecipientsMixin:
             if now - saved["at"] >= CHECKPOINT_INTERVAL:
                 ckpt.save(uploaded=done + sent)
                 saved.update(at=now, sent=sent)
+                if self._lease is not None:  # a long upload keeps this try's lease alive
+                    self._lease.renew()
             progress.update(done + sent, f"{result.added:,} added, {result.rejected:,} rejected")
 
         def on_exit(sent: int) -> None:

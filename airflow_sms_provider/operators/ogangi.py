@@ -13,6 +13,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_sms_provider.campaigns.lease import fence
 from airflow_sms_provider.exceptions import (
     SmsAmbiguousError,
     SmsConflictError,
@@ -268,9 +269,23 @@ class OgangiSendSmsByFileOperator(_AudienceMixin, _OgangiOperator):
             except Exception:
                 hook.close()
                 raise
+        try:  # fence overlapping tries: Ogangi cannot look the SMS up, so a live other try is fatal
+            lease, waited = fence(context, "ogangi_send_by_file", hook, self.log, provider=proto.PROVIDER,
+                                  lookup=False)
+        except Exception:
+            hook.close()
+            raise
+        if waited:
+            ckpt = Checkpoint(context, "ogangi_send_by_file")
+            if ckpt.get("summary") or ckpt.get("upload_started"):
+                lease.release()
+                hook.close()
+                return self._after_other_try(ckpt)
         ckpt.save(upload_started=True)
+        answered = False
         try:
             messages = hook.send_sms_by_file((name, content))
+            answered = True
         except (SmsAmbiguousError, SmsProtocolError) as err:  # no answer, or one that cannot be read
             if ckpt.durable:
                 raise  # the retry reads upload_started and stops with instructions
@@ -284,13 +299,27 @@ class OgangiSendSmsByFileOperator(_AudienceMixin, _OgangiOperator):
             raise
         finally:
             hook.close()
+            if not answered:
+                lease.release()  # what happened is recorded (upload_started): a waiting try reads it
         summary = {"source": source, "rows": rows, **summarize_messages(messages, self.max_reported),
                    "invalid": report.summary()}
         if self.duplicates is not None:
             summary["audience_duplicates"] = self.duplicates.summary()
         ckpt.save(summary=summary)
+        lease.release()
         self.log.info("Sent %d SMS by file: %s", summary["total"], summary["status_counts"])
         return summary
+
+    def _after_other_try(self, ckpt: Checkpoint) -> dict[str, Any]:
+        """Another try's sendSMSByFile was waited for: its summary, or stop naming it (no lookup exists)."""
+        if ckpt.get("summary"):
+            self.log.info("These SMS were sent by another try of this task; not sending again")
+            return dict(ckpt.get("summary"))
+        raise SmsFatalError(
+            "another try of this task sent sendSMSByFile and recorded no answer: the SMS may have been sent. "
+            "Check the messages in Ogangi before clearing this task's state to send again",
+            provider=proto.PROVIDER,
+        )
 
     def _check_senders(self, hook: OgangiHook) -> None:
         """Every ``from`` of the file must be one of the instance's codes (a read before the upload)."""
@@ -427,14 +456,22 @@ class OgangiCreateBroadcastOperator(_AudienceMixin, _OgangiOperator):
         finally:
             report.close()
         hook = self.hook()
+        lease = None
         try:
             if self.check_shortcode and self.shortcode:
                 self._check_shortcode(hook)
             if edit_id is None:
+                # Fence overlapping tries; Ogangi cannot look a broadcast up, so a live other try is fatal.
+                lease, waited = fence(context, "ogangi_broadcast", hook, self.log, provider=proto.PROVIDER,
+                                      lookup=False)
+                if waited:
+                    ckpt = Checkpoint(context, "ogangi_broadcast")
                 data, resumed = self._create_once(hook, ckpt, items, name, when)
             else:
                 data, resumed = self._create(hook, items, name, when, edit_id), False
         finally:
+            if lease is not None:
+                lease.release()
             hook.close()
         broadcast_id = int(data["id"])
         persist_campaign_link(context, self.ogangi_conn_id, broadcast_id, self.log)

@@ -1,0 +1,1 @@
+"""Crash-safe campaign work shared by the operators: ledger, reconcile, lease."""
