@@ -36,11 +36,14 @@ __all__ = [
     "GSM7_BASIC",
     "GSM7_EXTENDED",
     "CsvSpool",
+    "DuplicateReport",
     "InvalidPhone",
     "Recipient",
     "RejectReport",
+    "check_filled_length",
     "check_template",
     "chunked",
+    "fill_placeholders",
     "iter_recipients",
     "normalize_phone",
     "placeholders",
@@ -252,6 +255,42 @@ class RejectReport:
         self.close()
 
 
+@dataclass
+class DuplicateReport:
+    """The one audience rule: a number is sent once per audience, its first row wins.
+
+    Every provider's operator and the neutral operator pass one to :func:`iter_recipients`,
+    which then drops a row whose normalised number an earlier row already had. ``count``
+    is how many rows were dropped; ``examples`` (at most ``cap``) name the dropped row and
+    the row that won (``first_row``), so a personalised audience says whose values were
+    sent. Memory: a dict from number (an ``int``) to its first row, about 100 bytes per
+    unique number (some 100 MB for a million): flat in the rows, linear in the numbers.
+    """
+
+    cap: int = 20
+    count: int = 0
+    examples: list[dict[str, int]] = field(default_factory=list)
+
+    def add(self, row: int, first_row: int) -> None:
+        self.count += 1
+        if len(self.examples) < self.cap:
+            self.examples.append({"row": row, "first_row": first_row})
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly: the count and a few (row, first_row) pairs; no numbers."""
+        return {"count": self.count, "examples": list(self.examples)}
+
+    def log_line(self, logger: Any, where: str = "") -> None:
+        """``duplicates: N`` (always, so a clean audience says 0)."""
+        if self.count:
+            first = self.examples[0] if self.examples else None
+            example = f"; e.g. row {first['row']} repeats row {first['first_row']}" if first else ""
+            logger.info("Audience%s duplicates: %d (a number repeated within the audience is sent once, "
+                        "its first row wins%s)", where, self.count, example)
+        else:
+            logger.info("Audience%s duplicates: 0", where)
+
+
 # --------------------------------------------------------------------------- sources
 
 _MISSING = object()  # a dict row without the number key
@@ -288,6 +327,7 @@ def iter_recipients(
     encoding: str = "utf-8",
     delimiter: str = ",",
     has_header: bool | None = None,
+    duplicates: DuplicateReport | None = None,
 ) -> Iterator[Recipient]:
     """Stream validated recipients from ``source``, one row at a time.
 
@@ -316,6 +356,8 @@ def iter_recipients(
     ``dedupe=True`` drops repeated numbers, keeping the first. It holds every unique
     number seen in a set: memory grows as O(unique numbers), roughly 70 bytes each
     (about 700 MB for 10 million) — leave it off when the audience is known clean.
+    ``duplicates`` (a :class:`DuplicateReport`) turns it on and counts what was dropped,
+    with the row that won: the operators always pass one (the audience rule).
 
     An empty source yields nothing; wrap the result in :func:`require_nonempty` when
     that is an error. In ``"skip"`` mode rejected rows go to ``report`` (the caller
@@ -377,6 +419,7 @@ def iter_recipients(
         dedupe=dedupe,
         where=where,
         number_field=number_field,
+        duplicates=duplicates,
     )
 
 
@@ -765,10 +808,12 @@ def _validated(
     dedupe: bool,
     where: str,
     number_field: str,
+    duplicates: DuplicateReport | None = None,
 ) -> Iterator[Recipient]:
     # Numbers are kept as ints: half the memory of str, and lossless because
     # normalize_phone() never returns a leading zero.
-    seen: set[int] | None = set() if dedupe else None
+    seen: set[int] | None = set() if dedupe and duplicates is None else None
+    first_rows: dict[int, int] | None = {} if duplicates is not None else None
     skipped = 0
     for row, raw, params in candidates:
         try:
@@ -800,7 +845,12 @@ def _validated(
             if report is not None:
                 report.add(row, value, exc.reason)
             continue
-        if seen is not None:
+        if first_rows is not None:
+            first = first_rows.setdefault(int(number), row)
+            if first != row:
+                duplicates.add(row, first)  # type: ignore[union-attr]
+                continue
+        elif seen is not None:
             key = int(number)
             if key in seen:
                 continue
@@ -972,6 +1022,44 @@ def check_template(text: str, params_keys: Iterable[str], row: int) -> None:
     else:
         message = f"row {row}: placeholders {', '.join('{' + m + '}' for m in missing)} have no value"
     raise SmsValidationError(message, field="recipients", value=missing)
+
+
+def fill_placeholders(text: str, values: Mapping[str, Any]) -> str:
+    """``text`` with each ``{name}`` that has a value in ``values`` replaced by it (others kept)."""
+    if not _placeholders(text):
+        return text
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return str(values[name]) if name in values and values[name] is not None else match.group(0)
+
+    return _PLACEHOLDER.sub(replace, text)
+
+
+def check_filled_length(
+    text: str, params: Mapping[str, Any], row: int | None, fits: Callable[[str], str | None]
+) -> None:
+    """Raise when ``text`` filled with a row's ``params`` is over the provider's limit.
+
+    ``fits(filled)`` returns None when the filled text is allowed, else what is wrong
+    ("1,600 GSM-7 characters, at most 1,530"). The message names the row (unless
+    ``row`` is None) and the
+    longest value used, and its length, so the user knows which cell to shorten.
+    """
+    used = [name for name in _placeholders(text) if name in params]
+    if not used:
+        return
+    problem = fits(fill_placeholders(text, params))
+    if problem is None:
+        return
+    longest = max(used, key=lambda name: len(str(params[name] or "")))
+    where = f"row {row}: " if row is not None else ""  # None: the caller names the row
+    raise SmsValidationError(
+        f"{where}the text filled with this row's values is {problem}; its longest value, "
+        f"{longest!r}, is {len(str(params[longest] or ''))} characters",
+        field=longest,
+        value=len(str(params[longest] or "")),
+    )
 
 
 def sms_parts(text: str) -> tuple[str, int, int]:

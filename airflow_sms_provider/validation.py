@@ -136,3 +136,74 @@ def id_list(value: Any, field: str, *, not_an_id: str, empty: str) -> list[int]:
     if not ids:
         raise SmsValidationError(f"{field} is empty: give at least one {empty}", field=field, value=value)
     return ids
+
+
+# --------------------------------------------------------------------------- send windows, checked once
+
+#: What a task does when it resumes work an earlier try started (a campaign created and filled, some
+#: chunks created) and the send time that earlier try was given has passed meanwhile:
+#: ``fail`` (default): stop without retry, naming what waits unsent; ``send_now``: send it now;
+#: ``keep_offset``: schedule what is still to create as far after now as the send time was after
+#: the first check (only where the provider takes a time per request: BSG's start_at, Ogangi's
+#: broadcast; a created Mobizon campaign's deferred time cannot be moved).
+WINDOW_POLICIES = ("fail", "send_now", "keep_offset")
+_WINDOW_KEY = "send_window"
+
+
+def check_window_policy(value: Any, choices: Collection[str] = WINDOW_POLICIES) -> str:
+    """``on_window_passed`` (templated) must be one of ``choices``."""
+    policy = "fail" if value in (None, "") else str(value).strip()
+    check_choice(policy, choices, "on_window_passed")
+    return policy
+
+
+def check_window_once(
+    ckpt: Any,
+    when: dt.datetime | None,
+    field: str,
+    *,
+    started: bool,
+    min_ahead: dt.timedelta,
+    max_ahead: dt.timedelta,
+    now: dt.datetime | None = None,
+) -> None:
+    """Check a send time before the first paid request, and only then.
+
+    ``ckpt`` (a :class:`~airflow_sms_provider.progress.Checkpoint`): where the first check is
+    recorded (``send_window``: the time and when it was checked). ``started``: durable state
+    says an earlier try of this task instance started the work (created, filled, some chunks
+    sent). Then the time is not judged again against a later clock: it was valid when the
+    work began, and refusing now would strand what the earlier try made. What to do when it
+    has passed is the caller's ``on_window_passed`` policy (:func:`window_passed`).
+    """
+    if when is None:
+        return
+    if started:
+        return
+    now = now or dt.datetime.now(dt.timezone.utc)
+    check_window(when, field, min_ahead=min_ahead, max_ahead=max_ahead, now=now)
+    ckpt.save(**{_WINDOW_KEY: {"field": field, "value": when.isoformat(), "checked_at": now.isoformat()}})
+
+
+def window_passed(when: dt.datetime | None, now: dt.datetime | None = None) -> bool:
+    """True when a send time is set and not in the future any more."""
+    return when is not None and when <= (now or dt.datetime.now(dt.timezone.utc))
+
+
+def rescheduled(
+    ckpt: Any, when: dt.datetime, policy: str, *, min_ahead: dt.timedelta = dt.timedelta(0),
+    now: dt.datetime | None = None,
+) -> dt.datetime | None:
+    """The send time for work still to start after ``when`` has passed: None ("now") for
+    ``send_now``; for ``keep_offset`` now plus the lead ``when`` had at its first check (at
+    least ``min_ahead``). ``fail`` is the caller's to raise (it knows what waits)."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    if policy == "send_now":
+        return None
+    record = ckpt.get(_WINDOW_KEY) or {}
+    try:
+        checked = dt.datetime.fromisoformat(record["checked_at"])
+        lead = when - checked
+    except (KeyError, TypeError, ValueError):
+        lead = min_ahead
+    return now + max(lead, min_ahead)

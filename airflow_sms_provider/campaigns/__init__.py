@@ -4,4 +4,5 @@
   where, identified by content (an order-independent digest and a count), not by position.
 * :mod:`.reconcile`: the rules for looking work up again at the provider and verifying it
   before adopting it.
+* :mod:`.lease`: a lease in the durable state fencing overlapping tries of one task.
 """

@@ -23,6 +23,7 @@ worker pause and fewer requests run at once.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -31,6 +32,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_sms_provider.campaigns.lease import Lease, fence
 from airflow_sms_provider.campaigns.ledger import Digest, Ledger
 from airflow_sms_provider.campaigns.reconcile import bsg_phones, verify_bsg_chunk
 from airflow_sms_provider.concurrency import Throttle
@@ -46,10 +48,26 @@ from airflow_sms_provider.hooks.bsg import BsgHook
 from airflow_sms_provider.links import BsgCampaignLink, persist_campaign_link
 from airflow_sms_provider.progress import Checkpoint
 from airflow_sms_provider.protocols import bsg as proto
-from airflow_sms_provider.recipients import Recipient, RejectReport, chunked, iter_recipients
+from airflow_sms_provider.recipients import (
+    DuplicateReport,
+    Recipient,
+    RejectReport,
+    check_filled_length,
+    chunked,
+    iter_recipients,
+    sms_parts,
+)
 from airflow_sms_provider.templating import DataFieldsMixin
 from airflow_sms_provider.transport import Request
-from airflow_sms_provider.validation import check_choice, check_values_used
+from airflow_sms_provider.validation import (
+    check_choice,
+    check_values_used,
+    check_window_once,
+    check_window_policy,
+    parse_when,
+    rescheduled,
+    window_passed,
+)
 
 _OPTION_FIELDS = ("validity", "tariff_code", "start_at", "callback_url")
 # Ours (BSG documents no limit): more creations at once than this is more likely a typo than a plan.
@@ -84,12 +102,20 @@ class _CampaignOperator(_BsgOperator):
         self.validity, self.tariff_code, self.start_at = validity, tariff_code, start_at
         self.transliterate, self.callback_url = transliterate, callback_url
 
-    def campaign_options(self) -> dict[str, Any]:
-        """The rendered settings, checked and in BSG's formats (start_at as ``yyyy-mm-dd hh:mm:ss`` UTC)."""
+    def campaign_options(self, ckpt: Checkpoint | None = None, started: bool = False) -> dict[str, Any]:
+        """The rendered settings, checked and in BSG's formats (start_at as ``yyyy-mm-dd hh:mm:ss`` UTC).
+
+        ``start_at`` is checked before the first creation only: when ``started`` (durable state
+        says an earlier try created or sent something) it is not judged again by a later clock.
+        """
+        when = parse_when(self.start_at, "start_at")
+        if ckpt is not None:
+            check_window_once(ckpt, when, "start_at", started=started, min_ahead=dt.timedelta(0),
+                              max_ahead=proto.START_AT_MAX_AHEAD)
         return {
             "validity": proto.check_validity(self.validity),
             "tariff_code": proto.check_tariff_code(self.tariff_code),
-            "start_at": proto.format_start_at(self.start_at),
+            "start_at": _start_at(when) if started else proto.format_start_at(self.start_at),
             "callback_url": proto.check_callback_url(self.callback_url),
         }
 
@@ -121,12 +147,14 @@ class _Audience:
         self.source = list(source) if isinstance(source, Iterator) else source
         self.to_item, self.number_field, self.on_invalid = to_item, number_field, on_invalid
         self.report = RejectReport(cap=max_reported, path=reject_report_path or None)
+        self.duplicates = DuplicateReport(cap=max_reported)
 
-    def _items(self, report: RejectReport) -> Iterator[dict[str, Any]]:
+    def _items(self, report: RejectReport, duplicates: DuplicateReport | None = None) -> Iterator[dict[str, Any]]:
         seen_refs: set[str] = set()
         recipients = iter_recipients(
             self.source, number_field=self.number_field, on_invalid=self.on_invalid, report=report,
             min_digits=proto.PHONE_MIN_DIGITS, max_digits=proto.PHONE_MAX_DIGITS,
+            duplicates=duplicates if duplicates is not None else DuplicateReport(cap=0),
         )  # fmt: skip
         for recipient in recipients:
             try:
@@ -153,9 +181,9 @@ class _Audience:
         digest = self.digest = Digest()
         try:
             if phone_of is None:
-                count = sum(1 for _ in self._items(self.report))
+                count = sum(1 for _ in self._items(self.report, self.duplicates))
             else:
-                for item in self._items(self.report):
+                for item in self._items(self.report, self.duplicates):
                     digest.add(phone_of(item))
                 count = digest.count
         finally:
@@ -260,11 +288,17 @@ class _CampaignBook:
                        contents={str(k): v for k, v in sorted(self.contents.items())})  # fmt: skip
 
 
+def _start_at(when: dt.datetime | None) -> str | None:
+    """``when`` in BSG's start_at format, not checked against the clock (resumed work)."""
+    return None if when is None else when.astimezone(proto.START_AT_TIMEZONE).strftime(proto.START_AT_FORMAT)
+
+
 class _AudienceCampaignOperator(_CampaignOperator):
     """Shared by the bulk and personalised operators: audience reading, splitting, crash-safe creation."""
 
     checkpoint_key = "bsg_campaigns"
     operator_extra_links = (BsgCampaignLink(),)
+    _lease: Lease | None = None  # the running try's lease (campaigns/lease.py)
 
     def __init__(
         self,
@@ -279,9 +313,11 @@ class _AudienceCampaignOperator(_CampaignOperator):
         auto_reference_ids: bool = True,
         max_reported: int = 20,
         max_concurrent_creates: int | str = 4,
+        on_window_passed: str = "fail",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.on_window_passed = on_window_passed
         self.recipients, self.number_field, self.reference_field = recipients, number_field, reference_field
         self.on_invalid, self.reject_report_path = on_invalid, reject_report_path
         self.split, self.chunk_size, self.auto_reference_ids = split, chunk_size, auto_reference_ids
@@ -342,9 +378,12 @@ class _AudienceCampaignOperator(_CampaignOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         check_choice(self.on_invalid, ("fail", "skip"), "on_invalid")
+        policy = check_window_policy(self.on_window_passed)
         self.check_settings()
         bound = self._check_concurrency()
-        options = self.campaign_options()
+        ckpt = Checkpoint(context, self.checkpoint_key)
+        started = bool(ckpt.get("campaigns") or ckpt.get("pending"))  # an earlier try created or sent chunks
+        options = self.campaign_options(ckpt, started)
         audience = _Audience(
             self.recipients, self.to_item, number_field=self.number_field, on_invalid=self.on_invalid,
             reject_report_path=self.reject_report_path, max_reported=self.max_reported,
@@ -352,20 +391,61 @@ class _AudienceCampaignOperator(_CampaignOperator):
         count = audience.check(self.phone_of)
         planned = self._check_chunking(count)
         self.log.info("%d valid recipients (%d rejected): %d campaign(s)", count, audience.report.count, planned)
+        audience.duplicates.log_line(self.log)
         prefix = proto.reference_prefix(*_run_key(context, self)) if self.auto_reference_ids else None
-        ckpt = Checkpoint(context, self.checkpoint_key)
         # A retry whose audience holds other phones than the earlier try's stops here, naming its campaigns.
         Ledger(ckpt).check_audience(audience.digest, sent=_CampaignBook(ckpt).describe(), provider=proto.PROVIDER)
+        if started:
+            options = self._window_policy(ckpt, options, policy, planned)
         hook = self.hook()
+        # Fence overlapping tries: another live try's creations are waited for, then looked up
+        # by reference_id; without reference_ids nothing can be looked up, so a busy lease is fatal.
+        try:
+            lease, waited = fence(context, self.checkpoint_key, hook, self.log, provider=proto.PROVIDER,
+                                  lookup=self.auto_reference_ids)
+        except Exception:
+            hook.close()
+            raise
+        if waited:
+            ckpt = Checkpoint(context, self.checkpoint_key)  # what the other try recorded meanwhile
+        self._lease = lease
         try:
             campaigns = self._send_all(hook, audience.items(), options, prefix, ckpt, min(bound, planned),
                                        reread=audience.items)
         finally:
+            lease.release()
+            self._lease = None
             hook.close()
         summary = self._summary(campaigns, count, audience.report, prefix, options)
+        summary["audience_duplicates"] = audience.duplicates.summary()
         # A split audience links its first campaign (the summary lists them all).
         persist_campaign_link(context, self.bsg_conn_id, summary, self.log)
         return summary
+
+    def _window_policy(self, ckpt: Checkpoint, options: dict[str, Any], policy: str, planned: int
+                       ) -> dict[str, Any]:
+        """Resuming after start_at has passed with chunks still to create: ``on_window_passed``."""
+        when = parse_when(self.start_at, "start_at")
+        created = ckpt.get("campaigns") or []
+        if not window_passed(when) or len(created) >= planned:
+            return options
+        assert when is not None
+        if policy == "fail":
+            ids = [c.get("id") for c in created]
+            phones = sum(int(c.get("phones") or 0) for c in created)
+            raise SmsFatalError(
+                f"start_at={when.isoformat()} has passed while this task was sending: BSG campaign(s) {ids} "
+                f"({phones} phones) were created by an earlier try and are scheduled, but "
+                f"{planned - len(created)} chunk(s) of the audience are not created. on_window_passed='fail': "
+                "not sending them late. Set on_window_passed='send_now' (or 'keep_offset') and clear this task to "
+                "send the rest; the created campaigns are found again, not repeated",
+                provider=proto.PROVIDER,
+            )
+        moved = rescheduled(ckpt, when, policy)
+        self.log.warning("start_at=%s has passed with %d chunk(s) still to create: on_window_passed=%r, "
+                         "creating them with start_at=%s", when.isoformat(), planned - len(created), policy,
+                         moved.isoformat() if moved else "now")
+        return {**options, "start_at": _start_at(moved)}
 
     def _send_all(
         self, hook: BsgHook, items: Iterable[dict[str, Any]], options: Mapping[str, Any], prefix: str | None,
@@ -480,6 +560,8 @@ class _AudienceCampaignOperator(_CampaignOperator):
         for index, chunk in enumerate(chunked(items, self.chunk_size), start=first):
             if sent is None and index in book.created:
                 continue
+            if self._lease is not None:
+                self._lease.renew()  # this try is alive: its next creation may take a request's time
             if prefix is not None:
                 for position, item in enumerate(chunk):
                     item.setdefault("reference_id", proto.auto_reference_id(prefix, index, position))
@@ -662,6 +744,11 @@ class BsgBulkCampaignOperator(_AudienceCampaignOperator):
     :param validity: hours a message may wait for delivery, 1-72 (BSG's default 72).
     :param tariff_code: the account's tariff to bill, 0-9.
     :param start_at: when to send (datetime, pendulum or template string), up to 30 days ahead.
+        Checked before the first creation only; a retry resuming created chunks does not judge it again.
+    :param on_window_passed: a retry resumes after ``start_at`` has passed with chunks still to create:
+        ``fail`` (default; no retry, naming the created campaigns and what is left), ``send_now``
+        (create the rest without start_at) or ``keep_offset`` (the rest starts as long after now as
+        start_at was after the first check). Templated.
     :param transliterate: let BSG transliterate the text when needed.
     :param callback_url: delivery-report URL (≤ 100 characters).
     :param max_reported: how many rejected rows and campaigns are listed in the summary.
@@ -673,7 +760,7 @@ class BsgBulkCampaignOperator(_AudienceCampaignOperator):
 
     template_fields: Sequence[str] = (
         "recipients", "text", "sender", *_OPTION_FIELDS, "reject_report_path", "max_concurrent_creates",
-        "bsg_conn_id",
+        "bsg_conn_id", "on_window_passed",
     )  # fmt: skip
     checkpoint_key = "bsg_bulk"
 
@@ -701,6 +788,13 @@ class BsgBulkCampaignOperator(_AudienceCampaignOperator):
 
     def build(self, items: Sequence[Mapping[str, Any]], options: Mapping[str, Any]) -> Request:
         return proto.send_bulk(items, self._text, self._sender, **options, transliterate=self.transliterate)
+
+
+def _text_problem(text: str) -> str | None:
+    """What is wrong with a filled per-recipient text's length, or None (BSG's limits)."""
+    encoding, length, _ = sms_parts(text)
+    limit = proto.TEXT_LIMITS[encoding]
+    return None if length <= limit else f"{length} {encoding} characters; BSG allows at most {limit}"
 
 
 class BsgIndividualCampaignOperator(_AudienceCampaignOperator):
@@ -734,6 +828,11 @@ class BsgIndividualCampaignOperator(_AudienceCampaignOperator):
     :param validity: hours a message may wait for delivery, 1-72 (BSG's default 72).
     :param tariff_code: the account's tariff to bill, 0-9.
     :param start_at: when to send (datetime, pendulum or template string), up to 30 days ahead.
+        Checked before the first creation only; a retry resuming created chunks does not judge it again.
+    :param on_window_passed: a retry resumes after ``start_at`` has passed with chunks still to create:
+        ``fail`` (default; no retry, naming the created campaigns and what is left), ``send_now``
+        (create the rest without start_at) or ``keep_offset`` (the rest starts as long after now as
+        start_at was after the first check). Templated.
     :param transliterate: let BSG transliterate the texts when needed.
     :param callback_url: delivery-report URL (≤ 100 characters).
     :param max_reported: how many rejected rows and campaigns are listed in the summary.
@@ -744,7 +843,7 @@ class BsgIndividualCampaignOperator(_AudienceCampaignOperator):
 
     template_fields: Sequence[str] = (
         "recipients", "text", "sender", *_OPTION_FIELDS, "reject_report_path", "max_concurrent_creates",
-        "bsg_conn_id",
+        "bsg_conn_id", "on_window_passed",
     )  # fmt: skip
     checkpoint_key = "bsg_individual"
 
@@ -778,10 +877,13 @@ class BsgIndividualCampaignOperator(_AudienceCampaignOperator):
         values = set(recipient.params) - {self.reference_field, self.sender_field, self.text_field}
         check_values_used(self.text, values, None)
         try:
-            return proto.fill_placeholders(self.text, recipient.params)
+            filled = proto.fill_placeholders(self.text, recipient.params)
         except KeyError as missing:
             raise SmsValidationError(f"placeholder {{{missing.args[0]}}} has no value in the row",
                                      field="text", value=missing.args[0]) from None
+        # The audience rule: a value that pushes the filled text past BSG's limit names itself and its length.
+        check_filled_length(self.text, recipient.params, None, _text_problem)
+        return filled
 
     def to_item(self, recipient: Recipient) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -839,8 +941,8 @@ class BsgGroupsCampaignOperator(_CampaignOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         groups = proto.campaign_ids(self.groups, "groups")
         text, sender = proto.check_message_text(self.text), proto.check_sender(self.sender)
-        options = self.campaign_options()
         ckpt = Checkpoint(context, "bsg_groups")
+        options = self.campaign_options(ckpt, started=bool(ckpt.get("campaign") or ckpt.get("pending")))
         if ckpt.get("campaign"):
             self.log.info("Campaign %s was created by an earlier try", ckpt.get("campaign")["id"])
             persist_campaign_link(context, self.bsg_conn_id, ckpt.get("campaign")["id"], self.log)

@@ -252,6 +252,8 @@ def summarize(conn_type: str, conn_id: str, details: Mapping[str, Any]) -> dict[
         "campaign_ids": ids,
         "accepted": accepted,
         "rejected": rejected,
+        # The audience rule: rows whose number an earlier row of the audience had (sent once).
+        "duplicates": _count((details.get("audience_duplicates") or {}).get("count")),
         "status": status,
         "campaigns": campaigns,
         "details": dict(details),

@@ -16,11 +16,13 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
+from airflow_sms_provider.campaigns.lease import fence
 from airflow_sms_provider.campaigns.ledger import Ledger
 from airflow_sms_provider.campaigns.reconcile import verify_mobizon_campaign
 from airflow_sms_provider.exceptions import (
     SmsAmbiguousError,
     SmsCampaignFailedError,
+    SmsFatalError,
     SmsNotFoundError,
     SmsProtocolError,
     SmsProviderError,
@@ -45,10 +47,15 @@ from airflow_sms_provider.validation import (
     check_range,
     check_text,
     check_window,
+    check_window_once,
+    check_window_policy,
     parse_when,
+    window_passed,
 )
 
 MAX_NAME_LENGTH = 255
+# A created campaign's deferred time cannot be changed (the API has no campaign update): no keep_offset.
+MOBIZON_WINDOW_POLICIES = ("fail", "send_now")
 # How far before a single SMS was first sent its lookup reaches back: Mobizon does not say in
 # which time zone it filters campaignCreateTsFrom, and the tagged name, not the time, identifies it.
 SMS_LOOKUP_SLACK = dt.timedelta(days=1)
@@ -99,7 +106,9 @@ class CampaignSpec:
     def __init__(self, **fields: Any) -> None:
         self.fields = fields
 
-    def validate(self, now: dt.datetime | None = None) -> dict[str, Any]:
+    def validate(self, now: dt.datetime | None = None, *, check_deferred: bool = True) -> dict[str, Any]:
+        """The checked fields; ``check_deferred=False`` when resuming a campaign an earlier try created
+        (its deferred time was checked then: a later clock does not judge it again)."""
         f = dict(self.fields)
         text = check_mobizon_text(f["text"])
         check_sender(f.get("sender"))
@@ -125,7 +134,7 @@ class CampaignSpec:
         check_range(f.get("validity"), *proto.VALIDITY_MINUTES, "validity")
         check_choice(f.get("mclass"), (0, 1), "mclass")
         deferred = parse_when(f.get("deferred_to"), "deferred_to")
-        if deferred is not None:
+        if deferred is not None and check_deferred:
             check_window(
                 deferred,
                 "deferred_to",
@@ -194,17 +203,26 @@ class MobizonCreateCampaignOperator(_MobizonOperator):
         self.mclass, self.validity = mclass, validity
         self.shorten_links, self.track_short_link_recipients = shorten_links, track_short_link_recipients
 
-    def campaign_fields(self) -> dict[str, Any]:
-        return CampaignSpec(**{name: getattr(self, name) for name in _CAMPAIGN_FIELDS}).validate()
+    def campaign_fields(self, ckpt: Checkpoint | None = None) -> dict[str, Any]:
+        """The checked fields; with ``ckpt``, deferred_to is checked only before the campaign was started."""
+        started = ckpt is not None and _campaign_started(ckpt)
+        fields = CampaignSpec(**{name: getattr(self, name) for name in _CAMPAIGN_FIELDS}).validate(
+            check_deferred=not started
+        )
+        if ckpt is not None and fields.get("deferred_to") is not None and not started:
+            check_window_once(ckpt, fields["deferred_to"], "deferred_to", started=False,
+                              min_ahead=dt.timedelta(0), max_ahead=dt.timedelta(seconds=proto.DEFERRED_MAX_SECONDS))
+        return fields
 
     def execute(self, context: Any) -> int:
-        fields = self.campaign_fields()
+        ckpt = Checkpoint(context, "mobizon_create")
+        fields = self.campaign_fields(ckpt)
         tag = run_tag(context)
         if tag is not None:
             fields["name"] = tagged_name(fields.get("name"), tag, MAX_NAME_LENGTH)
         hook = self.hook()
         try:
-            campaign_id, _ = self._create_once(hook, fields, Checkpoint(context, "mobizon_create"), tag)
+            campaign_id, _ = self._create_once(hook, fields, ckpt, tag)
         finally:
             hook.close()
         persist_campaign_link(context, self.mobizon_conn_id, campaign_id, self.log)
@@ -427,6 +445,11 @@ def _mobizon_sent(ckpt: Checkpoint) -> str | None:
     return what + " (not sent yet)"
 
 
+def _campaign_started(ckpt: Checkpoint) -> bool:
+    """Durable state says an earlier try created (or started creating) this task's campaign."""
+    return ckpt.get("campaign_id") is not None or bool(ckpt.get("create_started"))
+
+
 def find_tagged_campaign(hook: MobizonHook, text: str, name: str, scan: int = 500) -> int | None:
     """The newest campaign with this exact text and tagged name, if any (sent or not).
 
@@ -511,6 +534,10 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
     :param max_file_bytes: split such uploads into files of at most this size.
     :param task_timeout: seconds to wait for each file's background task.
     :param expected_count: the audience size for progress lines when it has no ``len()``.
+    :param on_window_passed: a retry finds the campaign created and filled but not sent, and its
+        ``deferred_to`` has passed meanwhile: ``fail`` (default; no retry, naming the campaign and
+        how many recipients it holds) or ``send_now`` (Mobizon then starts it at once). Templated.
+        ``deferred_to`` is checked (1 hour to 14 days ahead) only before the campaign is created.
 
     A retry resumes: the campaign id, the number of uploaded recipients and the
     send are recorded in the task's durable state as they happen, so a retried
@@ -523,7 +550,7 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
 
     template_fields: Sequence[str] = (
         *MobizonCreateCampaignOperator.template_fields, "recipients", "placeholders_flag", "reject_report_path",
-        "file_upload_threshold", "expected_count",
+        "file_upload_threshold", "expected_count", "on_window_passed",
     )
 
     def __init__(
@@ -543,9 +570,11 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
         max_file_bytes: int = proto.MAX_UPLOAD_BYTES,
         task_timeout: float = 3600,
         expected_count: int | None = None,
+        on_window_passed: str = "fail",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.on_window_passed = on_window_passed
         self.file_upload_threshold, self.max_file_bytes = file_upload_threshold, max_file_bytes
         self.task_timeout, self.expected_count = task_timeout, expected_count
         self.recipients, self.number_field, self.placeholders_flag = recipients, number_field, placeholders_flag
@@ -558,12 +587,13 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
 
     # It inherits the create operator's fields and checks, not its result: a summary, not an id.
     def execute(self, context: Any) -> dict[str, Any]:  # type: ignore[override]
-        fields = self.campaign_fields()
+        ckpt = Checkpoint(context, "mobizon_campaign")
+        fields = self.campaign_fields(ckpt)  # deferred_to: checked before the create, not on resuming
+        policy = check_window_policy(self.on_window_passed, MOBIZON_WINDOW_POLICIES)
         self._check_recipient_options()
         if self.recipients is None or self.recipients == []:
             raise SmsValidationError("recipients is empty: the campaign has no audience", field="recipients",
                                      value=self.recipients)
-        ckpt = Checkpoint(context, "mobizon_campaign")
         # The pre-pass checks every row and digests the audience: a retry whose audience holds
         # other numbers than the one an earlier try uploaded stops here, naming that campaign.
         content = self._read_content(fields["text"], int(ckpt.get("uploaded", 0)))
@@ -573,13 +603,24 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
         if tag is not None:
             fields["name"] = tagged_name(fields.get("name"), tag, MAX_NAME_LENGTH)
         hook = self.hook()
+        # Fence overlapping tries: wait for another live try before creating or sending anything.
         try:
+            lease, waited = fence(context, "mobizon_campaign", hook, self.log, provider=proto.PROVIDER)
+        except Exception:
+            hook.close()
+            raise
+        if waited:
+            ckpt = Checkpoint(context, "mobizon_campaign")  # what the other try recorded meanwhile
+        self._lease = lease
+        try:
+            lease.renew()
             campaign_id, earlier = self._create_once(hook, fields, ckpt, tag)
             if earlier and not ckpt.get("uploaded_all"):
                 skip_upload_if_sent(hook, campaign_id, ckpt, self.log)
             summary: dict[str, Any] = {"campaign_id": campaign_id}
             persist_campaign_link(context, self.mobizon_conn_id, campaign_id, self.log)
             if not ckpt.get("uploaded_all"):
+                lease.renew()
                 summary.update(self._upload(hook, campaign_id, fields["text"], ckpt, self.log,
                                             template=fields["campaign_type"] == 3,
                                             prefix=content[1] if content is not None else None,
@@ -587,8 +628,13 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
                 ckpt.save(uploaded_all=True, upload_summary=summary)
             else:
                 summary.update(ckpt.get("upload_summary") or {})
+            if not ckpt.get("sent"):
+                self._window_policy(hook, campaign_id, fields.get("deferred_to"), policy, summary)
+            lease.renew()
             summary.update(send_once(hook, campaign_id, ckpt, self.log))
         finally:
+            lease.release()
+            self._lease = None
             hook.close()
         if not self.wait_for_completion:
             return summary
@@ -605,6 +651,30 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
                 kwargs={"summary": summary},
             )
         return self._wait_in_process(campaign_id, summary)
+
+    def _window_policy(
+        self, hook: MobizonHook, campaign_id: int, deferred: dt.datetime | None, policy: str, summary: dict[str, Any]
+    ) -> None:
+        """Before sending a filled campaign whose deferred time has passed meanwhile: ``on_window_passed``."""
+        if not window_passed(deferred):
+            return
+        assert deferred is not None
+        if hook.get_campaign(campaign_id).get("commonStatus") not in (None, "NEW"):
+            return  # sent already: send_once says so and does nothing
+        if policy == "send_now":
+            self.log.warning("Campaign %s was to be sent at %s, which has passed: on_window_passed='send_now', "
+                             "sending it now", campaign_id, deferred.isoformat())
+            return
+        holds = summary.get("added")
+        if holds is None:
+            holds = (hook.get_campaign_info(campaign_id).get("counters") or {}).get("totalMsgNum")
+        raise SmsFatalError(
+            f"Mobizon campaign {campaign_id} is created and filled ({holds} recipients) but was not sent, and its "
+            f"deferred_to={deferred.isoformat()} has passed. on_window_passed='fail': not sending it late. "
+            f"Send it with MobizonSendCampaignOperator(campaign_id={campaign_id}) (it starts at once), delete "
+            "it, or set on_window_passed='send_now'",
+            provider=proto.PROVIDER,
+        )
 
     def _wait_in_process(self, campaign_id: int, summary: dict[str, Any]) -> dict[str, Any]:
         hook = self.hook()
@@ -694,18 +764,32 @@ class MobizonSendSmsOperator(_MobizonOperator):
         check_sender(self.sender)
         check_range(self.validity, *proto.VALIDITY_MINUTES, "validity")
         deferred = parse_when(self.deferred_to, "deferred_to")
-        if deferred is not None:
-            check_window(deferred, "deferred_to", min_ahead=dt.timedelta(seconds=proto.DEFERRED_MIN_SECONDS),
-                         max_ahead=dt.timedelta(seconds=proto.DEFERRED_MAX_SECONDS))
         ckpt = Checkpoint(context, "mobizon_sms")
+        # Checked before the first send only: a retry of a try that started sending looks the SMS up.
+        check_window_once(ckpt, deferred, "deferred_to", started=ckpt.get("started_at") is not None,
+                          min_ahead=dt.timedelta(seconds=proto.DEFERRED_MIN_SECONDS),
+                          max_ahead=dt.timedelta(seconds=proto.DEFERRED_MAX_SECONDS))
         if ckpt.get("result"):
             self.log.info("This SMS was already accepted by an earlier try: %s", ckpt.get("result"))
             return ckpt.get("result")
         tag = run_tag(context)
         # The tag makes this task instance's SMS recognisable when an answer is lost.
         name = tagged_name(self.name, tag, MAX_NAME_LENGTH) if tag is not None else self.name
-        started = ckpt.get("started_at")
         hook = self.hook()
+        # Fence overlapping tries: another try's sendSmsMessage may still be in flight.
+        try:
+            lease, waited = fence(context, "mobizon_sms", hook, self.log, provider=proto.PROVIDER)
+        except Exception:
+            hook.close()
+            raise
+        if waited:
+            ckpt = Checkpoint(context, "mobizon_sms")
+            if ckpt.get("result"):
+                lease.release()
+                hook.close()
+                self.log.info("The other try sent this SMS: %s", ckpt.get("result"))
+                return ckpt.get("result")
+        started = ckpt.get("started_at")
         try:
             if tag is not None and (started is not None or not ckpt.durable):
                 # An earlier try may have sent it: recorded as started, or unknowable without durable state.
@@ -728,9 +812,10 @@ class MobizonSendSmsOperator(_MobizonOperator):
                 self.log.warning("message/sendSmsMessage went unanswered, but message %s exists: using it",
                                  found["messageId"])
                 result = found
+            ckpt.save(result=result)  # before the lease is released: a waiting try reads it
         finally:
+            lease.release()
             hook.close()
-        ckpt.save(result=result)
         return result
 
     def _find(self, hook: MobizonHook, number: str, text: str, name: str | None, started: str | None

@@ -34,7 +34,16 @@ from airflow_sms_provider.exceptions import (
 from airflow_sms_provider.hooks.mobizon import AddResult, MobizonHook
 from airflow_sms_provider.progress import Checkpoint, ProgressLog
 from airflow_sms_provider.protocols import mobizon as proto
-from airflow_sms_provider.recipients import CsvSpool, RejectReport, iter_recipients, placeholders, require_nonempty
+from airflow_sms_provider.recipients import (
+    CsvSpool,
+    DuplicateReport,
+    RejectReport,
+    check_filled_length,
+    iter_recipients,
+    placeholders,
+    require_nonempty,
+    sms_parts,
+)
 from airflow_sms_provider.validation import check_choice
 
 PLACEHOLDERS_FLAGS = (1, 2, 3)
@@ -77,6 +86,14 @@ def _count(value: Any, field: str) -> int | None:
     return number
 
 
+def filled_text_problem(filled: str) -> str | None:
+    """What is wrong with a template text once Mobizon fills a row's values in, or None."""
+    encoding, chars, parts = sms_parts(filled)
+    if parts <= proto.MAX_TEXT_PARTS:
+        return None
+    return f"{chars} {encoding} characters, {parts} SMS parts; Mobizon sends at most {proto.MAX_TEXT_PARTS}"
+
+
 class RecipientsMixin:
     """Turns the recipient parameters into a stream and uploads it (portions or files)."""
 
@@ -90,6 +107,7 @@ class RecipientsMixin:
     max_file_bytes: int | str
     expected_count: int | str | None
     task_timeout: float
+    _lease: Any = None  # the running try's lease (campaigns/lease.py), renewed as the upload progresses
 
     def _check_recipient_options(self) -> None:
         check_choice(self.on_invalid, ("fail", "skip"), "on_invalid")
@@ -102,11 +120,14 @@ class RecipientsMixin:
                 field="max_file_bytes", value=self.max_file_bytes,
             )  # fmt: skip
 
-    def _stream(self, report: RejectReport, text: str | None) -> Iterator[Any]:
-        """Normalised recipients as the Mobizon ``recipients`` items, lazily."""
+    def _stream(
+        self, report: RejectReport, text: str | None, duplicates: DuplicateReport | None = None
+    ) -> Iterator[Any]:
+        """Normalised recipients as the Mobizon ``recipients`` items, lazily; a number once (first row wins)."""
         rows = require_nonempty(
             iter_recipients(
-                self.recipients, number_field=self.number_field, on_invalid=self.on_invalid, report=report
+                self.recipients, number_field=self.number_field, on_invalid=self.on_invalid, report=report,
+                duplicates=duplicates if duplicates is not None else DuplicateReport(cap=0),
             ),
             report,
         )
@@ -122,6 +143,14 @@ class RecipientsMixin:
                         field="recipients",
                         value=recipient.row,
                     )
+                if needed and recipient.params:
+                    try:  # Mobizon fills a template campaign's placeholders: the filled text must fit
+                        check_filled_length(text, recipient.params, recipient.row, filled_text_problem)  # type: ignore[arg-type]
+                    except SmsValidationError as err:
+                        if self.on_invalid != "skip":
+                            raise SmsValidationError(f"recipients {err}", field=err.field, value=err.value) from None
+                        report.add(recipient.row, recipient.raw, str(err))
+                        continue
                 yield {"recipient": recipient.number, **recipient.params}
             else:
                 yield recipient.number
@@ -194,9 +223,10 @@ class RecipientsMixin:
         campaign filled by several tasks may hold others.
         """
         report = RejectReport(cap=self.max_reported, path=self.reject_report_path or None)
+        duplicates = DuplicateReport(cap=self.max_reported)
         threshold = _count(self.file_upload_threshold, "file_upload_threshold")
         try:
-            stream = self._stream(report, text)
+            stream = self._stream(report, text, duplicates)
             if threshold is None:
                 summary = self._upload_portions(hook, campaign_id, stream, ckpt, log, self._known_total(),
                                                 prefix, reconcile, owned)
@@ -205,6 +235,10 @@ class RecipientsMixin:
         finally:
             report.close()
         summary["invalid"] = report.summary()
+        # Rows dropped by the audience rule (a number repeated within this audience); "duplicates"
+        # stays Mobizon's own count of numbers it already had (e.g. a portion an earlier try sent).
+        summary["audience_duplicates"] = duplicates.summary()
+        duplicates.log_line(log)
         return summary
 
     # ------------------------------------------------------------ portions
@@ -290,6 +324,8 @@ class RecipientsMixin:
             if now - saved["at"] >= CHECKPOINT_INTERVAL:
                 checkpoint(sent)
                 saved.update(at=now, sent=sent)
+                if self._lease is not None:  # a long upload keeps this try's lease alive
+                    self._lease.renew()
             progress.update(done + sent, f"{result.added:,} added, {result.rejected:,} rejected")
 
         def on_exit(sent: int) -> None:

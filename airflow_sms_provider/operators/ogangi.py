@@ -13,6 +13,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_sms_provider.campaigns.lease import fence
 from airflow_sms_provider.campaigns.ledger import Digest, lines_digest
 from airflow_sms_provider.exceptions import (
     SmsAmbiguousError,
@@ -27,7 +28,13 @@ from airflow_sms_provider.hooks.ogangi import OgangiHook, build_sms_file, read_u
 from airflow_sms_provider.links import OgangiBroadcastLink, persist_campaign_link
 from airflow_sms_provider.progress import Checkpoint
 from airflow_sms_provider.protocols import ogangi as proto
-from airflow_sms_provider.recipients import Recipient, RejectReport, check_template, iter_recipients
+from airflow_sms_provider.recipients import (
+    DuplicateReport,
+    Recipient,
+    RejectReport,
+    check_template,
+    iter_recipients,
+)
 from airflow_sms_provider.templating import DataFieldsMixin
 from airflow_sms_provider.transport import origin
 from airflow_sms_provider.validation import (
@@ -36,6 +43,7 @@ from airflow_sms_provider.validation import (
     check_text,
     check_values_used,
     check_window,
+    check_window_once,
     parse_when,
 )
 
@@ -59,6 +67,7 @@ class _AudienceMixin:
     on_invalid: str
     reject_report_path: Any
     max_reported: int
+    duplicates: DuplicateReport | None = None
 
     def _check_audience_options(self) -> None:
         check_choice(self.on_invalid, ("fail", "skip"), "on_invalid")
@@ -70,12 +79,15 @@ class _AudienceMixin:
         return RejectReport(cap=self.max_reported, path=self.reject_report_path or None)
 
     def _audience(self, report: RejectReport) -> Iterator[Recipient]:
+        # The audience rule: a number once, its first row wins (counted in self.duplicates).
+        self.duplicates = DuplicateReport(cap=self.max_reported)
         rows = iter_recipients(self.recipients, number_field=self.number_field, on_invalid=self.on_invalid,
-                               report=report)
+                               report=report, duplicates=self.duplicates)
         empty = True
         for recipient in rows:
             empty = False
             yield recipient
+        self.duplicates.log_line(self.log)  # type: ignore[attr-defined]
         if empty:  # found once the whole source is read: still before any request
             raise SmsValidationError(
                 f"recipients: no valid row ({report.count} rejected)" if report.count
@@ -273,9 +285,23 @@ class OgangiSendSmsByFileOperator(_AudienceMixin, _OgangiOperator):
             except Exception:
                 hook.close()
                 raise
+        try:  # fence overlapping tries: Ogangi cannot look the SMS up, so a live other try is fatal
+            lease, waited = fence(context, "ogangi_send_by_file", hook, self.log, provider=proto.PROVIDER,
+                                  lookup=False)
+        except Exception:
+            hook.close()
+            raise
+        if waited:
+            ckpt = Checkpoint(context, "ogangi_send_by_file")
+            if ckpt.get("summary") or ckpt.get("upload_started"):
+                lease.release()
+                hook.close()
+                return self._after_other_try(ckpt)
         ckpt.save(upload_started=True, content=content_digest)
+        answered = False
         try:
             messages = hook.send_sms_by_file((name, content))
+            answered = True
         except Exception as err:
             if proto.refused(err):
                 ckpt.save(upload_started=False)  # an explicit refusal: nothing was sent
@@ -292,11 +318,27 @@ class OgangiSendSmsByFileOperator(_AudienceMixin, _OgangiOperator):
             ) from err
         finally:
             hook.close()
+            if not answered:
+                lease.release()  # what happened is recorded (upload_started): a waiting try reads it
         summary = {"source": source, "rows": rows, **summarize_messages(messages, self.max_reported),
                    "invalid": report.summary()}
+        if self.duplicates is not None:
+            summary["audience_duplicates"] = self.duplicates.summary()
         ckpt.save(summary=summary)
+        lease.release()
         self.log.info("Sent %d SMS by file: %s", summary["total"], summary["status_counts"])
         return summary
+
+    def _after_other_try(self, ckpt: Checkpoint) -> dict[str, Any]:
+        """Another try's sendSMSByFile was waited for: its summary, or stop naming it (no lookup exists)."""
+        if ckpt.get("summary"):
+            self.log.info("These SMS were sent by another try of this task; not sending again")
+            return dict(ckpt.get("summary"))
+        raise SmsFatalError(
+            "another try of this task sent sendSMSByFile and recorded no answer: the SMS may have been sent. "
+            "Check the messages in Ogangi before clearing this task's state to send again",
+            provider=proto.PROVIDER,
+        )
 
     def _check_senders(self, hook: OgangiHook) -> None:
         """Every ``from`` of the file must be one of the instance's codes (a read before the upload)."""
@@ -378,13 +420,18 @@ class OgangiCreateBroadcastOperator(_AudienceMixin, _OgangiOperator):
         self.number_field, self.on_invalid = number_field, on_invalid
         self.reject_report_path, self.max_reported = reject_report_path, max_reported
 
-    def _when(self) -> dt.datetime | None:
+    def _when(self, ckpt: Checkpoint | None = None) -> dt.datetime | None:
+        """The schedule, checked before the broadcast is created only (not when an earlier try created it)."""
         now = dt.datetime.now(dt.timezone.utc)
         if isinstance(self.scheduled_at, dt.timedelta):
             when: dt.datetime | None = now + self.scheduled_at
         else:
             when = parse_when(self.scheduled_at, "scheduled_at")
-        if when is not None:
+        started = ckpt is not None and (ckpt.get("broadcast_id") is not None or bool(ckpt.get("create_started")))
+        if when is not None and ckpt is not None:
+            check_window_once(ckpt, when, "scheduled_at", started=started, min_ahead=dt.timedelta(0),
+                              max_ahead=proto.SCHEDULE_MAX_AHEAD, now=now)
+        elif when is not None:
             check_window(when, "scheduled_at", min_ahead=dt.timedelta(0), max_ahead=proto.SCHEDULE_MAX_AHEAD,
                          now=now)
         return when
@@ -415,7 +462,9 @@ class OgangiCreateBroadcastOperator(_AudienceMixin, _OgangiOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         text = check_text(self.text)
         self._check_audience_options()
-        when = self._when()
+        ckpt = Checkpoint(context, "ogangi_broadcast")
+        edit = self.broadcast_id not in (None, "")
+        when = self._when(None if edit else ckpt)
         if self.schedule_timezone:
             proto.zone(self.schedule_timezone)
         edit_id = as_int(self.broadcast_id, "broadcast_id") if self.broadcast_id not in (None, "") else None
@@ -425,16 +474,23 @@ class OgangiCreateBroadcastOperator(_AudienceMixin, _OgangiOperator):
             items = self._items(text, report)
         finally:
             report.close()
-        ckpt = Checkpoint(context, "ogangi_broadcast")
         hook = self.hook()
+        lease = None
         try:
             if self.check_shortcode and self.shortcode:
                 self._check_shortcode(hook)
             if edit_id is None:
+                # Fence overlapping tries; Ogangi cannot look a broadcast up, so a live other try is fatal.
+                lease, waited = fence(context, "ogangi_broadcast", hook, self.log, provider=proto.PROVIDER,
+                                      lookup=False)
+                if waited:
+                    ckpt = Checkpoint(context, "ogangi_broadcast")
                 data, resumed = self._create_once(hook, ckpt, items, name, when)
             else:
                 data, resumed = self._create(hook, items, name, when, edit_id), False
         finally:
+            if lease is not None:
+                lease.release()
             hook.close()
         broadcast_id = int(data["id"])
         persist_campaign_link(context, self.ogangi_conn_id, broadcast_id, self.log)
@@ -454,6 +510,7 @@ class OgangiCreateBroadcastOperator(_AudienceMixin, _OgangiOperator):
             "campaign_name": name,
             "edited": edit_id is not None,
             "invalid": report.summary(),
+            "audience_duplicates": self.duplicates.summary() if self.duplicates is not None else None,
         }
 
     def _check_shortcode(self, hook: OgangiHook) -> None:
