@@ -814,6 +814,7 @@ def _validated(
     # normalize_phone() never returns a leading zero.
     seen: set[int] | None = set() if dedupe and duplicates is None else None
     first_rows: dict[int, int] | None = {} if duplicates is not None else None
+    first_row = first_rows.setdefault if first_rows is not None else None  # bound once: the hot path
     skipped = 0
     for row, raw, params in candidates:
         try:
@@ -845,8 +846,8 @@ def _validated(
             if report is not None:
                 report.add(row, value, exc.reason)
             continue
-        if first_rows is not None:
-            first = first_rows.setdefault(int(number), row)
+        if first_row is not None:
+            first = first_row(int(number), row)
             if first != row:
                 duplicates.add(row, first)  # type: ignore[union-attr]
                 continue
