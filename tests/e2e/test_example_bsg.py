@@ -53,5 +53,8 @@ def test_example_campaign_reaches_done_and_survives_token_expiry(
         "Oksana, your order has shipped.", "MyShop UA")
     assert messages[380661230007]["sender"] == "MyShop"
     assert all(m["reference_id"] for m in campaign["messages"])
-    assert state["auth"]["unauthorized"] >= 1
-    assert state["auth"]["logins"] >= 3 + state["auth"]["unauthorized"]  # a login per task, plus renewals
+    # Tokens expired mid-run and were renewed: a refusal answered by a new login, or a token
+    # seen to be expiring and renewed first (which of the two depends on timing, so either counts).
+    auth = state["auth"]
+    assert auth["logins"] + auth["refreshes"] > 3  # a login per task is 3: more means renewals
+    assert auth["logins"] >= 3 + auth["unauthorized"]  # every refusal led to a login
