@@ -39,6 +39,8 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        # One worker: four (the default) take minutes to start on a loaded 2-core machine.
+        "AIRFLOW__API__WORKERS": "1",
     }
     env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
     airflow = [sys.executable, "-m", "airflow"]
@@ -50,7 +52,7 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                                 stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 240
         while True:
             try:
                 if httpx.get(f"{url}/api/v2/version", timeout=2).status_code == 200:
