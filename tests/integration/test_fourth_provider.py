@@ -249,3 +249,22 @@ def test_status_vocabulary_is_the_hooks(fakesms: str) -> None:
     assert "fakesms" in status_map.TABLES
     assert status_map.describe("fakesms", {"state": "sending"}) == {"status": "running", "provider_status": "sending"}
     assert status_map.neutral_status("fakesms", "something new") == "pending"
+
+
+def test_a_provider_package_airflow_knows_is_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A type neither this package nor register_provider_info knows is looked up in Airflow's hook
+    registry (another installed provider package); only an SmsHook there counts."""
+    import sys
+    import types
+
+    class Manager:
+        hooks = {"othersms": types.SimpleNamespace(hook_class_name=f"{__name__}.FakeSmsHook"),
+                 "web": types.SimpleNamespace(hook_class_name="airflow.providers.common.compat.sdk.BaseHook")}
+
+    runtime = types.ModuleType("airflow.sdk.providers_manager_runtime")
+    runtime.ProvidersManagerTaskRuntime = Manager  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "airflow.sdk.providers_manager_runtime", runtime)
+
+    assert providers.provider_named("othersms").hook_class() is FakeSmsHook
+    with pytest.raises(SmsProviderError, match="not an SMS provider"):
+        providers.provider_named("web")
