@@ -19,7 +19,8 @@ sandbox      a loopback Host (``http://127.0.0.1:8765``)       ``{origin}/_sandb
 ===========  ===============================================  =====================================
 
 No provider document names its campaign page: the paths are this package's decision, one
-constant each below. A Mobizon Host that is not an ``api.`` domain (a proxy) has no known
+constant each in the provider's hook (``dashboard_page`` of
+:class:`~airflow_sms_provider.hooks.base.SmsHook`). A Mobizon Host that is not an ``api.`` domain (a proxy) has no known
 dashboard, so its tasks show no link.
 """
 
@@ -35,22 +36,11 @@ from urllib.parse import urlsplit
 from airflow.providers.common.compat.sdk import BaseHook, BaseOperatorLink
 
 from airflow_sms_provider.connections import base_url
-from airflow_sms_provider.protocols import bsg as bsg_proto
+from airflow_sms_provider.exceptions import SmsValidationError
+from airflow_sms_provider.providers import provider_named
 
 log = logging.getLogger(__name__)
 
-# Our decision (the Mobizon API docs name no campaign page): the campaign's page on the
-# dashboard, taken to live on the API domain without its "api." label (mobizon.kz serves
-# the API docs of api.mobizon.kz).
-MOBIZON_CAMPAIGN_PATH = "/campaign/view/{id}"
-# BSG's personal account: bsg/openapi.yaml links it (app.bsg.world/sms/senders, .../integration/remote).
-BSG_DASHBOARD = "https://app.bsg.world"
-# Our decision (the OpenAPI spec names no campaign page).
-BSG_CAMPAIGN_PATH = "/campaigns/{id}"
-# Our decision: the MMC server at the connection's base URL is taken to serve the customer's
-# Campaign Manager (the reference speaks of "your Mobile Engagement Campaign Manager's URL"
-# but names no broadcast page).
-OGANGI_BROADCAST_PATH = "/broadcasts/{id}"
 # The sandbox's read-only view of one campaign (airflow_sms_provider.sandbox.admin).
 SANDBOX_CAMPAIGN_PATH = "/_sandbox/{provider}/campaigns/{id}"
 
@@ -64,41 +54,41 @@ def _is_loopback(hostname: str) -> bool:
         return False
 
 
+def _hook_class(conn_type: str) -> Any:
+    try:
+        return provider_named(conn_type).hook_class()
+    except SmsValidationError:
+        return None  # not an SMS connection: no link
+
+
 def dashboard_url(conn_type: str, api_base: str, campaign_id: int) -> str | None:
     """The campaign's page for an API base URL (as :func:`~airflow_sms_provider.connections.base_url`
     writes it); ``None`` when that connection has no known dashboard.
 
-    Only the scheme, host name and port of ``api_base`` are used: user info written into a
+    A loopback Host is the sandbox; any other is the hook's ``dashboard_page``. Only the
+    scheme, host name, port and path of ``api_base`` are used: user info written into a
     Host (``https://user:secret@…``) never reaches the link.
     """
     parts = urlsplit(api_base)
     hostname = (parts.hostname or "").lower()
     campaign = int(campaign_id)
-    if not hostname or campaign <= 0:
+    hook_class = _hook_class(conn_type)
+    if not hostname or campaign <= 0 or hook_class is None:
         return None
     if _is_loopback(hostname):
         host = f"[{hostname}]" if ":" in hostname else hostname
         origin = f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
-        return origin + SANDBOX_CAMPAIGN_PATH.format(provider=conn_type, id=campaign)
-    if conn_type == "mobizon":
-        if not hostname.startswith("api."):
-            return None
-        # The dashboard is served over https on the default port, whatever port the API uses.
-        return f"https://{hostname[len('api.'):]}" + MOBIZON_CAMPAIGN_PATH.format(id=campaign)
-    if conn_type == "bsg":
-        # Any Host (the API, a proxy): the account and its campaigns live on BSG's dashboard.
-        return BSG_DASHBOARD + BSG_CAMPAIGN_PATH.format(id=campaign)
-    if conn_type == "ogangi":
-        netloc = hostname + (f":{parts.port}" if parts.port else "")
-        return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}" + OGANGI_BROADCAST_PATH.format(id=campaign)
-    return None
+        return origin + SANDBOX_CAMPAIGN_PATH.format(provider=hook_class.conn_type, id=campaign)
+    page = hook_class.dashboard_page(parts, campaign)
+    return str(page) if page else None
 
 
 def connection_dashboard_url(conn_id: str, campaign_id: int) -> str | None:
     """:func:`dashboard_url` for a connection, by its type and Host (read from Airflow, nothing else)."""
     conn = BaseHook.get_connection(conn_id)
     conn_type = str(conn.conn_type or "").lower()
-    default = bsg_proto.DEFAULT_BASE_URL if conn_type == "bsg" else None  # as BSG's hook reads an empty Host
+    hook_class = _hook_class(conn_type)
+    default = hook_class.default_base_url if hook_class is not None else None  # what the hook reads for an empty Host
     return dashboard_url(conn_type, base_url(conn.host, conn.port, default=default), campaign_id)
 
 

@@ -1,21 +1,89 @@
-"""Which provider a connection belongs to, by its ``conn_type``, and its hook.
+"""Which hook a connection gets, by its ``conn_type``: the registry of SMS providers.
 
-The provider-neutral pieces (:mod:`~airflow_sms_provider.notifications.sms`,
-:mod:`~airflow_sms_provider.operators.campaign`, :mod:`~airflow_sms_provider.sensors.campaign`)
-take a plain connection id and look the provider up here, so a DAG switches providers by
-switching connections.
+The provider-neutral pieces (the notifier, the neutral operator, sensor and trigger, the
+links) take a plain connection id, look its type up here and call the
+:class:`~airflow_sms_provider.hooks.base.SmsHook` interface on the hook they get: a DAG
+switches providers by switching connections, and nothing here knows a provider by name.
+
+The types are read from ``connection-types`` of provider info, the same entries Airflow's
+ProvidersManager reads: this package's own :func:`~airflow_sms_provider.get_provider_info.get_provider_info`,
+entries given to :func:`register_provider_info`, and, for a type neither knows, Airflow's
+hook registry (another installed provider package), as long as its hook is an ``SmsHook``.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook
 
-from airflow_sms_provider.exceptions import SmsNotFoundError, SmsValidationError
+from airflow_sms_provider.exceptions import SmsValidationError
+
+# conn_type -> hook class path, from register_provider_info (a provider outside this package).
+_REGISTERED: dict[str, str] = {}
+
+
+@lru_cache(maxsize=1)
+def _own() -> dict[str, str]:
+    from airflow_sms_provider.get_provider_info import get_provider_info
+
+    return _hook_paths(get_provider_info())
+
+
+def _hook_paths(info: Mapping[str, Any]) -> dict[str, str]:
+    return {str(item["connection-type"]): str(item["hook-class-name"]) for item in info.get("connection-types") or ()}
+
+
+def register_provider_info(info: Mapping[str, Any]) -> list[str]:
+    """Add the ``connection-types`` of a provider info dict (the shape ``get_provider_info()`` returns).
+
+    Returns the types added. Their hooks must implement :class:`~airflow_sms_provider.hooks.base.SmsHook`.
+    """
+    paths = _hook_paths(info)
+    _REGISTERED.update(paths)
+    return list(paths)
+
+
+def unregister(conn_type: str) -> None:
+    """Forget a type added by :func:`register_provider_info` (tests)."""
+    _REGISTERED.pop(conn_type, None)
+
+
+def conn_types() -> list[str]:
+    """Every connection type known to be an SMS provider (this package's, then registered ones)."""
+    return list(dict.fromkeys([*_own(), *_REGISTERED]))
+
+
+def _import(path: str) -> type[Any]:
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def _airflow_hook_path(conn_type: str) -> str | None:
+    """The hook class Airflow's own registry names for ``conn_type`` when it is an SmsHook, else None."""
+    try:
+        manager: Any
+        try:  # Airflow 3.2+: the task SDK's registry (ProvidersManager.hooks is deprecated there)
+            from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+            manager = ProvidersManagerTaskRuntime()
+        except ImportError:
+            from airflow.providers_manager import ProvidersManager
+
+            manager = ProvidersManager()
+        info = manager.hooks.get(conn_type)
+        path = getattr(info, "hook_class_name", None)
+        if not path:
+            return None
+        from airflow_sms_provider.hooks.base import SmsHook
+
+        return path if issubclass(_import(path), SmsHook) else None
+    except Exception:  # no registry here, or a broken provider: not an SMS provider
+        return None
 
 
 @dataclass(frozen=True)
@@ -24,29 +92,45 @@ class Provider:
 
     conn_type: str
     hook_path: str  # imported lazily: DAG files import the neutral modules on every parse
-    conn_arg: str  # the hook's connection-id keyword
 
     def hook_class(self) -> type[Any]:
-        module, _, name = self.hook_path.rpartition(".")
-        return getattr(importlib.import_module(module), name)
+        return _import(self.hook_path)
+
+    @property
+    def conn_arg(self) -> str:
+        """The hook's connection-id keyword."""
+        return str(self.hook_class().conn_name_attr)
 
     def hook(self, conn_id: str) -> Any:
-        return self.hook_class()(**{self.conn_arg: conn_id})
+        return self.hook_class().for_connection(conn_id)
 
 
-PROVIDERS: Mapping[str, Provider] = {
-    p.conn_type: p
-    for p in (
-        Provider("mobizon", "airflow_sms_provider.hooks.mobizon.MobizonHook", "mobizon_conn_id"),
-        Provider("bsg", "airflow_sms_provider.hooks.bsg.BsgHook", "bsg_conn_id"),
-        Provider("ogangi", "airflow_sms_provider.hooks.ogangi.OgangiHook", "ogangi_conn_id"),
-    )
-}
+class _Providers(Mapping[str, Provider]):
+    """``PROVIDERS[conn_type]``: every known type (see :func:`conn_types`)."""
+
+    def __getitem__(self, conn_type: str) -> Provider:
+        path = _own().get(conn_type) or _REGISTERED.get(conn_type)
+        if path is None:
+            raise KeyError(conn_type)
+        return Provider(conn_type, path)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(conn_types())
+
+    def __len__(self) -> int:
+        return len(conn_types())
+
+
+PROVIDERS: Mapping[str, Provider] = _Providers()
 
 
 def provider_named(conn_type: str | None, conn_id: str = "") -> Provider:
     """The :class:`Provider` of ``conn_type``; a validation error naming the supported types otherwise."""
-    found = PROVIDERS.get(str(conn_type or "").strip().lower())
+    key = str(conn_type or "").strip().lower()
+    found = PROVIDERS.get(key)
+    if found is None and key:
+        path = _airflow_hook_path(key)
+        found = Provider(key, path) if path else None
     if found is None:
         where = f"connection {conn_id!r} has type {conn_type!r}" if conn_id else f"connection type {conn_type!r}"
         raise SmsValidationError(
@@ -70,19 +154,8 @@ def provider_for(conn_id: str) -> Provider:
 
 
 def hook_for(conn_id: str) -> Any:
-    """The hook for connection ``conn_id``: a MobizonHook, BsgHook or OgangiHook, by the connection's type."""
+    """The :class:`~airflow_sms_provider.hooks.base.SmsHook` for connection ``conn_id``, by its type."""
     return provider_for(conn_id).hook(conn_id)
-
-
-def read_campaign(conn_type: str, hook: Any, campaign_id: int) -> dict[str, Any] | None:
-    """The provider's read call for one campaign: Mobizon campaign/get, BSG GET /api/campaigns/{id},
-    Ogangi getBroadcast (``None``: the broadcast no longer exists, i.e. it was deleted)."""
-    if conn_type == "ogangi":
-        try:
-            return hook.get_broadcast(campaign_id)
-        except SmsNotFoundError:
-            return None
-    return hook.get_campaign(campaign_id)
 
 
 def per_provider(value: Any, conn_type: str) -> Any:
@@ -103,4 +176,7 @@ def per_provider(value: Any, conn_type: str) -> Any:
     return value
 
 
-__all__ = ["PROVIDERS", "Provider", "hook_for", "per_provider", "provider_for", "provider_named", "read_campaign"]
+__all__ = [
+    "PROVIDERS", "Provider", "conn_types", "hook_for", "per_provider", "provider_for", "provider_named",
+    "register_provider_info", "unregister",
+]

@@ -1,8 +1,9 @@
 """One vocabulary for campaign statuses: pending, running, done, failed.
 
-Each provider has ONE table from its own campaign statuses to the vocabulary, here;
-the neutral sensor, its trigger and the neutral operator all decide with
-:func:`describe` and :func:`overall`, so they cannot disagree.
+Each provider's hook carries ONE table from its own campaign statuses to the vocabulary
+(``status_vocabulary`` on :class:`~airflow_sms_provider.hooks.base.SmsHook`); the neutral
+sensor, its trigger and the neutral operator all decide with :func:`describe` and
+:func:`overall` (through :mod:`airflow_sms_provider.campaigns.watch`), so they cannot disagree.
 
 * ``pending``: accepted, not sending now (new, in moderation, scheduled, paused or suspended)
 * ``running``: sending, or sent and waiting for delivery reports
@@ -15,81 +16,52 @@ wait goes on, and the provider's own word is kept as ``provider_status``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
-
-from airflow_sms_provider.protocols import ogangi as ogangi_proto
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 STATUSES = (PENDING, RUNNING, DONE, FAILED)
 FINAL = frozenset({DONE, FAILED})
 
-# Mobizon campaign/get ``commonStatus``. SENT: every message left, delivery reports still come.
-MOBIZON: Mapping[str, str] = {
-    "NEW": PENDING,
-    "MODERATION": PENDING,
-    "READY_FOR_SEND": PENDING,
-    "AUTO_READY_FOR_SEND": PENDING,
-    "RUNNING": RUNNING,
-    "SENT": RUNNING,
-    "DONE": DONE,
-    "DECLINED": FAILED,
-}
 
-# BSG GET /api/campaigns/{id} ``status``.
-BSG: Mapping[str, str] = {
-    "creation": PENDING,
-    "moderation": PENDING,
-    "scheduled": PENDING,
-    "paused": PENDING,
-    "sending": RUNNING,
-    "done": DONE,
-    "stopped": FAILED,
-    "spam": FAILED,
-}
+def _hook_class(provider: str) -> Any:
+    # Imported here: the hooks import this module for the vocabulary.
+    from airflow_sms_provider.providers import provider_named
 
-# Ogangi getBroadcast status names (protocols.ogangi.BROADCAST_STATUSES).
-OGANGI: Mapping[str, str] = {
-    "SCHEDULED": PENDING,
-    "SUSPENDED": PENDING,
-    "RUNNING": RUNNING,
-    "FINISHED": DONE,
-    "STOPPED": FAILED,
-    "DELETED": FAILED,
-}
+    return provider_named(provider).hook_class()
 
-TABLES: Mapping[str, Mapping[str, str]] = {"mobizon": MOBIZON, "bsg": BSG, "ogangi": OGANGI}
+
+class _Tables(Mapping[str, Mapping[str, str]]):
+    """Every registered provider's table, read from its hook (``TABLES["bsg"]``)."""
+
+    def __getitem__(self, provider: str) -> Mapping[str, str]:
+        return _hook_class(provider).status_vocabulary
+
+    def __iter__(self) -> Iterator[str]:
+        from airflow_sms_provider.providers import conn_types
+
+        return iter(conn_types())
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+TABLES: Mapping[str, Mapping[str, str]] = _Tables()
 
 
 def provider_status(provider: str, data: Mapping[str, Any] | None) -> str:
-    """The provider's own status word in one read answer (campaign/get, campaigns/{id}, getBroadcast).
-
-    ``None`` is an Ogangi broadcast that no longer exists: ``DELETED``. Ogangi publishes no
-    status table, so a broadcast whose ``endDate`` is set or whose expected messages are
-    all sent is ``FINISHED`` whatever its code says, the rule of ``OgangiBroadcastSensor``.
-    """
-    if provider == "ogangi":
-        if data is None:
-            return ogangi_proto.DELETED
-        outcome, _ = ogangi_proto.broadcast_outcome(data)
-        if outcome == ogangi_proto.SUCCEEDED:
-            return ogangi_proto.FINISHED
-        return str(ogangi_proto.status_name(data) or "")
-    if data is None:
-        return ""
-    return str(data.get("commonStatus" if provider == "mobizon" else "status") or "")
+    """The provider's own status word in one read answer (the hook's ``campaign_word``)."""
+    return str(_hook_class(provider).campaign_word(data))
 
 
 def neutral_status(provider: str, native: str) -> str:
     """The vocabulary word for a provider's status (``pending`` when the table does not know it)."""
-    return TABLES[provider].get(native, PENDING)
+    return str(_hook_class(provider).neutral_word(native))
 
 
 def describe(provider: str, data: Mapping[str, Any] | None) -> dict[str, str]:
     """``{"status": <vocabulary>, "provider_status": <the provider's word>}`` for one read answer."""
-    native = provider_status(provider, data)
-    return {"status": neutral_status(provider, native), "provider_status": native}
-
+    return dict(_hook_class(provider).describe_campaign(data))
 
 def overall(campaigns: Mapping[Any, Mapping[str, str]]) -> tuple[str, str]:
     """The status of a set of campaigns and a line saying why.
@@ -112,6 +84,6 @@ def overall(campaigns: Mapping[Any, Mapping[str, str]]) -> tuple[str, str]:
 
 
 __all__ = [
-    "BSG", "DONE", "FAILED", "FINAL", "MOBIZON", "OGANGI", "PENDING", "RUNNING", "STATUSES", "TABLES",
-    "describe", "neutral_status", "overall", "provider_status",
+    "DONE", "FAILED", "FINAL", "PENDING", "RUNNING", "STATUSES", "TABLES", "describe", "neutral_status", "overall",
+    "provider_status",
 ]

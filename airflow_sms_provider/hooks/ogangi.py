@@ -12,19 +12,24 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import IO, Any
+from urllib.parse import SplitResult
 
 import httpx
-from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_sms_provider.connections import HttpSettings, as_float
-from airflow_sms_provider.exceptions import SmsValidationError
+from airflow_sms_provider.exceptions import SmsNotFoundError, SmsValidationError
+from airflow_sms_provider.hooks.base import AsyncReader, SmsHook, masked_number
 from airflow_sms_provider.protocols import ogangi as proto
 from airflow_sms_provider.redaction import redact_text, register_secret
+from airflow_sms_provider.status_map import DONE, FAILED, PENDING, RUNNING
 from airflow_sms_provider.transport import Request, RetryPolicy, asend, client_options, send
+
+# The broadcast's page on the MMC server (links.py).
+DASHBOARD_BROADCAST_PATH = "/broadcasts/{id}"
 
 FileArg = str | os.PathLike[str] | bytes | tuple[str, bytes | IO[bytes]]
 
@@ -213,7 +218,7 @@ def recipient_items(
         yield proto.broadcast_recipient(str(number), str(item_text), params)
 
 
-class OgangiHook(BaseHook):
+class OgangiHook(SmsHook):
     """Talks to a customer's Messangi MMC REST API (Ogangi Mobile Engagement).
 
     :param ogangi_conn_id: the Airflow connection of type ``ogangi``: Host is the base
@@ -227,6 +232,12 @@ class OgangiHook(BaseHook):
     default_conn_name = "ogangi_default"
     conn_type = "ogangi"
     hook_name = "Ogangi (Messangi MMC)"
+    # getBroadcast status names (protocols.ogangi.BROADCAST_STATUSES).
+    status_vocabulary = {
+        "SCHEDULED": PENDING, "SUSPENDED": PENDING, "RUNNING": RUNNING, "FINISHED": DONE,
+        "STOPPED": FAILED, "DELETED": FAILED,
+    }
+    campaign_module = "airflow_sms_provider.campaigns.ogangi"
 
     def __init__(self, ogangi_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -285,6 +296,51 @@ class OgangiHook(BaseHook):
         return True, f"Connected to instance {self.account.instance_id}: {len(codes)} short/long codes ({shown})"
 
     # ------------------------------------------------------------ methods
+
+    # ------------------------------------------------------------ the SmsHook interface
+
+    def read_campaign(self, campaign_id: int) -> dict[str, Any] | None:
+        try:
+            return self.get_broadcast(campaign_id)
+        except SmsNotFoundError:
+            return None  # deleted: campaign_word reads it as DELETED, i.e. failed
+
+    @classmethod
+    def async_campaign_reader(cls, conn: Any) -> tuple[httpx.AsyncClient, AsyncReader]:
+        settings = OgangiSettings.from_connection(conn)
+
+        async def read(client: httpx.AsyncClient, campaign_id: int) -> dict[str, Any] | None:
+            try:
+                return await settings.aget_broadcast(client, campaign_id)
+            except SmsNotFoundError:
+                return None
+
+        return settings.async_client(), read
+
+    @classmethod
+    def campaign_word(cls, data: Mapping[str, Any] | None) -> str:
+        """``None`` (the broadcast no longer exists) is ``DELETED``. Ogangi publishes no status
+        table, so a broadcast whose ``endDate`` is set or whose expected messages are all sent
+        is ``FINISHED`` whatever its code says, the rule of ``OgangiBroadcastSensor``."""
+        if data is None:
+            return proto.DELETED
+        outcome, _ = proto.broadcast_outcome(data)
+        if outcome == proto.SUCCEEDED:
+            return proto.FINISHED
+        return str(proto.status_name(data) or "")
+
+    @classmethod
+    def dashboard_page(cls, api: SplitResult, campaign_id: int) -> str | None:
+        # Our decision: the MMC server at the connection's base URL is taken to serve the
+        # customer's Campaign Manager (the reference names no broadcast page).
+        netloc = (api.hostname or "").lower() + (f":{api.port}" if api.port else "")
+        return f"{api.scheme}://{netloc}{api.path.rstrip('/')}" + DASHBOARD_BROADCAST_PATH.format(id=campaign_id)
+
+    def send_text(self, numbers: Sequence[str], text: str, sender: Any) -> list[str]:
+        """One sendSMSByFile; it answers per row (BAD_TO, NOT_SENT... mean that number gets nothing)."""
+        messages = self.send_sms_rows([{"number": number} for number in numbers], text=text, sender=sender or None)
+        return [f"{masked_number(str(m.get('to') or '?'))}: {m.get('status')}" for m in messages
+                if m.get("status") in proto.MESSAGE_FAILED_STATUSES]
 
     def get_shortcodes(self) -> list[str]:
         """getShortcodes: the instance's short/long codes."""

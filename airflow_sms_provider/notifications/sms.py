@@ -19,12 +19,12 @@ from __future__ import annotations
 import copy
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseNotifier, redact
 
-from airflow_sms_provider.protocols.ogangi import MESSAGE_FAILED_STATUSES
+from airflow_sms_provider.hooks.base import masked_number
 from airflow_sms_provider.providers import per_provider, provider_for
 from airflow_sms_provider.recipients import InvalidPhone, normalize_phone
 from airflow_sms_provider.redaction import redact_text
@@ -44,38 +44,9 @@ _SPACES = re.compile(r"\s+")
 # A module logger, like the hooks': Airflow routes it into the task log on every version.
 log = logging.getLogger(__name__)
 
-SendFn = Callable[[Any, list[str], str, Any], list[str]]
-
-
-def _send_mobizon(hook: Any, numbers: list[str], text: str, sender: Any) -> list[str]:
-    """message/sendSmsMessage per number (an alert goes to a few people); the numbers that failed."""
-    failed = []
-    for number in numbers:
-        try:
-            hook.send_sms(number, text, sender=sender or None)
-        except Exception as exc:
-            failed.append(f"{_masked(number)}: {exc}")
-    return failed
-
-
-def _send_bsg(hook: Any, numbers: list[str], text: str, sender: Any) -> list[str]:
-    hook.send_bulk(numbers, text, sender)  # BSG requires a sender; its check names the field
-    return []
-
-
-def _send_ogangi(hook: Any, numbers: list[str], text: str, sender: Any) -> list[str]:
-    messages = hook.send_sms_rows([{"number": number} for number in numbers], text=text, sender=sender or None)
-    # sendSMSByFile answers per row; BAD_TO, NOT_SENT... mean that number gets nothing.
-    return [f"{_masked(str(m.get('to') or '?'))}: {m.get('status')}" for m in messages
-            if m.get("status") in MESSAGE_FAILED_STATUSES]
-
-
-SENDERS: Mapping[str, SendFn] = {"mobizon": _send_mobizon, "bsg": _send_bsg, "ogangi": _send_ogangi}
-
-
 def _masked(number: str) -> str:
     """A number as logs show it: enough to recognise, not enough to dial."""
-    return f"...{number[-4:]}" if len(number) > 4 else "***"
+    return masked_number(number)
 
 
 def _numbers(recipients: Any) -> tuple[list[str], list[str]]:
@@ -160,8 +131,8 @@ class SmsNotifier(DataFieldsMixin, BaseNotifier):
     :param max_length: the text is cut to this many characters (default 300), since an exception
         can be long and every SMS segment costs.
 
-    Sending: Mobizon one ``message/sendSmsMessage`` per number, BSG one ``sms/send`` campaign,
-    Ogangi one ``sendSMSByFile``. The rendered text goes through Airflow's secrets masker
+    Sending is the hook's ``send_text``: Mobizon one ``message/sendSmsMessage`` per number, BSG
+    one ``sms/send`` campaign, Ogangi one ``sendSMSByFile``. The rendered text goes through Airflow's secrets masker
     before it is sent. Failures are logged (ERROR, secrets masked), never raised.
     """
 
@@ -227,7 +198,7 @@ class SmsNotifier(DataFieldsMixin, BaseNotifier):
             raise ValueError("the message rendered to an empty text")
         hook = provider.hook(self.conn_id)
         try:
-            failed = SENDERS[provider.conn_type](hook, numbers, text, per_provider(self.sender, provider.conn_type))
+            failed = hook.send_text(numbers, text, per_provider(self.sender, provider.conn_type))
         finally:
             hook.close()
         return len(numbers) - len(failed), [f"invalid {p}" for p in problems] + failed

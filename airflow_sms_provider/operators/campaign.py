@@ -1,36 +1,38 @@
 """A provider-neutral campaign operator: one text to an audience, through any provider.
 
-The connection's type picks the provider. The work is done by that provider's own
-campaign operator, run inside this task: its validation, streaming, splitting, durable
-progress and crash safety apply unchanged, and a retry resumes where it left off.
+The connection's type picks the provider's hook (:mod:`airflow_sms_provider.providers`);
+the work is that provider's ``run_campaign`` in :mod:`airflow_sms_provider.campaigns`
+(the hook's ``campaign_module``), run inside this task: its validation, streaming,
+splitting, durable progress and crash safety apply unchanged, and a retry resumes where
+it left off. The wait is :mod:`airflow_sms_provider.campaigns.watch`'s.
 
 =========  =================================================================
-provider   runs
+provider   does what
 =========  =================================================================
-mobizon    ``MobizonCampaignOperator`` (create, upload, send; a template
-           campaign when the text has ``{placeholders}``)
-bsg        ``BsgBulkCampaignOperator``, or ``BsgIndividualCampaignOperator``
-           when the text has ``{placeholders}``
-ogangi     ``OgangiCreateBroadcastOperator`` (placeholders filled by Ogangi)
+mobizon    what ``MobizonCampaignOperator`` does (create, upload, send; a
+           template campaign when the text has ``{placeholders}``)
+bsg        what ``BsgBulkCampaignOperator`` does, or
+           ``BsgIndividualCampaignOperator`` when the text has ``{placeholders}``
+ogangi     what ``OgangiCreateBroadcastOperator`` does (placeholders filled by Ogangi)
 =========  =================================================================
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import inspect
-import time
+import importlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_sms_provider import status_map
+from airflow_sms_provider.campaigns import watch
 from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsValidationError
+from airflow_sms_provider.hooks.base import CampaignParams
 from airflow_sms_provider.links import SmsCampaignLink, persist_campaign_link
 from airflow_sms_provider.providers import PROVIDERS, per_provider, provider_for
-from airflow_sms_provider.recipients import placeholders
-from airflow_sms_provider.sensors.campaign import raise_for_event, read_named
+from airflow_sms_provider.sensors.campaign import raise_for_event
 from airflow_sms_provider.templating import DataFieldsMixin
 from airflow_sms_provider.validation import parse_when
 
@@ -59,10 +61,6 @@ def when(value: Any, now: dt.datetime | None = None) -> dt.datetime | None:
     if isinstance(value, dt.timedelta):
         return (now or dt.datetime.now(dt.timezone.utc)) + value
     return parse_when(value, "send_at")
-
-
-def _count(value: Any) -> int:
-    return int(value or 0)
 
 
 class SmsCampaignOperator(DataFieldsMixin, BaseOperator):
@@ -132,54 +130,25 @@ class SmsCampaignOperator(DataFieldsMixin, BaseOperator):
         )
         self.provider_options = provider_options
 
-    # ------------------------------------------------------------ the provider's operator
-
-    def provider_operator(self, conn_type: str) -> BaseOperator:
-        """The provider's campaign operator for the rendered arguments (nothing is sent yet)."""
-        common = {"task_id": self.task_id, "on_invalid": self.on_invalid, "reject_report_path": self.reject_report_path}
-        sender = per_provider(self.sender, conn_type)
-        send_at = when(self.send_at)
-        options = options_for(self.provider_options, conn_type)
-        personalised = isinstance(self.text, str) and bool(placeholders(self.text))
-        if conn_type == "mobizon":
-            from airflow_sms_provider.operators.mobizon import MobizonCampaignOperator
-
-            cls: type[BaseOperator] = MobizonCampaignOperator
-            args = {"mobizon_conn_id": self.conn_id, "text": self.text, "recipients": self.recipients,
-                    "sender": sender, "name": self.name, "deferred_to": send_at,
-                    "campaign_type": 3 if personalised else 2, "wait_for_completion": False}
-        elif conn_type == "bsg":
-            from airflow_sms_provider.operators.bsg import BsgBulkCampaignOperator, BsgIndividualCampaignOperator
-
-            if self.name:
-                self.log.info("BSG campaigns have no name: name=%r is not sent", self.name)
-            cls = BsgIndividualCampaignOperator if personalised else BsgBulkCampaignOperator
-            args = {"bsg_conn_id": self.conn_id, "text": self.text, "recipients": self.recipients,
-                    "sender": sender, "start_at": send_at}
-        else:
-            from airflow_sms_provider.operators.ogangi import OgangiCreateBroadcastOperator
-
-            cls = OgangiCreateBroadcastOperator
-            args = {"ogangi_conn_id": self.conn_id, "text": self.text, "recipients": self.recipients,
-                    "shortcode": sender, "campaign_name": self.name, "scheduled_at": send_at}
-        try:
-            return cls(**{**common, **args, **options})
-        except TypeError as err:
-            raise SmsValidationError(
-                f"provider_options for {conn_type} ({cls.__name__}): {err}", field="provider_options",
-                value=sorted(options),
-            ) from None
+    def campaign_params(self, conn_type: str) -> CampaignParams:
+        """The rendered arguments for one provider (nothing is sent yet)."""
+        return CampaignParams(
+            task_id=self.task_id, conn_id=self.conn_id, text=self.text, recipients=self.recipients,
+            sender=per_provider(self.sender, conn_type), send_at=when(self.send_at), name=self.name,
+            on_invalid=self.on_invalid, reject_report_path=self.reject_report_path,
+            options=options_for(self.provider_options, conn_type),
+        )
 
     def execute(self, context: Any) -> dict[str, Any]:
-        conn_type = provider_for(self.conn_id).conn_type
-        inner = self.provider_operator(conn_type)
-        self.log.info("Sending through %s (%s, connection %r)", conn_type, type(inner).__name__, self.conn_id)
-        # The provider's operator runs in this task, with this task's context and durable state.
-        # Its execute() is called unwrapped: Airflow's guard against one task calling another
-        # operator's execute() would only log a misleading warning here.
-        details = inspect.unwrap(type(inner).execute)(inner, context)
-        summary = summarize(conn_type, self.conn_id, details)
-        # Its own link, whatever the provider's operator did (run in this task, it fills the same key).
+        hook = provider_for(self.conn_id).hook(self.conn_id)
+        conn_type = hook.conn_type
+        try:
+            params = self.campaign_params(conn_type)
+            run_campaign = importlib.import_module(hook.campaign_module).run_campaign
+            summary = run_campaign(hook, params, context, self.log)
+        finally:
+            hook.close()
+        # Its own link, whatever the provider's work did (run in this task, it fills the same key).
         persist_campaign_link(context, self.conn_id, summary["campaign_ids"], self.log)
         self.log.info("%s: %d accepted, %d rejected, campaigns %s (%s)", conn_type, summary["accepted"],
                       summary["rejected"], summary["campaign_ids"], summary["status"])
@@ -196,26 +165,15 @@ class SmsCampaignOperator(DataFieldsMixin, BaseOperator):
                 method_name="execute_complete",
                 kwargs={"summary": summary},
             )
-        return self._wait_in_process(conn_type, summary)
+        return self._wait_in_process(summary)
 
-    def _wait_in_process(self, conn_type: str, summary: dict[str, Any]) -> dict[str, Any]:
-        hook = PROVIDERS[conn_type].hook(self.conn_id)
-        campaigns: dict[str, dict[str, str]] = {}
+    def _wait_in_process(self, summary: dict[str, Any]) -> dict[str, Any]:
+        hook = provider_for(self.conn_id).hook(self.conn_id)
         try:
-            while True:
-                for campaign_id in summary["campaign_ids"]:
-                    if campaigns.get(str(campaign_id), {}).get("status") != status_map.DONE:
-                        data = read_named(conn_type, hook, campaign_id)
-                        campaigns[str(campaign_id)] = status_map.describe(conn_type, data)
-                status, message = status_map.overall(campaigns)
-                self.log.info("%s: %s", conn_type, message)
-                if status == status_map.FAILED:
-                    raise SmsCampaignFailedError(message, provider=conn_type, details=campaigns)
-                if status == status_map.DONE:
-                    return {**summary, "status": status, "campaigns": campaigns}
-                time.sleep(self.poll_interval)
+            campaigns = watch.wait(hook, summary["campaign_ids"], self.poll_interval, self.log)
         finally:
             hook.close()
+        return {**summary, "status": status_map.DONE, "campaigns": campaigns}
 
     def execute_complete(self, context: Any, event: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
         """Resume after the trigger: fail with the provider's reason, or return the summary."""
@@ -224,40 +182,4 @@ class SmsCampaignOperator(DataFieldsMixin, BaseOperator):
         return {**summary, "status": status_map.DONE, "campaigns": event.get("campaigns") or {}}
 
 
-def summarize(conn_type: str, conn_id: str, details: Mapping[str, Any]) -> dict[str, Any]:
-    """The neutral summary of a provider operator's own summary (no extra API calls)."""
-    invalid = _count((details.get("invalid") or {}).get("rejected"))
-    if conn_type == "mobizon":
-        ids = [int(details["campaign_id"])]
-        accepted = _count(details.get("added")) + _count(details.get("duplicates"))  # duplicates: an earlier try's
-        rejected = invalid + _count(details.get("rejected"))
-        words = {ids[0]: details.get("status")}
-    elif conn_type == "bsg":
-        ids = [int(i) for i in details["campaign_ids"]]
-        accepted, rejected = _count(details.get("phones")), invalid
-        words = {int(c["id"]): c.get("status") for c in details.get("campaigns") or []}
-    else:
-        ids = [int(details["broadcast_id"])]
-        accepted, rejected = _count(details.get("recipients")), invalid
-        words = {ids[0]: details.get("status")}
-    campaigns = {
-        str(campaign_id): {"status": status_map.neutral_status(conn_type, str(word or "")),
-                           "provider_status": str(word or "")}
-        for campaign_id, word in words.items()
-    }
-    status, _ = status_map.overall(campaigns) if campaigns else (status_map.PENDING, "")
-    return {
-        "provider": conn_type,
-        "conn_id": conn_id,
-        "campaign_ids": ids,
-        "accepted": accepted,
-        "rejected": rejected,
-        # The audience rule: rows whose number an earlier row of the audience had (sent once).
-        "duplicates": _count((details.get("audience_duplicates") or {}).get("count")),
-        "status": status,
-        "campaigns": campaigns,
-        "details": dict(details),
-    }
-
-
-__all__ = ["SmsCampaignOperator", "options_for", "summarize"]
+__all__ = ["SmsCampaignOperator", "options_for"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
-import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 from airflow_sms_provider.campaigns.lease import fence
 from airflow_sms_provider.campaigns.ledger import Ledger
 from airflow_sms_provider.campaigns.reconcile import verify_mobizon_campaign
+from airflow_sms_provider.campaigns.watch import Outcome, poll_until
 from airflow_sms_provider.exceptions import (
     SmsAmbiguousError,
     SmsCampaignFailedError,
@@ -678,20 +678,19 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
 
     def _wait_in_process(self, campaign_id: int, summary: dict[str, Any]) -> dict[str, Any]:
         hook = self.hook()
+
+        def poll() -> Outcome:
+            data = read_named(hook, campaign_id)  # one deleted while we waited is named, not retried
+            return (*proto.campaign_outcome(data, self.target_statuses, (proto.CAMPAIGN_DECLINED,)), data)
+
         try:
-            while True:
-                data = read_named(hook, campaign_id)  # one deleted while we waited is named, not retried
-                outcome, message = proto.campaign_outcome(
-                    data, self.target_statuses, (proto.CAMPAIGN_DECLINED,)
-                )
-                self.log.info(message)
-                if outcome == proto.FAILED:
-                    raise SmsCampaignFailedError(message, provider=proto.PROVIDER, details=data)
-                if outcome == proto.SUCCEEDED:
-                    return self._final(summary, data)
-                time.sleep(self.poll_interval)
+            outcome, message, data = poll_until(
+                poll, lambda outcome: outcome in (proto.FAILED, proto.SUCCEEDED), self.poll_interval, self.log)
         finally:
             hook.close()
+        if outcome == proto.FAILED:
+            raise SmsCampaignFailedError(message, provider=proto.PROVIDER, details=data)
+        return self._final(summary, data)
 
     def _final(self, summary: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         summary["status"] = data.get("commonStatus")

@@ -1,8 +1,8 @@
 """A provider-neutral sensor: wait until campaigns of any provider are done.
 
-The provider is the connection's type (``mobizon``, ``bsg``, ``ogangi``); each provider's
-statuses are mapped to one vocabulary (pending, running, done, failed) by
-:mod:`airflow_sms_provider.status_map`.
+The provider is the connection's type (``mobizon``, ``bsg``, ``ogangi``, or any registered
+SMS provider); its hook maps its statuses to one vocabulary (pending, running, done, failed,
+:mod:`airflow_sms_provider.status_map`) and :mod:`airflow_sms_provider.campaigns.watch` decides.
 """
 
 from __future__ import annotations
@@ -13,16 +13,12 @@ from typing import Any
 from airflow.providers.common.compat.sdk import PokeReturnValue
 
 from airflow_sms_provider import status_map
-from airflow_sms_provider.exceptions import (
-    SmsCampaignFailedError,
-    SmsNotFoundError,
-    SmsProviderError,
-    SmsValidationError,
-)
+from airflow_sms_provider.campaigns import watch
+from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsProviderError, SmsValidationError
 from airflow_sms_provider.links import SmsCampaignLink
-from airflow_sms_provider.providers import provider_for, read_campaign
+from airflow_sms_provider.providers import provider_for
 from airflow_sms_provider.sensors.base import CampaignWaitSensor
-from airflow_sms_provider.triggers.events import not_found, raise_for_error
+from airflow_sms_provider.triggers.events import raise_for_error
 from airflow_sms_provider.validation import id_list
 
 # Where an upstream summary keeps its ids: the neutral operator and BSG's (campaign_ids),
@@ -50,12 +46,9 @@ def raise_for_event(event: Mapping[str, Any], provider: str, ids: Sequence[int] 
         raise SmsProviderError(f"{provider}: {waiting} failed: {message}", provider=provider)
 
 
-def read_named(conn_type: str, hook: Any, campaign_id: int) -> dict[str, Any] | None:
-    """:func:`read_campaign`, with a campaign that is gone named with its id and host (fatal)."""
-    try:
-        return read_campaign(conn_type, hook, campaign_id)
-    except SmsNotFoundError as err:
-        raise not_found("campaign", campaign_id, hook.settings.http.base_url, err) from err
+def read_named(hook: Any, campaign_id: int) -> Mapping[str, Any] | None:
+    """``hook.read_campaign``, with a campaign that is gone named with its id and host (fatal)."""
+    return watch.read_named(hook, campaign_id)
 
 
 class SmsCampaignSensor(CampaignWaitSensor):
@@ -100,24 +93,16 @@ class SmsCampaignSensor(CampaignWaitSensor):
 
     def poke(self, context: Any) -> PokeReturnValue:
         ids = campaign_ids(self.campaign_ids)
-        provider = provider_for(self.conn_id)
-        hook = provider.hook(self.conn_id)
+        hook = provider_for(self.conn_id).hook(self.conn_id)
         try:
-            for campaign_id in ids:
-                # A done campaign stays done: it is not asked again.
-                if self._latest.get(str(campaign_id), {}).get("status") != status_map.DONE:
-                    data = read_named(provider.conn_type, hook, campaign_id)
-                    self._latest[str(campaign_id)] = status_map.describe(provider.conn_type, data)
+            status, message, campaigns = watch.poke(hook, watch.Watch(ids, hook.describe_campaign, self._latest))
         finally:
             hook.close()
-        campaigns = {str(i): self._latest[str(i)] for i in ids}
-        status, message = status_map.overall(campaigns)
-        self.log.info("%s: %s", provider.conn_type, message)
-        if status == status_map.FAILED:
-            raise SmsCampaignFailedError(message, provider=provider.conn_type, details=campaigns)
+        self.log.info("%s: %s", hook.conn_type, message)
+        watch.raise_if_failed(status, message, campaigns, hook.conn_type)
         if status != status_map.DONE:
             return PokeReturnValue(is_done=False)
-        return PokeReturnValue(is_done=True, xcom_value=self._result(provider.conn_type, ids, status, campaigns))
+        return PokeReturnValue(is_done=True, xcom_value=self._result(hook.conn_type, ids, status, campaigns))
 
     def link_target(self) -> tuple[str, Any]:
         return self.conn_id, self.campaign_ids  # the first campaign's page

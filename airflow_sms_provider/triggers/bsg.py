@@ -7,13 +7,13 @@ connection with the async helper, never the sync connection API.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from airflow.providers.common.compat.connection import get_async_connection
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_sms_provider.campaigns.watch import Outcome, apoll_until
 from airflow_sms_provider.exceptions import SmsNotFoundError, SmsProviderError
 from airflow_sms_provider.hooks.bsg import BsgHook, BsgSession, BsgSettings
 from airflow_sms_provider.protocols import bsg as proto
@@ -58,19 +58,20 @@ class BsgCampaignsTrigger(BaseTrigger):
             session = BsgSession(settings)  # one token for the whole wait, refreshed as it ages
             latest: dict[int, dict[str, Any]] = {}
             async with settings.async_client() as client:
-                while True:
+
+                async def poll() -> Outcome:
+                    nonlocal reading
                     for campaign_id in self.campaign_ids:
                         if latest.get(campaign_id, {}).get("status") != proto.STATUS_DONE:
                             reading = campaign_id
                             latest[campaign_id] = await session.acall(client, proto.get_campaign(campaign_id))
                     reading = None
-                    outcome, message = proto.campaigns_outcome(latest, self.failed_statuses)
-                    self.log.info(message)
-                    if outcome != proto.WAITING:
-                        data = {str(i): proto.short_status(d) for i, d in latest.items()}
-                        yield TriggerEvent({"status": outcome, "message": message, "data": data})
-                        return
-                    await asyncio.sleep(self.poll_interval)
+                    return (*proto.campaigns_outcome(latest, self.failed_statuses), latest)
+
+                outcome, message, _ = await apoll_until(
+                    poll, lambda outcome: outcome != proto.WAITING, self.poll_interval, self.log, changes_only=False)
+            data = {str(i): proto.short_status(d) for i, d in latest.items()}
+            yield TriggerEvent({"status": outcome, "message": message, "data": data})
         except SmsNotFoundError as exc:  # deleted at the provider while we waited: fatal, named
             yield TriggerEvent(error_event(not_found("campaign", reading, base_url, exc), data=None))
         except SmsProviderError as exc:

@@ -7,13 +7,13 @@ connection with the async helper, never the sync connection API.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from airflow.providers.common.compat.connection import get_async_connection
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_sms_provider.campaigns.watch import Outcome, apoll_until
 from airflow_sms_provider.exceptions import SmsNotFoundError, SmsProviderError
 from airflow_sms_provider.hooks.mobizon import MobizonHook, MobizonSettings
 from airflow_sms_provider.protocols import mobizon as proto
@@ -56,18 +56,15 @@ class _MobizonPollTrigger(BaseTrigger):
             conn = await get_async_connection(self.mobizon_conn_id, MobizonHook)
             settings = MobizonSettings.from_connection(conn)
             base_url = settings.http.base_url
-            logged = None
             async with settings.async_client() as client:
-                while True:
+
+                async def poll() -> Outcome:
                     data = await settings.acall(client, self.module, self.method, self.params())
-                    outcome, message = self.decide(data)
-                    if message != logged:  # a line per change, not per poll
-                        self.log.info(message)
-                        logged = message
-                    if outcome != proto.WAITING:
-                        yield TriggerEvent({"status": outcome, "message": message, "data": data})
-                        return
-                    await asyncio.sleep(self.poll_interval)
+                    return (*self.decide(data), data)
+
+                outcome, message, data = await apoll_until(
+                    poll, lambda outcome: outcome != proto.WAITING, self.poll_interval, self.log)
+            yield TriggerEvent({"status": outcome, "message": message, "data": data})
         except SmsNotFoundError as exc:  # deleted at the provider while we waited: fatal, named
             yield TriggerEvent(error_event(not_found(self.kind, self.object_id, base_url, exc), data=None))
         except SmsProviderError as exc:

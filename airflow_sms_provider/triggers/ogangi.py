@@ -7,13 +7,13 @@ and reads the connection with the async helper, never the sync connection API.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.providers.common.compat.connection import get_async_connection
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_sms_provider.campaigns.watch import Outcome, apoll_until
 from airflow_sms_provider.exceptions import SmsNotFoundError, SmsProviderError
 from airflow_sms_provider.hooks.ogangi import OgangiHook, OgangiSettings
 from airflow_sms_provider.protocols import ogangi as proto
@@ -53,14 +53,14 @@ class OgangiBroadcastTrigger(BaseTrigger):
             settings = OgangiSettings.from_connection(conn)
             base_url = settings.http.base_url
             async with settings.async_client() as client:
-                while True:
+
+                async def poll() -> Outcome:
                     data = await settings.aget_broadcast(client, self.broadcast_id)
-                    outcome, message = proto.broadcast_outcome(data)
-                    self.log.info(message)
-                    if outcome != proto.WAITING:
-                        yield TriggerEvent({"status": outcome, "message": message, "data": data})
-                        return
-                    await asyncio.sleep(self.poll_interval)
+                    return (*proto.broadcast_outcome(data), data)
+
+                outcome, message, data = await apoll_until(
+                    poll, lambda outcome: outcome != proto.WAITING, self.poll_interval, self.log, changes_only=False)
+            yield TriggerEvent({"status": outcome, "message": message, "data": data})
         except SmsNotFoundError as exc:
             message = (f"broadcast {self.broadcast_id} not found at {origin(base_url)}: deleted? "
                        f"({redact_text(str(exc))})")

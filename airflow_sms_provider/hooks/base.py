@@ -1,0 +1,143 @@
+"""SmsHook: the one provider interface the provider-neutral layer calls.
+
+The neutral operator, sensor and trigger, the extra links and the notifier never ask
+which provider a connection belongs to: they get the connection's hook class from
+:mod:`airflow_sms_provider.providers` (by ``conn_type``, from the provider info Airflow
+reads) and call what is declared here, the way ``common.sql`` calls ``DbApiHook``.
+A fourth provider is one hook that implements this, one protocol module and one sandbox
+module; nothing provider-neutral changes.
+
+What a hook implements:
+
+* ``conn_type``, ``conn_name_attr`` (Airflow's own hook attributes) and
+  ``status_vocabulary``: the provider's campaign status words mapped to
+  ``pending``/``running``/``done``/``failed`` (:mod:`airflow_sms_provider.status_map`);
+* :meth:`read_campaign` (sync) and :meth:`async_campaign_reader` (async, from a connection
+  the trigger read with the async helpers) and :meth:`campaign_word`;
+* :meth:`dashboard_page` for the extra link;
+* :meth:`send_text` for the notifier;
+* ``campaign_module``: the ``campaigns/`` module whose ``run_campaign(hook, params,
+  context, log)`` the neutral operator calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from urllib.parse import SplitResult
+
+import httpx
+from airflow.providers.common.compat.sdk import BaseHook
+
+# (client, campaign id) -> the read answer, or None for a campaign the provider reports gone-as-deleted.
+AsyncReader = Callable[[httpx.AsyncClient, int], Awaitable[Mapping[str, Any] | None]]
+
+
+@dataclass(frozen=True)
+class CampaignParams:
+    """What the neutral operator asks of any provider: one text to one audience.
+
+    ``sender`` is already this provider's (a per-provider mapping resolved); ``options`` are
+    the provider's own extra parameters (``provider_options``, merged for this provider).
+    """
+
+    task_id: str
+    conn_id: str
+    text: str
+    recipients: Any
+    sender: Any = None
+    send_at: Any = None  # an aware datetime or None
+    name: str | None = None
+    on_invalid: str = "fail"
+    reject_report_path: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+def masked_number(number: str) -> str:
+    """A number as logs show it: enough to recognise, not enough to dial."""
+    return f"...{number[-4:]}" if len(number) > 4 else "***"
+
+
+class SmsHook(BaseHook):
+    """The provider interface; see the module docstring. Subclasses are Airflow hooks."""
+
+    conn_type: ClassVar[str]
+    conn_name_attr: ClassVar[str]
+    # The provider's campaign status words -> status_map's vocabulary. An unknown word counts as pending.
+    status_vocabulary: ClassVar[Mapping[str, str]] = {}
+    # The campaigns/ module with run_campaign(hook, params, context, log) -> neutral summary.
+    campaign_module: ClassVar[str] = ""
+    # The API base URL an empty Host means (links read the Host without building the hook).
+    default_base_url: ClassVar[str | None] = None
+
+    @classmethod
+    def for_connection(cls, conn_id: str) -> SmsHook:
+        """The hook for connection ``conn_id`` (each hook names its id keyword in ``conn_name_attr``)."""
+        return cls(**{cls.conn_name_attr: conn_id})
+
+    # ------------------------------------------------------------ campaign status
+
+    @property
+    def api_base_url(self) -> str:
+        """The API base URL errors name (never the credentials)."""
+        return str(self.settings.http.base_url)  # type: ignore[attr-defined]
+
+    def read_campaign(self, campaign_id: int) -> Mapping[str, Any] | None:
+        """The provider's read of one campaign; ``None`` when the provider reports it deleted.
+
+        A campaign the provider does not know raises :class:`~airflow_sms_provider.exceptions.SmsNotFoundError`.
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def async_campaign_reader(cls, conn: Any) -> tuple[httpx.AsyncClient, AsyncReader]:
+        """An async client for connection ``conn`` and the async :meth:`read_campaign`.
+
+        ``conn`` is what the trigger read with the async connection helpers: nothing here may
+        call the sync connection API.
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def campaign_word(cls, data: Mapping[str, Any] | None) -> str:
+        """The provider's own status word in one :meth:`read_campaign` answer."""
+        raise NotImplementedError
+
+    @classmethod
+    def describe_campaign(cls, data: Mapping[str, Any] | None) -> dict[str, str]:
+        """``{"status": <vocabulary>, "provider_status": <the provider's word>}`` for one read answer."""
+        word = cls.campaign_word(data)
+        return {"status": cls.neutral_word(word), "provider_status": word}
+
+    @classmethod
+    def neutral_word(cls, word: str) -> str:
+        """The vocabulary word for one of the provider's status words (``pending`` when unknown)."""
+        from airflow_sms_provider.status_map import PENDING
+
+        return cls.status_vocabulary.get(word, PENDING)
+
+    def neutral_status(self, campaign_id: int) -> tuple[str, str]:
+        """(vocabulary word, provider's word) of one campaign, read now."""
+        described = self.describe_campaign(self.read_campaign(campaign_id))
+        return described["status"], described["provider_status"]
+
+    # ------------------------------------------------------------ links
+
+    @classmethod
+    def dashboard_page(cls, api: SplitResult, campaign_id: int) -> str | None:
+        """The campaign's page in the provider's web dashboard for an API base URL, or ``None``.
+
+        Only ``api``'s scheme, host name, port and path may be used: never its user info.
+        """
+        return None
+
+    # ------------------------------------------------------------ the notifier
+
+    def send_text(self, numbers: Sequence[str], text: str, sender: Any) -> list[str]:
+        """Send ``text`` to a few normalised numbers now; returns a line per number not reached
+        (numbers masked with :func:`masked_number`). Raises when nothing was sent."""
+        raise NotImplementedError
+
+
+__all__ = ["AsyncReader", "CampaignParams", "SmsHook", "masked_number"]
