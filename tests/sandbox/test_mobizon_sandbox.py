@@ -42,12 +42,38 @@ def test_balance_of_the_default_account(mobizon: Mobizon) -> None:
         ("user/getOwnBalance", {"apiKey": "x" * 40}, 8),
         ("nosuchmodule/get", {}, 4),
         ("campaign/nosuchmethod", {}, 5),
-        ("user/getOwnBalance", {"output": "xml"}, 6),
+        ("user/getOwnBalance", {"output": "yaml"}, 6),
+        ("user/getOwnBalance", {"output": "JSON"}, 6),
     ],
 )
 def test_request_errors_are_http_200_envelopes(mobizon: Mobizon, path: str, query: dict, code: int) -> None:
     body = mobizon(path, query=query)
     assert body["code"] == code and body["data"] is None and body["message"]
+
+
+def test_xml_output_answers_the_three_fields_as_xml(mobizon: Mobizon) -> None:
+    """``output=xml`` is one of the two documented formats ("XML or JSON at your choice")."""
+    import xml.etree.ElementTree as ET
+
+    q = {"output": "xml", "api": "v1", "apiKey": SANDBOX_MOBIZON_API_KEY}
+    resp = mobizon.client.get("/service/user/getOwnBalance", params=q)
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("application/xml")
+    assert resp.content == (
+        b"<?xml version='1.0' encoding='utf-8'?>\n<response><code>0</code><data><balance>1000.0000</balance>"
+        b"<currency>KZT</currency></data><message /></response>"
+    )
+    form = "ids%5B0%5D=1&ids%5B1%5D=2"
+    resp = mobizon.client.post("/service/message/getSMSStatus", params=q, content=form,
+                               headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
+    root = ET.fromstring(resp.content)
+    assert root.findtext("code") == "0" and list(root.find("data")) == []
+    bad = ET.fromstring(mobizon.client.get("/service/nosuch/get", params=q).content)
+    assert bad.findtext("code") == "4" and bad.find("data").text is None
+
+
+def test_request_without_output_is_answered_in_json(mobizon: Mobizon) -> None:
+    resp = mobizon.client.get("/service/user/getOwnBalance", params={"api": "v1", "apiKey": SANDBOX_MOBIZON_API_KEY})
+    assert resp.json() == {"code": 0, "data": {"balance": "1000.0000", "currency": "KZT"}, "message": ""}
 
 
 def test_module_and_method_are_case_insensitive(mobizon: Mobizon) -> None:

@@ -74,6 +74,7 @@ from airflow_sms_provider.sandbox.mobizon.wire import (
     _read_body,
     _ts,
     _values,
+    output_format,
     php_parse,
 )
 
@@ -498,8 +499,8 @@ HANDLERS: dict[str, dict[str, Handler]] = {
 
 
 def _route_check(query: Mapping[str, str], module: str, method: str) -> Reply | None:
-    if query.get("output") != "json":
-        return Reply(BAD_FORMAT, None, "output must be json")
+    if output_format(query) is None:
+        return Reply(BAD_FORMAT, None, "output must be json or xml")
     if not query.get("api"):
         return Reply(MISSING_PARAM, None, "the api parameter is required")
     if query["api"] != "v1":

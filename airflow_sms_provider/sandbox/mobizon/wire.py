@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -216,8 +217,50 @@ class _Errors(Exception):
         self.reply = Reply(VALIDATION, errors, "; ".join(f"{k}: {v}" for k, v in errors.items()))
 
 
+OUTPUTS = ("json", "xml")
+DEFAULT_OUTPUT = "json"  # the documents name no default; every example sends output=json
+_XML_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+
+
+def output_format(query: Mapping[str, str]) -> str | None:
+    """``json`` or ``xml`` as asked (absent: :data:`DEFAULT_OUTPUT`); None for a format code 6 refuses."""
+    value = query.get("output")
+    if value is None or value == "":
+        return DEFAULT_OUTPUT
+    return value if value in OUTPUTS else None
+
+
+def _xml_fill(node: ET.Element, value: Any) -> None:
+    """One value as XML: mappings as named children, lists as ``<item>``s, null as an empty element."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            name = str(key)
+            child = ET.SubElement(node, name if _XML_NAME.fullmatch(name) else "item")
+            if child.tag == "item":
+                child.set("key", name)  # a key that is no XML name (e.g. "0") travels as an attribute
+            _xml_fill(child, item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _xml_fill(ET.SubElement(node, "item"), item)
+    elif value is None:
+        return
+    elif isinstance(value, bool):
+        node.text = "1" if value else "0"
+    else:
+        node.text = str(value)
+
+
+def xml_body(code: int, data: Any, message: str) -> bytes:
+    """``<response><code/><data/><message/></response>``: the three answer fields as XML."""
+    root = ET.Element("response")
+    _xml_fill(root, {"code": code, "data": data, "message": message})
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
 def _envelope(reply: Reply, request: Request) -> Response:
     request.scope["sandbox.code"] = reply.code
+    if output_format(request.query_params) == "xml":
+        return Response(xml_body(reply.code, reply.data, reply.message), media_type="application/xml")
     return JSONResponse({"code": reply.code, "data": reply.data, "message": reply.message})
 
 
