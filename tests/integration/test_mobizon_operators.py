@@ -242,6 +242,23 @@ class TestSensors:
         assert succeeded(run), task_states(run)
         assert hook.get_campaign(campaign_id)["commonStatus"] == "DONE"
 
+    @pytest.mark.parametrize("deferrable", [False, True])
+    def test_a_wait_for_sent_ends_on_a_campaign_already_done(
+        self, deferrable: bool, airflow_db: None, mobizon_conn: str, sandbox_url: str
+    ) -> None:
+        # Statuses are ordered (RUNNING -> SENT -> DONE): DONE has passed SENT. Compared for
+        # equality, this sensor waited until its timeout (7 days by default).
+        hook = MobizonHook()
+        campaign_id = new_campaign()
+        hook.add_recipients(campaign_id, numbers(2))
+        hook.send_campaign(campaign_id)
+        set_clock(sandbox_url, advance=600)
+        assert hook.get_campaign(campaign_id)["commonStatus"] == "DONE"
+        run = run_tasks(lambda: MobizonCampaignSensor(
+            task_id="wait", campaign_id=campaign_id, target_statuses=["SENT"], poke_interval=0.2, timeout=5,
+            deferrable=deferrable))
+        assert succeeded(run), task_states(run)
+
     @pytest.mark.parametrize("mode", ["poke", "reschedule", "deferrable"])
     def test_task_sensor_waits_for_background_task(
         self, mode: str, airflow_db: None, mobizon_conn: str, sandbox_url: str
