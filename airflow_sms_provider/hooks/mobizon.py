@@ -32,6 +32,25 @@ from airflow_sms_provider.transport import Request, Response, RetryPolicy, asend
 
 
 @dataclass(frozen=True)
+class PacedRetry(RetryPolicy):
+    """A retry policy whose pauses are never shorter than ``min_pause``.
+
+    taskqueue/getStatus "should be sent no more than once per second" (taskqueue-getStatus.md):
+    that holds for the retry of a failed poll too, not only for the next regular poll.
+    """
+
+    min_pause: float = proto.TASKQUEUE_MIN_POLL_INTERVAL
+
+    def delay(self, attempt: int) -> float | None:
+        pause = super().delay(attempt)
+        return None if pause is None else max(pause, self.min_pause)
+
+
+# Methods the documents pace, and the least pause between two of their requests.
+PACED_METHODS: Mapping[tuple[str, str], float] = {("taskqueue", "getstatus"): proto.TASKQUEUE_MIN_POLL_INTERVAL}
+
+
+@dataclass(frozen=True)
 class MobizonSettings:
     """What a Mobizon client needs, read once from the connection."""
 
@@ -63,13 +82,22 @@ class MobizonSettings:
     def request(self, module: str, method: str, params: Mapping[str, Any] | None = None, **kw: Any) -> Request:
         return proto.build(module, method, self.api_key, params, **kw)
 
+    def retry_for(self, module: str, method: str) -> RetryPolicy:
+        """The retry policy of one method: the connection's, paced for TaskQueue polls."""
+        pause = PACED_METHODS.get((module.lower(), method.lower()))
+        if pause is None:
+            return self.retry
+        r = self.retry
+        return PacedRetry(max_attempts=r.max_attempts, base_delay=r.base_delay, max_delay=r.max_delay, min_pause=pause)
+
     def async_client(self) -> httpx.AsyncClient:
         """A client for a trigger (the TLS context is shared by all of them)."""
         return async_client(self.http.base_url, self.http.timeout, self.http.verify)
 
     async def acall(self, client: httpx.AsyncClient, module: str, method: str, params: Mapping[str, Any]) -> Any:
         """One read call from a trigger: same request, parser and retry policy as the hook."""
-        answer = await asend(client, self.request(module, method, params), proto.parse, self.retry)
+        policy = self.retry_for(module, method)
+        answer = await asend(client, self.request(module, method, params), proto.parse, policy)
         return answer.data
 
 
@@ -197,10 +225,11 @@ class MobizonHook(BaseHook):
         and paused by this call's retries, so a rate-limit answer slows every worker).
         """
         request = self.settings.request(module, method, params, files=files, idempotent=idempotent)
+        policy = self.settings.retry_for(module, method)
         if gate is None:
-            return send(self.get_conn(), request, proto.parse, self.settings.retry)
+            return send(self.get_conn(), request, proto.parse, policy)
         gate.wait()
-        return send(self.get_conn(), request, proto.parse, self.settings.retry, sleep=gate.pause)
+        return send(self.get_conn(), request, proto.parse, policy, sleep=gate.pause)
 
     def test_connection(self) -> tuple[bool, str]:
         """One cheap authenticated call (user/getOwnBalance) for the UI's Test button."""

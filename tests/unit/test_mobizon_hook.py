@@ -222,3 +222,42 @@ def test_empty_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_NOKEY", json.dumps({"conn_type": "mobizon", "host": "api.mobizon.kz"}))
     with pytest.raises(exc.SmsValidationError, match="API key"):
         _ = MobizonHook("nokey").settings
+
+
+def _flaky_task_route() -> tuple[respx.Route, list[float]]:
+    """taskqueue/getStatus answering 503 once, then OK; the times the requests arrived."""
+    import time
+
+    seen: list[float] = []
+    answers = iter([httpx.Response(503), ok({"progress": 100, "status": 2})])
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(time.monotonic())
+        return next(answers)
+
+    return respx.post(f"{BASE}/service/taskqueue/getStatus").mock(side_effect=answer), seen
+
+
+@respx.mock
+def test_a_failed_task_poll_is_retried_no_sooner_than_a_second(hook: MobizonHook) -> None:
+    # "This request should be sent no more than once per second" (taskqueue-getStatus.md): the
+    # retry after a failed poll waited the connection's backoff (here ~1 ms) before.
+    _, seen = _flaky_task_route()
+    assert hook.get_task_status(7) == {"progress": 100, "status": 2}
+    assert len(seen) == 2 and seen[1] - seen[0] >= 1.0
+
+
+@respx.mock
+def test_a_failed_task_poll_of_a_trigger_is_paced_too(hook: MobizonHook) -> None:
+    import asyncio
+
+    _, seen = _flaky_task_route()
+
+    async def poll() -> object:
+        async with hook.settings.async_client() as client:
+            return await hook.settings.acall(client, "taskqueue", "getStatus", {"id": 7})
+
+    assert asyncio.run(poll()) == {"progress": 100, "status": 2}
+    assert len(seen) == 2 and seen[1] - seen[0] >= 1.0
+    # Other methods keep the connection's own (short) backoff.
+    assert hook.settings.retry_for("campaign", "get") is hook.settings.retry
