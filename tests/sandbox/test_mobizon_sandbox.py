@@ -387,19 +387,63 @@ def test_undecodable_file_ends_the_task_rejected(mobizon: Mobizon) -> None:
     assert mobizon.campaign_state(campaign_id)["recipients"] == {}
 
 
-def test_xlsx_file_is_read_with_openpyxl_and_legacy_xls_is_refused(mobizon: Mobizon) -> None:
-    openpyxl = pytest.importorskip("openpyxl")
-    book = openpyxl.Workbook()
-    book.active.append([int(OK_1)])
-    book.active.append([OK_2])
+def _xls(*rows: list) -> bytes:
+    xlwt = pytest.importorskip("xlwt")
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("r")
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            sheet.write(r, c, value)
     buffer = io.BytesIO()
     book.save(buffer)
+    return buffer.getvalue()
+
+
+def test_xls_file_is_read_as_documented(mobizon: Mobizon) -> None:
+    # "CSV or Excel (only XLS)": a number typed into Excel is a float cell.
     campaign_id = mobizon.campaign()
-    assert _upload(mobizon, campaign_id, buffer.getvalue(), name="r.xlsx")["code"] == 100
+    assert _upload(mobizon, campaign_id, _xls([float(OK_1)], [OK_2]), name="r.xls")["code"] == 100
     mobizon.advance(1)
     assert sorted(mobizon.campaign_state(campaign_id)["recipients"]) == [OK_1, OK_2]
-    legacy = _upload(mobizon, mobizon.campaign(), b"\xd0\xcf\x11\xe0" + b"\0" * 100, name="r.xls")
-    assert legacy["code"] == 1 and ".xlsx" in legacy["data"]["recipientsFile"]
+    template = mobizon.campaign("Hi {name}", type=3)
+    assert _upload(mobizon, template, _xls(["recipient", "name"], [OK_3, "Aida"]), name="T.XLS")["code"] == 100
+    mobizon.advance(1)
+    assert mobizon.campaign_state(template)["recipients"][OK_3]["text"] == "Hi Aida"
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("r.xlsx", b"PK\x03\x04" + b"\0" * 60), ("r.txt", OK_1.encode()), ("r.ods", b"PK\x03\x04"), ("r", b"PK\x03\x04")],
+)
+def test_formats_the_documents_do_not_allow_answer_code_1(mobizon: Mobizon, name: str, content: bytes) -> None:
+    body = _upload(mobizon, mobizon.campaign(), content, name=name)
+    assert body["code"] == 1 and "CSV or Excel (only XLS)" in body["data"]["recipientsFile"]
+
+
+def test_damaged_xls_ends_the_task_rejected(mobizon: Mobizon) -> None:
+    body = _upload(mobizon, mobizon.campaign(), b"\xd0\xcf\x11\xe0" + b"\0" * 100, name="r.xls")
+    assert body["code"] == 100
+    mobizon.advance(1)
+    assert mobizon.ok("taskqueue/getStatus", {"id": body["data"]})["status"] == 3
+
+
+def test_counters_take_in_an_import_progressively(mobizon: Mobizon) -> None:
+    # totalMsgNum is "updated during the processing (before sending)": not at once.
+    mobizon.configure(counters_delay=10)
+    campaign_id = mobizon.campaign()
+    numbers = [f"7702{i:07d}" for i in range(1, 101)]
+    assert _upload(mobizon, campaign_id, "\n".join(numbers).encode())["code"] == 100
+
+    def total() -> int:
+        return int(mobizon.ok("campaign/getInfo", {"id": campaign_id})["counters"]["totalMsgNum"])
+
+    mobizon.advance(1)  # the task is done: the messages exist, the counter has not seen them
+    assert mobizon.ok("message/list", {"criteria": {"campaignIds": [campaign_id]}})["totalItemCount"] == "100"
+    assert total() == 0
+    mobizon.advance(5)
+    assert total() == 50
+    mobizon.advance(5)
+    assert total() == 100
 
 
 def test_concurrent_add_recipients_on_one_campaign_is_locked(mobizon: Mobizon, server) -> None:

@@ -65,10 +65,12 @@ Background tasks (groups and files, code 100)
     simulated second; recipients are added when the task completes (status 2). A
     file that cannot be decoded ends with status 3. While a task runs, the campaign is
     locked: addRecipients and send answer 10. ``taskqueue/getStatus`` polled again
-    within ``taskqueue_min_interval`` real seconds answers 30.
+    within ``taskqueue_min_interval`` real seconds answers 30. ``counters.totalMsgNum`` takes
+    in what an import added progressively over ``counters_delay`` simulated seconds after the
+    task completes (the documents: "updated during the processing (before sending)").
 
-Files: CSV (``params[recipientsFile*]`` options honoured) or Excel read by openpyxl
-(.xlsx; a legacy .xls answers code 1). Template campaigns need a header row with a
+Files: CSV (``params[recipientsFile*]`` options honoured) or Excel "only XLS" read by xlrd
+(the ``sandbox`` extra); any other format (.xlsx, .txt, ...) answers code 1. Template campaigns need a header row with a
 ``recipient`` column; the other headers name placeholders.
 
 Big campaigns (benchmarks load a million recipients): messages are slotted objects;

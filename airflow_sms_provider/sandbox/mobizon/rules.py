@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "delivery_delay": 5.0,  # simulated seconds from ACCEPTD to the final status
     "moderation_delay": 60.0,  # simulated seconds a "moderate" campaign waits
     "task_rows_per_second": 1000,  # background import speed (simulated)
+    "counters_delay": 2.0,  # simulated seconds over which an import reaches counters.totalMsgNum
     "add_recipients_hold": 0.0,  # real seconds addRecipients keeps the campaign locked
     "segment_price": 10.0,  # account currency per segment
     "stop_list_suffixes": ("0000",),

@@ -85,9 +85,20 @@ def _file_options(params: Mapping[str, Any]) -> tuple[str, bool, str, str]:
     return FILE_ENCODINGS[encoding_name], bool(skip), delimiter, enclosure
 
 
-def _is_spreadsheet(upload: Upload) -> bool:
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # a legacy (BIFF) Excel file
+_ZIP_MAGIC = b"PK\x03\x04"  # .xlsx and other Office Open XML files
+FILE_FORMATS = "CSV or Excel (only XLS)"  # campaign-addRecipients.md, recipientsFile
+
+
+def _file_kind(upload: Upload) -> str:
+    """``csv`` or ``xls`` by the file's name (its content when the name has no extension)."""
     name = upload.filename.lower()
-    return name.endswith((".xls", ".xlsx")) or upload.content[:4] in (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
+    extension = name.rsplit(".", 1)[1] if "." in name else ""
+    if extension in ("csv", "xls"):
+        return extension
+    if not extension and not upload.content.startswith(_ZIP_MAGIC):
+        return "xls" if upload.content.startswith(_OLE_MAGIC) else "csv"
+    raise Invalid("recipientsFile", f"the recipients file must be {FILE_FORMATS}, not {upload.filename!r}")
 
 
 def _cell(value: Any) -> str:
@@ -98,22 +109,19 @@ def _cell(value: Any) -> str:
     return str(value).strip()
 
 
-def _read_spreadsheet(content: bytes) -> list[list[str]]:
+def _read_xls(content: bytes) -> list[list[str]]:
+    """The first sheet of a legacy .xls file, read by xlrd (raises ValueError when unreadable)."""
     try:
-        import openpyxl
-    except ImportError:  # pragma: no cover - openpyxl is a test dependency
-        raise Invalid("recipientsFile", "Excel files need openpyxl on the sandbox; send CSV") from None
-    try:
-        book = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-    except Exception:
+        import xlrd
+    except ImportError:  # pragma: no cover - xlrd is the sandbox extra
         raise Invalid(
-            "recipientsFile", "the sandbox reads Excel files only in the .xlsx format (openpyxl); send .xlsx or CSV"
+            "recipientsFile", "reading XLS needs xlrd on the sandbox (pip install 'airflow-sms-provider[sandbox]')"
         ) from None
     try:
-        sheet = book.worksheets[0]
-        return [[_cell(value) for value in row] for row in sheet.iter_rows(values_only=True)]
-    finally:
-        book.close()
+        sheet = xlrd.open_workbook(file_contents=content).sheet_by_index(0)
+    except Exception as exc:  # xlrd raises several types for a damaged file
+        raise ValueError(f"not a readable XLS file ({exc})") from None
+    return [[_cell(value) for value in sheet.row_values(row)] for row in range(sheet.nrows)]
 
 
 def _read_csv(content: bytes, encoding: str, delimiter: str, enclosure: str) -> Iterator[list[str]]:
@@ -156,10 +164,10 @@ def rows_from_file(upload: Upload, params: Mapping[str, Any], template: bool) ->
     """(rows, error): ``Invalid`` for problems answered at once, ``error`` for a task that ends rejected."""
     encoding, skip_header, delimiter, enclosure = _file_options(params)
     try:
-        if _is_spreadsheet(upload):
-            table: Iterable[list[str]] = _read_spreadsheet(upload.content)
+        if _file_kind(upload) == "xls":
+            table: Iterable[list[str]] = _read_xls(upload.content)
         else:
             table = _read_csv(upload.content, encoding, delimiter, enclosure)
         return (_template_rows(table) if template else _number_rows(table, skip_header)), None
-    except (UnicodeError, csv.Error) as exc:
+    except (UnicodeError, csv.Error, ValueError) as exc:
         return [], f"the file could not be read: {exc}"
