@@ -672,3 +672,63 @@ def test_segments_show_in_messages(mobizon: Mobizon) -> None:
     campaign_id = mobizon.campaign("Привет! " * 10, numbers=[OK_1])  # 80 UCS-2 characters: 2 parts
     assert mobizon.campaign_state(campaign_id)["messages"][0]["segNum"] == 2
     assert mobizon.ok("campaign/getInfo", {"id": campaign_id})["counters"]["totalSegNum"] == "2"
+
+
+# ---------------------------------------------------------------- documented paths the client must meet
+
+
+def test_sender_fallback_default_then_shared(mobizon: Mobizon, admin: httpx.Client) -> None:
+    # "If the sender ID is not specified, the default sender ID selected in your account will be
+    # used. If you do not have registered sender IDs or it is not possible to send with the
+    # specified sender ID, one of the shared service sender IDs will be used".
+    admin.post("/_sandbox/mobizon/accounts", json={"api_key": "snd1", "senders": ["Shop"],
+                                                    "default_sender": "Shop"}).raise_for_status()  # fmt: skip
+    froms = {}
+    for sender in ("Shop", "", "Unknown"):
+        data = {"text": "Hi"} | ({"from": sender} if sender else {})
+        campaign_id = mobizon.ok("campaign/create", {"data": data}, api_key="snd1")
+        mobizon.ok("campaign/addRecipients", {"id": campaign_id, "recipients": [OK_1]}, api_key="snd1")
+        assert mobizon.ok("campaign/get", {"id": campaign_id}, api_key="snd1")["from"] == sender
+        items = mobizon.ok("message/list", {"criteria": {"campaignIds": [campaign_id]}}, api_key="snd1")["items"]
+        froms[sender] = items[0]["from"]
+    assert froms == {"Shop": "Shop", "": "Shop", "Unknown": "SMS-INFO"}
+    admin.post("/_sandbox/mobizon/accounts", json={"api_key": "snd2", "senders": []}).raise_for_status()
+    campaign_id = mobizon.ok("campaign/create", {"data": {"text": "Hi", "from": "Shop"}}, api_key="snd2")
+    mobizon.ok("campaign/addRecipients", {"id": campaign_id, "recipients": [OK_1]}, api_key="snd2")
+    items = mobizon.ok("message/list", {"criteria": {"campaignIds": [campaign_id]}}, api_key="snd2")["items"]
+    assert items[0]["from"] == "SMS-INFO"
+
+
+def test_recipient_codes_8_51_and_99(mobizon: Mobizon) -> None:
+    campaign_id = mobizon.campaign("See https://shop.example/sale", shortenLinks=1)
+    body = mobizon("campaign/addRecipients", {"id": campaign_id, "recipients": [
+        "88812345678", "77099123456", "77051123456", OK_1]})  # fmt: skip
+    assert body["code"] == 98
+    assert [(r["number"], r["code"]) for r in body["data"]] == [
+        ("88812345678", 8), ("77099123456", 99), ("77051123456", 51), (OK_1, 0)
+    ]
+    plain = mobizon.campaign("No links here")
+    assert mobizon("campaign/addRecipients", {"id": plain, "recipients": ["77051123456"]})["code"] == 0
+
+
+def test_message_statuses_deleted_and_pdlivrd(mobizon: Mobizon) -> None:
+    long_text = "Sale " * 40  # 200 GSM-7 characters: two parts
+    campaign_id = mobizon.campaign(long_text, ["77077123456", "77055123456", OK_1], validity=60)
+    assert mobizon.ok("campaign/send", {"id": campaign_id}) == 2
+    mobizon.advance(60)
+
+    def statuses() -> dict[str, str]:
+        items = mobizon.ok("message/list", {"criteria": {"campaignIds": [campaign_id]}})["items"]
+        return {item["to"]: item["status"] for item in items}
+
+    assert statuses() == {"77077123456": "DELETED", "77055123456": "PDLIVRD", OK_1: "DELIVRD"}
+    info = mobizon.ok("campaign/getInfo", {"id": campaign_id})
+    assert info["commonStatus"] == "SENT"  # PDLIVRD is not final: not DONE yet
+    assert (info["counters"]["totalDeletedMsgNum"], info["counters"]["totalPdlivrdMsgNum"]) == ("1", "1")
+    mobizon.advance(3600)  # the message's lifetime (validity) is over: its first segment's status
+    assert statuses()["77055123456"] == "DELIVRD"
+    assert mobizon.ok("campaign/get", {"id": campaign_id})["commonStatus"] == "DONE"
+    single = mobizon.campaign("Short", ["77055123457"])
+    mobizon.ok("campaign/send", {"id": single})
+    mobizon.advance(60)
+    assert mobizon.ok("campaign/get", {"id": single})["commonStatus"] == "DONE"  # one part: no PDLIVRD

@@ -19,6 +19,7 @@ from airflow_sms_provider.sandbox.mobizon.rules import (
     CONTACT_GROUPS,
     DEFAULT_BALANCE,
     DEFAULT_CURRENCY,
+    DEFAULT_SENDER,
     DELETE_MIN_LEAD,
     MAX_IDS,
     MAX_RECIPIENTS,
@@ -574,7 +575,11 @@ async def admin_state(request: Request) -> Response:
 
 
 async def admin_account(request: Request) -> Response:
-    """Add or replace an account: ``{api_key, balance, currency, blocked, domain}``."""
+    """Add or replace an account: ``{api_key, balance, currency, blocked, domain, senders, default_sender}``.
+
+    ``senders``: the registered sender IDs (absent: any valid sender counts as registered);
+    a message whose sender is not registered goes out with the shared sender ``SMS-INFO``.
+    """
     sandbox: SandboxState = request.app.state.sandbox
     try:
         spec = await request.json()
@@ -584,6 +589,8 @@ async def admin_account(request: Request) -> Response:
             currency=str(spec.get("currency", DEFAULT_CURRENCY)),
             blocked=bool(spec.get("blocked", False)),
             domain=spec.get("domain") or None,
+            senders=tuple(str(x) for x in spec["senders"]) if spec.get("senders") is not None else None,
+            default_sender=str(spec.get("default_sender") or DEFAULT_SENDER),
         )
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         return JSONResponse({"error": f"bad account: {exc}"}, status_code=400)

@@ -23,7 +23,10 @@ PATH_PREFIXES = ("/service/",)
 SANDBOX_MOBIZON_API_KEY = "sandboxmobizon0123456789abcdef0123456789"
 DEFAULT_BALANCE = 1000.0
 DEFAULT_CURRENCY = "KZT"
-DEFAULT_SENDER = "SANDBOX"
+DEFAULT_SENDER = "SANDBOX"  # the account's default sender ID
+# "one of the shared service sender IDs will be used if possible" (message-sendSmsMessage.md,
+# _other-glossary.md): what a message goes out with when its sender is not registered.
+SHARED_SENDER = "SMS-INFO"
 SHORT_LINK_BASE = "https://short.sandbox.invalid/"
 
 # Config keys this module reads from SandboxState.config (create_app(**config)).
@@ -41,6 +44,11 @@ DEFAULTS: dict[str, Any] = {
     "stop_list_suffixes": ("0000",),
     "restricted_prefixes": (),
     "unknown_operator_prefixes": ("999",),
+    "unsupported_operator_prefixes": ("888",),  # per-recipient code 8
+    "system_error_prefixes": ("77099",),  # per-recipient code 99
+    "short_link_error_prefixes": ("77051",),  # code 51 in a campaign that shortens links
+    "deleted_prefixes": ("77077",),  # final message status DELETED
+    "partial_prefixes": ("77055",),  # a multi-part message is PDLIVRD until its validity ends
 }
 
 
@@ -48,6 +56,7 @@ DEFAULTS: dict[str, Any] = {
 R_ADDED, R_EMPTY, R_NO_NUMBER, R_FORMAT, R_DUPLICATE = 0, 1, 2, 3, 4
 R_STOP_LIST, R_COUNTRY, R_OPERATOR, R_PLACEHOLDERS = 5, 6, 7, 20
 R_NO_CARD, R_NO_MOBILE, R_NO_CONTACT = 30, 31, 32
+R_UNSUPPORTED, R_SHORT_LINK, R_SYSTEM = 8, 51, 99
 RECIPIENT_MESSAGES = {
     R_EMPTY: "the phone number is empty",
     R_NO_NUMBER: "no phone number in the data",
@@ -57,6 +66,9 @@ RECIPIENT_MESSAGES = {
     R_COUNTRY: "sending to this country is restricted",
     R_OPERATOR: "unknown operator or country",
     R_PLACEHOLDERS: "placeholder values are missing",
+    R_UNSUPPORTED: "sending to this operator is not supported",
+    R_SHORT_LINK: "a short link cannot be created at the moment",
+    R_SYSTEM: "system error while adding the number",
 }
 
 TASK_WAITING, TASK_RUNNING, TASK_DONE, TASK_REJECTED = 0, 1, 2, 3

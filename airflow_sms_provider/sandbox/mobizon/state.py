@@ -31,8 +31,12 @@ from airflow_sms_provider.sandbox.mobizon.rules import (
     R_NO_NUMBER,
     R_OPERATOR,
     R_PLACEHOLDERS,
+    R_SHORT_LINK,
     R_STOP_LIST,
+    R_SYSTEM,
+    R_UNSUPPORTED,
     SANDBOX_MOBIZON_API_KEY,
+    SHARED_SENDER,
     SHORT_LINK_BASE,
     TASK_DONE,
     TASK_REJECTED,
@@ -63,6 +67,9 @@ class Account:
     currency: str = DEFAULT_CURRENCY
     blocked: bool = False
     domain: str | None = None
+    # Registered sender IDs; None: every valid sender counts as registered.
+    senders: tuple[str, ...] | None = None
+    default_sender: str = DEFAULT_SENDER
 
 
 @dataclass
@@ -124,6 +131,7 @@ class Campaign:
     # totalMsgNum is "updated during the processing (before sending)"; "counter updates may
     # occur with a delay". They are counted progressively over ``counters_delay`` seconds.
     uncounted: list[tuple[datetime, int]] = field(default_factory=list)
+    partial_index: int = -1  # the last message that will be PDLIVRD (sending order), -1: none
 
     @property
     def locked(self) -> bool:
@@ -244,9 +252,15 @@ class MobizonState:
             return "READY_FOR_SEND"
         if now < line.accepted(line.count - 1):
             return "RUNNING"
-        if now < line.final(line.count - 1):
-            return "SENT"
+        if now < line.final(line.count - 1) or now < self._partial_until(camp, line):
+            return "SENT"  # DONE: "all final delivery reports received"; PDLIVRD is not final
         return "DONE"
+
+    def _partial_until(self, camp: Campaign, line: Timeline) -> datetime:
+        """When the campaign's last partially delivered (PDLIVRD) message turns final."""
+        if camp.partial_index < 0:
+            return line.start
+        return line.final(camp.partial_index) + timedelta(minutes=camp.validity)
 
     def moderation_status(self, camp: Campaign, now: datetime) -> str | None:
         line = self.timeline(camp)
@@ -271,6 +285,15 @@ class MobizonState:
         final = line.final(msg.index)
         if now < final:
             return "ACCEPTD", accepted, accepted
+        if msg.number.startswith(tuple(self.cfg["deleted_prefixes"])):
+            return "DELETED", accepted, final
+        if msg.seg_num > 1 and msg.number.startswith(tuple(self.cfg["partial_prefixes"])):
+            # "Not all segments ... delivered"; after its lifetime the message takes the status
+            # of its first segment (delivered here): PDLIVRD is not final.
+            expiry = accepted + timedelta(minutes=camp.validity)
+            if now < expiry:
+                return "PDLIVRD", accepted, final
+            return "DELIVRD", accepted, max(final, expiry)
         return final_status(msg.number), accepted, final
 
     # ------------------------------------------------------------ background tasks
@@ -318,11 +341,12 @@ class MobizonState:
         """(stop-list suffixes, restricted prefixes, unknown-operator prefixes) from the config now."""
         cfg = self.cfg
         return (tuple(cfg["stop_list_suffixes"]), tuple(cfg["restricted_prefixes"]),
-                tuple(cfg["unknown_operator_prefixes"]))  # fmt: skip
+                tuple(cfg["unknown_operator_prefixes"]), tuple(cfg["unsupported_operator_prefixes"]),
+                tuple(cfg["system_error_prefixes"]))  # fmt: skip
 
     def number_code(self, number: str, rules: tuple[tuple[str, ...], ...] | None = None) -> int:
         """Per-recipient code for a normalised number (0 = acceptable); ``rules`` from :meth:`number_rules`."""
-        stop_list, restricted, unknown = rules or self.number_rules()
+        stop_list, restricted, unknown, unsupported, system_error = rules or self.number_rules()
         if not 10 <= len(number) <= 15 or number.startswith("0"):
             return R_FORMAT
         if number.endswith(stop_list):
@@ -331,6 +355,10 @@ class MobizonState:
             return R_COUNTRY
         if unknown and number.startswith(unknown):
             return R_OPERATOR
+        if unsupported and number.startswith(unsupported):
+            return R_UNSUPPORTED
+        if system_error and number.startswith(system_error):
+            return R_SYSTEM
         return R_ADDED
 
     def add_rows(self, camp: Campaign, rows: Iterable[Row], flag: int, *, results: bool = True) -> list[dict[str, Any]]:
@@ -368,6 +396,8 @@ class MobizonState:
             text = filled or ""
         if code == R_ADDED and number in camp.messages:
             code = R_DUPLICATE
+        if code == R_ADDED and camp.links and number.startswith(tuple(self.cfg["short_link_error_prefixes"])):
+            code = R_SHORT_LINK  # the personal short link of this recipient could not be made
         result["code"] = code
         if code == R_ADDED:
             msg = self._new_message(camp, number, text, row.groups)
@@ -378,6 +408,8 @@ class MobizonState:
         for link in camp.links:  # shortened links replace the full ones in what is sent
             text = text.replace(link.full, link.short)
         msg = Message(next(self._message_ids), camp.id, len(camp.messages), number, text, segments(text), groups)
+        if msg.seg_num > 1 and number.startswith(tuple(self.cfg["partial_prefixes"])):
+            camp.partial_index = msg.index
         camp.messages[number] = msg
         self.messages[msg.id] = msg
         return msg
@@ -441,6 +473,20 @@ class MobizonState:
         out["totalCost"] = _money(sum(segs.values()) * price)
         out["recipientsRejected"] = str(camp.rejected)
         return out
+
+    def sender_used(self, camp: Campaign) -> str:
+        """The sender a message goes out with (message-sendSmsMessage.md, ``from``).
+
+        "If the sender ID is not specified, the default sender ID selected in your account will
+        be used. If you do not have registered sender IDs or it is not possible to send with the
+        specified sender ID, one of the shared service sender IDs will be used".
+        """
+        account = self.accounts.get(camp.owner)
+        registered = account.senders if account else None
+        wanted = camp.sender or (account.default_sender if account else DEFAULT_SENDER)
+        if registered is None or wanted in registered:
+            return wanted
+        return SHARED_SENDER
 
     def counter_lag(self, camp: Campaign, now: datetime) -> int:
         """Imported messages that counters.totalMsgNum does not show yet at ``now``."""
@@ -507,7 +553,7 @@ class MobizonState:
             "campaignId": str(camp.id),
             "segNum": str(msg.seg_num),
             "segUserBuy": _money(float(self.cfg["segment_price"])),
-            "from": camp.sender or DEFAULT_SENDER,
+            "from": self.sender_used(camp),
             "to": msg.number,
             "text": msg.text,
             "status": status,
