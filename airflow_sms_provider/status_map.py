@@ -16,7 +16,7 @@ wait goes on, and the provider's own word is kept as ``provider_status``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
@@ -59,6 +59,11 @@ def neutral_status(provider: str, native: str) -> str:
     return str(_hook_class(provider).neutral_word(native))
 
 
+def reached(provider: str, native: str, targets: Iterable[str]) -> bool:
+    """Whether a provider status reached or passed one of ``targets`` (Mobizon's are ordered)."""
+    return bool(_hook_class(provider).status_reached(native, targets))
+
+
 def describe(provider: str, data: Mapping[str, Any] | None) -> dict[str, str]:
     """``{"status": <vocabulary>, "provider_status": <the provider's word>}`` for one read answer."""
     return dict(_hook_class(provider).describe_campaign(data))
@@ -85,5 +90,5 @@ def overall(campaigns: Mapping[Any, Mapping[str, str]]) -> tuple[str, str]:
 
 __all__ = [
     "DONE", "FAILED", "FINAL", "PENDING", "RUNNING", "STATUSES", "TABLES", "describe", "neutral_status", "overall",
-    "provider_status",
+    "provider_status", "reached",
 ]

@@ -22,7 +22,7 @@ What a hook implements:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import SplitResult
@@ -116,6 +116,11 @@ class SmsHook(BaseHook):
         from airflow_sms_provider.status_map import PENDING
 
         return cls.status_vocabulary.get(word, PENDING)
+
+    @classmethod
+    def status_reached(cls, word: str, targets: Iterable[str]) -> bool:
+        """Whether the provider's status ``word`` reached or passed one of ``targets`` (default: equality)."""
+        return word in set(targets)
 
     def neutral_status(self, campaign_id: int) -> tuple[str, str]:
         """(vocabulary word, provider's word) of one campaign, read now."""

@@ -291,6 +291,10 @@ class MobizonHook(SmsHook):
         return str((data or {}).get("commonStatus") or "")
 
     @classmethod
+    def status_reached(cls, word: str, targets: Iterable[str]) -> bool:
+        return proto.status_reached(word, targets)  # the documents order them: SENT is reached by DONE
+
+    @classmethod
     def dashboard_page(cls, api: SplitResult, campaign_id: int) -> str | None:
         # Our decision (the Mobizon API docs name no campaign page): the dashboard is taken to
         # live on the API domain without its "api." label, over https on the default port.
