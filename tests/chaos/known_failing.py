@@ -23,4 +23,7 @@ KNOWN_FAILING: dict[int, str] = {
     30: _BSG_POSITIONAL_REFS,  # neutral_bsg, no store, CSV rewritten, login 429 x2: 1 phone twice
     1042: _BSG_LOGIN_DEADLOCK,  # bsg_bulk, the first request (the login) trickled past its deadline
     2022: _BSG_LOGIN_DEADLOCK,  # neutral_bsg, the same
+    # make chaos CHAOS_ARGS="--seed-base 5000" (500 schedules): its 15 failures, all BSG, all of these two kinds
+    **{seed: _BSG_POSITIONAL_REFS for seed in (5071, 5101, 5110, 5114, 5136, 5292, 5327, 5365, 5468, 5487)},
+    **{seed: _BSG_LOGIN_DEADLOCK for seed in (5033, 5168, 5189, 5359, 5441)},
 }
