@@ -459,6 +459,20 @@ class _AudienceCampaignOperator(_CampaignOperator):
         new chunks (new positions, so new reference_ids).
         """
         book = _CampaignBook(ckpt)
+        try:
+            return self._send_chunks(hook, book, items, options, prefix, bound, reread)
+        except SmsFatalError as err:
+            # No retry follows: the message must say what is at BSG already (a revoked key half-way).
+            made = book.describe()
+            if made and made not in str(err):
+                err.args = (f"{err.args[0] if err.args else err}. Already at BSG: {made}", *err.args[1:])
+            raise
+
+    def _send_chunks(
+        self, hook: BsgHook, book: _CampaignBook, items: Iterable[dict[str, Any]], options: Mapping[str, Any],
+        prefix: str | None, bound: int, reread: Callable[[], Iterable[dict[str, Any]]] | None,
+    ) -> list[dict[str, Any]]:
+        """The body of :meth:`_send_all`."""
         self._refused: set[int] = set()  # chunks BSG refused outright; added to by worker threads
         if book.created:
             self.log.info("Resuming: %d campaign(s) were created by an earlier try", len(book.created))

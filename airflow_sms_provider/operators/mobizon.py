@@ -17,7 +17,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_sms_provider.campaigns.lease import fence
 from airflow_sms_provider.campaigns.ledger import Ledger
-from airflow_sms_provider.campaigns.reconcile import verify_mobizon_campaign
+from airflow_sms_provider.campaigns.reconcile import mobizon_numbers, verify_mobizon_campaign
 from airflow_sms_provider.campaigns.watch import Outcome, poll_until
 from airflow_sms_provider.exceptions import (
     SmsAmbiguousError,
@@ -37,7 +37,7 @@ from airflow_sms_provider.operators.mobizon_upload import (  # noqa: F401 - PLAC
 )
 from airflow_sms_provider.progress import Checkpoint
 from airflow_sms_provider.protocols import mobizon as proto
-from airflow_sms_provider.recipients import normalize_phone, placeholders, sms_parts
+from airflow_sms_provider.recipients import RejectReport, normalize_phone, placeholders, sms_parts
 from airflow_sms_provider.recovery import run_tag, tagged_name
 from airflow_sms_provider.templating import DataFieldsMixin
 from airflow_sms_provider.triggers.events import not_found, raise_for_error
@@ -474,13 +474,31 @@ def read_named(hook: MobizonHook, campaign_id: int) -> dict[str, Any]:
         raise not_found("campaign", campaign_id, hook.settings.http.base_url, err) from err
 
 
-def skip_upload_if_sent(hook: MobizonHook, campaign_id: int, ckpt: Checkpoint, log: Any) -> None:
+def skip_upload_if_sent(
+    hook: MobizonHook, campaign_id: int, ckpt: Checkpoint, log: Any, audience: Iterable[int | str] | None = None
+) -> None:
     """Mark the upload done when a campaign found again has already left NEW.
 
     Only a fully uploaded campaign is sent, and Mobizon refuses recipients once it is sent
     (code 10, again on every retry): uploading again would fail the task for good.
+    ``audience`` (this try's numbers, read only here): a sent campaign that does not hold
+    exactly them stops the task, naming it; without durable state nothing else tells a
+    changed audience from the one the campaign was sent to.
     """
     status = read_named(hook, campaign_id).get("commonStatus")
+    if status not in (None, "NEW") and audience is not None:
+        wanted = {int(number) for number in audience}
+        held = mobizon_numbers(hook, campaign_id)
+        if held != wanted:
+            missing, extra = len(wanted - held), len(held - wanted)
+            raise SmsFatalError(
+                f"Mobizon campaign {campaign_id} was already sent ({status}) by an earlier try to {len(held):,} "
+                f"numbers, but this try's audience has {missing:,} number(s) it does not hold (not uploaded, or "
+                f"refused by Mobizon) and lacks {extra:,} it holds: the audience changed between tries. Not "
+                "sending anything more (a new campaign could message some numbers twice); check the campaign, "
+                "then send the rest as a new task",
+                provider=proto.PROVIDER,
+            )
     if status not in (None, "NEW"):
         log.info("Campaign %s is %s: sent by an earlier try with its whole audience; not uploading", campaign_id,
                  status)
@@ -620,7 +638,9 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
             lease.renew()
             campaign_id, earlier = self._create_once(hook, fields, ckpt, tag)
             if earlier and not ckpt.get("uploaded_all"):
-                skip_upload_if_sent(hook, campaign_id, ckpt, self.log)
+                skip_upload_if_sent(hook, campaign_id, ckpt, self.log, audience=(
+                    item if isinstance(item, str) else item["recipient"]
+                    for item in self._stream(RejectReport(cap=0), fields["text"])))
             summary: dict[str, Any] = {"campaign_id": campaign_id}
             persist_campaign_link(context, self.mobizon_conn_id, campaign_id, self.log)
             if not ckpt.get("uploaded_all"):
