@@ -525,7 +525,7 @@ def _param_str(value: Any) -> str:
 
 def _item_candidates(items: Iterable[Any], names: tuple[str, ...]) -> Iterator[_Candidate]:
     for row, item in enumerate(items, 1):
-        if isinstance(item, (str, int, float)) or item is None:
+        if type(item) is str or isinstance(item, (str, int, float)) or item is None:  # exact str first: the bulk
             yield row, item, {}
         elif isinstance(item, Mapping):
             key = next((name for name in names if name in item), None)
@@ -815,6 +815,7 @@ def _validated(
     seen: set[int] | None = set() if dedupe and duplicates is None else None
     first_rows: dict[int, int] | None = {} if duplicates is not None else None
     first_row = first_rows.setdefault if first_rows is not None else None  # bound once: the hot path
+    new_object = object.__new__  # bound once too: one Recipient per row
     skipped = 0
     for row, raw, params in candidates:
         try:
@@ -856,7 +857,10 @@ def _validated(
             if key in seen:
                 continue
             seen.add(key)
-        yield _recipient(number, params, row, raw)
+        # _recipient() inlined (a call per row is ~0.1 µs of a ~1.5 µs row).
+        recipient = new_object(Recipient)
+        recipient.__dict__.update(number=number, params=params, row=row, raw=raw)
+        yield recipient
     if skipped and report is None:
         log.warning("Skipped %d invalid recipient rows%s (pass a RejectReport to see them)", skipped, where)
 

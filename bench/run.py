@@ -1,6 +1,7 @@
 """``make bench``: run every benchmark in one go and print one table (see docs/benchmarks.md).
 
-    python -m bench.run            # full: 1,000,000 recipients, 100,000 statuses, 500 triggers, 100,000 BSG phones
+    python -m bench.run            # full: 1,000,000 recipients (0, 1, 5, 20 ms), 100,000 statuses, 500 triggers,
+                                   #   100,000 BSG phones
     python -m bench.run --quick    # 50,000 recipients etc., under two minutes
     python -m bench.run --only 1,4 --json results.json
 
@@ -43,7 +44,8 @@ class Plan:
     bsg_repeats: int = 3
 
 
-FULL = Plan(1_000_000, 10, (5.0, 20.0), 100_000, 8, 500, 5, 7)
+# Row 1 also at 0 and 1 ms: a provider in the same region, where the client's CPU is what is left.
+FULL = Plan(1_000_000, 10, (0.0, 1.0, 5.0, 20.0), 100_000, 8, 500, 5, 7)
 # A smoke run: one latency, fewer rounds, triggers and modules; its ratios are noisier than the full run's.
 QUICK = Plan(50_000, 2, (5.0,), 10_000, 8, 50, 2, 1, imports.MODULES[:1], triggers.VARIANTS[:1],
              bsg_phones=50_000, bsg_scenarios=((5.0, 0.0),), bsg_repeats=1)  # fmt: skip
@@ -69,6 +71,25 @@ def _ok(flag: bool) -> str:
     return "yes" if flag else "**no**"
 
 
+def upload_cpu(r: dict[str, Any]) -> dict[str, float]:
+    """Client CPU milliseconds per 1,000 recipients of each row-1 variant (process CPU, not wall)."""
+    return {k: 1000 * r[k]["cpu_seconds"] / (r["count"] / 1000) for k in upload.VARIANTS}
+
+
+def upload_table(results: dict[str, Any]) -> str:
+    """Row 1 side by side per latency: throughput ratios and client CPU per 1,000 recipients."""
+    lines = ["| latency | package/s | limit/s | naive/s | vs limit | vs naive | CPU/1,000 package | "
+             "CPU/1,000 limit | CPU ratio |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in results.get("upload", []):
+        pkg, lim, naive = r["package"], r["limit"], r["naive"]
+        cpu = upload_cpu(r)
+        lines.append(f"| {r['latency_ms']:g} ms | {_n(pkg['rate'])} | {_n(lim['rate'])} | {_n(naive['rate'])} | "
+                     f"{pkg['rate'] / lim['rate']:.2f}x | {pkg['rate'] / naive['rate']:.1f}x | "
+                     f"{cpu['package']:.1f} ms | {cpu['limit']:.1f} ms | "
+                     f"{cpu['package'] / cpu['limit']:.1f}x |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def table(plan: Plan, results: dict[str, Any]) -> str:
     """The results as one markdown table: benchmark | measured | target | met."""
     lines = ["| # | benchmark | measured | target | met |", "|---|---|---|---|---|"]
@@ -79,12 +100,18 @@ def table(plan: Plan, results: dict[str, Any]) -> str:
     for r in results.get("upload", []):
         pkg, lim, naive = r["package"], r["limit"], r["naive"]
         vs_limit, vs_naive = pkg["rate"] / lim["rate"], pkg["rate"] / naive["rate"]
-        cpu = {k: 1000 * r[k]["cpu_seconds"] / (r["count"] / 1000) for k in upload.VARIANTS}
+        cpu = upload_cpu(r)
+        # The issue's bar: at 5 and 20 ms ≥ 0.90x limit and ≥ 2x naive; at every latency the goal
+        # ≥ 0.95x limit with client CPU ≤ 2x the limit's (the robust figure on a loaded machine).
+        near = r["latency_ms"] < 5
+        met = vs_limit >= 0.95 if near else vs_limit >= 0.9 and vs_naive >= 2
         row("1", f"{_n(r['count'])} recipients → 1 campaign, addRecipients, {r['latency_ms']:g} ms latency",
             f"package {_n(pkg['rate'])}/s · limit {_n(lim['rate'])}/s · naive {_n(naive['rate'])}/s → "
-            f"**{vs_limit:.2f}x limit, {vs_naive:.1f}x naive** (client CPU per 1,000: package {cpu['package']:.1f} "
-            f"ms, limit {cpu['limit']:.1f} ms, naive {cpu['naive']:.1f} ms)",
-            "≥ 0.90x limit, ≥ 2x naive", _ok(vs_limit >= 0.9 and vs_naive >= 2))  # fmt: skip
+            f"**{vs_limit:.2f}x limit, {vs_naive:.1f}x naive**; client CPU per 1,000: **package "
+            f"{cpu['package']:.1f} ms, limit {cpu['limit']:.1f} ms = {cpu['package'] / cpu['limit']:.1f}x** "
+            f"(naive {cpu['naive']:.1f} ms)",
+            ("≥ 0.95x limit" if near else "≥ 0.90x limit, ≥ 2x naive") + "; CPU ≤ 2x limit's",
+            _ok(met and cpu["package"] <= 2 * cpu["limit"]))  # fmt: skip
     if "memory" in results:
         m = results["memory"]["portions"]
         row("2", f"{_n(m['count'])} recipients streamed from CSV (portions), peak RSS above idle",
@@ -136,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small counts: a check that everything runs")
     parser.add_argument("--only", default="1,2,3,4,5,6,7", help="benchmarks to run, e.g. 1,4")
     parser.add_argument("--recipients", type=int, help="override the audience size of 1-3")
-    parser.add_argument("--latencies", help="comma-separated simulated latencies in ms (default 5,20)")
+    parser.add_argument("--latencies", help="comma-separated simulated latencies in ms (default 0,1,5,20; quick: 5)")
     parser.add_argument("--json", type=Path, help="also write every raw number here")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
@@ -171,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     info["seconds"] = round(time.perf_counter() - started)
     print()
     print(table(plan, results))
+    if results.get("upload"):
+        print()
+        print(upload_table(results))
     print(f"\n{info['seconds']} s in all; load average at the end {info['load_average_at_end']}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))

@@ -120,6 +120,18 @@ class AddResult:
 
     def record(self, items: Iterable[Mapping[str, Any]], keep_ids: int, keep_rejections: int) -> None:
         """Count one answer's per-recipient results (codes and ids may arrive as strings)."""
+        # Fast path: a portion where every recipient was added (nearly all of a big upload) is counted by
+        # one list scan in C instead of a Python step per recipient (~0.2 µs each); same counts, same ids.
+        items = items if isinstance(items, list) else list(items)
+        if [item.get("code", 99) for item in items].count(proto.RECIPIENT_ADDED) == len(items):
+            self.added += len(items)
+            if len(self.message_ids) < keep_ids:
+                for item in items:
+                    if item.get("messageId") is not None:
+                        self.message_ids.append(int(item["messageId"]))
+                        if len(self.message_ids) >= keep_ids:
+                            break
+            return
         for item in items:
             code = item.get("code", 99)
             if code != proto.RECIPIENT_ADDED:
@@ -448,7 +460,9 @@ class MobizonHook(SmsHook):
         books = _Books(result, keep_message_ids, keep_rejections, on_portion, background=prefetch_portions > 0)
         sent = 0
         if prefetch_portions > 0:
-            rows = yield_gil(rows)  # the worker must not hold up this thread when an answer arrives
+            # The worker must not hold up this thread when an answer arrives; every 128 rows, not 32:
+            # a GIL release is a sleep(0) syscall (~18 µs of CPU on a small VM), and 128 rows take ~0.3 ms.
+            rows = yield_gil(rows, every=128)
         portions = prefetch(_portion_requests(settings, campaign_id, rows, portion, placeholders_flag),
                             prefetch_portions)
         try:

@@ -286,12 +286,13 @@ class RecipientsMixin:
             # after ``sent`` rows records exactly those rows. One hash update per portion.
             assert sequence is not None
             numbers: list[str] = []
+            add, size = numbers.append, proto.MAX_RECIPIENTS_PER_CALL  # bound once: a step per row
             for item in items:
-                numbers.append(item if isinstance(item, str) else item["recipient"])
-                if len(numbers) == proto.MAX_RECIPIENTS_PER_CALL:
+                add(item if isinstance(item, str) else item["recipient"])
+                if len(numbers) == size:
                     sequence.update(numbers)
                     marks[sequence.count] = sequence.dump()
-                    numbers = []
+                    numbers.clear()  # the same list, so ``add`` stays bound to it
                 yield item
             sequence.update(numbers)
             marks[sequence.count] = sequence.dump()

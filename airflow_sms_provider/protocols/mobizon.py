@@ -213,6 +213,15 @@ def _encode(prefix: str, value: Any, out: list[str]) -> None:
             name = _quote_name(str(key))
             _encode(f"{prefix}%5B{name}%5D" if prefix else name, item, out)
     elif isinstance(value, (list, tuple)):
+        try:
+            joined = "".join(value)  # str.join takes only str items (subclasses too), as the loop's isinstance
+        except TypeError:  # a template row (a dict) or an int among them: the loop below
+            joined = ""
+        if joined.isalnum() and joined.isascii():
+            # A portion of plain numbers (the bulk upload): one check of all 500 in C, one comprehension;
+            # the same pieces as the loop below ("" too: the loop would quote it to "").
+            out.extend([f"{prefix}%5B{index}%5D={item}" for index, item in enumerate(value)])
+            return
         for index, item in enumerate(value):
             if isinstance(item, str):  # a plain number: no recursion, and digits need no escaping
                 out.append(f"{prefix}%5B{index}%5D={item if item.isalnum() and item.isascii() else _php_quote(item)}")
