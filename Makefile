@@ -8,7 +8,7 @@ COMPAT_VENV ?= .venv-compat
 COMPAT_PY := $(COMPAT_VENV)/bin/python
 COMPAT_STAMP := $(COMPAT_VENV)/.installed-stamp
 
-.PHONY: install demo test test-compat lint php sandbox bench bench-quick chaos clean
+.PHONY: install demo test test-compat test-deploy deploy-services lint php sandbox bench bench-quick chaos clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -39,6 +39,19 @@ $(COMPAT_STAMP): pyproject.toml constraints-compat.txt
 
 test-compat: $(COMPAT_STAMP)
 	$(COMPAT_PY) -m pytest -q
+
+# A real deployment (docs/deployment.md): api-server, scheduler, dag-processor, triggerer and two
+# Celery workers as processes, on PostgreSQL and Redis from Debian's packages (installed when missing).
+DEPLOY_STAMP := $(VENV)/.deploy-stamp
+$(DEPLOY_STAMP): $(STAMP) pyproject.toml constraints.txt
+	$(VENV)/bin/uv pip install -q --python $(PY) -c constraints.txt -e ".[test,deploy]"
+	touch $(DEPLOY_STAMP)
+
+deploy-services:
+	scripts/install-deploy-services.sh
+
+test-deploy: $(DEPLOY_STAMP) deploy-services
+	$(PY) -m pytest -q -p no:cacheprovider -m deploy tests/deploy
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check airflow_sms_provider tests example_dags scripts bench
