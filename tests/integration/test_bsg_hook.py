@@ -159,7 +159,7 @@ def test_individual_texts_and_reference_lookup(hook: BsgHook, sandbox_url: str) 
 
 
 def test_groups_fill_contact_fields(hook: BsgHook, sandbox_url: str) -> None:
-    campaign = hook.send_groups([1864275], "Hi {name} from {city}", "Vet klinika")
+    campaign = hook.send_groups([1864275], "Hi {12} from {13}", "Vet klinika")  # custom fields 12, 13
     state = bsg_state(sandbox_url)["campaigns"][0]
     assert state["id"] == campaign["id"] and state["groups"] == [1864275]
     assert [m["text"] for m in state["messages"]] == ["Hi Olena from Kyiv", "Hi Taras from Lviv", "Hi Iryna from Odesa"]

@@ -53,8 +53,18 @@ Lifecycle (computed from timestamps on every read; nothing runs in the backgroun
     so they add up to ``total_phones``.
 
 Contact lists: 1864275 "Sandbox customers" (3 contacts), 1864276 "Sandbox staff"
-(2), 1864277 "Sandbox huge list" (10,001: too many for one campaign); contact
-fields ``name`` and ``city`` fill ``{name}``/``{city}`` in send-groups texts.
+(2), 1864277 "Sandbox huge list" (10,001: too many for one campaign). Contacts have
+custom fields 12 (name) and 13 (city); a send-groups text's ``{12}``/``{13}`` take
+them. Only ``{field_id}`` (numeric) is filled, the one form the documents give: a
+``{name}`` stays literal, as it would at BSG.
+
+Time zone: the account reads ``start_at`` (and ``filter[from]``/``filter[to]``) without
+an offset as wall time in ``bsg_account_timezone`` (default UTC) and writes answers'
+times in it; ``GET /_sandbox/bsg/state`` adds each campaign's ``start_at_utc``.
+
+Messages list: a ``filter[...]`` the spec does not define, or a value its schema
+refuses (``filter[id]`` < 1, a reference_id that is not 1-32 letters/digits, an
+unreadable date), answers 422 instead of being ignored.
 
 Campaign creation under load (``sms/send``, ``send-groups``, ``send-individual``; all off by default)
     ``bsg_create_ms``: real milliseconds the server spends on each creation (an async

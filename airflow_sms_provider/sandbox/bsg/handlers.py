@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -34,6 +35,7 @@ from airflow_sms_provider.sandbox.bsg.state import (
     Message,
 )
 from airflow_sms_provider.sandbox.bsg.wire import (
+    _REFERENCE,
     CURRENCY,
     DEFAULT_BALANCE,
     DEFAULT_PAGE_LIMIT,
@@ -41,6 +43,7 @@ from airflow_sms_provider.sandbox.bsg.wire import (
     INVALID_DATA,
     INVALID_STATUS,
     MAX_ITEMS,
+    MESSAGE_FILTERS,
     NAME,
     PAGE_LIMITS,
     STOPPABLE,
@@ -101,7 +104,7 @@ def sms_send(call: Call) -> Reply:
             _check_reference(item.get("reference_id"), f"phones{i}reference_id", refs, errors)
     _check_sender(body.get("sender"), "sender", errors)
     _check_text(body.get("text"), "text", errors)
-    options = _options(body, call.now, errors)
+    options = _options(body, call.now, errors, call.st.zone())
     if errors:
         raise _invalid(errors)
     _check_tariffs(call.st, [body.get("tariff_code")])
@@ -132,7 +135,7 @@ def sms_send_groups(call: Call) -> Reply:
         errors.add("groups", f"The lists hold {len(unique)} contacts; a campaign takes at most {MAX_ITEMS}.")
     _check_sender(body.get("sender"), "sender", errors)
     _check_text(body.get("text"), "text", errors)
-    options = _options(body, call.now, errors)
+    options = _options(body, call.now, errors, call.st.zone())
     if errors:
         raise _invalid(errors)
     _check_tariffs(call.st, [body.get("tariff_code")])
@@ -157,7 +160,7 @@ def sms_send_individual(call: Call) -> Reply:
             _check_sender(item.get("sender"), f"messages{i}sender", errors)
             _check_reference(item.get("reference_id"), f"messages{i}reference_id", refs, errors)
             _check_range(item.get("tariff_code"), f"messages{i}tariff_code", TARIFF, errors)
-    options = _options(body, call.now, errors)
+    options = _options(body, call.now, errors, call.st.zone())
     if errors:
         raise _invalid(errors)
     _check_tariffs(call.st, [body.get("tariff_code"), *(m.get("tariff_code") for m in messages)])
@@ -200,6 +203,8 @@ def _query_int(params: Mapping[str, str], key: str, default: int | None, errors:
 
 
 def messages_list(call: Call) -> Reply:
+    """GET /api/messages. A filter the spec does not define, or a value its schema refuses, is
+    refused (422) rather than ignored: ignoring it would answer every message of the account."""
     errors = Errors()
     offset = _query_int(call.params, "page[offset]", 0, errors) or 0
     limit = _query_int(call.params, "page[limit]", DEFAULT_PAGE_LIMIT, errors) or DEFAULT_PAGE_LIMIT
@@ -207,17 +212,29 @@ def messages_list(call: Call) -> Reply:
         errors.add("pageoffset", "This value should be either positive or zero.")
     if not PAGE_LIMITS[0] <= limit <= PAGE_LIMITS[1]:
         errors.add("pagelimit", f"This value should be between {PAGE_LIMITS[0]} and {PAGE_LIMITS[1]}.")
+    for key in call.params:
+        if key.startswith("filter[") and key not in MESSAGE_FILTERS:
+            errors.add(key.replace("[", "").replace("]", ""), "This filter is not supported.")
     campaign_id = _query_int(call.params, "filter[campaign_id]", None, errors)
     message_id = _query_int(call.params, "filter[id]", None, errors)
+    if message_id is not None and message_id < 1:
+        errors.add("filterid", "This value should be greater than or equal to 1.")
+    reference = call.params.get("filter[reference_id]")
+    if reference is not None and not _REFERENCE.fullmatch(reference):
+        errors.add("filterreference_id", "This value is not valid.")
     sort, way = call.params.get("sort", "id"), call.params.get("way", "asc")
     if sort not in ("id", "phone", "delivered"):
         errors.add("sort", "The value you selected is not a valid choice.")
     if way not in ("asc", "desc"):
         errors.add("way", "The value you selected is not a valid choice.")
-    bounds = [_parse_ts(call.params[k]) if call.params.get(k) else None for k in ("filter[from]", "filter[to]")]
+    bounds: list[datetime | None] = []
+    for key in ("filter[from]", "filter[to]"):
+        raw = call.params.get(key)
+        bounds.append(_parse_ts(raw, call.st.zone()) if raw is not None else None)
+        if raw is not None and bounds[-1] is None:
+            errors.add(key.replace("[", "").replace("]", ""), "This value is not a valid datetime.")
     if errors:
         raise _invalid(errors)
-    reference = call.params.get("filter[reference_id]")
     rows = [
         call.st.message_view(camp, msg, call.now)
         for camp, msg in _messages(call, campaign_id, reference)
@@ -395,6 +412,11 @@ async def admin_config(request: Request) -> Response:
                 isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
             ):
                 raise ValueError(f"{key[len(_CONFIG_PREFIX) :]!r} must be a number >= 0")
+        if "bsg_account_timezone" in changes:
+            try:
+                ZoneInfo(str(changes["bsg_account_timezone"]))
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"account_timezone={changes['bsg_account_timezone']!r} is not an IANA zone") from None
         sandbox.configure(changes)
     except ValueError as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
@@ -425,12 +447,17 @@ async def admin_force_status(request: Request) -> Response:
 
 
 async def admin_group(request: Request) -> Response:
-    """``POST /_sandbox/bsg/groups {"id": 7, "name": "...", "contacts": [{"phone": 380..., "name": ...}]}``."""
+    """``POST /_sandbox/bsg/groups {"id": 7, "name": "...", "contacts": [{"phone": 380..., "fields": {"12": ...}}]}``.
+
+    ``fields``: custom-field values by numeric field id (what send-groups' ``{12}`` takes)."""
     _, st = _state(request)
     try:
         spec = await request.json()
         group_id = int(spec["id"])
-        contacts = [{**c, "phone": int(c["phone"])} for c in spec.get("contacts", [])]
+        contacts = [
+            {"phone": int(c["phone"]), "fields": {str(int(k)): str(v) for k, v in (c.get("fields") or {}).items()}}
+            for c in spec.get("contacts", [])
+        ]
     except (ValueError, KeyError, TypeError) as exc:
         return JSONResponse({"error": f"bad group: {exc}"}, status_code=400)
     st.groups[group_id] = {"name": str(spec.get("name", f"Group {group_id}")), "contacts": contacts}

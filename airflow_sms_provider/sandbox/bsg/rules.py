@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any, TypeGuard
 
 from airflow_sms_provider.sandbox.bsg.state import BsgState
 from airflow_sms_provider.sandbox.bsg.wire import (
     _DIGITS,
-    _PLACEHOLDER,
+    _FIELD_PLACEHOLDER,
     _PRINTABLE,
     _REFERENCE,
     MAX_AHEAD,
@@ -94,8 +94,9 @@ def _check_count(items: Any, key: str, errors: Errors) -> TypeGuard[list[Any]]:
     return True
 
 
-def _options(body: Mapping[str, Any], now: datetime, errors: Errors) -> dict[str, Any]:
-    """validity, tariff_code, start_at and callback_url of any campaign request."""
+def _options(body: Mapping[str, Any], now: datetime, errors: Errors, zone: tzinfo) -> dict[str, Any]:
+    """validity, tariff_code, start_at and callback_url of any campaign request; a start_at
+    without an offset is the account's wall time (``zone``)."""
     _check_range(body.get("validity"), "validity", VALIDITY, errors)
     _check_range(body.get("tariff_code"), "tariff_code", TARIFF, errors)
     callback = body.get("callback_url")
@@ -104,7 +105,7 @@ def _options(body: Mapping[str, Any], now: datetime, errors: Errors) -> dict[str
     start_at = None
     raw = body.get("start_at")
     if raw is not None:
-        start_at = _parse_ts(raw)
+        start_at = _parse_ts(raw, zone)
         if start_at is None:
             errors.add("start_at", "This value is not a valid datetime.")
         elif start_at < now - PAST_TOLERANCE:
@@ -121,4 +122,7 @@ def _check_tariffs(st: BsgState, codes: Iterable[Any]) -> None:
 
 
 def _fill(text: str, contact: Mapping[str, Any]) -> str:
-    return _PLACEHOLDER.sub(lambda m: str(contact.get(m.group(1), m.group(0))), text)
+    """send-groups: ``{field_id}`` (a numeric custom-field id, the only form the documents give)
+    takes the contact's value of that field; anything else, ``{name}`` too, stays as written."""
+    fields = contact.get("fields") or {}
+    return _FIELD_PLACEHOLDER.sub(lambda m: str(fields.get(m.group(1), m.group(0))), text)

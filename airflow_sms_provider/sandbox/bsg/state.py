@@ -9,8 +9,9 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from airflow_sms_provider.sandbox.bsg.wire import (
     CURRENCY,
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 # takes them without the "bsg_" prefix.
 DEFAULTS: dict[str, Any] = {
     "bsg_jwt_ttl": 3600.0,  # simulated seconds a JWT is valid
+    # The zone the account reads and writes wall times in (start_at, answers' times). The
+    # documents name none; a test sets another to catch a client that assumes UTC.
+    "bsg_account_timezone": "UTC",
     "bsg_creation_delay": 2.0,  # simulated seconds in "creation" before sending starts
     "bsg_send_rate": 100.0,  # messages per simulated second
     "bsg_delivery_delay": 5.0,  # simulated seconds from sent to the final status
@@ -50,19 +54,23 @@ DEFAULTS: dict[str, Any] = {
     "bsg_creates_per_second": 0.0,  # creations started per real second before 429
     "bsg_retry_after": 1.0,  # Retry-After of those 429s, in seconds; None: no header
 }
+# The custom fields of the default contact lists (GET /api/contacts/fields would list them).
+NAME_FIELD_ID, CITY_FIELD_ID = "12", "13"
+
 _CONFIG_PREFIX = "bsg_"
 _LIMIT_KEYS = {"bsg_create_ms", "bsg_max_concurrent_creates", "bsg_creates_per_second", "bsg_retry_after"}
 
 
 def _default_groups() -> dict[int, dict[str, Any]]:
-    customers = [
-        {"phone": 380661230001, "name": "Olena", "city": "Kyiv"},
-        {"phone": 380661230002, "name": "Taras", "city": "Lviv"},
-        {"phone": 380661230013, "name": "Iryna", "city": "Odesa"},
-    ]
-    staff = [{"phone": 380661239001, "name": "Admin", "city": "Kyiv"},
-             {"phone": 380661239002, "name": "Support", "city": "Kyiv"}]  # fmt: skip
-    huge = [{"phone": 380500000000 + i, "name": f"Contact {i}", "city": ""} for i in range(MAX_ITEMS + 1)]
+    """Contact lists; ``fields`` are custom-field values by field id (send-groups' ``{12}``)."""
+
+    def contact(phone: int, name: str, city: str) -> dict[str, Any]:
+        return {"phone": phone, "fields": {NAME_FIELD_ID: name, CITY_FIELD_ID: city}}
+
+    customers = [contact(380661230001, "Olena", "Kyiv"), contact(380661230002, "Taras", "Lviv"),
+                 contact(380661230013, "Iryna", "Odesa")]  # fmt: skip
+    staff = [contact(380661239001, "Admin", "Kyiv"), contact(380661239002, "Support", "Kyiv")]
+    huge = [contact(380500000000 + i, f"Contact {i}", "") for i in range(MAX_ITEMS + 1)]
     return {
         1864275: {"name": "Sandbox customers", "contacts": customers},
         1864276: {"name": "Sandbox staff", "contacts": staff},
@@ -162,6 +170,13 @@ class BsgState:
 
     def cfg(self, key: str) -> Any:
         return self.sandbox.config[_CONFIG_PREFIX + key]
+
+    def zone(self) -> ZoneInfo:
+        """The account's zone: naive start_at values are read in it, answers' times written in it."""
+        return ZoneInfo(str(self.cfg("account_timezone")))
+
+    def ts(self, moment: datetime | None) -> str | None:
+        return _ts(moment, self.zone())
 
     # ------------------------------------------------------------ tokens
 
@@ -325,14 +340,14 @@ class BsgState:
         status = camp.status(now)
         return {
             "id": camp.id,
-            "name": f"SMS api campaign / {_ts(camp.created_at)}",
+            "name": f"SMS api campaign / {self.ts(camp.created_at)}",
             "sender": camp.sender,
             "status": status,
             "message_type": "sms",
-            "start_at": _ts(camp.start),
-            "real_start_at": _ts(camp.start) if now >= camp.start and status != "scheduled" else None,
-            "finished_at": _ts(camp.finished_at(now)),
-            "created_at": _ts(camp.created_at),
+            "start_at": self.ts(camp.start),
+            "real_start_at": self.ts(camp.start) if now >= camp.start and status != "scheduled" else None,
+            "finished_at": self.ts(camp.finished_at(now)),
+            "created_at": self.ts(camp.created_at),
             "statistics": self.short_statistics(camp, now),
             # The spec: a price only in answers to create (and the price calculation).
             "calculated_price": price if price is not None else 0,
@@ -346,14 +361,14 @@ class BsgState:
         sent_parts = sum(m.parts for m in camp.messages if self.message_state(camp, m, now)[1] is not None)
         return {
             "id": camp.id,
-            "name": f"SMS api campaign / {_ts(camp.created_at)}",
+            "name": f"SMS api campaign / {self.ts(camp.created_at)}",
             "sender": camp.sender,
             "status": status,
             "type": "sms",
-            "started_at": _ts(camp.start),
-            "actual_start_at": _ts(camp.start) if now >= camp.start and status != "scheduled" else None,
-            "finished_at": _ts(camp.finished_at(now)),
-            "created_at": _ts(camp.created_at),
+            "started_at": self.ts(camp.start),
+            "actual_start_at": self.ts(camp.start) if now >= camp.start and status != "scheduled" else None,
+            "finished_at": self.ts(camp.finished_at(now)),
+            "created_at": self.ts(camp.created_at),
             "statistics": self.detail_statistics(camp, now),
             "total_messages": len(camp.messages),
             "total_phones": len(camp.messages),
@@ -377,9 +392,9 @@ class BsgState:
             "status": status,
             "amount": {"value": f"{msg.parts * float(self.cfg('sms_price')):.7f}", "currency": CURRENCY},
             "sender": msg.sender,
-            "created_at": _ts(camp.created_at),
-            "sent_at": _ts(sent_at),
-            "delivered_at": _ts(delivered_at),
+            "created_at": self.ts(camp.created_at),
+            "sent_at": self.ts(sent_at),
+            "delivered_at": self.ts(delivered_at),
             "country": country_of(msg.phone),
             "parts": msg.parts,
         }
@@ -393,8 +408,9 @@ class BsgState:
                 "kind": camp.kind,
                 "status": camp.status(now),
                 "sender": camp.sender,
-                "start_at": _ts(camp.start_at),
-                "created_at": _ts(camp.created_at),
+                "start_at": self.ts(camp.start_at),
+                "start_at_utc": camp.start_at.astimezone(timezone.utc).isoformat() if camp.start_at else None,
+                "created_at": self.ts(camp.created_at),
                 "groups": camp.groups,
                 "phones": len(camp.messages),
                 "stop_calls": camp.stop_calls,

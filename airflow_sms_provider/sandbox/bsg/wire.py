@@ -8,7 +8,7 @@ import hmac
 import json
 import math
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 NAME = "bsg"
@@ -30,6 +30,8 @@ MAX_AHEAD = timedelta(days=30)
 PAST_TOLERANCE = timedelta(minutes=5)
 PAGE_LIMITS = (15, 500)
 DEFAULT_PAGE_LIMIT = 50
+# GET /api/messages' filters in the spec; any other filter[...] is refused (handlers.messages_list).
+MESSAGE_FILTERS = ("filter[id]", "filter[campaign_id]", "filter[reference_id]", "filter[from]", "filter[to]")
 STOPPABLE = ("scheduled", "sending", "paused", "moderation")
 FORCEABLE = ("moderation", "paused", "spam")
 # StatisticsData keys of the detail answer, in the spec's order.
@@ -48,7 +50,8 @@ _JWT_SECRET = b"bsg-sandbox-not-a-secret"
 _REFERENCE = re.compile(r"[A-Za-z0-9]{1,32}")
 _PRINTABLE = re.compile(r"[\x20-\x7e]+")
 _DIGITS = re.compile(r"[0-9]+")
-_PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_-]+)\}")
+# The seed (send-groups text): "specify the identifier(s) of the contact field(s) in the form {field_id}".
+_FIELD_PLACEHOLDER = re.compile(r"\{([0-9]+)\}")
 _GSM7 = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
@@ -56,19 +59,23 @@ _GSM7 = frozenset(
 _GSM7_EXT = frozenset("^{}\\[~]|€\f")
 
 
-def _ts(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(timezone.utc).strftime(TS_FORMAT)
+def _ts(moment: datetime | None, zone: tzinfo = timezone.utc) -> str | None:
+    """``yyyy-mm-dd hh:mm:ss`` wall time in ``zone`` (the account's)."""
+    return None if moment is None else moment.astimezone(zone).strftime(TS_FORMAT)
 
 
-def _parse_ts(value: Any) -> datetime | None:
-    """``yyyy-mm-dd hh:mm:ss`` or ISO 8601 (what a generated SDK sends for a datetime); naive = UTC."""
+def _parse_ts(value: Any, zone: tzinfo = timezone.utc) -> datetime | None:
+    """``yyyy-mm-dd hh:mm:ss`` or ISO 8601 (what a generated SDK sends for a datetime).
+
+    A time without an offset is wall time in ``zone``: the account's zone (``bsg_account_timezone``).
+    """
     if not isinstance(value, str):
         return None
     try:
         moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
 
 
 def encoding_of(text: str) -> tuple[str, int]:
