@@ -8,7 +8,7 @@ COMPAT_VENV ?= .venv-compat
 COMPAT_PY := $(COMPAT_VENV)/bin/python
 COMPAT_STAMP := $(COMPAT_VENV)/.installed-stamp
 
-.PHONY: install demo test test-compat lint sandbox bench bench-quick clean
+.PHONY: install demo test test-compat lint php sandbox bench bench-quick clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,8 +22,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) scripts/demo.py
 
-test: $(STAMP) lint
+test: $(STAMP) lint php
 	$(PY) -m pytest -q
+
+# PHP (Debian packages) for the official Mobizon PHP client's contract test; see the script.
+php:
+	sh scripts/ensure_php.sh
 
 # The lowest supported Airflow (3.0), with the library versions it was released against
 # (newer FastAPI/starlette/universal-pathlib break Airflow 3.0 itself): constraints-compat.txt.

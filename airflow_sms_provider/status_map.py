@@ -15,9 +15,10 @@ wait goes on, and the provider's own word is kept as ``provider_status``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from airflow_sms_provider.protocols import mobizon as mobizon_proto
 from airflow_sms_provider.protocols import ogangi as ogangi_proto
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
@@ -85,6 +86,17 @@ def neutral_status(provider: str, native: str) -> str:
     return TABLES[provider].get(native, PENDING)
 
 
+def reached(provider: str, native: str, targets: Iterable[str]) -> bool:
+    """Whether a provider status reached or passed one of ``targets``.
+
+    Mobizon's statuses are ordered (:func:`protocols.mobizon.status_reached`, the one place
+    that order lives); the other providers' are compared for equality.
+    """
+    if provider == "mobizon":
+        return mobizon_proto.status_reached(native, targets)
+    return native in set(targets)
+
+
 def describe(provider: str, data: Mapping[str, Any] | None) -> dict[str, str]:
     """``{"status": <vocabulary>, "provider_status": <the provider's word>}`` for one read answer."""
     native = provider_status(provider, data)
@@ -113,5 +125,5 @@ def overall(campaigns: Mapping[Any, Mapping[str, str]]) -> tuple[str, str]:
 
 __all__ = [
     "BSG", "DONE", "FAILED", "FINAL", "MOBIZON", "OGANGI", "PENDING", "RUNNING", "STATUSES", "TABLES",
-    "describe", "neutral_status", "overall", "provider_status",
+    "describe", "neutral_status", "overall", "provider_status", "reached",
 ]

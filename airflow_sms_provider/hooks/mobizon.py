@@ -9,7 +9,9 @@ redaction live in :mod:`airflow_sms_provider.transport`.
 from __future__ import annotations
 
 import codecs
+import csv
 import datetime as dt
+import io
 import itertools
 import os
 from collections import deque
@@ -29,6 +31,25 @@ from airflow_sms_provider.protocols import mobizon as proto
 from airflow_sms_provider.recipients import chunked
 from airflow_sms_provider.redaction import redact_text, register_secret
 from airflow_sms_provider.transport import Request, Response, RetryPolicy, asend, async_client, send, sync_client
+
+
+@dataclass(frozen=True)
+class PacedRetry(RetryPolicy):
+    """A retry policy whose pauses are never shorter than ``min_pause``.
+
+    taskqueue/getStatus "should be sent no more than once per second" (taskqueue-getStatus.md):
+    that holds for the retry of a failed poll too, not only for the next regular poll.
+    """
+
+    min_pause: float = proto.TASKQUEUE_MIN_POLL_INTERVAL
+
+    def delay(self, attempt: int) -> float | None:
+        pause = super().delay(attempt)
+        return None if pause is None else max(pause, self.min_pause)
+
+
+# Methods the documents pace, and the least pause between two of their requests.
+PACED_METHODS: Mapping[tuple[str, str], float] = {("taskqueue", "getstatus"): proto.TASKQUEUE_MIN_POLL_INTERVAL}
 
 
 @dataclass(frozen=True)
@@ -63,13 +84,22 @@ class MobizonSettings:
     def request(self, module: str, method: str, params: Mapping[str, Any] | None = None, **kw: Any) -> Request:
         return proto.build(module, method, self.api_key, params, **kw)
 
+    def retry_for(self, module: str, method: str) -> RetryPolicy:
+        """The retry policy of one method: the connection's, paced for TaskQueue polls."""
+        pause = PACED_METHODS.get((module.lower(), method.lower()))
+        if pause is None:
+            return self.retry
+        r = self.retry
+        return PacedRetry(max_attempts=r.max_attempts, base_delay=r.base_delay, max_delay=r.max_delay, min_pause=pause)
+
     def async_client(self) -> httpx.AsyncClient:
         """A client for a trigger (the TLS context is shared by all of them)."""
         return async_client(self.http.base_url, self.http.timeout, self.http.verify)
 
     async def acall(self, client: httpx.AsyncClient, module: str, method: str, params: Mapping[str, Any]) -> Any:
         """One read call from a trigger: same request, parser and retry policy as the hook."""
-        answer = await asend(client, self.request(module, method, params), proto.parse, self.retry)
+        policy = self.retry_for(module, method)
+        answer = await asend(client, self.request(module, method, params), proto.parse, policy)
         return answer.data
 
 
@@ -99,13 +129,14 @@ class AddResult:
             else:
                 self.rejected += 1
                 if len(self.rejections) < keep_rejections:
-                    self.rejections.append(
-                        {
-                            "recipient": item.get("recipient"),
-                            "code": code,
-                            "reason": proto.RECIPIENT_CODES.get(code, "unknown"),
-                        }
-                    )
+                    rejection = {
+                        "recipient": item.get("recipient"),
+                        "code": code,
+                        "reason": proto.RECIPIENT_CODES.get(code, "unknown"),
+                    }
+                    if item.get("contact") is not None:  # recipientContacts: which card (recipient is null)
+                        rejection["contact"] = item["contact"]
+                    self.rejections.append(rejection)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -126,6 +157,23 @@ def format_ts(value: dt.datetime | str | None) -> str | None:
             value = value.astimezone(dt.timezone.utc)
         return value.strftime(proto.TIMESTAMP_FORMAT)
     return str(value)
+
+
+def list_criteria(criteria: Mapping[str, Any] | None) -> dict[str, Any]:
+    """list criteria with every date and datetime in the documented ``YYYY-MM-DD HH:MM:SS``.
+
+    Without this a datetime went out as ``str(value)``: ``2026-05-01 10:00:00.250000+05:00``,
+    which the list methods do not read ("Format: YYYY-MM-DD HH:MM:SS", message-list.md).
+    """
+    out: dict[str, Any] = {}
+    for key, value in (criteria or {}).items():
+        if isinstance(value, dt.datetime):
+            out[key] = format_ts(value.replace(microsecond=0))
+        elif isinstance(value, dt.date):
+            out[key] = format_ts(dt.datetime.combine(value, dt.time()))
+        else:
+            out[key] = value
+    return out
 
 
 class MobizonHook(BaseHook):
@@ -197,10 +245,11 @@ class MobizonHook(BaseHook):
         and paused by this call's retries, so a rate-limit answer slows every worker).
         """
         request = self.settings.request(module, method, params, files=files, idempotent=idempotent)
+        policy = self.settings.retry_for(module, method)
         if gate is None:
-            return send(self.get_conn(), request, proto.parse, self.settings.retry)
+            return send(self.get_conn(), request, proto.parse, policy)
         gate.wait()
-        return send(self.get_conn(), request, proto.parse, self.settings.retry, sleep=gate.pause)
+        return send(self.get_conn(), request, proto.parse, policy, sleep=gate.pause)
 
     def test_connection(self) -> tuple[bool, str]:
         """One cheap authenticated call (user/getOwnBalance) for the UI's Test button."""
@@ -298,14 +347,18 @@ class MobizonHook(BaseHook):
             return self.call("campaign", "addRecipients", params)
         if not isinstance(file, tuple):
             check_recipients_file(file, file_encoding)
-        elif isinstance(file[1], bytes) and len(file[1]) > proto.MAX_UPLOAD_BYTES:
-            raise SmsValidationError(
-                f"recipients file {file[0]!r} is {len(file[1])} bytes; "
-                f"at most {proto.MAX_UPLOAD_BYTES} go in one upload",
-                field="recipients_file", value=file[0],
-            )
         name, handle = _file_part(file)
         try:
+            # Mobizon takes "CSV or Excel (only XLS)": .txt goes as the CSV it is, .xlsx is
+            # converted to CSV here; anything else was refused above, before any request.
+            name, handle, converted = _as_documented_format(name, handle, file_delimiter, file_enclosure)
+            if converted:
+                params["params"]["recipientsFileEncoding"] = "UTF-8"
+            if isinstance(handle, bytes) and len(handle) > proto.MAX_UPLOAD_BYTES:
+                raise SmsValidationError(
+                    f"recipients file {name!r} is {len(handle)} bytes; at most {proto.MAX_UPLOAD_BYTES} go in one "
+                    "upload", field="recipients_file", value=name,
+                )  # fmt: skip
             return self.call("campaign", "addRecipients", params, files={"recipientsFile": (name, handle, _mime(name))})
         finally:
             if hasattr(handle, "close") and not isinstance(file, tuple):
@@ -453,8 +506,13 @@ class MobizonHook(BaseHook):
         deferred_to: dt.datetime | str | None = None,
         shorten_links: bool | None = None,
         validity: int | None = None,
+        mclass: int | None = None,
     ) -> dict[str, Any]:
-        """message/sendSmsMessage: one SMS; returns campaignId, messageId and status."""
+        """message/sendSmsMessage: one SMS; returns campaignId, messageId and status.
+
+        ``mclass`` 0 is a flash SMS, 1 (the default) a normal one: ``params[mclass]`` in the
+        Message module's document (seeds/001), though the per-method page lists no mclass.
+        """
         params = {
             "recipient": recipient,
             "text": text,
@@ -463,6 +521,7 @@ class MobizonHook(BaseHook):
                 "name": name,
                 "deferredToTs": format_ts(deferred_to),
                 "shortenLinks": shorten_links,
+                "mclass": mclass,
                 "validity": validity,
             },
         }
@@ -525,7 +584,7 @@ class MobizonHook(BaseHook):
                 f"page_size={page_size} is not one of {proto.PAGE_SIZES}", field="page_size", value=page_size
             )
         params = {
-            "criteria": dict(criteria or {}),
+            "criteria": list_criteria(criteria),
             "pagination": {"currentPage": page, "pageSize": page_size},
             "sort": dict(sort or {}),
             **extra,
@@ -657,7 +716,67 @@ FILE_ENCODINGS = {
     "KOI8-R": "koi8_r", "CP866": "cp866", "WINDOWS-1252": "cp1252", "WINDOWS-1251": "cp1251",
     "UTF-8": "utf-8", "ASCII": "ascii", "ISO-8859-1": "latin-1", "UCS-2": "utf-16",
 }
-FILE_SUFFIXES = (".csv", ".txt", ".xls", ".xlsx")
+# What Mobizon takes ("CSV or Excel (only XLS)", campaign-addRecipients.md) and what the hook
+# turns into CSV before uploading (.txt: numbers one per line is CSV; .xlsx: read by openpyxl).
+UPLOAD_SUFFIXES = (".csv", ".xls")
+CONVERTED_SUFFIXES = (".txt", ".xlsx")
+FILE_SUFFIXES = UPLOAD_SUFFIXES + CONVERTED_SUFFIXES
+
+
+def _suffix_ok(name: str) -> None:
+    if not name.lower().endswith(FILE_SUFFIXES):
+        raise SmsValidationError(
+            f"recipients_file={name!r}: Mobizon takes CSV or Excel (only XLS) files; .txt and .xlsx are converted "
+            f"to CSV before the upload. Accepted: {', '.join(FILE_SUFFIXES)}", field="recipients_file", value=name,
+        )  # fmt: skip
+
+
+def _as_documented_format(
+    name: str, handle: Any, delimiter: str | None, enclosure: str | None
+) -> tuple[str, Any, bool]:
+    """(name, content, converted): the upload as CSV or XLS; ``converted`` when the hook wrote the CSV."""
+    _suffix_ok(name)
+    lower = name.lower()
+    if lower.endswith(UPLOAD_SUFFIXES):
+        return name, handle, False
+    stem = name[: name.rfind(".")]
+    if lower.endswith(".txt"):
+        return stem + ".csv", handle, False  # the same bytes: a number per line is CSV
+    content = handle if isinstance(handle, bytes) else handle.read()
+    return stem + ".csv", _xlsx_to_csv(name, content, delimiter or ",", enclosure or "'"), True
+
+
+def _xlsx_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a number typed into Excel is a float: 77011234567.0
+    return str(value)
+
+
+def _xlsx_to_csv(name: str, content: bytes, delimiter: str, enclosure: str) -> bytes:
+    """The first sheet of an .xlsx file as UTF-8 CSV with Mobizon's delimiter and enclosure."""
+    try:
+        import openpyxl
+    except ImportError:
+        raise SmsValidationError(
+            f"recipients_file={name!r}: Mobizon takes no .xlsx; converting it needs openpyxl "
+            "(pip install 'airflow-sms-provider[excel]'), or save it as CSV or XLS", field="recipients_file",
+            value=name,
+        ) from None
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises several types for a damaged file
+        raise SmsValidationError(f"recipients_file={name!r} is not a readable .xlsx file ({exc})",
+                                 field="recipients_file", value=name) from None
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter, quotechar=enclosure, lineterminator="\n")
+    try:
+        for row in book.worksheets[0].iter_rows(values_only=True):
+            writer.writerow([_xlsx_cell(value) for value in row])
+    finally:
+        book.close()
+    return out.getvalue().encode("utf-8")
 
 
 def check_recipients_file(file: str | os.PathLike[str], encoding: str | None) -> None:
@@ -667,11 +786,7 @@ def check_recipients_file(file: str | os.PathLike[str], encoding: str | None) ->
     with the declared encoding (a wrong one would garble numbers and placeholder values).
     """
     path = os.fspath(file)
-    if not path.lower().endswith(FILE_SUFFIXES):
-        raise SmsValidationError(
-            f"recipients_file={path!r}: Mobizon takes {', '.join(FILE_SUFFIXES)} files", field="recipients_file",
-            value=path,
-        )
+    _suffix_ok(path)
     try:
         size = os.path.getsize(path)
     except OSError as exc:
@@ -724,4 +839,4 @@ def _mime(name: str) -> str:
     return "text/csv"
 
 
-__all__ = ["AddResult", "MobizonHook", "MobizonSettings", "SmsProviderError", "format_ts"]
+__all__ = ["AddResult", "MobizonHook", "MobizonSettings", "SmsProviderError", "format_ts", "list_criteria"]

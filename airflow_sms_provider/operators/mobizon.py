@@ -379,12 +379,16 @@ class MobizonAddRecipientsOperator(RecipientsMixin, _MobizonOperator):
                                             prefix=content[1] if content is not None else None, owned=False))
                 return summary
             if source == "contacts":
-                answer = hook.add_recipients(
-                    campaign_id, contacts=list(self.contacts or ()), replace=self.replace,
-                    placeholders_flag=self.placeholders_flag,
-                )
+                # "split the list into portions of 500 or fewer and upload each portion with a
+                # separate API call": only the first portion may replace what is there.
                 result = AddResult()
-                result.record(answer.data or [], self.max_reported, self.max_reported)
+                contacts = list(self.contacts or ())
+                for index in range(0, len(contacts), proto.MAX_RECIPIENTS_PER_CALL):
+                    answer = hook.add_recipients(
+                        campaign_id, contacts=contacts[index : index + proto.MAX_RECIPIENTS_PER_CALL],
+                        replace=self.replace if index == 0 else None, placeholders_flag=self.placeholders_flag,
+                    )
+                    result.record(answer.data or [], self.max_reported, self.max_reported)
                 summary.update(result.summary())
                 return summary
             answer = hook.add_recipients(
@@ -726,6 +730,7 @@ class MobizonSendSmsOperator(_MobizonOperator):
     :param deferred_to: send time, 1 hour to 14 days ahead.
     :param validity: delivery wait in minutes, 60 to 1440.
     :param shorten_links: shorten links in the text.
+    :param mclass: 0 flash SMS (shown, not saved), 1 normal (the provider's default).
     :param mobizon_conn_id: the ``mobizon`` connection.
 
     A retry after the message was accepted does not send it again: the result is
@@ -748,11 +753,13 @@ class MobizonSendSmsOperator(_MobizonOperator):
         deferred_to: dt.datetime | str | None = None,
         validity: int | None = None,
         shorten_links: bool | None = None,
+        mclass: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.recipient, self.text, self.sender, self.name = recipient, text, sender, name
         self.deferred_to, self.validity, self.shorten_links = deferred_to, validity, shorten_links
+        self.mclass = mclass
 
     def execute(self, context: Any) -> dict[str, Any]:
         try:
@@ -763,6 +770,7 @@ class MobizonSendSmsOperator(_MobizonOperator):
         text = check_mobizon_text(self.text)
         check_sender(self.sender)
         check_range(self.validity, *proto.VALIDITY_MINUTES, "validity")
+        check_choice(self.mclass, (0, 1), "mclass")
         deferred = parse_when(self.deferred_to, "deferred_to")
         ckpt = Checkpoint(context, "mobizon_sms")
         # Checked before the first send only: a retry of a try that started sending looks the SMS up.
@@ -804,7 +812,7 @@ class MobizonSendSmsOperator(_MobizonOperator):
                 ckpt.save(started_at=dt.datetime.now(dt.timezone.utc).isoformat())
             try:
                 result = hook.send_sms(number, text, sender=self.sender, name=name, deferred_to=deferred,
-                                       validity=self.validity, shorten_links=self.shorten_links)
+                                       validity=self.validity, shorten_links=self.shorten_links, mclass=self.mclass)
             except SmsAmbiguousError:
                 found = self._find(hook, number, text, name, started) if tag is not None else None
                 if found is None:

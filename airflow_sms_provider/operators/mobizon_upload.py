@@ -9,7 +9,8 @@ normalised rows are spooled to temporary CSV files (a new file before
 ``max_file_bytes``) and each file is uploaded as ``recipientsFile``: one request and
 one background task per file instead of one request per 500 rows. The trade-off:
 Mobizon reports no per-recipient results for a file, so the summary's ``added``
-comes from the campaign's counters, and there are no message ids or per-number
+is the growth of the campaign's message list (``totalItemCount``) from before the
+first file to after the last task completed, and there are no message ids or per-number
 rejection reasons (the package's own validation still reports invalid rows).
 
 Either way memory stays flat: rows are read, normalised and sent (or spooled to
@@ -470,9 +471,14 @@ def _portion_item(cells: list[str], columns: list[str]) -> Any:
 
 
 def _message_count(hook: MobizonHook, campaign_id: int) -> int | None:
-    """The campaign's message count from its counters (None when Mobizon gives none)."""
-    counters = hook.get_campaign_info(campaign_id).get("counters") or {}
-    total = counters.get("totalMsgNum")
+    """The messages the campaign holds now: message/list's ``totalItemCount`` (None when absent).
+
+    Not ``counters.totalMsgNum``: the documents say it is "updated during the processing
+    (before sending)" and that "counter updates may occur with a delay", so right after an
+    import it can still miss what the import added. The message list counts the messages.
+    """
+    page = hook.list_messages({"campaignIds": [campaign_id]}, page_size=proto.PAGE_SIZES[0])
+    total = page.get("totalItemCount")
     return None if total is None else int(total)
 
 

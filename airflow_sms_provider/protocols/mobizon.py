@@ -111,6 +111,32 @@ CAMPAIGN_STATUSES = (
     "NEW", "MODERATION", "DECLINED", "READY_FOR_SEND", "AUTO_READY_FOR_SEND", "RUNNING", "SENT", "DONE",
 )
 
+# The order a campaign passes its commonStatus values in (campaign-getInfo.md: MODERATION, then
+# READY_FOR_SEND "ready to be sent but sending has not yet started", RUNNING "in the process of
+# sending", SENT "fully sent but not all messages have received delivery reports", DONE "fully
+# processed"). DECLINED leaves this path: it is reached only by being it.
+CAMPAIGN_ORDER: Mapping[str, int] = {
+    "NEW": 0, "MODERATION": 1, "READY_FOR_SEND": 2, "AUTO_READY_FOR_SEND": 2, "RUNNING": 3, "SENT": 4, "DONE": 5,
+}  # fmt: skip
+
+
+def status_reached(status: str, targets: Iterable[str]) -> bool:
+    """Whether a campaign in ``status`` has reached or passed one of ``targets``.
+
+    The one place campaign statuses are compared: ``SENT`` is reached by a campaign that is
+    already ``DONE``, so a wait for SENT cannot miss it between two polls. A status off the
+    path (DECLINED, or one this table does not know) reaches only itself.
+    """
+    rank = CAMPAIGN_ORDER.get(status)
+    for target in targets:
+        if status == target:
+            return True
+        wanted = CAMPAIGN_ORDER.get(target)
+        if rank is not None and wanted is not None and rank >= wanted:
+            return True
+    return False
+
+
 # SMS statuses and which are final (mobizon/_other-smsStatus.md).
 SMS_FINAL_STATUSES = frozenset({"UNDELIV", "REJECTD", "DELIVRD", "EXPIRED", "DELETED"})
 SMS_STATUSES = ("NEW", "ENQUEUD", "ACCEPTD", "UNDELIV", "REJECTD", "PDLIVRD", "DELIVRD", "EXPIRED", "DELETED")
@@ -381,11 +407,14 @@ def task_outcome(data: Mapping[str, Any]) -> tuple[str, str]:
 def campaign_outcome(
     data: Mapping[str, Any], target_statuses: Iterable[str], failed_statuses: Iterable[str]
 ) -> tuple[str, str]:
-    """Decide on a campaign/get answer: (WAITING|SUCCEEDED|FAILED, human message)."""
+    """Decide on a campaign/get answer: (WAITING|SUCCEEDED|FAILED, human message).
+
+    A target is met when the status reached or passed it (:func:`status_reached`).
+    """
     status = str(data.get("commonStatus") or "")
     if status in set(failed_statuses):
         comment = data.get("globalComment") or "no comment"
         return FAILED, f"campaign {data.get('id')} is {status}: {comment}"
-    if status in set(target_statuses):
+    if status_reached(status, target_statuses):
         return SUCCEEDED, f"campaign {data.get('id')} reached {status}"
     return WAITING, f"campaign {data.get('id')} is {status or 'unknown'}"

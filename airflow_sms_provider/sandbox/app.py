@@ -84,7 +84,7 @@ def create_app(state: SandboxState | None = None, **config: Any) -> Starlette:
 
     Framework: ``clock_speed`` (1.0), ``log_limit`` (10000), ``latency_ms`` and
     ``connect_latency_ms`` (0: see :mod:`airflow_sms_provider.sandbox.latency`). Mobizon: see
-    ``airflow_sms_provider.sandbox.mobizon.DEFAULTS`` (e.g. ``taskqueue_min_interval``).
+    ``airflow_sms_provider.sandbox.mobizon.DEFAULTS`` (in ``mobizon/rules.py``; e.g. ``taskqueue_min_interval``).
     The values given here are also what ``POST /_sandbox/reset`` returns to.
     """
     state = state if state is not None else SandboxState()

@@ -443,8 +443,8 @@ def _read_xlsx(content: bytes) -> list[list[str]]:
 def _read_xls(content: bytes) -> list[list[str]]:
     """A legacy Excel 97-2003 workbook (BIFF in an OLE2 container), first sheet."""
     try:
-        import xlrd  # type: ignore[import-untyped]
-    except ImportError:  # pragma: no cover - xlrd comes with the test extra
+        import xlrd
+    except ImportError:  # pragma: no cover - xlrd comes with the sandbox and test extras
         raise Failure("Invalid file: .xls files need xlrd on the sandbox") from None
     try:
         sheet = xlrd.open_workbook(file_contents=content).sheet_by_index(0)

@@ -242,6 +242,23 @@ class TestSensors:
         assert succeeded(run), task_states(run)
         assert hook.get_campaign(campaign_id)["commonStatus"] == "DONE"
 
+    @pytest.mark.parametrize("deferrable", [False, True])
+    def test_a_wait_for_sent_ends_on_a_campaign_already_done(
+        self, deferrable: bool, airflow_db: None, mobizon_conn: str, sandbox_url: str
+    ) -> None:
+        # Statuses are ordered (RUNNING -> SENT -> DONE): DONE has passed SENT. Compared for
+        # equality, this sensor waited until its timeout (7 days by default).
+        hook = MobizonHook()
+        campaign_id = new_campaign()
+        hook.add_recipients(campaign_id, numbers(2))
+        hook.send_campaign(campaign_id)
+        set_clock(sandbox_url, advance=600)
+        assert hook.get_campaign(campaign_id)["commonStatus"] == "DONE"
+        run = run_tasks(lambda: MobizonCampaignSensor(
+            task_id="wait", campaign_id=campaign_id, target_statuses=["SENT"], poke_interval=0.2, timeout=5,
+            deferrable=deferrable))
+        assert succeeded(run), task_states(run)
+
     @pytest.mark.parametrize("mode", ["poke", "reschedule", "deferrable"])
     def test_task_sensor_waits_for_background_task(
         self, mode: str, airflow_db: None, mobizon_conn: str, sandbox_url: str
@@ -295,3 +312,46 @@ class TestConnection:
         monkeypatch.setenv("AIRFLOW_CONN_MOBIZON_BR", mobizon_conn_uri(sandbox_url, api_key=key))
         okay, message = MobizonHook("mobizon_br").test_connection()
         assert okay is False and "api.mobizon.com.br" in message
+
+
+class TestDocumentedOutcomes:
+    """Paths the sandbox now emulates from the documents: the client must take them right."""
+
+    def test_recipient_codes_8_51_99_are_reported_with_reasons(self, mobizon_conn: str, sandbox_url: str) -> None:
+        campaign_id = new_campaign("See https://shop.example/sale", shorten_links=True)
+        summary = MobizonAddRecipientsOperator(
+            task_id="add", campaign_id=campaign_id,
+            recipients=["88812345678", "77099123456", "77051123456", "77011234567"]).execute({})  # fmt: skip
+        assert (summary["added"], summary["rejected"]) == (1, 3)
+        assert [(r["code"], r["reason"]) for r in summary["rejections"]] == [
+            (8, "operator not supported"), (99, "system error"), (51, "short link could not be created"),
+        ]
+
+    def test_pdlivrd_is_not_final_and_deleted_is(self, mobizon_conn: str, sandbox_url: str) -> None:
+        hook = MobizonHook()
+        campaign_id = new_campaign("Sale " * 40, validity=60)  # two SMS parts
+        hook.add_recipients(campaign_id, ["77077123456", "77055123456", "77011234567"])
+        hook.send_campaign(campaign_id)
+        set_clock(sandbox_url, advance=60)
+        report = MobizonMessageStatusOperator(task_id="st", campaign_id=campaign_id).execute({})
+        assert report["counts"] == {"DELETED": 1, "PDLIVRD": 1, "DELIVRD": 1}
+        assert (report["final"], report["total"]) == (2, 3)
+        # The campaign is SENT until the partial message's lifetime ends: a wait for DONE goes on.
+        assert hook.get_campaign(campaign_id)["commonStatus"] == "SENT"
+        set_clock(sandbox_url, advance=3600)
+        assert MobizonMessageStatusOperator(task_id="st", campaign_id=campaign_id).execute({})["final"] == 3
+
+    def test_a_campaign_with_an_unregistered_sender_goes_out_with_the_shared_one(
+        self, mobizon_conn: str, sandbox_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from tests.conftest import mobizon_conn_uri
+
+        httpx.post(f"{sandbox_url}/_sandbox/mobizon/accounts",
+                   json={"api_key": "s" * 40, "senders": ["Shop"]}).raise_for_status()  # fmt: skip
+        monkeypatch.setenv("AIRFLOW_CONN_MOBIZON_DEFAULT", mobizon_conn_uri(sandbox_url, api_key="s" * 40))
+        hook = MobizonHook()
+        campaign_id = hook.create_campaign("Hi", sender="Other")
+        hook.add_recipients(campaign_id, ["77011234567"])
+        assert hook.get_campaign(campaign_id)["from"] == "Other"  # the campaign keeps the chosen sender
+        (message,) = hook.iter_messages({"campaignIds": [campaign_id]})
+        assert message["from"] == "SMS-INFO"

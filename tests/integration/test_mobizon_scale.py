@@ -57,6 +57,31 @@ class TestFilePath:
         assert sorted(state["campaigns"][0]["recipients"]) == numbers(250)
         assert state["tasks"][0]["rows"] == 250
 
+    def test_added_is_final_although_the_counters_lag(self, mobizon_conn: str, fast_tasks: str) -> None:
+        # counters.totalMsgNum is "updated during the processing (before sending)": read right
+        # after the task it still missed the import, and `added` came out 0 (or short).
+        import httpx
+
+        httpx.post(f"{fast_tasks}/_sandbox/config", json={"counters_delay": 10**6}).raise_for_status()
+        campaign_id = MobizonHook().create_campaign("Sale")
+        summary = add(campaign_id, iter(numbers(250)), file_upload_threshold=100).execute({})
+        assert (summary["uploaded"], summary["added"], summary["rejected"]) == (250, 250, 0)
+        assert MobizonHook().get_campaign_info(campaign_id)["counters"]["totalMsgNum"] < 250
+
+    def test_contacts_beyond_500_go_in_portions_and_rejections_name_the_contact(
+        self, mobizon_conn: str, sandbox_url: str
+    ) -> None:
+        # "split the list into portions of 500 or fewer and upload each portion with a separate
+        # API call"; a rejected contact's `contact` id is the only thing naming it (recipient null).
+        campaign_id = MobizonHook().create_campaign("Hello")
+        contacts = ["101", "102", *(str(900000 + i) for i in range(600))]
+        summary = MobizonAddRecipientsOperator(
+            task_id="add", campaign_id=campaign_id, contacts=contacts, max_reported=3).execute({})  # fmt: skip
+        assert (summary["added"], summary["rejected"]) == (2, 600)
+        assert summary["rejections"][0] == {"recipient": None, "code": 30, "reason": "contact card not found",
+                                            "contact": 900000}  # fmt: skip
+        assert len(uploads(sandbox_url)) == 2
+
     def test_an_audience_up_to_the_threshold_goes_in_portions(self, mobizon_conn: str, fast_tasks: str) -> None:
         campaign_id = MobizonHook().create_campaign("Sale")
         summary = add(campaign_id, numbers(600), file_upload_threshold=600).execute({})

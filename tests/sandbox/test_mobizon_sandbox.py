@@ -42,12 +42,38 @@ def test_balance_of_the_default_account(mobizon: Mobizon) -> None:
         ("user/getOwnBalance", {"apiKey": "x" * 40}, 8),
         ("nosuchmodule/get", {}, 4),
         ("campaign/nosuchmethod", {}, 5),
-        ("user/getOwnBalance", {"output": "xml"}, 6),
+        ("user/getOwnBalance", {"output": "yaml"}, 6),
+        ("user/getOwnBalance", {"output": "JSON"}, 6),
     ],
 )
 def test_request_errors_are_http_200_envelopes(mobizon: Mobizon, path: str, query: dict, code: int) -> None:
     body = mobizon(path, query=query)
     assert body["code"] == code and body["data"] is None and body["message"]
+
+
+def test_xml_output_answers_the_three_fields_as_xml(mobizon: Mobizon) -> None:
+    """``output=xml`` is one of the two documented formats ("XML or JSON at your choice")."""
+    import xml.etree.ElementTree as ET
+
+    q = {"output": "xml", "api": "v1", "apiKey": SANDBOX_MOBIZON_API_KEY}
+    resp = mobizon.client.get("/service/user/getOwnBalance", params=q)
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("application/xml")
+    assert resp.content == (
+        b"<?xml version='1.0' encoding='utf-8'?>\n<response><code>0</code><data><balance>1000.0000</balance>"
+        b"<currency>KZT</currency></data><message /></response>"
+    )
+    form = "ids%5B0%5D=1&ids%5B1%5D=2"
+    resp = mobizon.client.post("/service/message/getSMSStatus", params=q, content=form,
+                               headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
+    root = ET.fromstring(resp.content)
+    assert root.findtext("code") == "0" and list(root.find("data")) == []
+    bad = ET.fromstring(mobizon.client.get("/service/nosuch/get", params=q).content)
+    assert bad.findtext("code") == "4" and bad.find("data").text is None
+
+
+def test_request_without_output_is_answered_in_json(mobizon: Mobizon) -> None:
+    resp = mobizon.client.get("/service/user/getOwnBalance", params={"api": "v1", "apiKey": SANDBOX_MOBIZON_API_KEY})
+    assert resp.json() == {"code": 0, "data": {"balance": "1000.0000", "currency": "KZT"}, "message": ""}
 
 
 def test_module_and_method_are_case_insensitive(mobizon: Mobizon) -> None:
@@ -361,19 +387,63 @@ def test_undecodable_file_ends_the_task_rejected(mobizon: Mobizon) -> None:
     assert mobizon.campaign_state(campaign_id)["recipients"] == {}
 
 
-def test_xlsx_file_is_read_with_openpyxl_and_legacy_xls_is_refused(mobizon: Mobizon) -> None:
-    openpyxl = pytest.importorskip("openpyxl")
-    book = openpyxl.Workbook()
-    book.active.append([int(OK_1)])
-    book.active.append([OK_2])
+def _xls(*rows: list) -> bytes:
+    xlwt = pytest.importorskip("xlwt")
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("r")
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            sheet.write(r, c, value)
     buffer = io.BytesIO()
     book.save(buffer)
+    return buffer.getvalue()
+
+
+def test_xls_file_is_read_as_documented(mobizon: Mobizon) -> None:
+    # "CSV or Excel (only XLS)": a number typed into Excel is a float cell.
     campaign_id = mobizon.campaign()
-    assert _upload(mobizon, campaign_id, buffer.getvalue(), name="r.xlsx")["code"] == 100
+    assert _upload(mobizon, campaign_id, _xls([float(OK_1)], [OK_2]), name="r.xls")["code"] == 100
     mobizon.advance(1)
     assert sorted(mobizon.campaign_state(campaign_id)["recipients"]) == [OK_1, OK_2]
-    legacy = _upload(mobizon, mobizon.campaign(), b"\xd0\xcf\x11\xe0" + b"\0" * 100, name="r.xls")
-    assert legacy["code"] == 1 and ".xlsx" in legacy["data"]["recipientsFile"]
+    template = mobizon.campaign("Hi {name}", type=3)
+    assert _upload(mobizon, template, _xls(["recipient", "name"], [OK_3, "Aida"]), name="T.XLS")["code"] == 100
+    mobizon.advance(1)
+    assert mobizon.campaign_state(template)["recipients"][OK_3]["text"] == "Hi Aida"
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("r.xlsx", b"PK\x03\x04" + b"\0" * 60), ("r.txt", OK_1.encode()), ("r.ods", b"PK\x03\x04"), ("r", b"PK\x03\x04")],
+)
+def test_formats_the_documents_do_not_allow_answer_code_1(mobizon: Mobizon, name: str, content: bytes) -> None:
+    body = _upload(mobizon, mobizon.campaign(), content, name=name)
+    assert body["code"] == 1 and "CSV or Excel (only XLS)" in body["data"]["recipientsFile"]
+
+
+def test_damaged_xls_ends_the_task_rejected(mobizon: Mobizon) -> None:
+    body = _upload(mobizon, mobizon.campaign(), b"\xd0\xcf\x11\xe0" + b"\0" * 100, name="r.xls")
+    assert body["code"] == 100
+    mobizon.advance(1)
+    assert mobizon.ok("taskqueue/getStatus", {"id": body["data"]})["status"] == 3
+
+
+def test_counters_take_in_an_import_progressively(mobizon: Mobizon) -> None:
+    # totalMsgNum is "updated during the processing (before sending)": not at once.
+    mobizon.configure(counters_delay=10)
+    campaign_id = mobizon.campaign()
+    numbers = [f"7702{i:07d}" for i in range(1, 101)]
+    assert _upload(mobizon, campaign_id, "\n".join(numbers).encode())["code"] == 100
+
+    def total() -> int:
+        return int(mobizon.ok("campaign/getInfo", {"id": campaign_id})["counters"]["totalMsgNum"])
+
+    mobizon.advance(1)  # the task is done: the messages exist, the counter has not seen them
+    assert mobizon.ok("message/list", {"criteria": {"campaignIds": [campaign_id]}})["totalItemCount"] == "100"
+    assert total() == 0
+    mobizon.advance(5)
+    assert total() == 50
+    mobizon.advance(5)
+    assert total() == 100
 
 
 def test_concurrent_add_recipients_on_one_campaign_is_locked(mobizon: Mobizon, server) -> None:
@@ -602,3 +672,63 @@ def test_segments_show_in_messages(mobizon: Mobizon) -> None:
     campaign_id = mobizon.campaign("Привет! " * 10, numbers=[OK_1])  # 80 UCS-2 characters: 2 parts
     assert mobizon.campaign_state(campaign_id)["messages"][0]["segNum"] == 2
     assert mobizon.ok("campaign/getInfo", {"id": campaign_id})["counters"]["totalSegNum"] == "2"
+
+
+# ---------------------------------------------------------------- documented paths the client must meet
+
+
+def test_sender_fallback_default_then_shared(mobizon: Mobizon, admin: httpx.Client) -> None:
+    # "If the sender ID is not specified, the default sender ID selected in your account will be
+    # used. If you do not have registered sender IDs or it is not possible to send with the
+    # specified sender ID, one of the shared service sender IDs will be used".
+    admin.post("/_sandbox/mobizon/accounts", json={"api_key": "snd1", "senders": ["Shop"],
+                                                    "default_sender": "Shop"}).raise_for_status()  # fmt: skip
+    froms = {}
+    for sender in ("Shop", "", "Unknown"):
+        data = {"text": "Hi"} | ({"from": sender} if sender else {})
+        campaign_id = mobizon.ok("campaign/create", {"data": data}, api_key="snd1")
+        mobizon.ok("campaign/addRecipients", {"id": campaign_id, "recipients": [OK_1]}, api_key="snd1")
+        assert mobizon.ok("campaign/get", {"id": campaign_id}, api_key="snd1")["from"] == sender
+        items = mobizon.ok("message/list", {"criteria": {"campaignIds": [campaign_id]}}, api_key="snd1")["items"]
+        froms[sender] = items[0]["from"]
+    assert froms == {"Shop": "Shop", "": "Shop", "Unknown": "SMS-INFO"}
+    admin.post("/_sandbox/mobizon/accounts", json={"api_key": "snd2", "senders": []}).raise_for_status()
+    campaign_id = mobizon.ok("campaign/create", {"data": {"text": "Hi", "from": "Shop"}}, api_key="snd2")
+    mobizon.ok("campaign/addRecipients", {"id": campaign_id, "recipients": [OK_1]}, api_key="snd2")
+    items = mobizon.ok("message/list", {"criteria": {"campaignIds": [campaign_id]}}, api_key="snd2")["items"]
+    assert items[0]["from"] == "SMS-INFO"
+
+
+def test_recipient_codes_8_51_and_99(mobizon: Mobizon) -> None:
+    campaign_id = mobizon.campaign("See https://shop.example/sale", shortenLinks=1)
+    body = mobizon("campaign/addRecipients", {"id": campaign_id, "recipients": [
+        "88812345678", "77099123456", "77051123456", OK_1]})  # fmt: skip
+    assert body["code"] == 98
+    assert [(r["number"], r["code"]) for r in body["data"]] == [
+        ("88812345678", 8), ("77099123456", 99), ("77051123456", 51), (OK_1, 0)
+    ]
+    plain = mobizon.campaign("No links here")
+    assert mobizon("campaign/addRecipients", {"id": plain, "recipients": ["77051123456"]})["code"] == 0
+
+
+def test_message_statuses_deleted_and_pdlivrd(mobizon: Mobizon) -> None:
+    long_text = "Sale " * 40  # 200 GSM-7 characters: two parts
+    campaign_id = mobizon.campaign(long_text, ["77077123456", "77055123456", OK_1], validity=60)
+    assert mobizon.ok("campaign/send", {"id": campaign_id}) == 2
+    mobizon.advance(60)
+
+    def statuses() -> dict[str, str]:
+        items = mobizon.ok("message/list", {"criteria": {"campaignIds": [campaign_id]}})["items"]
+        return {item["to"]: item["status"] for item in items}
+
+    assert statuses() == {"77077123456": "DELETED", "77055123456": "PDLIVRD", OK_1: "DELIVRD"}
+    info = mobizon.ok("campaign/getInfo", {"id": campaign_id})
+    assert info["commonStatus"] == "SENT"  # PDLIVRD is not final: not DONE yet
+    assert (info["counters"]["totalDeletedMsgNum"], info["counters"]["totalPdlivrdMsgNum"]) == ("1", "1")
+    mobizon.advance(3600)  # the message's lifetime (validity) is over: its first segment's status
+    assert statuses()["77055123456"] == "DELIVRD"
+    assert mobizon.ok("campaign/get", {"id": campaign_id})["commonStatus"] == "DONE"
+    single = mobizon.campaign("Short", ["77055123457"])
+    mobizon.ok("campaign/send", {"id": single})
+    mobizon.advance(60)
+    assert mobizon.ok("campaign/get", {"id": single})["commonStatus"] == "DONE"  # one part: no PDLIVRD

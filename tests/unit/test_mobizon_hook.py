@@ -222,3 +222,122 @@ def test_empty_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_NOKEY", json.dumps({"conn_type": "mobizon", "host": "api.mobizon.kz"}))
     with pytest.raises(exc.SmsValidationError, match="API key"):
         _ = MobizonHook("nokey").settings
+
+
+def _flaky_task_route() -> tuple[respx.Route, list[float]]:
+    """taskqueue/getStatus answering 503 once, then OK; the times the requests arrived."""
+    import time
+
+    seen: list[float] = []
+    answers = iter([httpx.Response(503), ok({"progress": 100, "status": 2})])
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(time.monotonic())
+        return next(answers)
+
+    return respx.post(f"{BASE}/service/taskqueue/getStatus").mock(side_effect=answer), seen
+
+
+@respx.mock
+def test_a_failed_task_poll_is_retried_no_sooner_than_a_second(hook: MobizonHook) -> None:
+    # "This request should be sent no more than once per second" (taskqueue-getStatus.md): the
+    # retry after a failed poll waited the connection's backoff (here ~1 ms) before.
+    _, seen = _flaky_task_route()
+    assert hook.get_task_status(7) == {"progress": 100, "status": 2}
+    assert len(seen) == 2 and seen[1] - seen[0] >= 1.0
+
+
+@respx.mock
+def test_a_failed_task_poll_of_a_trigger_is_paced_too(hook: MobizonHook) -> None:
+    import asyncio
+
+    _, seen = _flaky_task_route()
+
+    async def poll() -> object:
+        async with hook.settings.async_client() as client:
+            return await hook.settings.acall(client, "taskqueue", "getStatus", {"id": 7})
+
+    assert asyncio.run(poll()) == {"progress": 100, "status": 2}
+    assert len(seen) == 2 and seen[1] - seen[0] >= 1.0
+    # Other methods keep the connection's own (short) backoff.
+    assert hook.settings.retry_for("campaign", "get") is hook.settings.retry
+
+
+@respx.mock
+def test_send_sms_carries_mclass(hook: MobizonHook) -> None:
+    # params[mclass] of message/sendSmsMessage (seeds/001: "0 - ... pop-up (flashSMS)").
+    r = route("POST", "message/sendSmsMessage", ok({"campaignId": "1", "messageId": "2", "status": "2"}))
+    hook.send_sms("77011112233", "Code 1", mclass=0)
+    assert sent(r).content == b"recipient=77011112233&text=Code+1&from=Shop&params%5Bmclass%5D=0"
+
+
+@respx.mock
+def test_list_criteria_datetimes_are_sent_in_the_documented_format(hook: MobizonHook) -> None:
+    import datetime as dt
+
+    r = route("POST", "message/list", ok({"items": [], "totalItemCount": "0"}))
+    zone = dt.timezone(dt.timedelta(hours=5))
+    hook.list_messages({"statusUpdateTsFrom": dt.datetime(2026, 5, 1, 15, 0, 0, 250000, tzinfo=zone),
+                        "statusUpdateTsTo": dt.date(2026, 5, 2), "to": "7701"}, page_size=25)  # fmt: skip
+    assert sent(r).content.decode() == (
+        "criteria%5BstatusUpdateTsFrom%5D=2026-05-01+10%3A00%3A00&criteria%5BstatusUpdateTsTo%5D=2026-05-02+00%3A00%3A00"
+        "&criteria%5Bto%5D=7701&pagination%5BcurrentPage%5D=0&pagination%5BpageSize%5D=25"
+    )
+
+
+def test_rejected_contacts_keep_their_contact_id() -> None:
+    from airflow_sms_provider.hooks.mobizon import AddResult
+
+    result = AddResult()
+    result.record([{"recipient": None, "code": "30", "messageId": None, "contact": "123456"},
+                   {"recipient": "77011112233", "code": 0, "messageId": 9, "contact": 101}], 5, 5)  # fmt: skip
+    assert result.rejections == [
+        {"recipient": None, "code": 30, "reason": "contact card not found", "contact": "123456"}
+    ]
+
+
+@respx.mock
+@pytest.mark.parametrize("name", ["r.ods", "r.json", "r"])
+def test_files_mobizon_does_not_take_are_refused_before_any_request(hook: MobizonHook, tmp_path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"77011112233\n")
+    with pytest.raises(exc.SmsValidationError, match=r"CSV or Excel \(only XLS\)"):
+        hook.add_recipients(5, file=str(path))
+    with pytest.raises(exc.SmsValidationError, match=r"CSV or Excel \(only XLS\)"):
+        hook.add_recipients(5, file=(name, b"77011112233\n"))
+    assert respx.calls.call_count == 0
+
+
+def _uploaded(request: httpx.Request) -> tuple[str, bytes, dict[str, str]]:
+    """(file name, file bytes, other form fields) of a multipart addRecipients request."""
+    import email.parser
+    import email.policy
+
+    raw = b"content-type: " + request.headers["content-type"].encode() + b"\r\n\r\n" + request.content
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(raw)
+    fields, upload = {}, ("", b"")
+    for part in message.iter_parts():
+        if part.get_filename():
+            upload = (part.get_filename(), part.get_payload(decode=True))
+        else:
+            fields[part.get_param("name", header="content-disposition")] = part.get_content().strip()
+    return upload[0], upload[1], fields
+
+
+@respx.mock
+def test_txt_goes_as_csv_and_xlsx_is_converted_to_csv(hook: MobizonHook, tmp_path) -> None:
+    openpyxl = pytest.importorskip("openpyxl")
+    r = route("POST", "campaign/addRecipients", ok(70001, code=100))
+    txt = tmp_path / "list.txt"
+    txt.write_bytes(b"77011112233\n77011112234\n")
+    hook.add_recipients(5, file=str(txt))
+    assert _uploaded(r.calls.last.request)[:2] == ("list.csv", b"77011112233\n77011112234\n")
+    book = openpyxl.Workbook()
+    book.active.append(["recipient", "name"])
+    book.active.append([77011112233, "Aida, Almaty"])
+    xlsx = tmp_path / "Audience.xlsx"
+    book.save(xlsx)
+    hook.add_recipients(5, file=str(xlsx), file_encoding="WINDOWS-1251")
+    name, content, fields = _uploaded(r.calls.last.request)
+    assert (name, content) == ("Audience.csv", b"recipient,name\n77011112233,'Aida, Almaty'\n")
+    assert fields["params[recipientsFileEncoding]"] == "UTF-8"

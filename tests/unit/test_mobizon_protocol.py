@@ -168,3 +168,33 @@ class TestDecisions:
     )
     def test_campaign_outcome_targets(self, status: str, outcome: str) -> None:
         assert proto.campaign_outcome({"commonStatus": status}, ["DONE"], ["DECLINED"])[0] == outcome
+
+    @pytest.mark.parametrize(
+        ("status", "targets", "reached"),
+        [
+            ("DONE", ["SENT"], True),  # passed SENT between two polls: the wait must end
+            ("SENT", ["SENT"], True),
+            ("RUNNING", ["SENT"], False),
+            ("SENT", ["RUNNING"], True),
+            ("READY_FOR_SEND", ["MODERATION"], True),
+            ("MODERATION", ["READY_FOR_SEND"], False),
+            ("DECLINED", ["SENT"], False),
+            ("DECLINED", ["DECLINED"], True),
+            ("SOMETHING_NEW", ["SENT"], False),
+            ("SOMETHING_NEW", ["SOMETHING_NEW"], True),
+        ],
+    )
+    def test_statuses_are_reached_or_passed_in_document_order(self, status: str, targets: list, reached: bool) -> None:
+        from airflow_sms_provider import status_map
+
+        assert proto.status_reached(status, targets) is reached
+        assert status_map.reached("mobizon", status, targets) is reached
+        expected = proto.SUCCEEDED if reached and status != "DECLINED" else None
+        if expected:
+            assert proto.campaign_outcome({"id": 1, "commonStatus": status}, targets, ["DECLINED"])[0] == expected
+
+    def test_other_providers_compare_for_equality(self) -> None:
+        from airflow_sms_provider import status_map
+
+        assert status_map.reached("bsg", "done", ["sending"]) is False
+        assert status_map.reached("bsg", "sending", ["sending"]) is True
