@@ -25,7 +25,7 @@ import httpx
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_sms_provider.concurrency import Gate, ordered_map, prefetch, yield_gil
-from airflow_sms_provider.connections import HttpSettings, as_float
+from airflow_sms_provider.connections import HttpSettings, as_float, as_zone
 from airflow_sms_provider.exceptions import SmsProviderError, SmsValidationError
 from airflow_sms_provider.protocols import mobizon as proto
 from airflow_sms_provider.recipients import chunked
@@ -60,6 +60,8 @@ class MobizonSettings:
     api_key: str = field(repr=False)
     default_sender: str | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # The zone the account reads deferredToTs and list dates in (extra ``timezone``, default UTC).
+    timezone: dt.tzinfo = dt.timezone.utc
 
     @classmethod
     def from_connection(cls, conn: Any) -> MobizonSettings:
@@ -79,6 +81,7 @@ class MobizonSettings:
             api_key=api_key,
             default_sender=extra.get("default_sender") or None,
             retry=retry,
+            timezone=as_zone(extra.get("timezone")),
         )
 
     def request(self, module: str, method: str, params: Mapping[str, Any] | None = None, **kw: Any) -> Request:
@@ -148,18 +151,18 @@ class AddResult:
         }
 
 
-def format_ts(value: dt.datetime | str | None) -> str | None:
-    """Mobizon's ``YYYY-MM-DD HH:MM:SS`` from a datetime (converted to UTC) or a string kept as is."""
+def format_ts(value: dt.datetime | str | None, tz: dt.tzinfo = dt.timezone.utc) -> str | None:
+    """Mobizon's ``YYYY-MM-DD HH:MM:SS`` wall time in ``tz`` (the account's zone: the connection's
+    ``timezone`` extra) from a datetime (naive = UTC), or a string kept as is."""
     if value is None or value == "":
         return None
     if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.timezone.utc)
-        return value.strftime(proto.TIMESTAMP_FORMAT)
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
+        return aware.astimezone(tz).strftime(proto.TIMESTAMP_FORMAT)
     return str(value)
 
 
-def list_criteria(criteria: Mapping[str, Any] | None) -> dict[str, Any]:
+def list_criteria(criteria: Mapping[str, Any] | None, tz: dt.tzinfo = dt.timezone.utc) -> dict[str, Any]:
     """list criteria with every date and datetime in the documented ``YYYY-MM-DD HH:MM:SS``.
 
     Without this a datetime went out as ``str(value)``: ``2026-05-01 10:00:00.250000+05:00``,
@@ -168,9 +171,9 @@ def list_criteria(criteria: Mapping[str, Any] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in (criteria or {}).items():
         if isinstance(value, dt.datetime):
-            out[key] = format_ts(value.replace(microsecond=0))
+            out[key] = format_ts(value.replace(microsecond=0), tz)
         elif isinstance(value, dt.date):
-            out[key] = format_ts(dt.datetime.combine(value, dt.time()))
+            out[key] = format_ts(dt.datetime.combine(value, dt.time(), tzinfo=tz), tz)  # the account's day
         else:
             out[key] = value
     return out
@@ -182,7 +185,8 @@ class MobizonHook(BaseHook):
     :param mobizon_conn_id: the Airflow connection of type ``mobizon``: Host is the API
         domain (``api.mobizon.kz``, or a full URL such as the sandbox's), Password the
         API key; extras ``timeout``, ``default_sender``, ``verify_ssl``,
-        ``retry_attempts``, ``retry_base_delay``.
+        ``retry_attempts``, ``retry_base_delay``, ``timezone`` (IANA zone the account reads
+        deferred times and list dates in; default UTC).
     """
 
     conn_name_attr = "mobizon_conn_id"
@@ -284,7 +288,7 @@ class MobizonHook(BaseHook):
             "from": sender or self.settings.default_sender,
             "rateLimit": rate_limit,
             "ratePeriod": rate_period,
-            "deferredToTs": format_ts(deferred_to),
+            "deferredToTs": format_ts(deferred_to, self.settings.timezone),
             "mclass": mclass,
             "validity": validity,
             "shortenLinks": shorten_links,
@@ -519,7 +523,7 @@ class MobizonHook(BaseHook):
             "from": sender or self.settings.default_sender,
             "params": {
                 "name": name,
-                "deferredToTs": format_ts(deferred_to),
+                "deferredToTs": format_ts(deferred_to, self.settings.timezone),
                 "shortenLinks": shorten_links,
                 "mclass": mclass,
                 "validity": validity,
@@ -543,7 +547,7 @@ class MobizonHook(BaseHook):
         must carry exactly that name (campaign/get). Returns what sendSmsMessage would have:
         campaignId, messageId, and status 1 (went to moderation) or 2 (sent without).
         """
-        criteria = {"to": recipient, "text": text, "campaignCreateTsFrom": format_ts(since)}
+        criteria = {"to": recipient, "text": text, "campaignCreateTsFrom": format_ts(since, self.settings.timezone)}
         items = self.iter_messages(criteria, sort={"campaignId": "DESC"})
         for item in itertools.islice(items, scan):
             # "to" also matches part of a number, so compare in full.
@@ -584,7 +588,7 @@ class MobizonHook(BaseHook):
                 f"page_size={page_size} is not one of {proto.PAGE_SIZES}", field="page_size", value=page_size
             )
         params = {
-            "criteria": list_criteria(criteria),
+            "criteria": list_criteria(criteria, self.settings.timezone),
             "pagination": {"currentPage": page, "pageSize": page_size},
             "sort": dict(sort or {}),
             **extra,
