@@ -7,10 +7,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from airflow_sms_provider.exceptions import SmsValidationError
 
 DEFAULT_TIMEOUT = 30.0
+# No provider document names the zone scheduled times are read in; UTC unless the
+# connection's ``timezone`` extra says the account reads them in another (docs/connections.md).
+DEFAULT_TIMEZONE = "UTC"
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,18 @@ def as_float(value: Any, default: float, field: str) -> float:
     if number <= 0:
         raise SmsValidationError(f"connection extra {field}={value!r} must be positive", field=field, value=value)
     return number
+
+
+def as_zone(value: Any, field: str = "timezone") -> ZoneInfo:
+    """The ``timezone`` extra as a zone (IANA name, e.g. Asia/Almaty); empty: UTC."""
+    name = DEFAULT_TIMEZONE if value is None or str(value).strip() == "" else str(value).strip()
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SmsValidationError(
+            f"connection extra {field}={value!r} is not an IANA time zone (e.g. Asia/Almaty, UTC)",
+            field=field, value=value,
+        ) from None
 
 
 @dataclass(frozen=True)

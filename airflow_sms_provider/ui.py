@@ -13,6 +13,8 @@ _TIMEOUT = {"label": "Request timeout (s)", "type": "number", "default": 30,
             "description": "Seconds to wait for each API answer."}
 _VERIFY = {"label": "Verify TLS certificates", "type": "boolean", "default": True,
            "description": "Leave on; turn off only for a proxy you trust."}
+_TIMEZONE = {"label": "Account time zone", "type": "string", "default": "UTC",
+             "description": "IANA zone the account reads scheduled times in (e.g. Asia/Almaty)."}
 
 FORMS: dict[str, dict[str, Any]] = {
     "mobizon": {
@@ -27,13 +29,14 @@ FORMS: dict[str, dict[str, Any]] = {
             "default_sender": {"label": "Default sender ID", "type": "string",
                                "description": "Sender (alpha name) used when a task names none."},
             "verify_ssl": _VERIFY,
+            "timezone": _TIMEZONE,
         },
     },
     "bsg": {
         "hidden": ["schema", "login", "port"],
         "relabeling": {"host": "Base URL", "password": "API key"},
         "placeholders": {"host": "https://one-api.bsg.world", "password": "live_... or test_..."},
-        "extras": {"timeout": _TIMEOUT, "verify_ssl": _VERIFY},
+        "extras": {"timeout": _TIMEOUT, "verify_ssl": _VERIFY, "timezone": _TIMEZONE},
     },
     "ogangi": {
         "hidden": ["schema", "port"],

@@ -166,8 +166,9 @@ def check_window_once(
     min_ahead: dt.timedelta,
     max_ahead: dt.timedelta,
     now: dt.datetime | None = None,
-) -> None:
-    """Check a send time before the first paid request, and only then.
+    lateness: dt.timedelta = dt.timedelta(0),
+) -> dt.datetime | None:
+    """Check a send time before the first paid request, and only then; return the time to send.
 
     ``ckpt`` (a :class:`~airflow_sms_provider.progress.Checkpoint`): where the first check is
     recorded (``send_window``: the time and when it was checked). ``started``: durable state
@@ -175,14 +176,28 @@ def check_window_once(
     sent). Then the time is not judged again against a later clock: it was valid when the
     work began, and refusing now would strand what the earlier try made. What to do when it
     has passed is the caller's ``on_window_passed`` policy (:func:`window_passed`).
+
+    ``lateness``: a time at most this far in the past at the first check means "now" (a
+    scheduled run's ``{{ data_interval_end }}`` is minutes old when the task starts): the
+    answer is None, and stays None on every later try (recorded as ``as_now``).
     """
     if when is None:
-        return
+        return None
     if started:
-        return
+        return None if sent_as_now(ckpt) else when
     now = now or dt.datetime.now(dt.timezone.utc)
+    record = {"field": field, "value": when.isoformat(), "checked_at": now.isoformat()}
+    if lateness and when <= now and now - when <= lateness:
+        ckpt.save(**{_WINDOW_KEY: {**record, "as_now": True}})
+        return None
     check_window(when, field, min_ahead=min_ahead, max_ahead=max_ahead, now=now)
-    ckpt.save(**{_WINDOW_KEY: {"field": field, "value": when.isoformat(), "checked_at": now.isoformat()}})
+    ckpt.save(**{_WINDOW_KEY: record})
+    return when
+
+
+def sent_as_now(ckpt: Any) -> bool:
+    """The first check found the send time late by no more than the allowed lateness: "now"."""
+    return bool((ckpt.get(_WINDOW_KEY) or {}).get("as_now"))
 
 
 def window_passed(when: dt.datetime | None, now: dt.datetime | None = None) -> bool:

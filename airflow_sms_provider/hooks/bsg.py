@@ -9,6 +9,7 @@ lazily, refreshes it before it expires and logs in again once when BSG answers 4
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import threading
 import time
@@ -20,7 +21,7 @@ from urllib.parse import SplitResult
 
 import httpx
 
-from airflow_sms_provider.connections import HttpSettings, as_float
+from airflow_sms_provider.connections import HttpSettings, as_float, as_zone
 from airflow_sms_provider.exceptions import SmsAuthError, SmsProviderError, SmsValidationError
 from airflow_sms_provider.hooks.base import AsyncReader, SmsHook
 from airflow_sms_provider.protocols import bsg as proto
@@ -45,6 +46,8 @@ class BsgSettings:
     http: HttpSettings
     api_key: str = field(repr=False)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # The zone the account reads start_at in (extra ``timezone``; docs/bsg.md "Time zone").
+    timezone: dt.tzinfo = proto.START_AT_TIMEZONE
 
     @classmethod
     def from_connection(cls, conn: Any) -> BsgSettings:
@@ -60,7 +63,7 @@ class BsgSettings:
             base_delay=as_float(extra.get("retry_base_delay"), RetryPolicy.base_delay, "retry_base_delay"),
         )
         return cls(http=HttpSettings.from_connection(conn, default_host=proto.DEFAULT_BASE_URL),
-                   api_key=api_key, retry=retry)
+                   api_key=api_key, retry=retry, timezone=as_zone(extra.get("timezone")))
 
     def client(self) -> httpx.Client:
         return httpx.Client(**client_options(self.http.base_url, self.http.timeout, self.http.verify))
@@ -240,7 +243,8 @@ class BsgHook(SmsHook):
     :param bsg_conn_id: the Airflow connection of type ``bsg``: Password is the API key
         (``live_…`` or ``test_…``), Host an optional base URL (a full URL with port works,
         e.g. the sandbox's); extras ``timeout``, ``verify_ssl``, ``retry_attempts``,
-        ``retry_base_delay``.
+        ``retry_base_delay``, ``timezone`` (IANA name of the zone the account reads start_at
+        in; default UTC).
 
     The JWT is kept for the life of the hook and shared by its calls, which may come from
     several threads at once (one login for all of them).
@@ -355,6 +359,15 @@ class BsgHook(SmsHook):
         """GET /api/accounts/balance: ``{"balance", "currency", "credit"}``."""
         return dict(self.call(proto.get_balance()) or {})
 
+    def _campaign_options(self, validity: Any, tariff_code: Any, start_at: Any, callback_url: Any) -> dict[str, Any]:
+        """The shared campaign settings, checked; start_at in the connection's zone."""
+        return {
+            "validity": proto.check_validity(validity),
+            "tariff_code": proto.check_tariff_code(tariff_code),
+            "start_at": proto.format_start_at(start_at, tz=self.settings.timezone),
+            "callback_url": proto.check_callback_url(callback_url),
+        }
+
     # ------------------------------------------------------------ campaigns
 
     def send_bulk(
@@ -379,7 +392,7 @@ class BsgHook(SmsHook):
         proto.check_unique_references(items, "phones")
         request = proto.send_bulk(
             items, proto.check_message_text(text), proto.check_sender(sender),
-            **_campaign_options(validity, tariff_code, start_at, callback_url), transliterate=transliterate,
+            **self._campaign_options(validity, tariff_code, start_at, callback_url), transliterate=transliterate,
         )
         return dict(self.call(request))
 
@@ -399,7 +412,7 @@ class BsgHook(SmsHook):
         group_ids = proto.campaign_ids(list(groups), "groups")
         request = proto.send_groups(
             group_ids, proto.check_message_text(text), proto.check_sender(sender),
-            **_campaign_options(validity, tariff_code, start_at, callback_url), transliterate=transliterate,
+            **self._campaign_options(validity, tariff_code, start_at, callback_url), transliterate=transliterate,
         )
         return dict(self.call(request))
 
@@ -417,7 +430,7 @@ class BsgHook(SmsHook):
         items = [_individual_item(m, i) for i, m in enumerate(messages)]
         proto.check_audience_size(len(items), "messages")
         proto.check_unique_references(items, "messages")
-        request = proto.send_individual(items, **_campaign_options(validity, tariff_code, start_at, callback_url))
+        request = proto.send_individual(items, **self._campaign_options(validity, tariff_code, start_at, callback_url))
         return dict(self.call(request))
 
     def get_campaign(self, campaign_id: int) -> dict[str, Any]:
@@ -464,15 +477,6 @@ class BsgHook(SmsHook):
         """The message sent with ``reference_id``, or None: how a retry finds what an earlier try created."""
         page = self.list_messages(reference_id=reference_id, limit=proto.MESSAGES_PAGE_LIMITS[0])
         return page["items"][0] if page["items"] else None
-
-
-def _campaign_options(validity: Any, tariff_code: Any, start_at: Any, callback_url: Any) -> dict[str, Any]:
-    return {
-        "validity": proto.check_validity(validity),
-        "tariff_code": proto.check_tariff_code(tariff_code),
-        "start_at": proto.format_start_at(start_at),
-        "callback_url": proto.check_callback_url(callback_url),
-    }
 
 
 def _phone(value: Any, field: str) -> int:

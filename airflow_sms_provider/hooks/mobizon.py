@@ -25,7 +25,7 @@ from urllib.parse import SplitResult
 import httpx
 
 from airflow_sms_provider.concurrency import Gate, ordered_map, prefetch, yield_gil
-from airflow_sms_provider.connections import HttpSettings, as_float
+from airflow_sms_provider.connections import HttpSettings, as_float, as_zone
 from airflow_sms_provider.exceptions import SmsProviderError, SmsValidationError
 from airflow_sms_provider.hooks.base import AsyncReader, SmsHook, masked_number
 from airflow_sms_provider.protocols import mobizon as proto
@@ -65,6 +65,8 @@ class MobizonSettings:
     api_key: str = field(repr=False)
     default_sender: str | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # The zone the account reads deferredToTs and list dates in (extra ``timezone``, default UTC).
+    timezone: dt.tzinfo = dt.timezone.utc
 
     @classmethod
     def from_connection(cls, conn: Any) -> MobizonSettings:
@@ -84,6 +86,7 @@ class MobizonSettings:
             api_key=api_key,
             default_sender=extra.get("default_sender") or None,
             retry=retry,
+            timezone=as_zone(extra.get("timezone")),
         )
 
     def request(self, module: str, method: str, params: Mapping[str, Any] | None = None, **kw: Any) -> Request:
@@ -165,18 +168,18 @@ class AddResult:
         }
 
 
-def format_ts(value: dt.datetime | str | None) -> str | None:
-    """Mobizon's ``YYYY-MM-DD HH:MM:SS`` from a datetime (converted to UTC) or a string kept as is."""
+def format_ts(value: dt.datetime | str | None, tz: dt.tzinfo = dt.timezone.utc) -> str | None:
+    """Mobizon's ``YYYY-MM-DD HH:MM:SS`` wall time in ``tz`` (the account's zone: the connection's
+    ``timezone`` extra) from a datetime (naive = UTC), or a string kept as is."""
     if value is None or value == "":
         return None
     if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.timezone.utc)
-        return value.strftime(proto.TIMESTAMP_FORMAT)
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
+        return aware.astimezone(tz).strftime(proto.TIMESTAMP_FORMAT)
     return str(value)
 
 
-def list_criteria(criteria: Mapping[str, Any] | None) -> dict[str, Any]:
+def list_criteria(criteria: Mapping[str, Any] | None, tz: dt.tzinfo = dt.timezone.utc) -> dict[str, Any]:
     """list criteria with every date and datetime in the documented ``YYYY-MM-DD HH:MM:SS``.
 
     Without this a datetime went out as ``str(value)``: ``2026-05-01 10:00:00.250000+05:00``,
@@ -185,9 +188,9 @@ def list_criteria(criteria: Mapping[str, Any] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in (criteria or {}).items():
         if isinstance(value, dt.datetime):
-            out[key] = format_ts(value.replace(microsecond=0))
+            out[key] = format_ts(value.replace(microsecond=0), tz)
         elif isinstance(value, dt.date):
-            out[key] = format_ts(dt.datetime.combine(value, dt.time()))
+            out[key] = format_ts(dt.datetime.combine(value, dt.time(), tzinfo=tz), tz)  # the account's day
         else:
             out[key] = value
     return out
@@ -199,7 +202,8 @@ class MobizonHook(SmsHook):
     :param mobizon_conn_id: the Airflow connection of type ``mobizon``: Host is the API
         domain (``api.mobizon.kz``, or a full URL such as the sandbox's), Password the
         API key; extras ``timeout``, ``default_sender``, ``verify_ssl``,
-        ``retry_attempts``, ``retry_base_delay``.
+        ``retry_attempts``, ``retry_base_delay``, ``timezone`` (IANA zone the account reads
+        deferred times and list dates in; default UTC).
     """
 
     conn_name_attr = "mobizon_conn_id"
@@ -348,7 +352,7 @@ class MobizonHook(SmsHook):
             "from": sender or self.settings.default_sender,
             "rateLimit": rate_limit,
             "ratePeriod": rate_period,
-            "deferredToTs": format_ts(deferred_to),
+            "deferredToTs": format_ts(deferred_to, self.settings.timezone),
             "mclass": mclass,
             "validity": validity,
             "shortenLinks": shorten_links,
@@ -585,7 +589,7 @@ class MobizonHook(SmsHook):
             "from": sender or self.settings.default_sender,
             "params": {
                 "name": name,
-                "deferredToTs": format_ts(deferred_to),
+                "deferredToTs": format_ts(deferred_to, self.settings.timezone),
                 "shortenLinks": shorten_links,
                 "mclass": mclass,
                 "validity": validity,
@@ -609,7 +613,7 @@ class MobizonHook(SmsHook):
         must carry exactly that name (campaign/get). Returns what sendSmsMessage would have:
         campaignId, messageId, and status 1 (went to moderation) or 2 (sent without).
         """
-        criteria = {"to": recipient, "text": text, "campaignCreateTsFrom": format_ts(since)}
+        criteria = {"to": recipient, "text": text, "campaignCreateTsFrom": format_ts(since, self.settings.timezone)}
         items = self.iter_messages(criteria, sort={"campaignId": "DESC"})
         for item in itertools.islice(items, scan):
             # "to" also matches part of a number, so compare in full.
@@ -650,7 +654,7 @@ class MobizonHook(SmsHook):
                 f"page_size={page_size} is not one of {proto.PAGE_SIZES}", field="page_size", value=page_size
             )
         params = {
-            "criteria": list_criteria(criteria),
+            "criteria": list_criteria(criteria, self.settings.timezone),
             "pagination": {"currentPage": page, "pageSize": page_size},
             "sort": dict(sort or {}),
             **extra,

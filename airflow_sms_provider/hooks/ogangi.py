@@ -24,6 +24,7 @@ from airflow_sms_provider.connections import HttpSettings, as_float
 from airflow_sms_provider.exceptions import SmsNotFoundError, SmsValidationError
 from airflow_sms_provider.hooks.base import AsyncReader, SmsHook, masked_number
 from airflow_sms_provider.protocols import ogangi as proto
+from airflow_sms_provider.recipients import fill_placeholders
 from airflow_sms_provider.redaction import redact_text, register_secret
 from airflow_sms_provider.status_map import DONE, FAILED, PENDING, RUNNING
 from airflow_sms_provider.transport import Request, RetryPolicy, asend, client_options, send
@@ -201,9 +202,13 @@ def read_upload(file: FileArg, limit: int = proto.MAX_UPLOAD_BYTES) -> tuple[str
 
 
 def recipient_items(
-    recipients: Iterable[str | Mapping[str, Any]], text: str | None = None
+    recipients: Iterable[str | Mapping[str, Any]], text: str | None = None, server_side_params: bool = False
 ) -> Iterable[dict[str, Any]]:
-    """Broadcast ``to`` items from numbers or mappings (``to``/``number``, ``text``, ``params``)."""
+    """Broadcast ``to`` items from numbers or mappings (``to``/``number``, ``text``, ``params``).
+
+    ``params`` fill the text's ``{name}`` placeholders here and are not sent: the document
+    never says the server fills them. ``server_side_params``: send text and params as given.
+    """
     for index, item in enumerate(recipients, 1):
         if isinstance(item, Mapping):
             number = item.get("to") or item.get("number")
@@ -215,7 +220,10 @@ def recipient_items(
             raise SmsValidationError(
                 f"recipients item {index}: no {missing}", field="recipients", value=index
             )
-        yield proto.broadcast_recipient(str(number), str(item_text), params)
+        if params and not server_side_params:
+            yield proto.broadcast_recipient(str(number), fill_placeholders(str(item_text), params))
+        else:
+            yield proto.broadcast_recipient(str(number), str(item_text), params)
 
 
 class OgangiHook(SmsHook):
@@ -376,15 +384,18 @@ class OgangiHook(SmsHook):
         campaign_name: str | None = None,
         scheduled_at: dt.datetime | None = None,
         schedule_timezone: str | None = None,
+        server_side_params: bool = False,
     ) -> dict[str, Any]:
         """createBroadcastFromJson: a new broadcast, or an edit of ``broadcast_id``.
 
         ``recipients``: numbers (each gets ``text``) or mappings with ``to``/``number``,
-        optional ``text`` and ``params``. ``shortcode`` None lets the instance choose
-        (shortcodeIgnore); ``scheduled_at`` None starts now. Returns the broadcast
+        optional ``text`` and ``params``. ``params`` are filled into ``{name}`` placeholders
+        here (the document does not say the server would); ``server_side_params=True`` sends
+        the template and the params instead, for an instance known to fill them. ``shortcode``
+        None lets the instance choose (shortcodeIgnore); ``scheduled_at`` None starts now. Returns the broadcast
         (id, expectedMessages, statusDescription…).
         """
-        body, count = proto.recipients_json(recipient_items(recipients, text))
+        body, count = proto.recipients_json(recipient_items(recipients, text, server_side_params))
         if count == 0:
             raise SmsValidationError("recipients: a broadcast needs at least one", field="recipients")
         date = proto.format_date(scheduled_at, schedule_timezone or self.settings.schedule_timezone)

@@ -66,6 +66,7 @@ from airflow_sms_provider.validation import (
     check_window_policy,
     parse_when,
     rescheduled,
+    sent_as_now,
     window_passed,
 )
 
@@ -96,28 +97,49 @@ class _CampaignOperator(_BsgOperator):
         start_at: Any = None,
         transliterate: bool | None = None,
         callback_url: str | None = None,
+        start_at_lateness: float = proto.START_AT_LATENESS.total_seconds() / 60,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.validity, self.tariff_code, self.start_at = validity, tariff_code, start_at
         self.transliterate, self.callback_url = transliterate, callback_url
+        self.start_at_lateness = start_at_lateness
 
     def campaign_options(self, ckpt: Checkpoint | None = None, started: bool = False) -> dict[str, Any]:
-        """The rendered settings, checked and in BSG's formats (start_at as ``yyyy-mm-dd hh:mm:ss`` UTC).
+        """The rendered settings, checked and in BSG's formats (start_at as ``yyyy-mm-dd hh:mm:ss``
+        wall time in the connection's ``timezone``).
 
         ``start_at`` is checked before the first creation only: when ``started`` (durable state
         says an earlier try created or sent something) it is not judged again by a later clock.
+        A start_at at most ``start_at_lateness`` minutes in the past at that check means "now".
         """
-        when = parse_when(self.start_at, "start_at")
-        if ckpt is not None:
-            check_window_once(ckpt, when, "start_at", started=started, min_ahead=dt.timedelta(0),
-                              max_ahead=proto.START_AT_MAX_AHEAD)
+        tz, lateness = self.zone(), self.lateness()
+        if ckpt is None:
+            start_at = proto.format_start_at(self.start_at, tz=tz, lateness=lateness)
+        else:
+            when = check_window_once(ckpt, parse_when(self.start_at, "start_at"), "start_at", started=started,
+                                     min_ahead=dt.timedelta(0), max_ahead=proto.START_AT_MAX_AHEAD,
+                                     lateness=lateness)  # fmt: skip
+            if when is None and self.start_at not in (None, ""):
+                self.log.info("start_at=%s is at most %s late: sending now, without start_at", self.start_at, lateness)
+            start_at = proto.write_start_at(when, tz)
         return {
             "validity": proto.check_validity(self.validity),
             "tariff_code": proto.check_tariff_code(self.tariff_code),
-            "start_at": _start_at(when) if started else proto.format_start_at(self.start_at),
+            "start_at": start_at,
             "callback_url": proto.check_callback_url(self.callback_url),
         }
+
+    def zone(self) -> dt.tzinfo:
+        """The zone the account reads start_at in: the connection's ``timezone`` extra."""
+        return self.hook().settings.timezone
+
+    def lateness(self) -> dt.timedelta:
+        minutes = self.start_at_lateness
+        if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or minutes < 0:
+            raise SmsValidationError(f"start_at_lateness={minutes!r} must be a number of minutes >= 0",
+                                     field="start_at_lateness", value=minutes)  # fmt: skip
+        return dt.timedelta(minutes=minutes)
 
 
 # ------------------------------------------------------------------ audiences
@@ -288,11 +310,6 @@ class _CampaignBook:
                        contents={str(k): v for k, v in sorted(self.contents.items())})  # fmt: skip
 
 
-def _start_at(when: dt.datetime | None) -> str | None:
-    """``when`` in BSG's start_at format, not checked against the clock (resumed work)."""
-    return None if when is None else when.astimezone(proto.START_AT_TIMEZONE).strftime(proto.START_AT_FORMAT)
-
-
 class _AudienceCampaignOperator(_CampaignOperator):
     """Shared by the bulk and personalised operators: audience reading, splitting, crash-safe creation."""
 
@@ -427,7 +444,7 @@ class _AudienceCampaignOperator(_CampaignOperator):
         """Resuming after start_at has passed with chunks still to create: ``on_window_passed``."""
         when = parse_when(self.start_at, "start_at")
         created = ckpt.get("campaigns") or []
-        if not window_passed(when) or len(created) >= planned:
+        if sent_as_now(ckpt) or not window_passed(when) or len(created) >= planned:
             return options
         assert when is not None
         if policy == "fail":
@@ -445,7 +462,7 @@ class _AudienceCampaignOperator(_CampaignOperator):
         self.log.warning("start_at=%s has passed with %d chunk(s) still to create: on_window_passed=%r, "
                          "creating them with start_at=%s", when.isoformat(), planned - len(created), policy,
                          moved.isoformat() if moved else "now")
-        return {**options, "start_at": _start_at(moved)}
+        return {**options, "start_at": proto.write_start_at(moved, self.zone())}
 
     def _send_all(
         self, hook: BsgHook, items: Iterable[dict[str, Any]], options: Mapping[str, Any], prefix: str | None,
@@ -757,7 +774,10 @@ class BsgBulkCampaignOperator(_AudienceCampaignOperator):
         whose rows have none cannot be found: if its creation goes unanswered the task fails without retry.
     :param validity: hours a message may wait for delivery, 1-72 (BSG's default 72).
     :param tariff_code: the account's tariff to bill, 0-9.
-    :param start_at: when to send (datetime, pendulum or template string), up to 30 days ahead.
+    :param start_at: when to send (datetime, pendulum or template string), up to 30 days ahead, read in
+        the connection's ``timezone``. At most ``start_at_lateness`` minutes in the past means now.
+    :param start_at_lateness: minutes start_at may lie in the past at the first check and still be
+        sent (as "now"), default 15 (``{{ data_interval_end }}`` on a scheduled run). Further: refused.
         Checked before the first creation only; a retry resuming created chunks does not judge it again.
     :param on_window_passed: a retry resumes after ``start_at`` has passed with chunks still to create:
         ``fail`` (default; no retry, naming the created campaigns and what is left), ``send_now``
@@ -841,7 +861,10 @@ class BsgIndividualCampaignOperator(_AudienceCampaignOperator):
         whose rows have none cannot be found: if its creation goes unanswered the task fails without retry.
     :param validity: hours a message may wait for delivery, 1-72 (BSG's default 72).
     :param tariff_code: the account's tariff to bill, 0-9.
-    :param start_at: when to send (datetime, pendulum or template string), up to 30 days ahead.
+    :param start_at: when to send (datetime, pendulum or template string), up to 30 days ahead, read in
+        the connection's ``timezone``. At most ``start_at_lateness`` minutes in the past means now.
+    :param start_at_lateness: minutes start_at may lie in the past at the first check and still be
+        sent (as "now"), default 15 (``{{ data_interval_end }}`` on a scheduled run). Further: refused.
         Checked before the first creation only; a retry resuming created chunks does not judge it again.
     :param on_window_passed: a retry resumes after ``start_at`` has passed with chunks still to create:
         ``fail`` (default; no retry, naming the created campaigns and what is left), ``send_now``
@@ -926,11 +949,15 @@ class BsgGroupsCampaignOperator(_CampaignOperator):
     """Send one text to contact lists of the BSG contact book (``sms/send-groups``).
 
     :param groups: contact list ids (a list, "1,2", or one id; templated).
-    :param text: the message; ``{field_id}`` placeholders take the contacts' field values.
+    :param text: the message; ``{12}`` placeholders (numeric custom-field ids) take the contacts'
+        field values. Named ones (``{name}``) are refused: BSG would send them literally.
     :param sender: sender name.
     :param validity: hours a message may wait for delivery, 1-72 (BSG's default 72).
     :param tariff_code: the account's tariff to bill, 0-9.
-    :param start_at: when to send (datetime, pendulum or template string), up to 30 days ahead.
+    :param start_at: when to send (datetime, pendulum or template string), up to 30 days ahead, read in
+        the connection's ``timezone``. At most ``start_at_lateness`` minutes in the past means now.
+    :param start_at_lateness: minutes start_at may lie in the past at the first check and still be
+        sent (as "now"), default 15 (``{{ data_interval_end }}`` on a scheduled run). Further: refused.
     :param transliterate: let BSG transliterate the text when needed.
     :param callback_url: delivery-report URL (≤ 100 characters).
     :param bsg_conn_id: the ``bsg`` connection (default ``bsg_default``).
@@ -954,7 +981,8 @@ class BsgGroupsCampaignOperator(_CampaignOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         groups = proto.campaign_ids(self.groups, "groups")
-        text, sender = proto.check_message_text(self.text), proto.check_sender(self.sender)
+        text = proto.check_group_placeholders(proto.check_message_text(self.text))
+        sender = proto.check_sender(self.sender)
         ckpt = Checkpoint(context, "bsg_groups")
         options = self.campaign_options(ckpt, started=bool(ckpt.get("campaign") or ckpt.get("pending")))
         if ckpt.get("campaign"):

@@ -33,6 +33,7 @@ from airflow_sms_provider.recipients import (
     Recipient,
     RejectReport,
     check_template,
+    fill_placeholders,
     iter_recipients,
 )
 from airflow_sms_provider.templating import DataFieldsMixin
@@ -234,6 +235,10 @@ class OgangiSendSmsByFileOperator(_AudienceMixin, _OgangiOperator):
                 field="text",
                 value=recipient.row,
             )
+        if needed:
+            # Filled here, so the row is right whether or not the server fills {0}… itself
+            # (the document only points to a "Recipient List" page we do not have).
+            row["text"] = proto.FILE_PLACEHOLDER.sub(lambda m: str(values[int(m.group(1))]), text)
         row["params"] = values
         return row
 
@@ -359,7 +364,12 @@ class OgangiCreateBroadcastOperator(_AudienceMixin, _OgangiOperator):
     """Create (or edit) a broadcast with createBroadcastFromJson.
 
     :param text: the message; ``{name}`` placeholders are filled per recipient from
-        the other columns/keys of ``recipients``.
+        the other columns/keys of ``recipients`` **here**, before sending: each recipient's
+        ``text`` is final and no ``params`` are sent. The document never says the server
+        fills ``params`` into the text; a server that did not would send ``{name}`` literally.
+    :param server_side_params: opt in to the other reading: send the template text with
+        each recipient's ``params`` and let the instance fill them (only if your instance is
+        known to do so). Default False.
     :param recipients: numbers, dicts, an upstream XCom, or a CSV/XLSX path.
     :param shortcode: the short/long code to send from; None lets the instance use its
         default (shortcodeIgnore).
@@ -411,9 +421,11 @@ class OgangiCreateBroadcastOperator(_AudienceMixin, _OgangiOperator):
         on_invalid: str = "fail",
         reject_report_path: str | None = None,
         max_reported: int = 20,
+        server_side_params: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.server_side_params = server_side_params
         self.text, self.recipients, self.shortcode, self.campaign_name = text, recipients, shortcode, campaign_name
         self.scheduled_at, self.schedule_timezone, self.broadcast_id = scheduled_at, schedule_timezone, broadcast_id
         self.check_shortcode = check_shortcode
@@ -456,7 +468,10 @@ class OgangiCreateBroadcastOperator(_AudienceMixin, _OgangiOperator):
             except SmsValidationError as err:  # "row 3: ..." -> "recipients row 3: ...", the parameter named
                 raise SmsValidationError(f"recipients {err}", field=err.field, value=err.value) from None
             check_values_used(text, recipient.params.keys(), recipient.row)
-            items.append(proto.broadcast_recipient(recipient.number, text, recipient.params))
+            if self.server_side_params:
+                items.append(proto.broadcast_recipient(recipient.number, text, recipient.params))
+            else:  # filled here: right whether or not the instance fills params (it is not documented)
+                items.append(proto.broadcast_recipient(recipient.number, fill_placeholders(text, recipient.params)))
         return items
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -533,6 +548,7 @@ class OgangiCreateBroadcastOperator(_AudienceMixin, _OgangiOperator):
             campaign_name=name,
             scheduled_at=when,
             schedule_timezone=self.schedule_timezone or None,
+            server_side_params=self.server_side_params,
         )
 
     def _create_once(

@@ -52,8 +52,13 @@ VALIDITY_HOURS = (1, 72)  # default 72 on BSG's side
 TARIFF_CODES = (0, 9)
 START_AT_MAX_AHEAD = dt.timedelta(days=30)
 START_AT_FORMAT = "%Y-%m-%d %H:%M:%S"
-# Decision: neither document names the zone of start_at; we send UTC wall time.
-START_AT_TIMEZONE = dt.timezone.utc
+# Decision: neither document names the zone of start_at. We send wall time in the
+# connection's ``timezone`` extra (the zone the account reads it in), UTC by default.
+START_AT_TIMEZONE: dt.tzinfo = dt.timezone.utc
+# Ours (docs/bsg.md "start_at lateness"): a start_at at most this far in the past means
+# "now" and is sent without start_at, so ``start_at="{{ data_interval_end }}"`` works on
+# a scheduled run that starts a few minutes after its interval ends.
+START_AT_LATENESS = dt.timedelta(minutes=15)
 REFERENCE_ID_MAX = 32
 # Five concatenated parts: 5 x 153 GSM-7 septets, 5 x 67 UCS-2 units. The seed says
 # 335 for UCS-2 and the spec's prose 355; 335 is the one that is 5 whole parts.
@@ -176,17 +181,35 @@ def check_tariff_code(value: Any, field: str = "tariff_code") -> int | None:
     return code
 
 
-def format_start_at(value: Any, now: dt.datetime | None = None) -> str | None:
+def late_start(when: dt.datetime | None, lateness: dt.timedelta, now: dt.datetime | None = None) -> bool:
+    """True when ``when`` has passed by at most ``lateness``: the campaign starts now."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return when is not None and when <= now and now - when <= lateness
+
+
+def write_start_at(when: dt.datetime | None, tz: dt.tzinfo = START_AT_TIMEZONE) -> str | None:
+    """``when`` as BSG's ``yyyy-mm-dd hh:mm:ss`` wall time in ``tz``, not checked against the clock."""
+    return None if when is None else when.astimezone(tz).strftime(START_AT_FORMAT)
+
+
+def format_start_at(
+    value: Any,
+    now: dt.datetime | None = None,
+    *,
+    tz: dt.tzinfo = START_AT_TIMEZONE,
+    lateness: dt.timedelta = START_AT_LATENESS,
+) -> str | None:
     """``start_at`` (datetime, pendulum or string) checked and written as BSG wants it.
 
-    Not in the past, at most 30 days ahead; ``yyyy-mm-dd hh:mm:ss`` in
-    :data:`START_AT_TIMEZONE`. None or "" mean "send now".
+    At most 30 days ahead; ``yyyy-mm-dd hh:mm:ss`` wall time in ``tz`` (the account's
+    zone). None or "" mean "send now", and so does a time at most ``lateness`` in the
+    past (written as None: no start_at); further in the past is refused.
     """
     when = parse_when(value, "start_at")
-    if when is None:
+    if when is None or late_start(when, lateness, now):
         return None
     check_window(when, "start_at", min_ahead=dt.timedelta(0), max_ahead=START_AT_MAX_AHEAD, now=now)
-    return when.astimezone(START_AT_TIMEZONE).strftime(START_AT_FORMAT)
+    return write_start_at(when, tz)
 
 
 def check_reference_id(value: Any, field: str = "reference_id") -> str:
@@ -237,6 +260,37 @@ def check_unique_references(items: Iterable[Mapping[str, Any]], field: str) -> N
                 value=ref,
             )
         seen[ref] = index
+
+
+def check_unique_phones(numbers: Iterable[int], field: str = "phones") -> None:
+    """A phone must not repeat inside one sms/send request (the spec: ``uniqueItems``)."""
+    seen: dict[int, int] = {}
+    for index, number in enumerate(numbers):
+        if number in seen:
+            raise SmsValidationError(
+                f"{field}: {number} appears at positions {seen[number] + 1} and {index + 1}; BSG takes each "
+                "phone once per request (it would be texted twice)",
+                field=field,
+                value=number,
+            )
+        seen[number] = index
+
+
+def check_group_placeholders(text: str, field: str = "text") -> str:
+    """send-groups fills only ``{field_id}``: a numeric custom-field id (the seed: "specify the
+    identifier(s) of the contact field(s) in the form {field_id}"). A named ``{name}`` would
+    reach every contact of the lists literally, so it is refused before anything is sent."""
+    named = sorted({name for name in _PLACEHOLDER.findall(text) if not name.isdigit()})
+    if named:
+        shown = ", ".join("{" + name + "}" for name in named[:5])
+        raise SmsValidationError(
+            f"{field}: {shown} in a send-groups text: BSG fills only numeric contact-field ids such as "
+            "{12} (GET /api/contacts/fields lists them); a named placeholder would be sent literally to "
+            "every contact. Use the field's id, or BsgIndividualCampaignOperator to fill names yourself",
+            field=field,
+            value=text,
+        )
+    return text
 
 
 def fill_placeholders(text: str, values: Mapping[str, Any]) -> str:
@@ -317,7 +371,11 @@ def send_bulk(
     transliterate: bool | None = None,
     callback_url: str | None = None,
 ) -> Request:
-    """POST /api/campaigns/sms/send: one text to ``phones`` (``{"number": int, "reference_id"?: str}``)."""
+    """POST /api/campaigns/sms/send: one text to ``phones`` (``{"number": int, "reference_id"?: str}``).
+
+    A number twice is refused here (:func:`check_unique_phones`), whoever built the list.
+    """
+    check_unique_phones(p["number"] for p in phones)
     body = {
         "phones": [_drop_none({"number": p["number"], "reference_id": p.get("reference_id")}) for p in phones],
         "sender": sender,
@@ -342,8 +400,10 @@ def send_groups(
     """POST /api/campaigns/sms/send-groups: one text to the contact lists ``groups``.
 
     The spec's schema marks ``contacts`` as required; its properties, examples and the
-    seed all say ``groups``, which is what we send.
+    seed all say ``groups``, which is what we send. Named placeholders are refused
+    (:func:`check_group_placeholders`).
     """
+    check_group_placeholders(text)
     body = {
         "groups": list(groups),
         "sender": sender,

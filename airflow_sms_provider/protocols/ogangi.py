@@ -33,8 +33,13 @@ Decisions where the provider's documentation is silent (change them here only):
   is this project's table. A broadcast is finished when ``endDate`` is set or
   ``sentMessages >= expectedMessages > 0`` or its status is FINISHED; STOPPED and
   DELETED are failures (:func:`broadcast_outcome`).
-* **ERROR descriptions** carry no code; :data:`ERROR_KINDS` maps them to exception
-  classes by wording, anything unrecognised stays a plain (retryable) provider error.
+* **ERROR descriptions** carry no code and the document gives no wording at all;
+  :data:`ERROR_KINDS` maps the usual words to exception classes. A wording it does not
+  know is not taken as "nothing was done": after a create or a send
+  (:data:`CREATE_INPUTS`) it is :class:`SmsAmbiguousError` (the broadcast or the SMS may
+  exist), elsewhere a plain provider error (reads and suspend/resume/stop/delete are
+  harmless to repeat). :func:`refused` is true only for BAD_SIGNATURE, an HTTP refusal,
+  a request that never left, or an ERROR whose wording :data:`ERROR_KINDS` knows.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ import defusedxml.ElementTree as safe_xml
 from defusedxml import DefusedXmlException
 
 from airflow_sms_provider.exceptions import (
+    SmsAmbiguousError,
     SmsAuthError,
     SmsConflictError,
     SmsFatalError,
@@ -172,6 +178,9 @@ ERROR_KINDS: tuple[tuple[re.Pattern[str], type[SmsProviderError]], ...] = (
     (re.compile(r"invalid|missing|required|malformed|wrong|too (?:long|large|many)|empty", re.I),
      SmsValidationError),
 )
+
+# The <input> names of calls that create or send something (the answer names the method).
+CREATE_INPUTS = frozenset({CREATE_BROADCAST, SEND_SMS_BY_FILE, "sendSMSByFile", "sendSMS"})
 
 # Elements whose children form a list even when there is only one child.
 _LIST_ELEMENTS = frozenset({"messages", "shortcodes"})
@@ -555,6 +564,10 @@ def error_for(method: str, description: str) -> SmsProviderError:
     for pattern, kind in ERROR_KINDS:
         if pattern.search(description):
             return kind(text, provider=PROVIDER, code=STATUS_ERROR, details=description)
+    if method in CREATE_INPUTS:
+        # No document says what this wording means: the broadcast or the SMS may exist.
+        return SmsAmbiguousError(f"{text} (a wording the documents do not define: it may have been done)",
+                                 provider=PROVIDER, code=STATUS_ERROR, details=description)
     return SmsProviderError(text, provider=PROVIDER, code=STATUS_ERROR, details=description)
 
 
@@ -562,10 +575,9 @@ def refused(err: BaseException) -> bool:
     """True when ``err`` is an explicit refusal (nothing was done): an ERROR or BAD_SIGNATURE answer,
     an HTTP refusal, or a request that never left. Anything else after a create or send left is
     ambiguous: the broadcast or the SMS may exist."""
-    if is_refusal(err):
-        return True
-    # An ERROR answer whose wording ERROR_KINDS does not know: still the provider saying no.
-    return type(err) is SmsProviderError and err.provider == PROVIDER and err.code == STATUS_ERROR
+    # An ERROR answer whose wording ERROR_KINDS does not know is not a refusal: the document
+    # defines no ERROR wording, so nothing says the create or send was not carried out.
+    return is_refusal(err)
 
 
 # ---------------------------------------------------------------- result extraction

@@ -30,7 +30,8 @@ Every call
     simulated clock.
 
 sendSMSByFile
-    CSV (UTF-8) or Excel (.xlsx, read by openpyxl). Columns number, from, carrier,
+    CSV (UTF-8) or Excel, as the document says ("a File (text or excel)"): .xlsx read
+    by openpyxl, legacy .xls (BIFF, OLE2) read by xlrd. Columns number, from, carrier,
     text, encoding, timezone, then ``{0}``, ``{1}``… values substituted in the text;
     a first row whose first cell is "number" is a header. Per row: a number that is
     not 10-15 digits is ``BAD_TO``; an encoding outside :data:`ENCODINGS` is
@@ -39,9 +40,12 @@ sendSMSByFile
     ``SENT_TO_CARRIER``. Larger than ``ogangi_max_upload_bytes``: ``ERROR``.
 
 Broadcasts (computed from timestamps on every read; nothing runs in the background)
-    Recipients: a JSON array of ``{"to", "text", "params"}`` (placeholders ``{name}``
-    in the text are filled from ``params``); any bad item fails the whole call with
-    ``ERROR`` naming its position. Date ``dd-MM-yyyy HH:mm`` in UTC, or ``null`` for
+    Recipients: a JSON array of ``{"to", "text", "params"}``. Each text is sent as
+    written: the document never says the server fills ``{name}`` from ``params``, so
+    the sandbox does not either (``params`` are kept, shown in the state, and unused).
+    Any bad item fails the whole call with ``ERROR`` naming its position. Date
+    ``dd-MM-yyyy HH:mm`` as wall time in ``ogangi_account_timezone`` (default UTC: no
+    document names the zone), or ``null`` for
     now (+ ``ogangi_start_delay`` simulated seconds); a past date starts now.
     ``shortcodeIgnore`` true: the shortcode must be the instance's; false: the first
     one is used. Messages go out at ``ogangi_send_rate`` per simulated second.
@@ -78,6 +82,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote
 from xml.sax.saxutils import escape
+from zoneinfo import ZoneInfo
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -105,6 +110,8 @@ DEFAULTS: dict[str, Any] = {
     "ogangi_start_delay": 1.0,  # simulated seconds from "start now" to the first message
     "ogangi_xml_root": "response",  # root element of every answer; "" answers the docs' rootless form
     "ogangi_max_upload_bytes": 20 * 1024 * 1024,
+    # The zone the instance reads broadcast dates in; a test sets another to catch a shift.
+    "ogangi_account_timezone": "UTC",
     # The instance's key pair (POST /_sandbox/config): e.g. a private key holding "+ / = % &".
     "ogangi_public_key": SANDBOX_OGANGI_PUBLIC_KEY,
     "ogangi_private_key": SANDBOX_OGANGI_PRIVATE_KEY,
@@ -154,7 +161,7 @@ MAX_KEPT_MESSAGES = 10_000
 
 _NUMBER = re.compile(r"[1-9][0-9]{9,14}")
 _POSITIONAL = re.compile(r"\{([0-9]+)\}")
-_NAMED = re.compile(r"\{([A-Za-z0-9_-]+)\}")
+_OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # a legacy .xls workbook
 
 
 # ---------------------------------------------------------------- model
@@ -285,7 +292,7 @@ class OgangiState:
             "sentMessages": item.sent(now, self.rate),
             "edits": item.edits,
             "calls": dict(item.calls),
-            "recipients": [{"to": r["to"], "text": r["rendered"]} for r in item.recipients],
+            "recipients": [{"to": r["to"], "text": r["rendered"], "params": r["params"]} for r in item.recipients],
         }
 
 
@@ -396,6 +403,8 @@ async def send_sms_by_file(call: Call) -> Any:
 def _read_rows(name: str, content: bytes) -> list[list[str]]:
     if content.startswith(b"PK") or name.lower().endswith((".xlsx", ".xlsm")):
         table = _read_xlsx(content)
+    elif content.startswith(_OLE2_MAGIC) or name.lower().endswith(".xls"):
+        table = _read_xls(content)
     else:
         try:
             text = content.decode("utf-8-sig")
@@ -429,6 +438,27 @@ def _read_xlsx(content: bytes) -> list[list[str]]:
         return rows
     finally:
         book.close()
+
+
+def _read_xls(content: bytes) -> list[list[str]]:
+    """A legacy Excel 97-2003 workbook (BIFF in an OLE2 container), first sheet."""
+    try:
+        import xlrd
+    except ImportError:  # pragma: no cover - xlrd comes with the sandbox and test extras
+        raise Failure("Invalid file: .xls files need xlrd on the sandbox") from None
+    try:
+        sheet = xlrd.open_workbook(file_contents=content).sheet_by_index(0)
+    except Exception:
+        raise Failure("Invalid file: not a readable Excel workbook") from None
+    rows = []
+    for index in range(sheet.nrows):
+        cells = []
+        for cell in sheet.row_values(index):
+            if isinstance(cell, float) and cell.is_integer():
+                cell = int(cell)
+            cells.append(str(cell))
+        rows.append(cells)
+    return rows
 
 
 def _file_message(call: Call, index: int, row: list[str]) -> dict[str, Any]:
@@ -513,7 +543,8 @@ def _recipients(raw: str) -> list[dict[str, Any]]:
             raise Failure(f"Invalid recipient at position {position}: 'text' is required")
         if not isinstance(params, dict):
             raise Failure(f"Invalid recipient at position {position}: 'params' must be an object")
-        out.append({"to": number, "text": text, "params": params, "rendered": _render(text, _NAMED, params)})
+        # Sent as written: nothing in the document says the server fills params into the text.
+        out.append({"to": number, "text": text, "params": params, "rendered": text})
     return out
 
 
@@ -533,7 +564,8 @@ def _start(value: str, call: Call) -> datetime:
     if value == ABSENT:
         return soon
     try:
-        when = datetime.strptime(value, DATE_FORMAT).replace(tzinfo=timezone.utc)
+        zone = ZoneInfo(str(call.st.cfg["ogangi_account_timezone"]))  # the instance's wall time
+        when = datetime.strptime(value, DATE_FORMAT).replace(tzinfo=zone)
     except ValueError:
         raise Failure(f"Invalid date {value!r}: dd-MM-yyyy HH:mm or null is required") from None
     return max(when, soon)

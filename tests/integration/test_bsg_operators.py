@@ -154,7 +154,7 @@ def test_reference_id_of_someone_else_is_not_mistaken_for_ours(frozen: str) -> N
 
 def test_groups_retry_uses_the_recorded_campaign_and_refuses_to_guess(frozen: str) -> None:
     store = DurableStore()
-    op = BsgGroupsCampaignOperator(task_id="g", groups=[1864275], text="Hi {name}", sender="Vet klinika")
+    op = BsgGroupsCampaignOperator(task_id="g", groups=[1864275], text="Hi {12}", sender="Vet klinika")
     first = op.execute(context(store))
     assert op.execute(context(store)) == first
     assert len(bsg_state(frozen)["campaigns"]) == 1

@@ -199,7 +199,7 @@ def bsg_individual(url: str) -> Chain:
 
 def bsg_groups(url: str) -> Chain:
     return Chain([Step("groups", lambda: BsgGroupsCampaignOperator(
-        task_id="groups", groups=[1864275], text="Hi {name}", sender="Vet klinika"))], None, per_campaign=3)
+        task_id="groups", groups=[1864275], text="Hi {12}", sender="Vet klinika"))], None, per_campaign=3)
 
 
 def ogangi_file(url: str) -> Chain:

@@ -79,9 +79,9 @@ class TestRequests:
         )
 
     def test_groups_body_uses_groups_not_the_schema_slip_contacts(self) -> None:
-        req = proto.send_groups([1864275, 7], "Hi {name}", "Vet klinika", validity=1, tariff_code=0)
+        req = proto.send_groups([1864275, 7], "Hi {12}", "Vet klinika", validity=1, tariff_code=0)
         assert req.path == "/api/campaigns/sms/send-groups" and req.idempotent is False
-        assert body(req) == {"groups": [1864275, 7], "sender": "Vet klinika", "text": "Hi {name}",
+        assert body(req) == {"groups": [1864275, 7], "sender": "Vet klinika", "text": "Hi {12}",
                              "tariff_code": 0, "validity": 1}
 
     def test_individual_keys_follow_the_schema_not_the_example_slips(self) -> None:

@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pendulum
@@ -145,8 +146,18 @@ class TestStartAt:
 
     def test_past(self) -> None:
         with pytest.raises(exc.SmsValidationError, match="in the past") as err:
-            proto.format_start_at("2026-03-01 11:59:00", now=NOW)
+            proto.format_start_at("2026-03-01 11:44:59", now=NOW)  # 15 min 1 s late
         assert err.value.field == "start_at"
+
+    def test_up_to_the_lateness_in_the_past_means_now(self) -> None:
+        assert proto.format_start_at("2026-03-01 11:45:00", now=NOW) is None
+        assert proto.format_start_at("2026-03-01 11:59:00", now=NOW) is None
+        with pytest.raises(exc.SmsValidationError, match="in the past"):
+            proto.format_start_at("2026-03-01 11:59:00", now=NOW, lateness=dt.timedelta(0))
+
+    def test_written_in_the_accounts_zone(self) -> None:
+        almaty = ZoneInfo("Asia/Almaty")
+        assert proto.format_start_at("2026-03-02T09:30:00+00:00", now=NOW, tz=almaty) == "2026-03-02 14:30:00"
 
     def test_at_most_30_days_ahead(self) -> None:
         assert proto.format_start_at(NOW + dt.timedelta(days=30), now=NOW) == "2026-03-31 12:00:00"
@@ -321,12 +332,12 @@ def test_groups_body_and_bad_groups(bsg: respx.MockRouter) -> None:
         BsgGroupsCampaignOperator(task_id="g", groups="abc", text="Hi", sender="Vet klinika").execute({})
     assert len(bsg.calls) == 0
     send = bsg.post("/api/campaigns/sms/send-groups").mock(return_value=created(31))
-    op = BsgGroupsCampaignOperator(task_id="g", groups="1864275, 1864276", text="Hi {name}", sender="Vet klinika",
+    op = BsgGroupsCampaignOperator(task_id="g", groups="1864275, 1864276", text="Hi {12}", sender="Vet klinika",
                                    validity=12)  # fmt: skip
     assert op.execute({}) == {"campaign_ids": [31], "campaign_id": 31, "groups": [1864275, 1864276],
                               "status": "creation", "calculated_price": 0.015, "currency": "USD"}
     assert json.loads(send.calls.last.request.content) == {
-        "groups": [1864275, 1864276], "sender": "Vet klinika", "text": "Hi {name}", "validity": 12}
+        "groups": [1864275, 1864276], "sender": "Vet klinika", "text": "Hi {12}", "validity": 12}
 
 
 def test_stop_and_stats_need_campaign_ids(bsg: respx.MockRouter) -> None:

@@ -194,8 +194,12 @@ class TestBodies:
         assert count == 2
         assert json.loads(body) == [
             {"to": "14155550100", "text": "Hi {n}", "params": {}},
-            {"to": "14155550101", "text": "Yo", "params": {"n": "1"}},
+            {"to": "14155550101", "text": "Yo", "params": {}},  # params are filled here, not sent
         ]
+        server_side = recipient_items([{"number": "14155550101", "text": "Yo {n}", "params": {"n": 1}}],
+                                      server_side_params=True)
+        assert json.loads(proto.recipients_json(server_side)[0]) == [
+            {"to": "14155550101", "text": "Yo {n}", "params": {"n": "1"}}]
 
     def test_recipients_json_size_limit_names_the_recipient(self) -> None:
         items = (proto.broadcast_recipient("14155550100", "x" * 50) for _ in range(10))
@@ -457,8 +461,13 @@ def test_a_broadcast_that_is_not_its_fields_is_a_protocol_error(content: str) ->
 
 
 def test_only_explicit_refusals_are_refusals() -> None:
-    assert proto.refused(proto.error_for("createBroadcastFromJson", "something odd happened"))
+    # The document defines no ERROR wording: an unknown one after a create or send may have been done.
+    for method in ("createBroadcastFromJson", "sendSMS", "tools/sendSMSByFile"):
+        unknown = proto.error_for(method, "Broadcast queue busy, try later")
+        assert isinstance(unknown, exc.SmsAmbiguousError) and not proto.refused(unknown)
     assert proto.refused(proto.error_for("createBroadcastFromJson", "Invalid shortcode"))
+    # Elsewhere (reads, suspend/resume/stop/delete: harmless to repeat) it stays a plain provider error.
+    assert type(proto.error_for("stopBroadcast", "Broadcast queue busy")) is exc.SmsProviderError
     assert not proto.refused(exc.SmsProtocolError("unreadable", provider=proto.PROVIDER))
     assert not proto.refused(exc.SmsAmbiguousError("no answer", provider=proto.PROVIDER))
     assert not proto.refused(ValueError("dictionary update sequence element #0"))

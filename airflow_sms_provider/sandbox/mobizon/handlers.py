@@ -105,7 +105,7 @@ def user_get_own_balance(call: Call) -> Reply:
 
 def campaign_create(call: Call) -> Reply:
     data = call.params.get("data")
-    fields = campaign_fields(data if isinstance(data, dict) else {}, call.now)
+    fields = campaign_fields(data if isinstance(data, dict) else {}, call.now, zone=call.st.zone())
     camp = call.st.new_campaign(call.account.api_key, fields, call.now)
     return Reply(OK, camp.id)
 
@@ -452,7 +452,7 @@ def message_send_sms_message(call: Call) -> Reply:
     options = call.params.get("params")
     options = options if isinstance(options, dict) else {}
     values = {"text": call.params.get("text"), "from": call.params.get("from"), **options}
-    fields = campaign_fields(values, call.now, campaign_type=1)
+    fields = campaign_fields(values, call.now, campaign_type=1, zone=call.st.zone())
     raw = call.params.get("recipient")
     number = _digits(raw) if isinstance(raw, str) else ""
     code = call.st.number_code(number) if number else R_EMPTY

@@ -6,7 +6,7 @@ import functools
 import math
 import re
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 from airflow_sms_provider.sandbox.mobizon.wire import (
@@ -31,6 +31,9 @@ SHORT_LINK_BASE = "https://short.sandbox.invalid/"
 
 # Config keys this module reads from SandboxState.config (create_app(**config)).
 DEFAULTS: dict[str, Any] = {
+    # The zone the account reads deferredToTs in (no document names one); a test sets another
+    # to catch a client that writes UTC wall time for an account in UTC+5 (prefixed: the key is global).
+    "mobizon_account_timezone": "UTC",
     "serving_domain": None,  # accounts whose domain differs get code 13
     "taskqueue_min_interval": 1.0,  # real seconds between two polls of one task
     "send_rate": 100.0,  # messages per simulated second
@@ -162,10 +165,10 @@ def _flag(values: Mapping[str, Any], key: str, default: int = 0) -> int:
     return number
 
 
-def _validate_deferred(value: Any, now: datetime) -> datetime | None:
+def _validate_deferred(value: Any, now: datetime, zone: tzinfo = timezone.utc) -> datetime | None:
     if not _present(value):
         return None
-    moment = _parse_ts(value) if isinstance(value, str) else None
+    moment = _parse_ts(value, zone) if isinstance(value, str) else None
     if moment is None:
         raise Invalid("deferredToTs", "deferredToTs must be in the format YYYY-MM-DD HH:MM:SS")
     if not now + MIN_DEFER <= moment <= now + MAX_DEFER:
@@ -218,7 +221,9 @@ def _validate_validity(value: Any) -> int:
     return number
 
 
-def campaign_fields(values: Mapping[str, Any], now: datetime, campaign_type: int | None = None) -> dict[str, Any]:
+def campaign_fields(
+    values: Mapping[str, Any], now: datetime, campaign_type: int | None = None, zone: tzinfo = timezone.utc
+) -> dict[str, Any]:
     """Validate campaign/create's ``data`` (or sendSmsMessage's params); Campaign keyword fields."""
     errors: dict[str, str] = {}
     out: dict[str, Any] = {}
@@ -238,7 +243,7 @@ def campaign_fields(values: Mapping[str, Any], now: datetime, campaign_type: int
     check("name", lambda: _validate_name(values.get("name")))
     check("sender", lambda: _validate_sender(values.get("from")))
     check("rate", lambda: _validate_rate(values))
-    check("deferred_to", lambda: _validate_deferred(values.get("deferredToTs"), now))
+    check("deferred_to", lambda: _validate_deferred(values.get("deferredToTs"), now, zone))
     check("validity", lambda: _validate_validity(values.get("validity")))
     check("mclass", lambda: _flag(values, "mclass", 1))
     check("shorten_links", lambda: _flag(values, "shortenLinks"))

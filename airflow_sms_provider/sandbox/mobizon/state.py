@@ -7,9 +7,10 @@ import math
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from airflow_sms_provider.sandbox.mobizon.rules import (
     CONTACT_CARDS,
@@ -209,6 +210,10 @@ class MobizonState:
     @property
     def cfg(self) -> dict[str, Any]:
         return self.sandbox.config
+
+    def zone(self) -> ZoneInfo:
+        """The account's zone: deferredToTs is read as wall time in it."""
+        return ZoneInfo(str(self.cfg["mobizon_account_timezone"]))
 
     # ------------------------------------------------------------ lookups
 
@@ -594,6 +599,7 @@ class MobizonState:
             "text": camp.text,
             "from": camp.sender,
             "deferredToTs": _ts(camp.deferred_to),
+            "deferredToUtc": camp.deferred_to.astimezone(timezone.utc).isoformat() if camp.deferred_to else None,
             "deleted": camp.deleted,
             "sendCalls": camp.send_calls,
             "addRecipientsCalls": camp.add_calls,

@@ -7,7 +7,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 from typing import Any
 from urllib.parse import unquote
 
@@ -171,9 +171,10 @@ def _ts(moment: datetime | None) -> str | None:
     return moment.strftime(TS_FORMAT) if moment else None
 
 
-def _parse_ts(value: Any) -> datetime | None:
+def _parse_ts(value: Any, zone: tzinfo = timezone.utc) -> datetime | None:
+    """``YYYY-MM-DD HH:MM:SS`` as wall time in ``zone`` (the account's: ``mobizon_account_timezone``)."""
     try:
-        return datetime.strptime(str(value), TS_FORMAT).replace(tzinfo=timezone.utc)
+        return datetime.strptime(str(value), TS_FORMAT).replace(tzinfo=zone)
     except ValueError:
         return None
 
