@@ -210,8 +210,11 @@ class BsgSession:
             step = next(flow)
             while True:
                 try:
+                    # Login and refresh go out holding the token lock: their retries must not wait for a
+                    # throttle slot, since the slot holders may be waiting for that lock (a deadlock).
+                    pause = time.sleep if step[1] is proto.parse_token else sleep
                     try:
-                        answer = send(client, *step, self.settings.retry, sleep)
+                        answer = send(client, *step, self.settings.retry, pause)
                     except SmsProviderError as exc:
                         step = flow.throw(exc)  # the flow decides: another step, or the error goes on
                     else:
