@@ -57,6 +57,7 @@ class BsgCampaignsTrigger(BaseTrigger):
             base_url = settings.http.base_url
             session = BsgSession(settings)  # one token for the whole wait, refreshed as it ages
             latest: dict[int, dict[str, Any]] = {}
+            logged = ""
             async with settings.async_client() as client:
                 while True:
                     for campaign_id in self.campaign_ids:
@@ -65,7 +66,9 @@ class BsgCampaignsTrigger(BaseTrigger):
                             latest[campaign_id] = await session.acall(client, proto.get_campaign(campaign_id))
                     reading = None
                     outcome, message = proto.campaigns_outcome(latest, self.failed_statuses)
-                    self.log.info(message)
+                    if message != logged:  # a line per change, not per poll
+                        self.log.info(message)
+                        logged = message
                     if outcome != proto.WAITING:
                         data = {str(i): proto.short_status(d) for i, d in latest.items()}
                         yield TriggerEvent({"status": outcome, "message": message, "data": data})

@@ -52,11 +52,14 @@ class OgangiBroadcastTrigger(BaseTrigger):
             conn = await get_async_connection(self.ogangi_conn_id, OgangiHook)
             settings = OgangiSettings.from_connection(conn)
             base_url = settings.http.base_url
+            logged = ""
             async with settings.async_client() as client:
                 while True:
                     data = await settings.aget_broadcast(client, self.broadcast_id)
                     outcome, message = proto.broadcast_outcome(data)
-                    self.log.info(message)
+                    if message != logged:  # a line per change, not per poll
+                        self.log.info(message)
+                        logged = message
                     if outcome != proto.WAITING:
                         yield TriggerEvent({"status": outcome, "message": message, "data": data})
                         return
