@@ -8,7 +8,7 @@ COMPAT_VENV ?= .venv-compat
 COMPAT_PY := $(COMPAT_VENV)/bin/python
 COMPAT_STAMP := $(COMPAT_VENV)/.installed-stamp
 
-.PHONY: install demo test test-compat lint sandbox bench bench-quick clean
+.PHONY: install demo test test-compat test-ui lint sandbox bench bench-quick clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -44,6 +44,13 @@ $(COMPAT_STAMP): pyproject.toml constraints-compat.txt
 
 test-compat: $(COMPAT_STAMP)
 	$(COMPAT_PY) -m pytest -q
+
+# The connection list's Test button clicked in the real Airflow UI with headless Chromium
+# (Debian's chromium + chromium-driver, installed here when missing; the test speaks
+# WebDriver over HTTP, so no Python package is added). Screenshots: .airflow-test/ui/.
+test-ui: $(STAMP)
+	command -v chromedriver >/dev/null || (apt-get update -q && apt-get install -y -q chromium chromium-driver)
+	SMS_UI_TESTS=1 SMS_UI_SCREENSHOTS=$(CURDIR)/.airflow-test/ui $(PY) -m pytest -q -p no:cacheprovider tests/ui
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check airflow_sms_provider tests example_dags scripts bench
