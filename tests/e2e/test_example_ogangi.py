@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 
 from airflow_sms_provider.triggers.ogangi import OgangiBroadcastTrigger
@@ -11,6 +15,38 @@ from tests.helpers import load_example, sandbox_requests, sandbox_state, set_clo
 pytestmark = pytest.mark.e2e
 
 RECIPIENTS = 5  # in the example DAG
+
+
+@contextmanager
+def time_flies_after_resume(url: str) -> Iterator[None]:
+    """Hold the simulated clock until the broadcast is resumed, then jump past its start.
+
+    Used by the fault and secret tests that run the Ogangi example. The example schedules
+    the broadcast minutes ahead: with the clock frozen it is
+    still SCHEDULED when the DAG suspends and resumes it, on any machine, however slow.
+    The jump waits for the resume task's own read after its call, so that read is
+    deterministic too.
+    """
+    set_clock(url, speed=0)
+    stop = threading.Event()
+
+    def resumed_and_read() -> bool:
+        methods = [r["path"].split("/")[4] for r in sandbox_requests(url, "ogangi")]
+        return "resumeBroadcast" in methods and "getBroadcast" in methods[methods.index("resumeBroadcast"):]
+
+    def watch() -> None:
+        while not stop.wait(0.02):
+            if resumed_and_read():
+                set_clock(url, advance=15 * 60)
+                return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join(timeout=5)
 
 
 def test_example_broadcast_is_suspended_resumed_and_finishes(
