@@ -8,7 +8,7 @@ COMPAT_VENV ?= .venv-compat
 COMPAT_PY := $(COMPAT_VENV)/bin/python
 COMPAT_STAMP := $(COMPAT_VENV)/.installed-stamp
 
-.PHONY: install demo test test-compat test-deploy deploy-services lint php sandbox bench bench-quick chaos clean
+.PHONY: install demo test test-compat test-deploy deploy-services test-ui lint php sandbox bench bench-quick chaos clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -19,7 +19,16 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-demo: $(STAMP)
+# The demo needs the package and Airflow only: its own stamp installs no test extra
+# (`make test` still installs [test] through $(STAMP)).
+DEMO_STAMP := $(VENV)/.demo-stamp
+$(DEMO_STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check uv
+	$(VENV)/bin/uv pip install -q --python $(PY) -c constraints.txt -e .
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(PY) scripts/demo.py
 
 test: $(STAMP) lint php
@@ -52,6 +61,13 @@ deploy-services:
 
 test-deploy: $(DEPLOY_STAMP) deploy-services
 	$(PY) -m pytest -q -p no:cacheprovider -m deploy tests/deploy
+
+# The connection list's Test button clicked in the real Airflow UI with headless Chromium
+# (Debian's chromium + chromium-driver, installed here when missing; the test speaks
+# WebDriver over HTTP, so no Python package is added). Screenshots: .airflow-test/ui/.
+test-ui: $(STAMP)
+	command -v chromedriver >/dev/null || (apt-get update -q && apt-get install -y -q chromium chromium-driver)
+	SMS_UI_TESTS=1 SMS_UI_SCREENSHOTS=$(CURDIR)/.airflow-test/ui $(PY) -m pytest -q -p no:cacheprovider tests/ui
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check airflow_sms_provider tests example_dags scripts bench

@@ -125,6 +125,24 @@ def persist_campaign_link(context: Any, conn_id: str, campaign_ids: Any, log: An
         return None
 
 
+def _xcom_exists(comms: Any, ti_key: Any, key: str) -> bool:
+    """Ask the supervisor how many values ``key`` has before reading it.
+
+    A read of a missing XCom makes the supervisor (in the scheduler's or worker's
+    process) log ``XCom not found`` as an error, which a task that failed before its
+    campaign existed would otherwise add on every run. Counting logs nothing. True
+    when the count cannot be asked (Airflow 3.0's supervisor API): then the read decides.
+    """
+    try:
+        from airflow.sdk.execution_time.comms import GetXComCount, XComCountResponse
+
+        answer = comms.send(GetXComCount(key=key, dag_id=ti_key.dag_id, run_id=ti_key.run_id,
+                                         task_id=ti_key.task_id))
+    except Exception:
+        return True
+    return not (isinstance(answer, XComCountResponse) and answer.len == 0)
+
+
 def _read_xcom(ti_key: Any, key: str) -> Any:
     """The XCom ``key`` of ``ti_key``: through the task's supervisor in a running task, else from the DB."""
     from airflow.sdk.execution_time import task_runner
@@ -132,6 +150,8 @@ def _read_xcom(ti_key: Any, key: str) -> Any:
     if hasattr(task_runner, "SUPERVISOR_COMMS"):  # inside a task (the runner's finalize step)
         from airflow.providers.common.compat.sdk import XCom
 
+        if not _xcom_exists(task_runner.SUPERVISOR_COMMS, ti_key, key):
+            return None
         return XCom.get_value(ti_key=ti_key, key=key)
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session

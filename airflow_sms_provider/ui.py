@@ -16,13 +16,23 @@ _VERIFY = {"label": "Verify TLS certificates", "type": "boolean", "default": Tru
 _TIMEZONE = {"label": "Account time zone", "type": "string", "default": "UTC",
              "description": "IANA zone the account reads scheduled times in (e.g. Asia/Almaty)."}
 
+# Port stays in every form: the connection list's Test button (Airflow >= 3.2) sends the stored
+# port, or 0 when none is stored, and the API then refuses the test ("the host or port to test
+# differs from the stored connection"). A stored port (443) makes Test work; see docs/connections.md.
+_PORT = "443 (or the sandbox's port): lets the list's Test button work"
+
+# Standard fields the hooks refuse when empty. The UI has no "required" flag for them, so their
+# label says it; required extras get a schema without "null" (Airflow >= 3.2 marks those).
+REQUIRED = " (required)"
+
 FORMS: dict[str, dict[str, Any]] = {
     "mobizon": {
-        "hidden": ["schema", "login", "port"],
-        "relabeling": {"host": "API domain", "password": "API key"},
+        "hidden": ["schema", "login"],
+        "relabeling": {"host": "API domain" + REQUIRED, "password": "API key" + REQUIRED},
         "placeholders": {
             "host": "api.mobizon.kz (or a full URL, e.g. http://127.0.0.1:8765 for the sandbox)",
             "password": "40 or 70 character API key",
+            "port": _PORT,
         },
         "extras": {
             "timeout": _TIMEOUT,
@@ -33,19 +43,21 @@ FORMS: dict[str, dict[str, Any]] = {
         },
     },
     "bsg": {
-        "hidden": ["schema", "login", "port"],
-        "relabeling": {"host": "Base URL", "password": "API key"},
-        "placeholders": {"host": "https://one-api.bsg.world", "password": "live_... or test_..."},
+        "hidden": ["schema", "login"],
+        "relabeling": {"host": "Base URL", "password": "API key" + REQUIRED},
+        "placeholders": {"host": "https://one-api.bsg.world", "password": "live_... or test_...", "port": _PORT},
         "extras": {"timeout": _TIMEOUT, "verify_ssl": _VERIFY, "timezone": _TIMEZONE},
     },
     "ogangi": {
-        "hidden": ["schema", "port"],
-        "relabeling": {"host": "Base URL", "login": "User name", "password": "Private key"},
-        "placeholders": {"host": "https://customer.example.com/mmc", "password": "the account's private key"},
+        "hidden": ["schema"],
+        "relabeling": {"host": "Base URL" + REQUIRED, "login": "User name" + REQUIRED,
+                       "password": "Private key" + REQUIRED},
+        "placeholders": {"host": "https://customer.example.com/mmc", "password": "the account's private key",
+                         "port": _PORT},
         "extras": {
-            "instance_id": {"label": "Instance ID", "type": "integer",
+            "instance_id": {"label": "Instance ID", "type": "integer", "required": True,
                             "description": "The MMC instance the requests act on."},
-            "public_key": {"label": "Public key", "type": "string",
+            "public_key": {"label": "Public key", "type": "string", "required": True,
                            "description": "Sent in every URL; the private key only signs."},
             "schedule_timezone": {"label": "Schedule time zone", "type": "string", "default": "UTC",
                                   "description": "Zone the MMC reads broadcast dates in (dd-MM-yyyy HH:mm)."},
@@ -60,7 +72,8 @@ def conn_fields(conn_type: str) -> dict[str, Any]:
     """``conn-fields`` for provider info (Airflow ≥ 3.2 connection form)."""
     fields = {}
     for name, spec in FORMS[conn_type]["extras"].items():
-        schema: dict[str, Any] = {"type": [spec["type"], "null"]}
+        # A type without "null" is how the ≥ 3.2 form knows a field must be filled.
+        schema: dict[str, Any] = {"type": spec["type"] if spec.get("required") else [spec["type"], "null"]}
         if "default" in spec:
             schema["default"] = spec["default"]
         fields[name] = {"label": spec["label"], "description": spec["description"], "schema": schema}
@@ -101,5 +114,6 @@ def widgets(conn_type: str) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"description": spec["description"], "default": spec.get("default")}
         if kind is not BooleanField and BS3TextFieldWidget is not None:
             kwargs["widget"] = BS3TextFieldWidget()
-        out[name] = kind(spec["label"], **kwargs)
+        # Those UIs take no "required" from a widget (the API server reads only its type), so the label says it.
+        out[name] = kind(spec["label"] + (REQUIRED if spec.get("required") else ""), **kwargs)
     return out

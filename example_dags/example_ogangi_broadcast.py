@@ -1,8 +1,10 @@
 """An Ogangi broadcast: schedule it, hold it, release it, wait until every message is out.
 
-A broadcast is created to start ten minutes after the task runs, suspended (say a
-price in the text needs a last check), resumed, and then watched until Ogangi has
-sent every message. Against the sandbox (``make demo``) nothing reaches a phone;
+A broadcast is created to start two minutes after the task runs (Ogangi takes dates
+to the minute, so one to two minutes), suspended (say a price in the text needs a last
+check), resumed while it is still pending, and then watched until Ogangi has sent
+every message. Against ``make sandbox``, whose clock is the wall clock, the run takes
+about two minutes and the sensor defers to the triggerer. Against the sandbox (``make demo``) nothing reaches a phone;
 point the ``ogangi_default`` connection at your Messangi MMC base URL, with your
 user, keys and instance id, to run it for real.
 """
@@ -29,7 +31,7 @@ RECIPIENTS = [
     {"number": "+58 412 555 0104", "name": "Diego"},
     {"number": "+1 305 555 0105", "name": "Elena"},
 ]
-START_IN = dt.timedelta(minutes=10)
+START_IN = dt.timedelta(minutes=2)  # the suspend and resume tasks run well within it
 
 with DAG(
     dag_id="example_ogangi_broadcast",

@@ -77,7 +77,9 @@ def main() -> int:
         print("» Running example_mobizon_campaign with dag.test() ...", flush=True)
         started = time.monotonic()
         logging.getLogger("airflow").setLevel(logging.WARNING)
-        run = dag.test()
+        # The reject report goes beside the demo's database, not to the example's /tmp default.
+        report = HOME / "mobizon_rejected.csv"
+        run = dag.test(run_conf={"reject_report": str(report)}, logical_date=None)  # as a manual run
         elapsed = time.monotonic() - started
 
         state = httpx.get(f"{sandbox.url}/_sandbox/mobizon/state").json()

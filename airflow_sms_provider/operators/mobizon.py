@@ -911,6 +911,12 @@ class MobizonCampaignStatsOperator(_MobizonOperator):
         finally:
             hook.close()
         counters = info.get("counters") or {}
+        self.log.info(
+            "Campaign %s: %s; %s of %s messages delivered, %s undelivered, %s expired; cost %s; %d link(s)",
+            campaign_id, info.get("commonStatus"), counters.get("totalDelivrdMsgNum", 0),
+            counters.get("totalMsgNum", 0), counters.get("totalUndelivMsgNum", 0),
+            counters.get("totalExpiredMsgNum", 0), counters.get("totalCost", 0), len(links),
+        )
         return {
             "campaign_id": campaign_id,
             "status": info.get("commonStatus"),

@@ -74,6 +74,21 @@ def wait_for_task(hook: MobizonHook, task_id: int, timeout: float, log: Any) -> 
         time.sleep(proto.TASKQUEUE_MIN_POLL_INTERVAL)
 
 
+def log_rejected(log: Any, invalid: dict[str, Any], shown: int = 10) -> None:
+    """One line for the rows dropped before upload: how many, which rows, where the full report went.
+
+    Row numbers only: the values (phone numbers) stay in the report file and XCom examples.
+    """
+    count = invalid["rejected"]
+    if not count:
+        return
+    rows = [str(e["row"]) for e in invalid["examples"][:shown]]
+    more = ", ..." if count > len(rows) else ""
+    where = (f"every one written to {invalid['report_path']}" if invalid.get("report_path")
+             else "no reject_report_path set: only the first examples are in the XCom summary")
+    log.warning("%d row(s) rejected before upload (rows %s%s); %s", count, ", ".join(rows), more, where)
+
+
 def _count(value: Any, field: str) -> int | None:
     """A count that may arrive templated ("5000"); None when unset; 0 allowed."""
     if value is None or value == "":
@@ -236,6 +251,7 @@ class RecipientsMixin:
         finally:
             report.close()
         summary["invalid"] = report.summary()
+        log_rejected(log, summary["invalid"])
         # Rows dropped by the audience rule (a number repeated within this audience); "duplicates"
         # stays Mobizon's own count of numbers it already had (e.g. a portion an earlier try sent).
         summary["audience_duplicates"] = duplicates.summary()

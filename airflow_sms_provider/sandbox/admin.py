@@ -117,8 +117,13 @@ async def get_clock(request: Request) -> Response:
     return JSONResponse(_state(request).clock.snapshot())
 
 
+def _config(state: SandboxState) -> dict[str, Any]:
+    # The clock's speed is the one in force: POST /_sandbox/clock changes it without a config write.
+    return {**state.config, "clock_speed": state.clock.speed}
+
+
 async def get_config(request: Request) -> Response:
-    return JSONResponse(_state(request).config)
+    return JSONResponse(_config(_state(request)))
 
 
 async def set_config(request: Request) -> Response:
@@ -130,7 +135,7 @@ async def set_config(request: Request) -> Response:
         state.configure(body)
     except (KeyError, ValueError, FaultRuleError) as exc:
         return _error(str(exc))
-    return JSONResponse(state.config)
+    return JSONResponse(_config(state))
 
 
 async def campaign_view(request: Request) -> Response:

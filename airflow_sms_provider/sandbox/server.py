@@ -127,9 +127,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument(
-        "--speed", type=float, default=60.0,
-        help="simulated seconds per real second (60: a campaign's minute passes in a second); "
-        "deferred times are checked against the simulated clock",
+        "--speed", type=float, default=1.0,
+        help="simulated seconds per real second (default 1: the sandbox's clock is the wall clock, "
+        "so a start time a DAG computes from its own clock means the same to the sandbox); "
+        "POST /_sandbox/clock changes it at run time",
     )  # fmt: skip
     parser.add_argument("--access-log", action="store_true", help="log requests, API keys masked")
     parser.add_argument(
@@ -157,10 +158,32 @@ def _config_item(text: str) -> tuple[str, Any]:
         return key, raw
 
 
+# What the command line serves unless --set says otherwise: campaigns that last about ten
+# seconds on the wall clock, so a deferrable sensor started by a real scheduler (seconds after
+# the send) finds them unfinished and defers at least once; the library's defaults (SandboxServer)
+# stay fast for tests, which move the clock themselves.
+CLI_DEFAULTS: dict[str, Any] = {"delivery_delay": 10.0, "bsg_delivery_delay": 10.0}
+
+
+def connection_lines(url: str) -> list[str]:
+    """``export AIRFLOW_CONN_..._DEFAULT='{...}'`` lines for the sandbox at ``url``, ready to paste."""
+    conns = {
+        "MOBIZON": {"conn_type": "mobizon", "host": url, "password": SANDBOX_MOBIZON_API_KEY},
+        "BSG": {"conn_type": "bsg", "host": url, "password": SANDBOX_BSG_API_KEY},
+        "OGANGI": {
+            "conn_type": "ogangi", "host": f"{url}/mmc", "login": SANDBOX_OGANGI_USER,
+            "password": SANDBOX_OGANGI_PRIVATE_KEY,
+            "extra": {"instance_id": SANDBOX_OGANGI_INSTANCE_ID, "public_key": SANDBOX_OGANGI_PUBLIC_KEY},
+        },
+    }  # fmt: skip
+    return [f"export AIRFLOW_CONN_{name}_DEFAULT='{json.dumps(conn)}'" for name, conn in conns.items()]
+
+
 def main(argv: list[str] | None = None) -> None:
     """``airflow-sms-sandbox``: serve until Ctrl-C."""
     args = _parse_args(argv)
-    config = {"latency_ms": args.latency_ms, "connect_latency_ms": args.connect_latency_ms, **dict(args.set)}
+    config = {**CLI_DEFAULTS, "latency_ms": args.latency_ms, "connect_latency_ms": args.connect_latency_ms,
+              **dict(args.set)}
     try:
         app = create_app(clock_speed=args.speed, **config)
     except (TypeError, ValueError) as exc:
@@ -176,6 +199,9 @@ def main(argv: list[str] | None = None) -> None:
         f"public key {SANDBOX_OGANGI_PUBLIC_KEY}  private key {SANDBOX_OGANGI_PRIVATE_KEY}",
         flush=True,
     )
+    print("  Connections for Airflow (paste into the shell that starts it):", flush=True)
+    for line in connection_lines(url):
+        print(f"    {line}", flush=True)
     if args.latency_ms or args.connect_latency_ms:
         print(f"  latency {args.latency_ms:g} ms per request, +{args.connect_latency_ms:g} ms per new connection",
               flush=True)

@@ -69,7 +69,7 @@ class BsgCampaignsTrigger(BaseTrigger):
                     return (*proto.campaigns_outcome(latest, self.failed_statuses), latest)
 
                 outcome, message, _ = await apoll_until(
-                    poll, lambda outcome: outcome != proto.WAITING, self.poll_interval, self.log, changes_only=False)
+                    poll, lambda outcome: outcome != proto.WAITING, self.poll_interval, self.log, changes_only=True)
             data = {str(i): proto.short_status(d) for i, d in latest.items()}
             yield TriggerEvent({"status": outcome, "message": message, "data": data})
         except SmsNotFoundError as exc:  # deleted at the provider while we waited: fatal, named

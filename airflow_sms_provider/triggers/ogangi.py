@@ -59,7 +59,7 @@ class OgangiBroadcastTrigger(BaseTrigger):
                     return (*proto.broadcast_outcome(data), data)
 
                 outcome, message, data = await apoll_until(
-                    poll, lambda outcome: outcome != proto.WAITING, self.poll_interval, self.log, changes_only=False)
+                    poll, lambda outcome: outcome != proto.WAITING, self.poll_interval, self.log, changes_only=True)
             yield TriggerEvent({"status": outcome, "message": message, "data": data})
         except SmsNotFoundError as exc:
             message = (f"broadcast {self.broadcast_id} not found at {origin(base_url)}: deleted? "

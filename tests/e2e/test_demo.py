@@ -26,3 +26,15 @@ def test_make_demo_script_reports_a_done_campaign(tmp_path: Path) -> None:
     assert "recipients rejected by Mobizon: 1" in out and "rows rejected before upload: 1" in out
     assert "delivered: 8   undelivered: 1   expired: 1" in out
     assert "(extra link): http://127.0.0.1:" in out and "/_sandbox/mobizon/campaigns/" in out
+    # The reject report stays in the demo's own folder, not a path shared with others (/tmp).
+    report = tmp_path / "airflow-demo" / "mobizon_rejected.csv"
+    assert f"-> {report}" in out and report.read_text().startswith("row,value,reason")
+
+
+def test_make_demo_installs_no_test_extra(tmp_path: Path) -> None:
+    """``make demo`` on a fresh machine installs the package and Airflow, not pytest and linters."""
+    dry = subprocess.run(["make", "-n", "demo", f"VENV={tmp_path / 'venv'}"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    installs = [line for line in dry.stdout.splitlines() if "uv pip install" in line]
+    assert installs and all(line.rstrip().endswith("-e .") for line in installs), installs

@@ -61,7 +61,7 @@ def test_example_sends_and_waits_through_any_provider(
     provider = conn_fixture.removesuffix("_conn")
     dag = load_example("example_any_provider_campaign.py", "example_any_provider_campaign")
 
-    run = dag.test(run_conf={"sms_conn_id": conn_id})
+    run = dag.test(run_conf={"sms_conn_id": conn_id}, logical_date=None)  # as a manual run
 
     assert str(run.state).endswith("success"), task_states(run)
     outcome = xcom(run, "report")

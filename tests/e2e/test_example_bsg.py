@@ -5,6 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from airflow_sms_provider.triggers.bsg import BsgCampaignsTrigger
+from tests.e2e.deferral import spy_on_trigger
 from tests.helpers import load_example, sandbox_state, set_clock, task_states, xcom
 
 pytestmark = pytest.mark.e2e
@@ -15,17 +17,21 @@ VALID_ROWS = 6
 
 
 def test_example_campaign_reaches_done_and_survives_token_expiry(
-    airflow_db: None, bsg_conn: str, sandbox_url: str
+    airflow_db: None, bsg_conn: str, sandbox_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Tokens live 4 simulated seconds (1 s real) and the campaign takes ~13 (3 s real);
-    # the deferred wait polls every 2 s real, so its token expires between polls.
+    # the deferred wait polls every 2 s real, so its token expires between polls. The clock
+    # stands still until the trigger starts: the sensor's own check always finds the
+    # campaign unfinished and defers, on any machine.
     httpx.post(f"{sandbox_url}/_sandbox/bsg/config", json={"jwt_ttl": 4, "send_rate": 1}).raise_for_status()
-    set_clock(sandbox_url, speed=4)
+    set_clock(sandbox_url, speed=0)
+    events = spy_on_trigger(monkeypatch, BsgCampaignsTrigger, lambda: set_clock(sandbox_url, speed=4))
     dag = load_example("example_bsg_campaign.py", "example_bsg_campaign")
 
-    run = dag.test()
+    run = dag.test(logical_date=None)  # as a run triggered from the UI, CLI or REST API
 
     assert str(run.state).endswith("success"), task_states(run)
+    assert [e["status"] for e in events] == ["succeeded"]  # the sensor deferred, the trigger ended the wait
     outcome = xcom(run, "report")
     state = sandbox_state(sandbox_url, "bsg")
     campaigns = state["campaigns"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_sms_provider.triggers.mobizon import MobizonCampaignTrigger
+from tests.e2e.deferral import spy_on_trigger
 from tests.helpers import load_example, sandbox_state, set_clock, task_states, xcom
 
 pytestmark = pytest.mark.e2e
@@ -14,13 +16,19 @@ VALID_ROWS = 11
 STOP_LISTED = "77011110000"
 
 
-def test_example_campaign_reaches_done_and_reports(airflow_db: None, mobizon_conn: str, sandbox_url: str) -> None:
-    set_clock(sandbox_url, speed=600)
+def test_example_campaign_reaches_done_and_reports(
+    airflow_db: None, mobizon_conn: str, sandbox_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The clock stands still until the trigger starts: the sensor's check finds the campaign
+    # sending and defers; then campaign minutes pass in real seconds.
+    set_clock(sandbox_url, speed=0)
+    events = spy_on_trigger(monkeypatch, MobizonCampaignTrigger, lambda: set_clock(sandbox_url, speed=600))
     dag = load_example("example_mobizon_campaign.py", "example_mobizon_campaign")
 
-    run = dag.test()
+    run = dag.test(logical_date=None)  # as a run triggered from the UI, CLI or REST API
 
     assert str(run.state).endswith("success"), task_states(run)
+    assert [e["status"] for e in events] == ["succeeded"]  # the sensor deferred, the trigger ended the wait
     outcome = xcom(run, "report")
     assert outcome["status"] == "DONE"
     assert outcome["accepted"] == VALID_ROWS - 1

@@ -40,7 +40,7 @@ def test_failing_task_and_dag_send_their_sms(
     conn_id = request.getfixturevalue(conn_fixture)
     dag = load_example("example_sms_notifier.py", "example_sms_notifier")
 
-    run = dag.test(run_conf={"sms_conn_id": conn_id})
+    run = dag.test(run_conf={"sms_conn_id": conn_id}, logical_date=None)  # as a manual run
 
     assert task_states(run) == {"extract": "success", "load": "failed"}, task_states(run)
     failed = "FAILED: ValueError: row 42 is malformed" if EXCEPTION_IN_CALLBACKS else "FAILED"

@@ -8,6 +8,8 @@ from contextlib import contextmanager
 
 import pytest
 
+from airflow_sms_provider.triggers.ogangi import OgangiBroadcastTrigger
+from tests.e2e.deferral import spy_on_trigger
 from tests.helpers import load_example, sandbox_requests, sandbox_state, set_clock, task_states, xcom
 
 pytestmark = pytest.mark.e2e
@@ -19,7 +21,8 @@ RECIPIENTS = 5  # in the example DAG
 def time_flies_after_resume(url: str) -> Iterator[None]:
     """Hold the simulated clock until the broadcast is resumed, then jump past its start.
 
-    The example schedules the broadcast ten minutes ahead: with the clock frozen it is
+    Used by the fault and secret tests that run the Ogangi example. The example schedules
+    the broadcast minutes ahead: with the clock frozen it is
     still SCHEDULED when the DAG suspends and resumes it, on any machine, however slow.
     The jump waits for the resume task's own read after its call, so that read is
     deterministic too.
@@ -47,14 +50,20 @@ def time_flies_after_resume(url: str) -> Iterator[None]:
 
 
 def test_example_broadcast_is_suspended_resumed_and_finishes(
-    airflow_db: None, ogangi_conn: str, sandbox_url: str
+    airflow_db: None, ogangi_conn: str, sandbox_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The example schedules the broadcast minutes ahead. The clock stands still until the
+    # sensor has deferred (its trigger starts): the broadcast is still SCHEDULED when the
+    # DAG suspends and resumes it and when the sensor first looks, on any machine, however
+    # slow. Then time jumps past its start and the trigger sees it finish.
+    set_clock(sandbox_url, speed=0)
+    events = spy_on_trigger(monkeypatch, OgangiBroadcastTrigger, lambda: set_clock(sandbox_url, advance=15 * 60))
     dag = load_example("example_ogangi_broadcast.py", "example_ogangi_broadcast")
 
-    with time_flies_after_resume(sandbox_url):
-        run = dag.test()
+    run = dag.test(logical_date=None)  # as a run triggered from the UI, CLI or REST API
 
     assert str(run.state).endswith("success"), task_states(run)
+    assert [e["status"] for e in events] == ["succeeded"]  # the sensor deferred, the trigger ended the wait
     suspended = xcom(run, "suspend_broadcast")
     assert (suspended["changed"], suspended["status"]) == (True, "SUSPENDED")
     resumed = xcom(run, "resume_broadcast")

@@ -456,7 +456,7 @@ def test_hook_identity_and_connection_form() -> None:
     assert (BsgHook.conn_name_attr, BsgHook.default_conn_name, BsgHook.conn_type, BsgHook.hook_name) == (
         "bsg_conn_id", "bsg_default", "bsg", "BSG One-API")
     behaviour = BsgHook.get_ui_field_behaviour()
-    assert behaviour["relabeling"] == {"host": "Base URL", "password": "API key"}
+    assert behaviour["relabeling"] == {"host": "Base URL", "password": "API key (required)"}
     assert "password" not in behaviour["hidden_fields"]
     assert isinstance(BsgHook.get_connection_form_widgets(), dict)
 

@@ -210,3 +210,45 @@ def test_no_link_where_there_is_no_campaign_page() -> None:
     for cls in (ogangi_ops.OgangiDeleteBroadcastOperator, ogangi_ops.OgangiSendSmsByFileOperator,
                 mobizon_ops.MobizonDeleteCampaignOperator, MobizonTaskSensor):
         assert not cls.operator_extra_links, cls.__name__
+
+
+class _FakeComms:
+    """The task runner's channel to its supervisor: answers counts, records what was asked."""
+
+    def __init__(self, count: int, value: Any = None) -> None:
+        self.count, self.value, self.sent = count, value, []
+
+    def send(self, msg: Any) -> Any:
+        from airflow.sdk.execution_time.comms import XComCountResponse, XComResult
+
+        self.sent.append(type(msg).__name__)
+        if type(msg).__name__ == "GetXComCount":
+            return XComCountResponse(len=self.count)
+        return XComResult(key=msg.key, value=self.value)
+
+
+def _ti_key() -> Any:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(dag_id="d", task_id="create_campaign", run_id="manual__1", map_index=-1)
+
+
+def test_get_link_does_not_read_a_missing_xcom(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task that failed before its campaign existed: no read, so no ``XCom not found`` error logged."""
+    pytest.importorskip("airflow.sdk.execution_time.comms", reason="the supervisor protocol of Airflow >= 3.1")
+    from airflow.sdk.execution_time import task_runner
+
+    comms = _FakeComms(count=0)
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", comms, raising=False)
+    assert MobizonCampaignLink().get_link(None, ti_key=_ti_key()) == ""
+    assert comms.sent == ["GetXComCount"]
+
+
+def test_get_link_reads_an_existing_xcom_through_the_supervisor(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("airflow.sdk.execution_time.comms", reason="the supervisor protocol of Airflow >= 3.1")
+    from airflow.sdk.execution_time import task_runner
+
+    comms = _FakeComms(count=1, value="https://mobizon.kz/campaign/view/7")
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", comms, raising=False)
+    assert MobizonCampaignLink().get_link(None, ti_key=_ti_key()) == "https://mobizon.kz/campaign/view/7"
+    assert comms.sent == ["GetXComCount", "GetXCom"]

@@ -427,7 +427,8 @@ class TestHookIdentity:
         assert (OgangiHook.conn_name_attr, OgangiHook.default_conn_name, OgangiHook.conn_type,
                 OgangiHook.hook_name) == ("ogangi_conn_id", "ogangi_default", "ogangi", "Ogangi (Messangi MMC)")
         behaviour = OgangiHook.get_ui_field_behaviour()
-        assert behaviour["relabeling"]["password"] == "Private key" and "login" not in behaviour["hidden_fields"]
+        assert behaviour["relabeling"]["password"] == "Private key (required)"
+        assert "login" not in behaviour["hidden_fields"]
         widgets = OgangiHook.get_connection_form_widgets()
         assert set(widgets) in (set(), set(FORMS["ogangi"]["extras"]))  # empty where WTForms is absent
 
