@@ -97,6 +97,11 @@ class Response:
     content: bytes
     headers: Mapping[str, str]
 
+    def __repr__(self) -> str:
+        # A body can echo a key or a token, and tracebacks that print frame locals (Airflow 3.0's
+        # task logs) would show it: the size only.
+        return f"Response({self.status_code}, {len(self.content)} bytes)"
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
