@@ -112,7 +112,7 @@ def test_killed_worker_the_other_worker_resumes_without_duplicates(celery: Deplo
     # The held portion ends by itself (and may still land): wait for it before reading the provider.
     held = {f["id"] for f in httpx.get(f"{url}/_sandbox/faults", timeout=10).json()["faults"] if f["hits"]}
     wait_until(lambda: held <= {r["fault"] for r in httpx.get(f"{url}/_sandbox/requests", timeout=10).json()["items"]},
-               HOLD + 30, "the held request to end")  # fmt: skip
+               HOLD + 30, "the held request to end", 0.5)  # fmt: skip
     campaigns = sandbox_state(url, "mobizon")["campaigns"]
     assert len(campaigns) == 1, [c["id"] for c in campaigns]
     (campaign,) = campaigns
