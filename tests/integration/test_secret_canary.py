@@ -24,7 +24,6 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from airflow_sms_provider.hooks.bsg import BsgSession
 from airflow_sms_provider.sandbox import ogangi as sandbox_ogangi
 from tests.conftest import mobizon_conn_uri
 from tests.helpers import add_faults, load_example, sandbox_state, set_clock, task_states
@@ -65,20 +64,6 @@ def hostile_keys(sandbox_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
          "times": 1, "body": {"message": f"Too many requests: {echo(BSG_KEY)}", "errors": {"key": [BSG_KEY]}}},
     )
     return sandbox_url
-
-
-@pytest.fixture
-def jwts(monkeypatch: pytest.MonkeyPatch) -> set[str]:
-    """Every JWT a BSG session (hook or trigger) keeps from now on."""
-    issued: set[str] = set()
-    keep = BsgSession._keep
-
-    def recording(self: BsgSession, token: str) -> None:
-        issued.add(token)
-        keep(self, token)
-
-    monkeypatch.setattr(BsgSession, "_keep", recording)
-    return issued
 
 
 @pytest.fixture

@@ -149,20 +149,6 @@ def _ogangi(url: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str, set[st
 EXAMPLES = {"mobizon": _mobizon, "bsg": _bsg, "ogangi": _ogangi}
 
 
-@pytest.fixture
-def jwts(monkeypatch: pytest.MonkeyPatch) -> set[str]:
-    """Every JWT a BSG session (hook or trigger) keeps from now on."""
-    issued: set[str] = set()
-    keep = BsgSession._keep
-
-    def recording(self: BsgSession, token: str) -> None:
-        issued.add(token)
-        keep(self, token)
-
-    monkeypatch.setattr(BsgSession, "_keep", recording)
-    return issued
-
-
 @pytest.mark.parametrize("provider", sorted(EXAMPLES))
 def test_example_dag_leaks_no_secret(
     provider: str, airflow_db: None, mobizon_conn: str, bsg_conn: str, ogangi_conn: str, sandbox_url: str,
