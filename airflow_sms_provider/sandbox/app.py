@@ -46,6 +46,7 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send)
             return
         started, sim_ts, real_ts = time.perf_counter(), self.state.now(), utc_now()
+        epoch = self.state.epoch
         status: list[int] = []
 
         async def capture(message: Message) -> None:
@@ -59,7 +60,8 @@ class RequestLogMiddleware:
             status.append(500)
             raise
         finally:
-            self.state.record(self._entry(scope, status, started, real_ts.isoformat(), sim_ts.isoformat()))
+            entry = self._entry(scope, status, started, real_ts.isoformat(), sim_ts.isoformat())
+            self.state.record(entry, epoch=epoch)
 
     def _entry(self, scope: Scope, status: list[int], started: float, real_ts: str, sim_ts: str) -> dict[str, Any]:
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)

@@ -68,6 +68,7 @@ class SandboxState:
         self._log_lock = threading.Lock()
         self._log: deque[dict[str, Any]] = deque(maxlen=int(self.config["log_limit"]))
         self._seq = 0
+        self._epoch = 0
 
     # ------------------------------------------------------------ providers
 
@@ -132,9 +133,20 @@ class SandboxState:
 
     # ------------------------------------------------------------ request log
 
-    def record(self, entry: dict[str, Any]) -> None:
-        """Append one request to the log, numbering it."""
+    @property
+    def epoch(self) -> int:
+        """How many resets so far; a request remembers the one it started in."""
+        return self._epoch
+
+    def record(self, entry: dict[str, Any], epoch: int | None = None) -> None:
+        """Append one request to the log, numbering it.
+
+        A request that started before the last reset (an answer held past a client's timeout) belongs to the
+        forgotten past: logging it afterwards would put a stranger at the head of the new log.
+        """
         with self._log_lock:
+            if epoch is not None and epoch != self._epoch:
+                return
             self._seq += 1
             self._log.append({"seq": self._seq, **entry})
 
@@ -155,6 +167,7 @@ class SandboxState:
         with self._log_lock:
             self._log.clear()
             self._seq = 0
+            self._epoch += 1
         for spec in self._specs.values():
             self.providers[spec.name] = spec.factory(self)
 

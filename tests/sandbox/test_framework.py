@@ -199,6 +199,20 @@ def test_timeout_after_fault_acts_then_answers_too_late(mobizon: Mobizon, admin:
     assert state["sendCalls"] == 1 and state["status"] != "NEW"  # the server did send it
 
 
+def test_a_request_held_across_a_reset_stays_out_of_the_new_log(mobizon: Mobizon, admin: httpx.Client) -> None:
+    _faults(admin, {"path": "getownbalance", "action": "timeout_after", "seconds": 0.5})
+    q = {"output": "json", "api": "v1", "apiKey": SANDBOX_MOBIZON_API_KEY}
+    with pytest.raises(httpx.ReadTimeout):
+        admin.get("/service/user/getOwnBalance", params=q, timeout=0.1)
+    admin.post("/_sandbox/reset").raise_for_status()
+    time.sleep(0.7)  # the held answer has now been written and the request would be logged
+    assert mobizon.ok("user/getOwnBalance")
+    assert [item["path"] for item in admin.get("/_sandbox/requests").json()["items"]] == [
+        "/service/user/getOwnBalance"
+    ]
+    assert admin.get("/_sandbox/requests").json()["items"][0]["seq"] == 1
+
+
 def test_delay_fault_slows_then_runs_the_handler(mobizon: Mobizon, admin: httpx.Client) -> None:
     _faults(admin, {"path": "getownbalance", "action": "delay", "seconds": 0.3})
     started = time.perf_counter()
