@@ -8,7 +8,7 @@
 ``POST /_sandbox/faults``  append fault rules (a JSON list, or one object)
 ``GET /_sandbox/faults``   the rules with their ``seen``/``hits`` counters
 ``DELETE /_sandbox/faults`` remove all rules
-``POST /_sandbox/clock``   ``{"advance": seconds}`` and/or ``{"speed": x}``
+``POST /_sandbox/clock``   ``{"advance": seconds}`` or ``{"to": "<ISO instant>"}``, and/or ``{"speed": x}``
 ``GET /_sandbox/clock``    ``{"now", "speed", "offset"}``
 ``GET /_sandbox/config``   the configuration in force
 ``POST /_sandbox/config``  change known configuration keys until the next reset
@@ -28,6 +28,7 @@ an extra one on each new connection; see :mod:`airflow_sms_provider.sandbox.late
 from __future__ import annotations
 
 import inspect
+from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -104,6 +105,13 @@ async def set_clock(request: Request) -> Response:
         if not isinstance(body, dict):
             raise ValueError('send a JSON object like {"advance": 60}')
         advance, speed = _non_negative(body, "advance"), _non_negative(body, "speed")
+        to = body.get("to")
+        if to is not None:
+            if advance is not None:
+                raise ValueError('give "advance" or "to", not both')
+            if not isinstance(to, str):
+                raise ValueError(f'"to" must be an ISO 8601 instant, got {to!r}')
+            state.clock.advance_to(datetime.fromisoformat(to))
     except (ValueError, FaultRuleError) as exc:
         return _error(str(exc))
     if speed is not None:

@@ -51,6 +51,17 @@ class SimClock:
             self._offset += float(seconds)
         return self.now()
 
+    def advance_to(self, when: datetime) -> datetime:
+        """Jump to ``when`` (timezone-aware, not before now): a fixed instant makes runs comparable."""
+        if when.tzinfo is None:
+            raise ValueError("give the instant with its offset, e.g. 2030-01-01T00:00:00+00:00")
+        with self._lock:
+            gap = (when - (self._start + timedelta(seconds=self._elapsed() + self._offset))).total_seconds()
+            if gap < 0:
+                raise ValueError("the clock only moves forward")
+            self._offset += gap
+        return self.now()
+
     def set_speed(self, speed: float) -> None:
         """Change the speed from now on, without a jump in time."""
         speed = _check_speed(speed)

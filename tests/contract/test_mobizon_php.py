@@ -52,6 +52,8 @@ def sandbox() -> Iterator[SandboxServer]:
 
 def run_flow(sandbox: SandboxServer, output: str) -> dict[str, Any]:
     httpx.post(f"{sandbox.url}/_sandbox/reset").raise_for_status()
+    # A reset restarts the frozen clock at the real time: one fixed instant makes two runs' timestamps equal.
+    httpx.post(f"{sandbox.url}/_sandbox/clock", json={"to": "2031-01-02T03:04:05+00:00"}).raise_for_status()
     host_port = sandbox.url.split("://", 1)[1]
     proc = subprocess.run(
         ["php", str(FLOW), str(CLIENT_SRC), host_port, output, SANDBOX_MOBIZON_API_KEY],

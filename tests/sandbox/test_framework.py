@@ -213,6 +213,16 @@ def test_a_request_held_across_a_reset_stays_out_of_the_new_log(mobizon: Mobizon
     assert admin.get("/_sandbox/requests").json()["items"][0]["seq"] == 1
 
 
+def test_clock_moves_to_a_given_instant_and_only_forward(admin: httpx.Client) -> None:
+    moved = admin.post("/_sandbox/clock", json={"to": "2031-01-02T03:04:05+05:00"})
+    assert moved.status_code == 200 and moved.json()["now"] == "2031-01-01T22:04:05+00:00"
+    back = admin.post("/_sandbox/clock", json={"to": "2031-01-01T00:00:00+00:00"})
+    assert back.status_code == 400 and "only moves forward" in back.json()["error"]
+    for bad in ({"to": "2031-01-02T03:04:05"}, {"to": 5}, {"to": "2032-01-01T00:00:00+00:00", "advance": 1}):
+        assert admin.post("/_sandbox/clock", json=bad).status_code == 400
+    assert admin.get("/_sandbox/clock").json()["now"] == "2031-01-01T22:04:05+00:00"
+
+
 def test_delay_fault_slows_then_runs_the_handler(mobizon: Mobizon, admin: httpx.Client) -> None:
     _faults(admin, {"path": "getownbalance", "action": "delay", "seconds": 0.3})
     started = time.perf_counter()
