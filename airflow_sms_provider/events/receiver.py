@@ -1,0 +1,178 @@
+"""The webhook receiver: a small ASGI app an Airflow API server (or any ASGI server) hosts.
+
+``POST /mobizon/{conn_id}``
+    A Mobizon webhook (reference/mobizon/_webhooks-*.md). The ``sign`` is checked with the
+    connection's ``webhook_secret``; the event is recorded once per ``eventId`` (retries and
+    duplicates answer 200 and change nothing) and the answer goes out at once: the asset
+    events are made later, by a background task, well inside Mobizon's 5-second limit.
+
+Asset events: one asset per connection (the campaign group "everything this Mobizon account
+sends"), ``sms://mobizon/<conn_id>``; one asset event per campaign once its delivery reports
+have been quiet for ``quiet_seconds`` (Mobizon sends a report only when a message's status is
+final, so a quiet campaign is a finished one; a late report makes a further event with only
+the new counts). Its extra: ``campaign_ids``, ``counts`` per final status, ``messages``,
+``segments``, ``first_status_ts``/``last_status_ts``, ``provider``, ``source``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from airflow_sms_provider.events.payload import (
+    MAX_BODY_BYTES,
+    SMS_DELIVERY_REPORT,
+    PayloadError,
+    delivery_report,
+    parse_body,
+)
+from airflow_sms_provider.events.signature import mobizon_sign_ok
+from airflow_sms_provider.events.store import EventStore
+
+log = logging.getLogger(__name__)
+
+SecretLookup = Callable[[str], "str | None"]
+"""Connection id -> its webhook secret (None: none set); raises LookupError for an unknown connection."""
+AssetSink = Callable[[str, dict[str, Any]], None]
+"""(asset URI, extra) -> records one asset event; raises if it could not (the batch is retried)."""
+
+_CONN_ID = re.compile(r"[A-Za-z0-9_.-]{1,250}")
+
+
+def asset_uri(provider: str, conn_id: str) -> str:
+    """The asset a connection's campaigns report to, e.g. ``sms://mobizon/mobizon_default``."""
+    return f"sms://{provider}/{conn_id}"
+
+
+class Receiver:
+    """Verifies, records and batches webhook events; :meth:`app` is its ASGI face."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        secret_for: SecretLookup,
+        sink: AssetSink,
+        *,
+        quiet_seconds: float = 60.0,
+        secret_ttl: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.secret_for = secret_for
+        self.sink = sink
+        self.quiet_seconds = quiet_seconds
+        self.secret_ttl = secret_ttl
+        self._secrets: dict[str, tuple[float, str | None]] = {}
+        self._flusher: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------ HTTP
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/mobizon/{conn_id}", self.mobizon, methods=["POST"])])
+
+    async def mobizon(self, request: Request) -> Response:
+        conn_id = request.path_params["conn_id"]
+        if not _CONN_ID.fullmatch(conn_id):
+            return _refuse(404, "connection id", "not a connection id")
+        try:
+            event = parse_body(await _read_capped(request))
+            report = delivery_report(event) if event.event_type == SMS_DELIVERY_REPORT else None
+        except PayloadError as exc:
+            return _refuse(exc.status, exc.field, str(exc))
+        try:
+            secret = await self._secret(conn_id)
+        except LookupError:
+            return _refuse(404, "connection id", f"no Mobizon connection {conn_id!r}")
+        if not secret:
+            # The documents allow webhooks without a secret (then no sign); we do not: anyone could post.
+            return _refuse(403, "sign", f"connection {conn_id!r} has no webhook_secret; unsigned webhooks are refused")
+        if event.sign is None or not mobizon_sign_ok(
+            event.event_id, event.attempt, event.event_create_ts, secret, event.sign
+        ):
+            log.warning("Mobizon webhook for %s refused: wrong sign (event %s)", conn_id, event.event_id)
+            return _refuse(403, "sign", "missing or does not match the connection's webhook_secret")
+        new = await asyncio.to_thread(self.store.add, f"mobizon/{conn_id}", event, report)
+        self._wake()  # also after a restart: events recorded before it are counted on the next request
+        log.info(
+            "Mobizon webhook %s for %s: event %s attempt %s%s",
+            event.event_type, conn_id, event.event_id, event.attempt, "" if new else " (already recorded)",
+        )  # fmt: skip
+        return JSONResponse({"status": "recorded" if new else "duplicate", "eventId": event.event_id})
+
+    async def _secret(self, conn_id: str) -> str | None:
+        cached = self._secrets.get(conn_id)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        secret = await asyncio.to_thread(self.secret_for, conn_id)  # a DB or secrets-backend lookup
+        self._secrets[conn_id] = (time.monotonic() + self.secret_ttl, secret)
+        return secret
+
+    # ------------------------------------------------------------ asset events
+
+    def flush(self, quiet_seconds: float | None = None) -> list[dict[str, Any]]:
+        """Turn every campaign quiet for ``quiet_seconds`` into an asset event; the extras made."""
+        made = []
+        for source, campaign_id in self.store.due(self.quiet_seconds if quiet_seconds is None else quiet_seconds):
+            provider, _, conn_id = source.partition("/")
+            uri = asset_uri(provider, conn_id)
+            try:
+                extra = self.store.report(source, campaign_id, functools.partial(self.sink, uri))
+            except Exception:
+                log.exception("asset event for %s campaign %s failed; retried on the next flush", uri, campaign_id)
+                continue
+            if extra is not None:
+                log.info("asset event %s: campaign %s %s", uri, campaign_id, extra["counts"])
+                made.append(extra)
+        return made
+
+    def _wake(self) -> None:
+        # Lazily, on the serving loop: a mounted sub-app gets no lifespan events, and the task ends
+        # with the loop (the server), so nothing outlives it.
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+
+    async def _flush_loop(self) -> None:
+        tick = min(1.0, max(0.05, self.quiet_seconds / 4))
+        while True:
+            await asyncio.sleep(tick)
+            try:
+                await asyncio.to_thread(self.flush)
+                if await asyncio.to_thread(self.store.pending) == 0:
+                    return
+            except Exception:  # the store itself failed: keep trying, the events are on disk
+                log.exception("flushing SMS events failed")
+
+
+async def _read_capped(request: Request) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise PayloadError("body", f"larger than {MAX_BODY_BYTES} bytes", status=413)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise PayloadError("body", f"larger than {MAX_BODY_BYTES} bytes", status=413)
+    return bytes(body)
+
+
+def _refuse(status: int, field: str, message: str) -> Response:
+    return JSONResponse({"error": message, "field": field}, status_code=status)
+
+
+def create_app(
+    store: EventStore, secret_for: SecretLookup, sink: AssetSink, *, quiet_seconds: float = 60.0
+) -> Starlette:
+    """A standalone receiver app (``uvicorn 'module:app'``); see docs/events.md."""
+    receiver = Receiver(store, secret_for, sink, quiet_seconds=quiet_seconds)
+    app = receiver.app()
+    app.state.receiver = receiver
+    return app

@@ -1,0 +1,162 @@
+"""Durable record of received webhook events: one SQLite file, deduplicated by event id.
+
+Why SQLite and not Airflow's metadata database or Variables: a table in the metadata database
+needs a migration Airflow's upgrade path does not run for providers, and Variables have no
+"insert if absent", so two API-server workers could both count a retried event. SQLite gives
+an atomic ``INSERT OR IGNORE`` on the primary key (the dedup), survives restarts (events not
+yet turned into asset events are picked up again) and costs one file. Several API-server
+workers on one host share it safely; several hosts need one shared store (see docs/events.md).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from airflow_sms_provider.events.payload import DeliveryReport, WebhookEvent
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sms_events (
+    source TEXT NOT NULL,            -- who sent it: "mobizon/<connection id>"
+    event_id INTEGER NOT NULL,       -- the provider's id, the same on every retry
+    event_type TEXT NOT NULL,
+    campaign_id INTEGER,
+    message_id INTEGER,
+    status TEXT,
+    seg_num INTEGER,
+    status_update_ts TEXT,
+    event_create_ts TEXT NOT NULL,
+    attempt INTEGER NOT NULL,        -- the attempt that was accepted
+    received_at REAL NOT NULL,       -- unix time
+    data TEXT NOT NULL,              -- the event's data object, as JSON
+    batch INTEGER,                   -- the asset event that counted it (NULL: not yet)
+    PRIMARY KEY (source, event_id)
+);
+CREATE INDEX IF NOT EXISTS sms_events_pending ON sms_events (batch, source, campaign_id);
+CREATE TABLE IF NOT EXISTS sms_batches (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL,
+    campaign_id INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    extra TEXT NOT NULL
+);
+"""
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+class EventStore:
+    """Events and the batches they were reported in, in one SQLite file (thread-safe)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()  # one connection, shared by the receiver's worker threads
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer (API-server workers)
+        self._db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")  # take the write lock now: two workers never both flush
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def add(self, source: str, event: WebhookEvent, report: DeliveryReport | None, now: float | None = None) -> bool:
+        """Record ``event``; False if ``(source, event_id)`` was already recorded (a retry or a duplicate)."""
+        row = (
+            source, event.event_id, event.event_type,
+            report.campaign_id if report else None, report.message_id if report else None,
+            report.status if report else None, report.seg_num if report else None,
+            report.status_update_ts if report else None,
+            event.event_create_ts, event.attempt, time.time() if now is None else now,
+            json.dumps(event.data, separators=(",", ":"), sort_keys=True),
+        )  # fmt: skip
+        with self._tx() as db:
+            cur = db.execute("INSERT OR IGNORE INTO sms_events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,NULL)", row)
+            return cur.rowcount == 1
+
+    def due(self, quiet_seconds: float, now: float | None = None) -> list[tuple[str, int]]:
+        """(source, campaign id) whose unreported events have been quiet for ``quiet_seconds``."""
+        limit = (time.time() if now is None else now) - quiet_seconds
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT source, campaign_id FROM sms_events WHERE batch IS NULL AND campaign_id IS NOT NULL"
+                " GROUP BY source, campaign_id HAVING MAX(received_at) <= ? ORDER BY MIN(received_at)",
+                (limit,),
+            ).fetchall()
+        return [(source, int(campaign)) for source, campaign in rows]
+
+    def pending(self) -> int:
+        """Delivery reports not yet counted in an asset event."""
+        with self._lock:
+            (count,) = self._db.execute(
+                "SELECT COUNT(*) FROM sms_events WHERE batch IS NULL AND campaign_id IS NOT NULL"
+            ).fetchone()
+        return int(count)
+
+    def report(self, source: str, campaign_id: int, emit: Emit, now: float | None = None) -> dict[str, Any] | None:
+        """Count the campaign's unreported events, ``emit`` the extra, then mark them reported.
+
+        All in one transaction: if ``emit`` raises, nothing is marked and the next flush tries again.
+        """
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT status, COUNT(*), SUM(seg_num), MIN(status_update_ts), MAX(status_update_ts)"
+                " FROM sms_events WHERE source = ? AND campaign_id = ? AND batch IS NULL GROUP BY status",
+                (source, campaign_id),
+            ).fetchall()
+            if not rows:
+                return None
+            extra: dict[str, Any] = {
+                "provider": source.split("/", 1)[0],
+                "source": source,
+                "campaign_ids": [campaign_id],
+                "counts": {status: count for status, count, *_ in sorted(rows)},
+                "messages": sum(row[1] for row in rows),
+                "segments": sum(row[2] or 0 for row in rows),
+                "first_status_ts": min(row[3] for row in rows),
+                "last_status_ts": max(row[4] for row in rows),
+            }
+            cur = db.execute(
+                "INSERT INTO sms_batches (source, campaign_id, created_at, extra) VALUES (?,?,?,?)",
+                (source, campaign_id, time.time() if now is None else now, json.dumps(extra, sort_keys=True)),
+            )
+            db.execute(
+                "UPDATE sms_events SET batch = ? WHERE source = ? AND campaign_id = ? AND batch IS NULL",
+                (cur.lastrowid, source, campaign_id),
+            )
+            emit(extra)
+            return extra
+
+    def events(self, source: str | None = None) -> list[dict[str, Any]]:
+        """Recorded events, oldest first (tests, troubleshooting)."""
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT * FROM sms_events WHERE ? IS NULL OR source = ? ORDER BY received_at, event_id",
+                (source, source),
+            )
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def batches(self) -> list[dict[str, Any]]:
+        """The asset events reported so far, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, source, campaign_id, extra FROM sms_batches ORDER BY id").fetchall()
+        return [{"id": i, "source": s, "campaign_id": c, "extra": json.loads(e)} for i, s, c, e in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
