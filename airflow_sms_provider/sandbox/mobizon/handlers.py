@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from airflow_sms_provider.sandbox.mobizon import webhooks
 from airflow_sms_provider.sandbox.mobizon.rules import (
     CONTACT_GROUPS,
     DEFAULT_BALANCE,
@@ -611,4 +612,5 @@ def admin_routes(sandbox: SandboxState) -> list[Route]:
     return [
         Route("/_sandbox/mobizon/state", admin_state, methods=["GET"]),
         Route("/_sandbox/mobizon/accounts", admin_account, methods=["POST"]),
+        *webhooks.admin_routes(),
     ]

@@ -52,6 +52,13 @@ DEFAULTS: dict[str, Any] = {
     "short_link_error_prefixes": ("77051",),  # code 51 in a campaign that shortens links
     "deleted_prefixes": ("77077",),  # final message status DELETED
     "partial_prefixes": ("77055",),  # a multi-part message is PDLIVRD until its validity ends
+    # Webhooks (webhooks.py): the documented schedule; tests shorten the real waits.
+    "webhook_attempts": 10,  # "up to 10 attempts"
+    "webhook_retry_step": 60.0,  # simulated seconds the wait grows by per attempt ("by 1 minute")
+    "webhook_timeout": 5.0,  # real seconds the handler has to answer 2xx
+    "webhook_tick": 0.05,  # real seconds between two scans for final statuses
+    "webhook_duplicate_every": 0,  # N > 0: every Nth delivered event is sent once more (a lost 200)
+    "webhook_reverse": False,  # True: each scan's events newest first (out of order)
 }
 
 

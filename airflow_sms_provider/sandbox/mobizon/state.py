@@ -48,6 +48,7 @@ from airflow_sms_provider.sandbox.mobizon.rules import (
     final_status,
     segments,
 )
+from airflow_sms_provider.sandbox.mobizon.webhooks import WebhookBook
 from airflow_sms_provider.sandbox.mobizon.wire import (
     _digits,
     _int,
@@ -206,6 +207,7 @@ class MobizonState:
         self._message_ids = itertools.count(200001)
         self._task_ids = itertools.count(70001)
         self._link_ids = itertools.count(501)
+        self.webhooks = WebhookBook()  # webhooks.py: forgotten, like everything else, by a reset
 
     @property
     def cfg(self) -> dict[str, Any]:
