@@ -7,13 +7,7 @@ it, over HTTP, what the connection form shows and what the Test button answers.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,56 +15,15 @@ from airflow import __version__ as airflow_version
 from packaging.version import Version
 
 from airflow_sms_provider.ui import FORMS, REQUIRED
+from tests.api_server import airflow_api_server
 
 SECRET = "uiSecretKey0123456789abcdefghijklmnopqrs"  # 40 characters, never to be echoed back
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    home = tmp_path_factory.mktemp("api-server-home")
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
-        # One worker: four (the default) take minutes to start on a loaded 2-core machine.
-        "AIRFLOW__API__WORKERS": "1",
-    }
-    env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
-    airflow = [sys.executable, "-m", "airflow"]
-    subprocess.run([*airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
-    port = _free_port()
-    log = Path(home) / "api-server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([*airflow, "api-server", "-H", "127.0.0.1", "-p", str(port)], env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            try:
-                if httpx.get(f"{url}/api/v2/version", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"api-server did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+    with airflow_api_server(tmp_path_factory.mktemp("api-server-home")) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def hook_meta(url: str, conn_type: str) -> dict:
