@@ -1,5 +1,6 @@
 """Provider webhooks as Airflow asset events (docs/events.md).
 
-:mod:`.signature` and :mod:`.payload` hold the wire facts (no I/O), :mod:`.store` the durable
-record, :mod:`.receiver` the ASGI app, :mod:`.plugin` its Airflow API-server mount.
+:mod:`.payload` holds the neutral event shapes, :mod:`.mobizon` Mobizon's signature, payload
+rules and connection secret, :mod:`.store` the durable record, :mod:`.receiver` the ASGI app,
+:mod:`.plugin` its Airflow API-server mount.
 """

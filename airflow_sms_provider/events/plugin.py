@@ -2,7 +2,7 @@
 
 Opt-in: put ``from airflow_sms_provider.events.plugin import SmsEventsPlugin`` in a file of the
 plugins folder. The receiver then answers under ``<api-server>/sms-events/``; it reads each
-connection's ``webhook_secret`` extra and records asset events directly in Airflow's database
+connection's ``webhook_secret`` extra (events/mobizon.py) and records asset events directly in Airflow's database
 (it runs inside the API server, the process the REST API's ``POST /api/v2/assets/events`` runs in).
 
 Configuration (``airflow.cfg`` or ``AIRFLOW__SMS_EVENTS__*``): ``[sms_events] store_path``
@@ -22,26 +22,6 @@ from airflow_sms_provider.events.receiver import Receiver
 from airflow_sms_provider.events.store import EventStore
 
 URL_PREFIX = "/sms-events"
-
-
-def airflow_secret(conn_id: str) -> str | None:
-    """The Mobizon connection's ``webhook_secret`` (LookupError: no such Mobizon connection)."""
-    from airflow.exceptions import AirflowNotFoundException
-    from airflow.models.connection import Connection
-
-    try:
-        conn = Connection.get_connection_from_secrets(conn_id)
-    except AirflowNotFoundException:
-        raise LookupError(conn_id) from None
-    if conn.conn_type != "mobizon":
-        raise LookupError(conn_id)
-    secret = conn.extra_dejson.get("webhook_secret")
-    if not isinstance(secret, str) or not secret:
-        return None
-    from airflow_sms_provider.redaction import register_secret
-
-    register_secret(secret)  # "secret" in the extra's name masks it already; this covers any log line
-    return secret
 
 
 def airflow_asset_sink(uri: str, extra: dict[str, Any]) -> None:
@@ -78,7 +58,7 @@ class _LazyReceiverApp:
         home = os.environ.get("AIRFLOW_HOME") or conf.get("core", "airflow_home", fallback=".")
         path = conf.get("sms_events", "store_path", fallback=None) or os.path.join(home, "sms_events.sqlite3")
         quiet = conf.getfloat("sms_events", "quiet_seconds", fallback=60.0)
-        return Receiver(EventStore(path), airflow_secret, airflow_asset_sink, quiet_seconds=quiet).app()
+        return Receiver(EventStore(path), airflow_asset_sink, quiet_seconds=quiet).app()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._app is None:

@@ -1,6 +1,6 @@
 """The webhook receiver: a small ASGI app an Airflow API server (or any ASGI server) hosts.
 
-``POST /mobizon/{conn_id}``
+``POST /mobizon/{conn_id}`` (one route per module of :data:`PROVIDERS`)
     A Mobizon webhook (reference/mobizon/_webhooks-*.md). The ``sign`` is checked with the
     connection's ``webhook_secret``; the event is recorded once per ``eventId`` (retries and
     duplicates answer 200 and change nothing) and the answer goes out at once: the asset
@@ -21,30 +21,39 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from airflow_sms_provider.events.payload import (
-    MAX_BODY_BYTES,
-    SMS_DELIVERY_REPORT,
-    PayloadError,
-    delivery_report,
-    parse_body,
-)
-from airflow_sms_provider.events.signature import mobizon_sign_ok
+from airflow_sms_provider.events import mobizon
+from airflow_sms_provider.events.payload import MAX_BODY_BYTES, DeliveryReport, PayloadError, WebhookEvent
 from airflow_sms_provider.events.store import EventStore
 
 log = logging.getLogger(__name__)
 
-SecretLookup = Callable[[str], "str | None"]
-"""Connection id -> its webhook secret (None: none set); raises LookupError for an unknown connection."""
+SecretLookup = Callable[[str, str], "str | None"]
+"""(provider name, connection id) -> the webhook secret (None: none set); LookupError: unknown connection."""
 AssetSink = Callable[[str, dict[str, Any]], None]
 """(asset URI, extra) -> records one asset event; raises if it could not (the batch is retried)."""
+
+
+class ProviderEvents(Protocol):
+    """What a per-provider module of events/ offers (events/mobizon.py)."""
+
+    NAME: str
+
+    def read(self, body: bytes, secret: str) -> tuple[WebhookEvent, DeliveryReport | None]: ...
+
+    def connection_secret(self, conn_id: str) -> str | None: ...
+
+
+# Registration point: one module per provider that sends webhooks (a BSG module would serve
+# /bsg/<conn_id>/<token>: BSG documents no signature).
+PROVIDERS: tuple[ProviderEvents, ...] = (mobizon,)
 
 _CONN_ID = re.compile(r"[A-Za-z0-9_.-]{1,250}")
 
@@ -60,60 +69,74 @@ class Receiver:
     def __init__(
         self,
         store: EventStore,
-        secret_for: SecretLookup,
         sink: AssetSink,
         *,
+        secret_for: SecretLookup | None = None,
         quiet_seconds: float = 60.0,
         secret_ttl: float = 30.0,
+        providers: tuple[ProviderEvents, ...] = PROVIDERS,
     ) -> None:
+        """``secret_for`` None: each provider module reads its Airflow connection (the plugin's case)."""
         self.store = store
-        self.secret_for = secret_for
         self.sink = sink
+        self.secret_for = secret_for
         self.quiet_seconds = quiet_seconds
         self.secret_ttl = secret_ttl
-        self._secrets: dict[str, tuple[float, str | None]] = {}
+        self.providers = providers
+        self._secrets: dict[tuple[str, str], tuple[float, str | None]] = {}
         self._flusher: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ HTTP
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/mobizon/{conn_id}", self.mobizon, methods=["POST"])])
+        return Starlette(routes=[Route(f"/{p.NAME}/{{conn_id}}", self._endpoint(p), methods=["POST"])
+                                 for p in self.providers])  # fmt: skip
 
-    async def mobizon(self, request: Request) -> Response:
+    def _endpoint(self, provider: ProviderEvents) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            return await self.receive(provider, request)
+
+        return endpoint
+
+    async def receive(self, provider: ProviderEvents, request: Request) -> Response:
+        """Check, record once, answer; the asset events come later (:meth:`flush`)."""
         conn_id = request.path_params["conn_id"]
         if not _CONN_ID.fullmatch(conn_id):
             return _refuse(404, "connection id", "not a connection id")
         try:
-            event = parse_body(await _read_capped(request))
-            report = delivery_report(event) if event.event_type == SMS_DELIVERY_REPORT else None
+            body = await _read_capped(request)
+            secret = await self._secret(provider, conn_id)
         except PayloadError as exc:
             return _refuse(exc.status, exc.field, str(exc))
-        try:
-            secret = await self._secret(conn_id)
         except LookupError:
-            return _refuse(404, "connection id", f"no Mobizon connection {conn_id!r}")
+            return _refuse(404, "connection id", f"no {provider.NAME} connection {conn_id!r}")
         if not secret:
             # The documents allow webhooks without a secret (then no sign); we do not: anyone could post.
             return _refuse(403, "sign", f"connection {conn_id!r} has no webhook_secret; unsigned webhooks are refused")
-        if event.sign is None or not mobizon_sign_ok(
-            event.event_id, event.attempt, event.event_create_ts, secret, event.sign
-        ):
-            log.warning("Mobizon webhook for %s refused: wrong sign (event %s)", conn_id, event.event_id)
-            return _refuse(403, "sign", "missing or does not match the connection's webhook_secret")
-        new = await asyncio.to_thread(self.store.add, f"mobizon/{conn_id}", event, report)
+        try:
+            event, report = provider.read(body, secret)
+        except PayloadError as exc:
+            if exc.status == 403:
+                log.warning("%s webhook for %s refused: %s", provider.NAME, conn_id, exc)
+            return _refuse(exc.status, exc.field, str(exc))
+        new = await asyncio.to_thread(self.store.add, f"{provider.NAME}/{conn_id}", event, report)
         self._wake()  # also after a restart: events recorded before it are counted on the next request
         log.info(
-            "Mobizon webhook %s for %s: event %s attempt %s%s",
-            event.event_type, conn_id, event.event_id, event.attempt, "" if new else " (already recorded)",
+            "%s webhook %s for %s: event %s attempt %s%s", provider.NAME, event.event_type, conn_id,
+            event.event_id, event.attempt, "" if new else " (already recorded)",
         )  # fmt: skip
         return JSONResponse({"status": "recorded" if new else "duplicate", "eventId": event.event_id})
 
-    async def _secret(self, conn_id: str) -> str | None:
-        cached = self._secrets.get(conn_id)
+    async def _secret(self, provider: ProviderEvents, conn_id: str) -> str | None:
+        key = (provider.NAME, conn_id)
+        cached = self._secrets.get(key)
         if cached and cached[0] > time.monotonic():
             return cached[1]
-        secret = await asyncio.to_thread(self.secret_for, conn_id)  # a DB or secrets-backend lookup
-        self._secrets[conn_id] = (time.monotonic() + self.secret_ttl, secret)
+        if self.secret_for is None:  # a DB or secrets-backend lookup: off the loop
+            secret = await asyncio.to_thread(provider.connection_secret, conn_id)
+        else:
+            secret = await asyncio.to_thread(self.secret_for, provider.NAME, conn_id)
+        self._secrets[key] = (time.monotonic() + self.secret_ttl, secret)
         return secret
 
     # ------------------------------------------------------------ asset events
@@ -169,10 +192,10 @@ def _refuse(status: int, field: str, message: str) -> Response:
 
 
 def create_app(
-    store: EventStore, secret_for: SecretLookup, sink: AssetSink, *, quiet_seconds: float = 60.0
+    store: EventStore, sink: AssetSink, *, secret_for: SecretLookup | None = None, quiet_seconds: float = 60.0
 ) -> Starlette:
     """A standalone receiver app (``uvicorn 'module:app'``); see docs/events.md."""
-    receiver = Receiver(store, secret_for, sink, quiet_seconds=quiet_seconds)
+    receiver = Receiver(store, sink, secret_for=secret_for, quiet_seconds=quiet_seconds)
     app = receiver.app()
     app.state.receiver = receiver
     return app

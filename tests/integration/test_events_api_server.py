@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_sms_provider.events.signature import mobizon_sign
+from airflow_sms_provider.events.mobizon import mobizon_sign
 from airflow_sms_provider.hooks.mobizon import MobizonHook
 from airflow_sms_provider.sandbox import SandboxServer
 from tests.api_server import airflow_api_server

@@ -69,13 +69,13 @@ def harness(sandbox_url: str, mobizon_conn: str, tmp_path: Path) -> Iterator[Har
     secrets: dict[str, str | None] = {mobizon_conn: SECRET}
     sunk: list[tuple[str, dict[str, Any]]] = []
 
-    def secret_for(conn_id: str) -> str | None:
+    def secret_for(provider: str, conn_id: str) -> str | None:
         if conn_id not in secrets:
             raise LookupError(conn_id)
         return secrets[conn_id]
 
-    receiver = Receiver(EventStore(tmp_path / "events.sqlite3"), secret_for, lambda u, e: sunk.append((u, e)),
-                        quiet_seconds=0.3, secret_ttl=0.0)  # fmt: skip
+    receiver = Receiver(EventStore(tmp_path / "events.sqlite3"), lambda u, e: sunk.append((u, e)),
+                        secret_for=secret_for, quiet_seconds=0.3, secret_ttl=0.0)  # fmt: skip
     httpx.post(f"{sandbox_url}/_sandbox/clock", json={"to": T0, "speed": 0}).raise_for_status()
     with LoopbackServer(receiver.app()) as srv:
         yield Harness(sandbox_url, receiver, srv.url, secrets, sunk)

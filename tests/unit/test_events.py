@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from airflow_sms_provider.events.payload import MAX_BODY_BYTES, PayloadError, delivery_report, parse_body
+from airflow_sms_provider.events.mobizon import delivery_report, mobizon_sign, mobizon_sign_ok, parse_body
+from airflow_sms_provider.events.payload import MAX_BODY_BYTES, PayloadError
 from airflow_sms_provider.events.receiver import Receiver, asset_uri
-from airflow_sms_provider.events.signature import mobizon_sign, mobizon_sign_ok
 from airflow_sms_provider.events.store import EventStore
 
 SECRET = "secret123"
@@ -133,12 +133,13 @@ def receiver(tmp_path: Any) -> tuple[Receiver, list[tuple[str, dict[str, Any]]]]
     sunk: list[tuple[str, dict[str, Any]]] = []
     secrets = {"mobizon_default": SECRET, "unsigned": None}
 
-    def secret_for(conn_id: str) -> str | None:
+    def secret_for(provider: str, conn_id: str) -> str | None:
         if conn_id not in secrets:
             raise LookupError(conn_id)
         return secrets[conn_id]
 
-    return Receiver(EventStore(tmp_path / "e.sqlite3"), secret_for, lambda u, e: sunk.append((u, e))), sunk
+    store = EventStore(tmp_path / "e.sqlite3")
+    return Receiver(store, lambda u, e: sunk.append((u, e)), secret_for=secret_for), sunk
 
 
 def test_receiver_answers(receiver: tuple[Receiver, list[tuple[str, dict[str, Any]]]]) -> None:
