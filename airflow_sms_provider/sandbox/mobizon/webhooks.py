@@ -137,6 +137,8 @@ def scan(mobizon: MobizonState, now: datetime) -> None:
             break
         if camp.owner not in owners or camp.sent_at is None or camp.declined or camp.deleted:
             continue
+        if wb.cursors.get(camp.id, -1) >= len(camp.messages):
+            continue  # every message reported: a tick costs nothing per finished campaign
         line = mobizon.timeline(camp)
         if line is None or now < line.start:
             continue
