@@ -293,17 +293,25 @@ async def _json_body(request: Request) -> tuple[Any, bytes]:
         return ..., raw  # Ellipsis: not JSON at all
 
 
+def _authorized(request: Request, st: BsgState, now: datetime) -> tuple[Account, dict[str, Any]] | Response:
+    """The caller's account and token claims, or the 401 to answer (counted in ``unauthorized``)."""
+    try:
+        return st.account_for(request.headers.get("authorization"), now)
+    except Reject as exc:
+        st.stats["unauthorized"] += 1
+        return _answer(request, exc.status, exc.body)
+
+
 def _api(handler: Handler, creates: bool = False) -> Callable[[Request], Awaitable[Response]]:
     """An authenticated JSON endpoint around ``handler``; ``creates``: subject to the creation limits."""
 
     async def endpoint(request: Request) -> Response:
         sandbox, st = _state(request)
         now = sandbox.now()
-        try:
-            account, _ = st.account_for(request.headers.get("authorization"), now)
-        except Reject as exc:
-            st.stats["unauthorized"] += 1
-            return _answer(request, exc.status, exc.body)
+        auth = _authorized(request, st, now)
+        if isinstance(auth, Response):
+            return auth
+        account = auth[0]
         body, raw = await _json_body(request)
         if body is ...:
             return _answer(request, 400, {"message": "The request body is not valid JSON."})
@@ -349,11 +357,10 @@ async def login(request: Request) -> Response:
 async def refresh(request: Request) -> Response:
     sandbox, st = _state(request)
     now = sandbox.now()
-    try:
-        account, claims = st.account_for(request.headers.get("authorization"), now)
-    except Reject as exc:
-        st.stats["unauthorized"] += 1
-        return _answer(request, exc.status, exc.body)
+    auth = _authorized(request, st, now)
+    if isinstance(auth, Response):
+        return auth
+    account, claims = auth
     st.revoked.add(claims["jti"])  # the old token stops working, as with a real refresh
     st.stats["refreshes"] += 1
     return _answer(request, 200, {"bearer": st.issue_token(account, now)})
