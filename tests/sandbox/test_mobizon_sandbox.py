@@ -659,6 +659,17 @@ def test_send_sms_message(mobizon: Mobizon) -> None:
     assert mobizon.ok("message/sendSmsMessage", {"recipient": OK_2, "text": "moderate this"})["status"] == 1
 
 
+def test_send_sms_message_reads_params_mclass(mobizon: Mobizon) -> None:
+    """Seed 001: "params[mclass] integer Class of the sent message: 0 - … a pop-up … (flashSMS);
+    1 - … saved in the phone's Inbox folder (default)" (issue 13: the hook sends it, the sandbox keeps it)."""
+    flash = mobizon.ok("message/sendSmsMessage", {"recipient": OK_1, "text": "Code 1", "params": {"mclass": 0}})
+    assert mobizon.ok("campaign/get", {"id": flash["campaignId"]})["mclass"] == "0"
+    inbox = mobizon.ok("message/sendSmsMessage", {"recipient": OK_2, "text": "Code 2"})
+    assert mobizon.ok("campaign/get", {"id": inbox["campaignId"]})["mclass"] == "1"
+    bad = mobizon("message/sendSmsMessage", {"recipient": OK_1, "text": "Code 3", "params": {"mclass": 2}})
+    assert bad["code"] == 1 and "mclass" in bad["data"]
+
+
 @pytest.mark.parametrize(
     ("text", "parts"),
     [("a" * 160, 1), ("a" * 161, 2), ("a" * 306, 2), ("a" * 307, 3), ("{" * 80, 1), ("{" * 81, 2),

@@ -4,7 +4,11 @@ Implemented: ``POST /api/auth/login``, ``POST /api/auth/refresh``,
 ``GET /api/accounts/balance``, ``POST /api/campaigns/sms/send``,
 ``POST /api/campaigns/sms/send-groups``, ``POST /api/campaigns/sms/send-individual``,
 ``GET /api/campaigns/{id}``, ``GET /api/campaigns/{id}/detail``,
-``PATCH /api/campaigns/{id}/stop``, ``GET /api/messages``. Any other ``/api/`` path
+``PATCH /api/campaigns/{id}/stop``, ``GET /api/messages``, and the campaign calls the
+hooks do not use (every one BSG's SDK offers): ``POST /api/campaigns/price``, ``POST
+/api/campaigns/send`` (the SMS channel), ``GET /api/campaigns``; the other channels'
+campaign calls (``rcs/send``, ``rcs/send-groups``, ``viber/send``, ``whatsapp/send``)
+answer 422 "The sandbox emulates the sms channel only.". Any other ``/api/`` path
 answers 404 ``{"message": "Not Found"}``.
 
 This module parses requests itself and keeps its own copy of the limits: it is the
@@ -66,7 +70,15 @@ Messages list: a ``filter[...]`` the spec does not define, or a value its schema
 refuses (``filter[id]`` < 1, a reference_id that is not 1-32 letters/digits, an
 unreadable date), answers 422 instead of being ignored.
 
-Campaign creation under load (``sms/send``, ``send-groups``, ``send-individual``; all off by default)
+Price, generic send, list (see ``handlers.campaign_price``, ``campaign_send``, ``campaigns_list``)
+    price: each distinct phone costs the text's parts times ``bsg_sms_price``; nothing is
+    created or charged. Generic send: ``channels: ["sms"]`` only; phones (digit strings or
+    bare numbers) and lists' contacts, one message per phone, text as written; ``dry_run``,
+    short links, unsubscribe captions and transliteration are refused, not ignored. List:
+    paged 30-500, sorted, filtered by creation time (to the second), type and a
+    sender/name search; unknown or invalid criteria answer 422.
+
+Campaign creation under load (``sms/send``, ``send-groups``, ``send-individual``, ``campaigns/send``; off by default)
     ``bsg_create_ms``: real milliseconds the server spends on each creation (an async
     wait before it is handled, during which the request counts as in flight).
     ``bsg_max_concurrent_creates``: a creation arriving while this many are in flight, or

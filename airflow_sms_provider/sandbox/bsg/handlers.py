@@ -35,7 +35,11 @@ from airflow_sms_provider.sandbox.bsg.state import (
     Message,
 )
 from airflow_sms_provider.sandbox.bsg.wire import (
+    _DIGITS,
     _REFERENCE,
+    CAMPAIGN_FILTERS,
+    CAMPAIGN_PAGE_LIMITS,
+    CAMPAIGN_SORTS,
     CURRENCY,
     DEFAULT_BALANCE,
     DEFAULT_PAGE_LIMIT,
@@ -45,6 +49,8 @@ from airflow_sms_provider.sandbox.bsg.wire import (
     MAX_ITEMS,
     MESSAGE_FILTERS,
     NAME,
+    NOT_EMULATED_CHANNEL,
+    OTHER_CHANNELS,
     PAGE_LIMITS,
     STOPPABLE,
     TARIFF,
@@ -53,6 +59,7 @@ from airflow_sms_provider.sandbox.bsg.wire import (
     _invalid,
     _is_int,
     _parse_ts,
+    parts_of,
 )
 
 if TYPE_CHECKING:
@@ -115,22 +122,27 @@ def sms_send(call: Call) -> Reply:
     return Reply(200, {"data": call.st.campaign_view(camp, call.now, price=camp.price)})
 
 
+def _group_contacts(st: BsgState, groups: Any, key: str, errors: Errors) -> list[dict[str, Any]]:
+    """The contacts of the lists ``groups`` names, one per phone (a contact in two lists gets one SMS)."""
+    contacts: list[dict[str, Any]] = []
+    if not isinstance(groups, list) or not groups:
+        errors.add(key, "This collection should contain 1 element or more.")
+        return contacts
+    for i, group_id in enumerate(groups):
+        if not _is_int(group_id):
+            errors.add(f"{key}{i}", "This value should be of type integer.")
+        elif group_id not in st.groups:
+            errors.add(f"{key}{i}", "Contact list not found.")
+        else:
+            contacts.extend(st.groups[group_id]["contacts"])
+    return list({c["phone"]: c for c in contacts}.values())
+
+
 def sms_send_groups(call: Call) -> Reply:
     body = _body_object(call)
     errors = Errors()
     groups: Any = body.get("groups")
-    contacts: list[dict[str, Any]] = []
-    if not isinstance(groups, list) or not groups:
-        errors.add("groups", "This collection should contain 1 element or more.")
-    else:
-        for i, group_id in enumerate(groups):
-            if not _is_int(group_id):
-                errors.add(f"groups{i}", "This value should be of type integer.")
-            elif group_id not in call.st.groups:
-                errors.add(f"groups{i}", "Contact list not found.")
-            else:
-                contacts.extend(call.st.groups[group_id]["contacts"])
-    unique = list({c["phone"]: c for c in contacts}.values())  # a contact in two lists gets one SMS
+    unique = _group_contacts(call.st, groups, "groups", errors)
     if len(unique) > MAX_ITEMS:
         errors.add("groups", f"The lists hold {len(unique)} contacts; a campaign takes at most {MAX_ITEMS}.")
     _check_sender(body.get("sender"), "sender", errors)
@@ -189,6 +201,171 @@ def campaign_stop(call: Call) -> Reply:
         raise Reject(422, {"message": INVALID_STATUS, "errors": []})
     camp.stopped_at = call.now
     return Reply(200, {"data": call.st.campaign_view(camp, call.now)})
+
+
+def campaign_price(call: Call) -> Reply:
+    """POST /api/campaigns/price: what sms/send (``messages``) or send-groups (``groups``) would cost.
+
+    Nothing is created or charged. Each distinct phone costs the text's parts times
+    ``bsg_sms_price``; the text is priced as written (``{12}`` placeholders unfilled: an estimate).
+    """
+    body = _body_object(call)
+    errors = Errors()
+    _check_sender(body.get("sender"), "sender", errors)
+    _check_text(body.get("text"), "text", errors)
+    _check_range(body.get("tariff_code"), "tariff_code", TARIFF, errors)
+    messages, groups = body.get("messages"), body.get("groups")
+    phones: set[int] = set()
+    if messages is None and groups is None:
+        errors.add("messages", "Give messages or groups: the recipients to price.")
+    if messages is not None and _check_count(messages, "messages", errors):
+        for i, item in enumerate(messages):
+            if not isinstance(item, dict):
+                errors.add(f"messages{i}", "This value should be of type object.")
+                continue
+            phone: Any = item.get("phone")
+            _check_phone(phone, f"messages{i}phone", errors)
+            if _is_int(phone):
+                phones.add(phone)
+    if groups is not None:
+        phones.update(c["phone"] for c in _group_contacts(call.st, groups, "groups", errors))
+    if len(phones) > MAX_ITEMS:
+        errors.add("messages", f"{len(phones)} recipients; a campaign takes at most {MAX_ITEMS}.")
+    if errors:
+        raise _invalid(errors)
+    _check_tariffs(call.st, [body.get("tariff_code")])
+    call.st.check_duplicate(call.account, call.path, call.raw, (), call.now)  # the spec lists its 429
+    price = len(phones) * parts_of(body["text"]) * float(call.st.cfg("sms_price"))
+    return Reply(200, {"price": round(price, 7), "currency": CURRENCY})
+
+
+def _recipient_number(value: Any) -> Any:
+    """``Phone.number`` is a string of 9-15 characters in the schema, a bare number in the
+    examples (``number: 380661231231``): both are read, as digits."""
+    return int(value) if isinstance(value, str) and _DIGITS.fullmatch(value) else value
+
+
+def campaign_send(call: Call) -> Reply:
+    """POST /api/campaigns/send: the any-channel campaign, emulated for ``channels: ["sms"]``.
+
+    Recipients are ``recipients.phones`` (``{number, reference_id?}``) and/or the contacts of
+    ``recipients.groups``, one message per distinct phone; the text is sent as written (this
+    call's documents promise no placeholders). What the sandbox does not emulate is refused
+    (422) rather than ignored: other channels, ``dry_run``, short links, unsubscribe captions
+    and transliteration.
+    """
+    body = _body_object(call)
+    errors = Errors()
+    channels = body.get("channels")
+    if not isinstance(channels, list) or not 1 <= len(channels) <= 2:
+        errors.add("channels", "This collection should contain 1 to 2 elements.")
+    elif channels != ["sms"]:
+        errors.add("channels", NOT_EMULATED_CHANNEL)
+    if body.get("dry_run"):
+        errors.add("dry_run", "The sandbox does not emulate dry runs.")
+    sms: Any = body.get("sms")
+    if not isinstance(sms, dict):
+        errors.add("sms", "This value should be of type object.")
+        sms = {}
+    _check_sender(sms.get("sender"), "smssender", errors)
+    _check_text(sms.get("text"), "smstext", errors)
+    for key in ("short_links", "unsubscribe_caption", "transliterate"):
+        if sms.get(key):
+            errors.add(f"sms{key}", f"The sandbox does not emulate {key}.")
+    recipients: Any = body.get("recipients")
+    targets: dict[int, str | None] = {}  # phone -> reference_id, first mention wins
+    refs: set[str] = set()
+    if not isinstance(recipients, dict) or ("phones" not in recipients and "groups" not in recipients):
+        errors.add("recipients", "Give recipients.phones or recipients.groups.")
+        recipients = {}
+    phones = recipients.get("phones")
+    if phones is not None and _check_count(phones, "recipientsphones", errors):
+        for i, item in enumerate(phones):
+            if not isinstance(item, dict):
+                errors.add(f"recipientsphones{i}", "This value should be of type object.")
+                continue
+            number = _recipient_number(item.get("number"))
+            _check_phone(number, f"recipientsphones{i}number", errors)
+            _check_reference(item.get("reference_id"), f"recipientsphones{i}reference_id", refs, errors)
+            if _is_int(number):
+                targets.setdefault(number, item.get("reference_id"))
+    if recipients.get("groups") is not None:
+        for contact in _group_contacts(call.st, recipients["groups"], "recipientsgroups", errors):
+            targets.setdefault(contact["phone"], None)
+    if len(targets) > MAX_ITEMS:
+        errors.add("recipients", f"{len(targets)} recipients; a campaign takes at most {MAX_ITEMS}.")
+    options = _options(body, call.now, errors, call.st.zone())
+    if errors:
+        raise _invalid(errors)
+    _check_tariffs(call.st, [body.get("tariff_code")])
+    call.st.check_duplicate(call.account, call.path, call.raw, refs, call.now)
+    rows = [{"phone": phone, "text": sms["text"], "sender": sms["sender"], "reference_id": ref}
+            for phone, ref in targets.items()]  # fmt: skip
+    groups = recipients.get("groups") or []
+    camp = call.st.create(call.account, "campaign-send", rows, options, call.now, groups=list(groups))
+    return Reply(200, {"data": call.st.campaign_view(camp, call.now, price=camp.price)})
+
+
+def other_channel(call: Call) -> Reply:
+    """rcs/send, rcs/send-groups, viber/send, whatsapp/send: the sandbox emulates SMS only.
+
+    A 422 naming the limit, not a 404 that would read as a wrong path."""
+    errors = Errors()
+    errors.add("channels", NOT_EMULATED_CHANNEL)
+    raise _invalid(errors)
+
+
+def campaigns_list(call: Call) -> Reply:
+    """GET /api/campaigns: the account's campaigns. As in messages_list, a
+    ``filter[...]``/``search[...]`` the spec does not define, or a value it refuses, is 422."""
+    errors = Errors()
+    offset = _query_int(call.params, "page[offset]", 0, errors) or 0
+    limit = _query_int(call.params, "page[limit]", DEFAULT_PAGE_LIMIT, errors) or DEFAULT_PAGE_LIMIT
+    if offset < 0:
+        errors.add("pageoffset", "This value should be either positive or zero.")
+    if not CAMPAIGN_PAGE_LIMITS[0] <= limit <= CAMPAIGN_PAGE_LIMITS[1]:
+        low, high = CAMPAIGN_PAGE_LIMITS
+        errors.add("pagelimit", f"This value should be between {low} and {high}.")
+    for key in call.params:
+        if key.startswith(("filter[", "search[")) and key not in CAMPAIGN_FILTERS:
+            errors.add(key.replace("[", "").replace("]", ""), "This filter is not supported.")
+    sort, way = call.params.get("sort", "id"), call.params.get("way", "asc")
+    if sort not in CAMPAIGN_SORTS:
+        errors.add("sort", "The value you selected is not a valid choice.")
+    if way not in ("asc", "desc"):
+        errors.add("way", "The value you selected is not a valid choice.")
+    kind = call.params.get("filter[type]")
+    if kind is not None and kind not in ("sms", "rcs", "whatsapp"):
+        errors.add("filtertype", "The value you selected is not a valid choice.")
+    field, value = call.params.get("search[field]"), call.params.get("search[value]")
+    if field is not None and field not in ("sender", "taskname"):
+        errors.add("searchfield", "The value you selected is not a valid choice.")
+    if (field is None) != (value is None) or (value is not None and not 1 <= len(value) <= 255):
+        errors.add("searchvalue", "Give search[field] and search[value] (1-255 characters) together.")
+    bounds: list[datetime | None] = []
+    for key in ("filter[from]", "filter[to]"):
+        raw = call.params.get(key)
+        bounds.append(_parse_ts(raw, call.st.zone()) if raw is not None else None)
+        if raw is not None and bounds[-1] is None:
+            errors.add(key.replace("[", "").replace("]", ""), "This value is not a valid datetime.")
+    if errors:
+        raise _invalid(errors)
+    found = [
+        camp for camp in call.st.campaigns.values()
+        if camp.owner == call.account.api_key and kind in (None, "sms") and _within(camp.created_at, bounds)
+        and (value is None or value.lower() in _search_text(call.st, camp, field).lower())
+    ]  # fmt: skip
+    order: Callable[[Campaign], Any] = {
+        "id": lambda c: c.id, "sender": lambda c: (c.sender, c.id), "type": lambda c: c.id,  # every one is sms
+        "date": lambda c: (c.created_at, c.id), "status": lambda c: (c.status(call.now), c.id),
+    }[sort]  # fmt: skip
+    found.sort(key=order, reverse=way == "desc")
+    page = [call.st.campaign_view(camp, call.now) for camp in found[offset : offset + limit]]
+    return Reply(200, {"data": page, "meta": {"page": {"limit": limit, "offset": offset, "total": len(found)}}})
+
+
+def _search_text(st: BsgState, camp: Campaign, field: str | None) -> str:
+    return camp.sender if field == "sender" else st.campaign_name(camp)
 
 
 def _query_int(params: Mapping[str, str], key: str, default: int | None, errors: Errors) -> int | None:
@@ -261,7 +438,10 @@ def _messages(call: Call, campaign_id: int | None, reference: str | None) -> Ite
 
 
 def _within(moment: datetime, bounds: list[datetime | None]) -> bool:
+    """Bounds compare with the time as answers show it, to the second: a ``filter[to]`` copied from
+    an answer's ``created_at`` includes that item."""
     start, end = bounds
+    moment = moment.replace(microsecond=0)
     return (start is None or moment >= start) and (end is None or moment <= end)
 
 
@@ -293,17 +473,25 @@ async def _json_body(request: Request) -> tuple[Any, bytes]:
         return ..., raw  # Ellipsis: not JSON at all
 
 
+def _authorized(request: Request, st: BsgState, now: datetime) -> tuple[Account, dict[str, Any]] | Response:
+    """The caller's account and token claims, or the 401 to answer (counted in ``unauthorized``)."""
+    try:
+        return st.account_for(request.headers.get("authorization"), now)
+    except Reject as exc:
+        st.stats["unauthorized"] += 1
+        return _answer(request, exc.status, exc.body)
+
+
 def _api(handler: Handler, creates: bool = False) -> Callable[[Request], Awaitable[Response]]:
     """An authenticated JSON endpoint around ``handler``; ``creates``: subject to the creation limits."""
 
     async def endpoint(request: Request) -> Response:
         sandbox, st = _state(request)
         now = sandbox.now()
-        try:
-            account, _ = st.account_for(request.headers.get("authorization"), now)
-        except Reject as exc:
-            st.stats["unauthorized"] += 1
-            return _answer(request, exc.status, exc.body)
+        auth = _authorized(request, st, now)
+        if isinstance(auth, Response):
+            return auth
+        account = auth[0]
         body, raw = await _json_body(request)
         if body is ...:
             return _answer(request, 400, {"message": "The request body is not valid JSON."})
@@ -349,11 +537,10 @@ async def login(request: Request) -> Response:
 async def refresh(request: Request) -> Response:
     sandbox, st = _state(request)
     now = sandbox.now()
-    try:
-        account, claims = st.account_for(request.headers.get("authorization"), now)
-    except Reject as exc:
-        st.stats["unauthorized"] += 1
-        return _answer(request, exc.status, exc.body)
+    auth = _authorized(request, st, now)
+    if isinstance(auth, Response):
+        return auth
+    account, claims = auth
     st.revoked.add(claims["jti"])  # the old token stops working, as with a real refresh
     st.stats["refreshes"] += 1
     return _answer(request, 200, {"bearer": st.issue_token(account, now)})
@@ -376,6 +563,10 @@ def routes(sandbox: SandboxState) -> list[Route]:
         Route("/api/campaigns/sms/send", _api(sms_send, creates=True), methods=["POST"]),
         Route("/api/campaigns/sms/send-groups", _api(sms_send_groups, creates=True), methods=["POST"]),
         Route("/api/campaigns/sms/send-individual", _api(sms_send_individual, creates=True), methods=["POST"]),
+        Route("/api/campaigns/send", _api(campaign_send, creates=True), methods=["POST"]),
+        Route("/api/campaigns/price", _api(campaign_price), methods=["POST"]),
+        Route("/api/campaigns", _api(campaigns_list), methods=["GET"]),
+        *(Route(f"/api/campaigns/{path}", _api(other_channel), methods=["POST"]) for path in OTHER_CHANNELS),
         Route("/api/campaigns/{id:int}", _api(campaign_get), methods=["GET"]),
         Route("/api/campaigns/{id:int}/detail", _api(campaign_detail), methods=["GET"]),
         Route("/api/campaigns/{id:int}/stop", _api(campaign_stop), methods=["PATCH"]),

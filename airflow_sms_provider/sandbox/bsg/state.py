@@ -100,7 +100,7 @@ class Message:
 @dataclass
 class Campaign:
     id: int
-    kind: str  # "send", "send-groups", "send-individual"
+    kind: str  # "send", "send-groups", "send-individual", "campaign-send"
     owner: str
     sender: str
     created_at: datetime
@@ -335,12 +335,16 @@ class BsgState:
             counts[self.message_state(camp, msg, now)[0]] += 1
         return counts
 
+    def campaign_name(self, camp: Campaign) -> str:
+        """The auto-generated name (the spec's example: ``SMS api campaign / 2024-04-03 12:14:49``)."""
+        return f"SMS api campaign / {self.ts(camp.created_at)}"
+
     def campaign_view(self, camp: Campaign, now: datetime, price: float | None = None) -> dict[str, Any]:
         """CampaignSchema: what create, get and stop answer in ``data``."""
         status = camp.status(now)
         return {
             "id": camp.id,
-            "name": f"SMS api campaign / {self.ts(camp.created_at)}",
+            "name": self.campaign_name(camp),
             "sender": camp.sender,
             "status": status,
             "message_type": "sms",
@@ -361,7 +365,7 @@ class BsgState:
         sent_parts = sum(m.parts for m in camp.messages if self.message_state(camp, m, now)[1] is not None)
         return {
             "id": camp.id,
-            "name": f"SMS api campaign / {self.ts(camp.created_at)}",
+            "name": self.campaign_name(camp),
             "sender": camp.sender,
             "status": status,
             "type": "sms",

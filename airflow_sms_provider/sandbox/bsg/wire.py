@@ -32,6 +32,13 @@ PAGE_LIMITS = (15, 500)
 DEFAULT_PAGE_LIMIT = 50
 # GET /api/messages' filters in the spec; any other filter[...] is refused (handlers.messages_list).
 MESSAGE_FILTERS = ("filter[id]", "filter[campaign_id]", "filter[reference_id]", "filter[from]", "filter[to]")
+# GET /api/campaigns' filters and search in the spec (handlers.campaigns_list); its page limit is 30-500.
+CAMPAIGN_FILTERS = ("filter[from]", "filter[to]", "filter[type]", "search[field]", "search[value]")
+CAMPAIGN_PAGE_LIMITS = (30, 500)
+CAMPAIGN_SORTS = ("id", "sender", "type", "date", "status")
+# Campaign calls of channels other than SMS: refused with a 422 that names the limit.
+OTHER_CHANNELS = ("rcs/send", "rcs/send-groups", "viber/send", "whatsapp/send")
+NOT_EMULATED_CHANNEL = "The sandbox emulates the sms channel only."
 STOPPABLE = ("scheduled", "sending", "paused", "moderation")
 FORCEABLE = ("moderation", "paused", "spam")
 # StatisticsData keys of the detail answer, in the spec's order.
