@@ -47,7 +47,9 @@ def sandbox() -> Iterator[SandboxServer]:
 @pytest.fixture
 def sandbox_url(sandbox: SandboxServer) -> Iterator[str]:
     """A clean sandbox for one test: state, faults and clock reset before it."""
-    httpx.post(f"{sandbox.url}/_sandbox/reset").raise_for_status()
+    # A reset waits for the server's loop, which a previous test's large campaign may still be settling:
+    # 5 s (httpx's default) timed out on a loaded machine.
+    httpx.post(f"{sandbox.url}/_sandbox/reset", timeout=60).raise_for_status()
     yield sandbox.url
 
 
