@@ -52,16 +52,10 @@ def example_runs(deployment: Deployment) -> dict[str, dict[str, Any]]:
     """Trigger every example through the REST API and follow each run to its end."""
     api = deployment.api
     deployment.wait_for_dags(EXAMPLES)
-    reports = deployment.workdir / "reports"
-    reports.mkdir()
-    conf: dict[str, dict[str, Any]] = {  # reject reports in the test's folder, not /tmp
-        "example_mobizon_campaign": {"reject_report": str(reports / "mobizon_rejected.csv")},
-        "example_bsg_campaign": {"reject_report": str(reports / "bsg_rejected.csv")},
-    }
     runs: dict[str, dict[str, Any]] = {}
     for dag_id in EXAMPLES:
         api.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
-        answer = api.post(f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf.get(dag_id, {})})
+        answer = api.post(f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": {}})
         assert answer.status_code in (200, 201), f"{dag_id}: {answer.status_code} {answer.text}"
         runs[dag_id] = {"run_id": answer.json()["dag_run_id"], "deferred": set(), "state": None}
     deadline = time.monotonic() + RUN_TIMEOUT
@@ -135,6 +129,18 @@ def test_provider_final_state(deployment: Deployment, example_runs: dict[str, An
         assert broadcast["status"] == "FINISHED" and broadcast["sentMessages"] == 5, broadcast
         # Held and released while unfinished (SANDBOX_CONFIG): the hold really happened.
         assert broadcast["calls"] == {"suspendBroadcast": 1, "resumeBroadcast": 1}, broadcast
+
+
+@pytest.mark.parametrize("dag_id", ["example_mobizon_campaign", "example_bsg_campaign"])
+def test_reject_report_in_the_runs_folder_under_airflow_home(
+    deployment: Deployment, example_runs: dict[str, Any], dag_id: str
+) -> None:
+    """The examples' default (no SMS_EXAMPLE_STORAGE): $AIRFLOW_HOME/sms_examples/<dag>/<run>/, not /tmp."""
+    assert deployment.airflow is not None
+    run = example_runs[dag_id]
+    report = deployment.airflow.home / "sms_examples" / dag_id / run["run_id"] / "rejected.csv"
+    assert report.read_text().startswith("row,value,reason\n"), report
+    assert len(report.read_text().splitlines()) == 2  # one invalid row in each example's audience
 
 
 def test_no_secret_in_any_log(deployment: Deployment, example_runs: dict[str, Any]) -> None:
