@@ -62,12 +62,14 @@ deploy-services:
 test-deploy: $(DEPLOY_STAMP) deploy-services
 	$(PY) -m pytest -q -p no:cacheprovider -m deploy tests/deploy
 
-# The connection list's Test button clicked in the real Airflow UI with headless Chromium
-# (Debian's chromium + chromium-driver, installed here when missing; the test speaks
-# WebDriver over HTTP, so no Python package is added). Screenshots: .airflow-test/ui/.
-test-ui: $(STAMP)
-	command -v chromedriver >/dev/null || (apt-get update -q && apt-get install -y -q chromium chromium-driver)
+# The connection Test button clicked in the real Airflow UI with headless Chromium, on the
+# newest (.venv) and the lowest supported Airflow (.venv-compat, 3.0). Debian's chromium +
+# chromium-driver are installed when missing (scripts/ensure_chromium.sh); the test speaks
+# WebDriver over HTTP, so no Python package is added. Screenshots: .airflow-test/ui{,-compat}/.
+test-ui: $(STAMP) $(COMPAT_STAMP)
+	sh scripts/ensure_chromium.sh
 	SMS_UI_TESTS=1 SMS_UI_SCREENSHOTS=$(CURDIR)/.airflow-test/ui $(PY) -m pytest -q -p no:cacheprovider tests/ui
+	SMS_UI_TESTS=1 SMS_UI_SCREENSHOTS=$(CURDIR)/.airflow-test/ui-compat $(COMPAT_PY) -m pytest -q -p no:cacheprovider tests/ui
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check airflow_sms_provider tests example_dags scripts bench

@@ -186,10 +186,12 @@ def _shown(value: Any) -> str:
 class RejectReport:
     """Rejected rows: a count, the first ``cap`` examples, optionally every row as CSV.
 
-    With ``path`` (a local path or an object with ``.open("w")`` such as Airflow's
-    ``ObjectStoragePath``) every rejection is streamed as a ``row,value,reason`` CSV
-    line under a header. The file is opened on the first rejection only, so a clean
-    audience leaves no file behind; call :meth:`close` (or use ``with``) when done.
+    With ``path`` (a local path, an object with ``.open("w")`` such as Airflow's
+    ``ObjectStoragePath``, or a string with ``://`` opened as one) every rejection is
+    streamed as a ``row,value,reason`` CSV line under a header. The file is opened on the
+    first rejection only, so a clean audience leaves no file behind; call :meth:`close`
+    (or use ``with``) when done. A ``file://`` target's folder is created; object stores
+    have none to create.
     """
 
     cap: int = 20
@@ -221,7 +223,12 @@ class RejectReport:
             # Reopening with "w" would silently truncate what was already written.
             raise RuntimeError("RejectReport is closed; create a new one")
         target: Any = self.path
+        if isinstance(target, str) and "://" in target:  # s3://, gs://, file://: as the audience is read
+            target = _object_storage_path(target)
         if hasattr(target, "open"):
+            if getattr(target, "protocol", None) in ("file", "local"):
+                # A per-run folder (…/{{ run_id }}/rejected.csv) on a shared mount does not exist yet.
+                target.parent.mkdir(parents=True, exist_ok=True)
             self._fh = target.open("w")
         else:
             self._fh = open(target, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed by close()

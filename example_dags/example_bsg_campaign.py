@@ -7,11 +7,22 @@ for real.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pendulum
 from airflow.providers.common.compat.sdk import DAG, task
 
 from airflow_sms_provider.operators.bsg import BsgCampaignStatsOperator, BsgIndividualCampaignOperator
 from airflow_sms_provider.sensors.bsg import BsgCampaignSensor
+
+# Files every worker must reach (docs/deployment.md, "Shared storage"): under SMS_EXAMPLE_STORAGE
+# (s3://bucket/prefix, gs://…, or file:// on a mount every worker shares), else AIRFLOW_HOME. Each
+# run writes its reject report into its own folder, so runs never overwrite each other's.
+STORAGE = os.environ.get("SMS_EXAMPLE_STORAGE") or (
+    Path(os.environ.get("AIRFLOW_HOME") or "~/airflow").expanduser().resolve() / "sms_examples"
+).as_uri()
+REJECT_REPORT = STORAGE.rstrip("/") + "/{{ dag.dag_id }}/{{ run_id }}/rejected.csv"
 
 with DAG(
     dag_id="example_bsg_campaign",
@@ -19,7 +30,6 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     tags=["example", "sms", "bsg"],
-    params={"reject_report": "/tmp/bsg_rejected.csv"},
 ) as dag:
 
     @task
@@ -44,7 +54,7 @@ with DAG(
         sender="MyShop",
         validity=24,
         on_invalid="skip",
-        reject_report_path="{{ params.reject_report }}",
+        reject_report_path=REJECT_REPORT,
     )
     wait = BsgCampaignSensor(
         task_id="wait_for_done",

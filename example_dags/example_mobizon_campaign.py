@@ -6,6 +6,7 @@ Against the sandbox (``make demo``) nothing is sent to real phones. Point the
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pendulum
@@ -20,6 +21,13 @@ from airflow_sms_provider.operators.mobizon import (
 from airflow_sms_provider.sensors.mobizon import MobizonCampaignSensor
 
 RECIPIENTS_CSV = Path(__file__).parent / "data" / "mobizon_recipients.csv"
+# Files every worker must reach (docs/deployment.md, "Shared storage"): under SMS_EXAMPLE_STORAGE
+# (s3://bucket/prefix, gs://…, or file:// on a mount every worker shares), else AIRFLOW_HOME. Each
+# run writes its reject report into its own folder, so runs never overwrite each other's.
+STORAGE = os.environ.get("SMS_EXAMPLE_STORAGE") or (
+    Path(os.environ.get("AIRFLOW_HOME") or "~/airflow").expanduser().resolve() / "sms_examples"
+).as_uri()
+REJECT_REPORT = STORAGE.rstrip("/") + "/{{ dag.dag_id }}/{{ run_id }}/rejected.csv"
 
 with DAG(
     dag_id="example_mobizon_campaign",
@@ -27,7 +35,7 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     tags=["example", "sms", "mobizon"],
-    params={"recipients_csv": str(RECIPIENTS_CSV), "reject_report": "/tmp/mobizon_rejected.csv"},
+    params={"recipients_csv": str(RECIPIENTS_CSV)},
 ) as dag:
     create = MobizonCreateCampaignOperator(
         task_id="create_campaign",
@@ -41,7 +49,7 @@ with DAG(
         campaign_id=create.output,
         recipients="{{ params.recipients_csv }}",
         on_invalid="skip",
-        reject_report_path="{{ params.reject_report }}",
+        reject_report_path=REJECT_REPORT,
         placeholders_flag=3,
     )
     send = MobizonSendCampaignOperator(task_id="send_campaign", campaign_id=create.output)

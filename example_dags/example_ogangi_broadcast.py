@@ -4,7 +4,11 @@ A broadcast is created to start two minutes after the task runs (Ogangi takes da
 to the minute, so one to two minutes), suspended (say a price in the text needs a last
 check), resumed while it is still pending, and then watched until Ogangi has sent
 every message. Against ``make sandbox``, whose clock is the wall clock, the run takes
-about two minutes and the sensor defers to the triggerer. Against the sandbox (``make demo``) nothing reaches a phone;
+about two minutes and the sensor defers to the triggerer. Where the provider's clock is
+ahead of the worker's (a sandbox run with ``--speed 10``), the date is already past and the
+broadcast starts at once: the hold then suspends what is still unsent, and a broadcast that
+has already finished is left alone (suspend and resume find nothing to do), so the run
+succeeds under any clock. Against the sandbox nothing reaches a phone;
 point the ``ogangi_default`` connection at your Messangi MMC base URL, with your
 user, keys and instance id, to run it for real.
 """

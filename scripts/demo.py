@@ -21,6 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 HOME = Path(os.environ.get("SMS_DEMO_HOME") or ROOT / ".airflow-demo")
 HOME.mkdir(parents=True, exist_ok=True)
 os.environ["AIRFLOW_HOME"] = str(HOME)
+# Temporary files too (Airflow probes the temp folder on import): nothing of the demo lands in /tmp.
+(HOME / "tmp").mkdir(exist_ok=True)
+os.environ["TMPDIR"] = str(HOME / "tmp")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "example_dags")
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{HOME / 'airflow.db'}"
@@ -77,9 +80,8 @@ def main() -> int:
         print("» Running example_mobizon_campaign with dag.test() ...", flush=True)
         started = time.monotonic()
         logging.getLogger("airflow").setLevel(logging.WARNING)
-        # The reject report goes beside the demo's database, not to the example's /tmp default.
-        report = HOME / "mobizon_rejected.csv"
-        run = dag.test(run_conf={"reject_report": str(report)}, logical_date=None)  # as a manual run
+        # The example's reject report goes under AIRFLOW_HOME (here HOME), in the run's own folder.
+        run = dag.test(logical_date=None)  # as a manual run
         elapsed = time.monotonic() - started
 
         state = httpx.get(f"{sandbox.url}/_sandbox/mobizon/state").json()

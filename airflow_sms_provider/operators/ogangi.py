@@ -650,15 +650,18 @@ class OgangiBroadcastActionOperator(_OgangiOperator):
 
     The broadcast is read first: when it is already where the action leads
     (SUSPENDED for suspend; SCHEDULED, RUNNING or FINISHED for resume; STOPPED for
-    stop) nothing is called. A state conflict reported by Ogangi fails the task
-    without retry. Returns ``{"broadcast_id", "action", "changed", "status",
+    stop) nothing is called. A FINISHED broadcast counts as suspended too: it has
+    nothing left to send, so a hold that comes after its start is not an error (a
+    warning says so, and ``status`` in the result is FINISHED). A state conflict
+    reported by Ogangi fails the task without retry. Returns ``{"broadcast_id", "action", "changed", "status",
     "sent_messages", "expected_messages"}``.
     """
 
     template_fields: Sequence[str] = ("action", "broadcast_id", "ogangi_conn_id")
     operator_extra_links: tuple[OgangiBroadcastLink, ...] = (OgangiBroadcastLink(),)
     DONE: Mapping[str, frozenset[str]] = {
-        "suspend": frozenset({proto.SUSPENDED}),
+        # FINISHED: nothing left to send, which is what a hold is for (a late suspend must not fail a run).
+        "suspend": frozenset({proto.SUSPENDED, proto.FINISHED}),
         "resume": frozenset({proto.SCHEDULED, proto.RUNNING, proto.FINISHED}),
         "stop": frozenset({proto.STOPPED}),
     }
@@ -694,8 +697,7 @@ class OgangiBroadcastActionOperator(_OgangiOperator):
         done = self.DONE[self.action]
         before = hook.get_broadcast(broadcast_id)
         if before.get("statusName") in done:
-            self.log.info("Broadcast %s is already %s: nothing to %s", broadcast_id, before["statusName"],
-                          self.action)
+            self._nothing_to_do(broadcast_id, before)
             return self._summary(broadcast_id, False, before)
         try:
             hook.broadcast_action(self.action, broadcast_id)
@@ -704,10 +706,19 @@ class OgangiBroadcastActionOperator(_OgangiOperator):
             after = hook.get_broadcast(broadcast_id)
             if after.get("statusName") not in done:
                 raise
+            self._nothing_to_do(broadcast_id, after)
             return self._summary(broadcast_id, False, after)
         after = hook.get_broadcast(broadcast_id)
         self.log.info("Broadcast %s: %s -> %s", broadcast_id, before.get("statusName"), after.get("statusName"))
         return self._summary(broadcast_id, True, after)
+
+    def _nothing_to_do(self, broadcast_id: int, data: Mapping[str, Any]) -> None:
+        status = data.get("statusName")
+        if self.action == "suspend" and status == proto.FINISHED:
+            self.log.warning("Broadcast %s already FINISHED (%s of %s messages sent): nothing left to suspend",
+                             broadcast_id, data.get("sentMessages"), data.get("expectedMessages"))
+        else:
+            self.log.info("Broadcast %s is already %s: nothing to %s", broadcast_id, status, self.action)
 
     def _delete(self, hook: OgangiHook, broadcast_id: int) -> dict[str, Any]:
         try:
@@ -722,6 +733,9 @@ class OgangiBroadcastActionOperator(_OgangiOperator):
 
 class OgangiSuspendBroadcastOperator(OgangiBroadcastActionOperator):
     """Suspend a scheduled or running broadcast (suspendBroadcast); see :class:`OgangiBroadcastActionOperator`.
+
+    A broadcast that has already FINISHED is left as it is (nothing left to send): the task succeeds
+    with ``changed`` False and ``status`` FINISHED, and logs a warning.
 
     :param broadcast_id: the broadcast (templated, e.g. ``create.output["broadcast_id"]``).
     :param ogangi_conn_id: the ``ogangi`` connection (default ``ogangi_default``).

@@ -17,7 +17,11 @@ from tests.deploy.services import Airflow, PostgreSQL, Redis, wait_until
 # The sandbox's simulated clock x10, and deliveries that take 400 simulated seconds: campaigns end
 # about 40 real seconds after they are sent, so every sensor finds its campaign still running and
 # defers (with the sandbox's default 5 s they end before a real scheduler starts the sensor).
-SANDBOX_CONFIG: dict[str, Any] = {"clock_speed": 10.0, "delivery_delay": 400.0, "bsg_delivery_delay": 400.0}
+# Ogangi's broadcast alike: its 5 messages at one per 100 simulated seconds. Its start date (2 minutes
+# ahead on the worker's clock) is already past on this clock, which by then runs minutes ahead: it
+# starts at once, and the example's hold (suspend, resume) pauses it mid-way.
+SANDBOX_CONFIG: dict[str, Any] = {"clock_speed": 10.0, "delivery_delay": 400.0, "bsg_delivery_delay": 400.0,
+                                  "ogangi_send_rate": 0.01}
 
 
 def sandbox_state(url: str, provider: str) -> dict[str, Any]:

@@ -26,9 +26,10 @@ def test_make_demo_script_reports_a_done_campaign(tmp_path: Path) -> None:
     assert "recipients rejected by Mobizon: 1" in out and "rows rejected before upload: 1" in out
     assert "delivered: 8   undelivered: 1   expired: 1" in out
     assert "(extra link): http://127.0.0.1:" in out and "/_sandbox/mobizon/campaigns/" in out
-    # The reject report stays in the demo's own folder, not a path shared with others (/tmp).
-    report = tmp_path / "airflow-demo" / "mobizon_rejected.csv"
-    assert f"-> {report}" in out and report.read_text().startswith("row,value,reason")
+    # The reject report stays in the demo's own folder (AIRFLOW_HOME), in the run's folder, not in /tmp.
+    (report,) = (tmp_path / "airflow-demo" / "sms_examples" / "example_mobizon_campaign").glob("*/rejected.csv")
+    assert report.parent.name.startswith("manual__"), report  # the run's id
+    assert f"-> file://{report}" in out and report.read_text().startswith("row,value,reason")
 
 
 def test_make_demo_installs_no_test_extra(tmp_path: Path) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from airflow_sms_provider.triggers.mobizon import MobizonCampaignTrigger
@@ -36,6 +39,12 @@ def test_example_campaign_reaches_done_and_reports(
     assert outcome["invalid_rows"] == 1
     assert outcome["undelivered"] == 1 and outcome["expired"] == 1
     assert outcome["delivered"] == VALID_ROWS - 1 - 2
+    # The reject report: in the run's own folder under AIRFLOW_HOME (the example's default), not /tmp.
+    report_path = xcom(run, "add_recipients")["invalid"]["report_path"]
+    home = Path(os.environ["AIRFLOW_HOME"]).resolve()
+    assert report_path == f"file://{home}/sms_examples/example_mobizon_campaign/{run.run_id}/rejected.csv"
+    report = home / "sms_examples" / "example_mobizon_campaign" / run.run_id / "rejected.csv"
+    assert report.read_text().splitlines()[0] == "row,value,reason" and len(report.read_text().splitlines()) == 2
 
     # The provider's side: one campaign, sent exactly once, each valid recipient once,
     # placeholders filled per row.

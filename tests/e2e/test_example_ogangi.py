@@ -85,3 +85,36 @@ def test_example_broadcast_is_suspended_resumed_and_finishes(
     methods = [r["path"].split("/")[4] for r in sandbox_requests(sandbox_url, "ogangi")]
     assert methods.count("createBroadcastFromJson") == 1
     assert methods.index("suspendBroadcast") < methods.index("resumeBroadcast")
+
+
+def test_example_succeeds_when_the_broadcast_finished_before_the_hold(
+    airflow_db: None, ogangi_conn: str, sandbox_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A provider clock ahead of the worker's (``--speed 10``) runs the broadcast before the hold.
+
+    The example schedules by the worker's clock; here the provider's time passes the start
+    just before the suspend task reads the broadcast, so it is already FINISHED. The run must
+    still succeed: suspend and resume find nothing to do, the sensor sees the end.
+    """
+    from airflow_sms_provider.operators.ogangi import OgangiSuspendBroadcastOperator
+
+    set_clock(sandbox_url, speed=0)
+    execute = OgangiSuspendBroadcastOperator.execute
+
+    def late_hold(self: OgangiSuspendBroadcastOperator, context: object) -> object:
+        set_clock(sandbox_url, advance=15 * 60)  # the provider's clock runs past the start first
+        return execute(self, context)
+
+    monkeypatch.setattr(OgangiSuspendBroadcastOperator, "execute", late_hold)
+    dag = load_example("example_ogangi_broadcast.py", "example_ogangi_broadcast")
+
+    run = dag.test(logical_date=None)
+
+    assert str(run.state).endswith("success"), task_states(run)
+    for task_id in ("suspend_broadcast", "resume_broadcast"):
+        result = xcom(run, task_id)
+        assert (result["changed"], result["status"]) == (False, "FINISHED"), (task_id, result)
+    outcome = xcom(run, "report")
+    assert (outcome["status"], outcome["sent"]) == ("FINISHED", RECIPIENTS)
+    (broadcast,) = sandbox_state(sandbox_url, "ogangi")["broadcasts"]
+    assert broadcast["calls"] == {}  # no suspend or resume call reached the provider

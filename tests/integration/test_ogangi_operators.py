@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import itertools
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -290,6 +291,21 @@ class TestLifecycle:
         assert delete.execute({})["changed"] is False  # already gone: a retry succeeds
         with pytest.raises(exc.SmsNotFoundError):
             OgangiDeleteBroadcastOperator(task_id="d", broadcast_id=bid, missing_ok=False).execute({})
+
+    def test_suspend_leaves_a_finished_broadcast_alone(
+        self, frozen: str, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        # A hold that comes after the start (a provider clock ahead of the worker's) must not fail the run.
+        caplog.set_level(logging.INFO)  # Airflow >= 3.1 logs through structlog to stdout, 3.0 through logging
+        bid = new_broadcast()
+        set_clock(frozen, advance=3600)
+        result = OgangiSuspendBroadcastOperator(task_id="s", broadcast_id=bid).execute({})
+        assert (result["changed"], result["status"], result["sent_messages"]) == (False, "FINISHED", 3)
+        logged = caplog.text + capsys.readouterr().out
+        assert "already FINISHED (3 of 3 messages sent): nothing left to suspend" in logged
+        assert methods_called(frozen) == ["createBroadcastFromJson", "getBroadcast"]  # no suspendBroadcast
+        with pytest.raises(exc.SmsConflictError, match="cannot be stopped: it is FINISHED"):
+            OgangiStopBroadcastOperator(task_id="x", broadcast_id=bid).execute({})  # stop still says so
 
     def test_a_lost_answer_then_conflict_is_reconciled(
         self, frozen: str, monkeypatch: pytest.MonkeyPatch

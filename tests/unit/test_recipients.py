@@ -477,6 +477,18 @@ def test_report_to_object_with_open(tmp_path: Path) -> None:
         report.add(8, "x", "y")
 
 
+def test_report_to_a_url_string_in_a_folder_not_yet_there(tmp_path: Path) -> None:
+    # docs/deployment.md: a string with "://" is opened as an ObjectStoragePath, like an audience;
+    # a file:// one gets its folder (a per-run folder of a shared mount does not exist yet).
+    target = tmp_path / "example" / "manual__2026-11-30T22:16:49+00:00" / "rejected.csv"
+    report = RejectReport(path=f"file://{target}")
+    report.add(3, "x1", "contains characters other than digits")
+    report.close()
+    assert target.read_text() == "row,value,reason\n3,x1,contains characters other than digits\n"
+    assert report.summary()["report_path"] == f"file://{target}"
+    assert not (Path.cwd() / "file:").exists()
+
+
 def test_report_examples_truncate_long_values() -> None:
     report = RejectReport()
     report.add(1, "9" * 1000, "too long")
