@@ -35,11 +35,14 @@ def test_latency_on_every_request_and_handshakes_on_new_connections(slow_server:
         admin = _timed(client, "/_sandbox/health")
     with httpx.Client(base_url=slow_server.url) as other:
         new_connection = _timed(other, "/service/user/getOwnBalance")
+    # Floors are what the sandbox promises; ceilings only compare requests of one run (a loaded machine
+    # stretches every request, never shortens one).
     assert first >= 0.21 and new_connection >= 0.21
-    assert 0.06 <= second < 0.2
-    assert admin < 0.06
+    assert second >= 0.06 and second < first and second < new_connection
+    assert admin < second
     durations = [e["duration_ms"] for e in httpx.get(f"{slow_server.url}/_sandbox/requests").json()["items"]]
-    assert len(durations) == 3 and min(durations) >= 60
+    # asyncio may wake a timer up to its clock resolution early (59.91 ms was seen): 1 ms of slack.
+    assert len(durations) == 3 and min(durations) >= 59
 
 
 def test_latency_is_run_time_config_and_reset_restores_it(admin: httpx.Client, mobizon: Mobizon) -> None:
