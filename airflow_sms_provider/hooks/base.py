@@ -69,7 +69,8 @@ def provider_time(value: Any, zone: dt.tzinfo) -> dt.datetime | None:
     if value in (None, ""):
         return None
     try:
-        moment = dt.datetime.fromisoformat(str(value).strip())
+        text = str(value).strip()
+        moment = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)  # 3.10: no "Z"
     except ValueError:
         return None
     if moment.tzinfo is None:
