@@ -7,8 +7,9 @@ previous file (or none) and at most one ``.partial``, which its retry overwrites
 half file under the target's name. A retry of the same export replaces the same file, so it holds
 one row per message.
 
-Watermarks (incremental exports) live in a small JSON sidecar in the target's directory
-(``.sms-report-watermarks.json``): per provider and campaign, the latest ``updated_at`` a committed
+Watermarks (incremental exports) live in a small JSON sidecar, by default in the target's directory
+(``.sms-report-watermarks.json``; ``watermark_path`` puts it elsewhere, e.g. when each run writes into
+a folder of its own): per provider and campaign, the latest ``updated_at`` a committed
 export held, and the value before it (so a retry of an export that had already committed reads the
 same watermark again). It is written after the data file: a crash between the two only makes the
 next export re-read a little more.
@@ -182,24 +183,33 @@ class FileSink:
         or a local path). An incremental export writes one file per run: put ``{{ ds }}`` or
         ``{{ run_id }}`` in the path.
     :param format: ``csv``, ``jsonl`` or ``parquet``; ``None`` reads it from the suffix.
+    :param watermark_path: the watermark sidecar (JSON); default ``.sms-report-watermarks.json`` beside
+        the target. Every export of one report must name the same one.
     """
 
-    def __init__(self, path: str | ObjectStoragePath, *, format: Format | None = None) -> None:
+    def __init__(
+        self,
+        path: str | ObjectStoragePath,
+        *,
+        format: Format | None = None,
+        watermark_path: str | ObjectStoragePath | None = None,
+    ) -> None:
         self.path = as_storage_path(path)
         self.format = format_of(self.path, format)
+        self._sidecar = None if watermark_path in (None, "") else as_storage_path(watermark_path)
         if self.format == "parquet":
             require_pyarrow()  # before any request: the error names the extra
 
     @property
     def sidecar(self) -> ObjectStoragePath:
-        return self.path.parent / SIDECAR
+        return self._sidecar if self._sidecar is not None else self.path.parent / SIDECAR
 
     def describe(self) -> str:
         return f"{describe_path(self.path)} ({self.format})"
 
     def open(self, export_key: str, *, incremental: bool) -> _FileWriter:
         if incremental:
-            owner = self._state().get("files", {}).get(self.path.name)
+            owner = self._state().get("files", {}).get(describe_path(self.path))
             if owner not in (None, export_key) and self.path.exists():
                 raise SmsValidationError(
                     f"destination {describe_path(self.path)!r} holds another export ({owner}); an incremental "
@@ -248,7 +258,7 @@ class FileSink:
                 entry = {"before": entry.get("at"), "export": export_key}
             at = max(moment, dt.datetime.fromisoformat(entry["before"])) if entry.get("before") else moment
             marks[key] = {**entry, "at": at.isoformat()}
-        state.setdefault("files", {})[self.path.name] = export_key
+        state.setdefault("files", {})[describe_path(self.path)] = export_key
         _replace_with(self.sidecar, json.dumps(state, indent=1, sort_keys=True).encode("utf-8"), export_key)
 
 
@@ -264,6 +274,7 @@ def _move(source: ObjectStoragePath, target: ObjectStoragePath) -> None:
 
 def _replace_with(target: ObjectStoragePath, content: bytes, export_key: str) -> None:
     temporary = _partial(target, export_key)
+    temporary.parent.mkdir(parents=True, exist_ok=True)
     temporary.write_bytes(content)
     _move(temporary, target)
 

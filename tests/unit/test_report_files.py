@@ -137,7 +137,7 @@ def test_watermark_per_campaign_and_a_committed_retry_reads_the_same(tmp_path: P
     assert next_day.watermark("mobizon", ["42"]) == later.updated_at
     assert next_day.watermark("mobizon", ["42"], export_key="run2") == FULL.updated_at
     state = json.loads((tmp_path / SIDECAR).read_text())
-    assert state["files"] == {"day1.csv": "run1", "day2.csv": "run2"}
+    assert state["files"] == {f"file://{tmp_path}/day1.csv": "run1", f"file://{tmp_path}/day2.csv": "run2"}
 
 
 def test_incremental_refuses_to_overwrite_another_runs_file(tmp_path: Path) -> None:
