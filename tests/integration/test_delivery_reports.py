@@ -180,3 +180,31 @@ def test_registered_with_airflow_and_templated() -> None:
     modules = [m for entry in get_provider_info()["operators"] for m in entry["python-modules"]]
     assert "airflow_sms_provider.operators.reports" in modules
     assert {"conn_id", "campaign_ids", "destination", "table"} <= set(SmsDeliveryReportOperator.template_fields)
+
+
+def test_a_retry_uses_the_bound_its_first_try_kept_in_durable_state(
+    mobizon_conn: str, sandbox_url: str, tmp_path: Path
+) -> None:
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+    from tests.helpers import DurableStore
+
+    set_clock(sandbox_url, speed=0)
+    campaign_id = mobizon_campaign(["77010000001", "77010000002"])
+    set_clock(sandbox_url, advance=3600)
+
+    def export(run_id: str, watermarks: str, store: DurableStore | None = None) -> dict[str, Any]:
+        op = SmsDeliveryReportOperator(
+            task_id="report", conn_id=mobizon_conn, campaign_ids=[campaign_id], incremental=True,
+            destination=ObjectStoragePath(f"file://{tmp_path}/{run_id}.jsonl"), watermark_path=watermarks,
+        )  # fmt: skip
+        return op.execute({"run_id": run_id, "task_state_store": store})
+
+    assert export("run0", str(tmp_path / "w.json"))["since"] is None
+    store = DurableStore()
+    first = export("run1", str(tmp_path / "w.json"), store)
+    assert first["since"] is not None and store.get("delivery_report") == {"since": first["since"]}
+    # The retry's sink knows no watermark (another watermark file): the durable state still gives try 1's bound.
+    retry = export("run1", str(tmp_path / "other.json"), store)
+    assert retry["since"] == first["since"] and retry["rows"] == first["rows"] == 2
+    assert export("run1", str(tmp_path / "other2.json"))["since"] is None  # without the store it would differ
