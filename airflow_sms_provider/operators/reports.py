@@ -36,6 +36,9 @@ DEFAULT_BATCH_SIZE = 5000
 # An incremental export reads from this long before the watermark: a status that changed while the
 # previous export read its pages, or a provider clock a little behind ours, is not missed.
 DEFAULT_WATERMARK_OVERLAP = dt.timedelta(minutes=10)
+# Message ids remembered to drop a repeat: a page read after others moved (Mobizon's "since" filter
+# admits messages while the export runs) repeats the rows it shifted across a page boundary.
+RECENT_IDS = 10_000
 SALT_EXTRA = "report_salt"
 # The salt must be long enough to be a secret (redaction masks nothing shorter than 6 characters).
 MIN_SALT_LENGTH = 16
@@ -219,7 +222,7 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
         writer = sink.open(key, incremental=bool(self.incremental))
         done = 0
         try:
-            for batch in chunked(_hashed(records, salt), self.batch_size):
+            for batch in chunked(_hashed(_once(records), salt), self.batch_size):
                 writer.write(batch)
                 counts.update(record.status for record in batch)
                 done += len(batch)
@@ -232,6 +235,19 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
         statuses = {word: counts.get(word, 0) for word in MESSAGE_STATUSES}
         statuses.update({word: n for word, n in counts.items() if word not in statuses})
         return rows, statuses
+
+
+def _once(records: Iterable[DeliveryRecord], window: int = RECENT_IDS) -> Iterator[DeliveryRecord]:
+    """``records`` without a repeat of a message among the last ``window`` ones (bounded memory)."""
+    recent: dict[tuple[str, str], None] = {}
+    for record in records:
+        key = (record.campaign_id, record.message_id)
+        if key in recent:
+            continue
+        recent[key] = None
+        if len(recent) > window:
+            del recent[next(iter(recent))]  # the oldest (dicts keep insertion order)
+        yield record
 
 
 def _hashed(records: Iterable[DeliveryRecord], salt: str | None) -> Iterator[DeliveryRecord]:

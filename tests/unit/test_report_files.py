@@ -149,3 +149,14 @@ def test_incremental_refuses_to_overwrite_another_runs_file(tmp_path: Path) -> N
         sink.open("run2", incremental=True)
     sink.open("run1", incremental=True).abort()  # its own retry may
     sink.open("run2", incremental=False).abort()  # a full export replaces the whole file anyway
+
+
+def test_the_operator_drops_a_message_repeated_across_a_shifted_page() -> None:
+    from airflow_sms_provider.operators.reports import _once
+
+    def record(message_id: str) -> DeliveryRecord:
+        return DeliveryRecord(**{**{c: getattr(FULL, c) for c in COLUMNS}, "message_id": message_id})
+
+    ids = ["1", "2", "3", "3", "4", "2", "5"]  # page 2 starts with the last row of page 1 again
+    assert [r.message_id for r in _once(map(record, ids))] == ["1", "2", "3", "4", "5"]
+    assert [r.message_id for r in _once(map(record, ids), window=1)] == ["1", "2", "3", "4", "2", "5"]
