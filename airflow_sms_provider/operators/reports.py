@@ -182,6 +182,8 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
             mark = sink.watermark(provider, campaign_ids, export_key=key)  # type: ignore[call-arg]
         else:
             mark = sink.watermark(provider, campaign_ids)
+        if mark is not None and mark.tzinfo is None:  # a database that drops the zone: rows are written in UTC
+            mark = mark.replace(tzinfo=dt.timezone.utc)
         since = None if mark is None else mark - self.watermark_overlap
         ckpt.save(since=None if since is None else since.isoformat())
         return since

@@ -208,3 +208,40 @@ def test_a_retry_uses_the_bound_its_first_try_kept_in_durable_state(
     retry = export("run1", str(tmp_path / "other.json"), store)
     assert retry["since"] == first["since"] and retry["rows"] == first["rows"] == 2
     assert export("run1", str(tmp_path / "other2.json"))["since"] is None  # without the store it would differ
+
+
+def test_a_table_like_sink_without_zones_gets_a_utc_bound(
+    mobizon_conn: str, sandbox_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written: list[Any] = []
+
+    class NaiveSink:  # what a SQL table may give back: a naive datetime, no export_key parameter
+        def watermark(self, provider: str, campaign_ids: Any) -> dt.datetime:
+            return dt.datetime(2026, 5, 1, 5, 0)
+
+        def open(self, export_key: str, *, incremental: bool) -> Any:
+            sink = self
+
+            class Writer:
+                def write(self, records: Any) -> None:
+                    written.extend(records)
+
+                def commit(self) -> int:
+                    return len(written)
+
+                def abort(self) -> None:
+                    raise AssertionError(f"aborted {sink}")
+
+            return Writer()
+
+        def describe(self) -> str:
+            return "table t"
+
+    monkeypatch.setattr(SmsDeliveryReportOperator, "make_sink", lambda self: NaiveSink())
+    campaign_id = mobizon_campaign(["77010000001"])
+    op = SmsDeliveryReportOperator(task_id="report", conn_id=mobizon_conn, campaign_ids=campaign_id, table="t",
+                                   sql_conn_id="warehouse", incremental=True)  # fmt: skip
+    summary = op.execute({"run_id": "r"})
+    assert summary["since"] == "2026-05-01T04:50:00+00:00" and summary["destination"] == "table t"
+    assert len([r for r in sandbox_requests(sandbox_url, "mobizon") if r["path"].lower().endswith("message/list")]) == 1
+    assert len(written) == summary["rows"]
