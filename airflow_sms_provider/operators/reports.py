@@ -73,7 +73,7 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
     :param sql_conn_id: a ``common.sql`` connection for a table destination.
     :param table: the table (templated). ``create_table``: create it when missing.
     :param incremental: export only messages whose status changed since the destination's watermark
-        (a file destination then needs one file per run: ``{{ ds }}`` in its path).
+        (a file destination then needs one file per run: ``{{ run_id }}`` in its path).
     :param hash_recipients: write hex SHA-256 of the connection extra ``report_salt`` followed by the
         phone's digits instead of the phone.
     :param concurrency: page reads in flight (default 4, at most 16).

@@ -180,8 +180,8 @@ class FileSink:
     """A report destination that is one file (see the module docstring).
 
     :param path: an ``ObjectStoragePath`` or a string (``s3://bucket/key.csv``, ``file:///tmp/r.csv``,
-        or a local path). An incremental export writes one file per run: put ``{{ ds }}`` or
-        ``{{ run_id }}`` in the path.
+        or a local path). An incremental export writes one file per run: put ``{{ run_id }}`` or
+        ``{{ dag_run.run_after | ds }}`` in the path.
     :param format: ``csv``, ``jsonl`` or ``parquet``; ``None`` reads it from the suffix.
     :param watermark_path: the watermark sidecar (JSON); default ``.sms-report-watermarks.json`` beside
         the target. Every export of one report must name the same one.
@@ -213,7 +213,7 @@ class FileSink:
             if owner not in (None, export_key) and self.path.exists():
                 raise SmsValidationError(
                     f"destination {describe_path(self.path)!r} holds another export ({owner}); an incremental "
-                    "export writes one file per run: put {{ ds }} or {{ run_id }} in the path",
+                    "export writes one file per run: put {{ run_id }} or {{ dag_run.run_after | ds }} in the path",
                     field="destination", value=describe_path(self.path),
                 )  # fmt: skip
         return _FileWriter(self, export_key)
