@@ -1,4 +1,6 @@
-"""BSG campaign work reached through the neutral interface (``BsgHook.campaign_module``)."""
+"""BSG campaign work: the neutral interface's entry (``BsgHook.campaign_module``), and finding
+again what earlier requests created (:func:`settle`), by reference_ids derived from the run and
+the phone (``protocols.bsg.auto_reference_id``), so the order the audience is read in does not matter."""
 
 from __future__ import annotations
 

@@ -9,10 +9,11 @@ before campaign 1 is created), then to send it in campaigns of at most 10,000 ph
 Files and lists can be read twice; a one-shot iterator is kept in memory for that.
 
 Crash safety: each message gets a ``reference_id`` (yours, or one derived from the task
-run, the campaign's position and the row's), the campaign ids are recorded in the task's
-durable state as they are created, and a campaign whose creation went unanswered is
-looked up by its first reference_id instead of being created again. BSG itself refuses a
-repeated reference_id (429), which the operators read the same way.
+run and the phone, the same in any order), the campaign ids are recorded in the task's
+durable state as they are created, and a campaign whose creation went unanswered, or
+whose ids BSG refuses as repeated (429), is looked up by its reference_ids, verified and
+adopted instead of being created again (campaigns/bsg.py, ``settle``): only phones no
+campaign holds are sent.
 
 The campaigns of a split audience are created ``max_concurrent_creates`` at a time
 (threads sharing the hook and its token); each is recorded under its chunk's position as
@@ -845,8 +846,9 @@ class BsgBulkCampaignOperator(_AudienceCampaignOperator):
         once (default 4; 1: one after the other; templated; at most 16). Each chunk's campaign
         is recorded as soon as it exists; when BSG answers "too many requests" every creation
         pauses (for its Retry-After, if it sends one) and fewer run at once.
-    :param auto_reference_ids: give rows without a reference_id one derived from the task run,
-        so a retry finds what an earlier try created instead of sending it twice (default True). A campaign
+    :param auto_reference_ids: give rows without a reference_id one derived from the task run and
+        the phone, so a retry finds what an earlier try created, in any order, instead of sending it
+        twice (default True). A campaign
         whose rows have none cannot be found: if its creation goes unanswered the task fails without retry.
     :param validity: hours a message may wait for delivery, 1-72 (BSG's default 72).
     :param tariff_code: the account's tariff to bill, 0-9.
@@ -935,8 +937,8 @@ class BsgIndividualCampaignOperator(_AudienceCampaignOperator):
         once (default 4; 1: one after the other; templated; at most 16). Each chunk's campaign
         is recorded as soon as it exists; when BSG answers "too many requests" every creation
         pauses (for its Retry-After, if it sends one) and fewer run at once.
-    :param auto_reference_ids: give rows without a reference_id one derived from the task run,
-        so a retry finds what an earlier try created (default True). A campaign
+    :param auto_reference_ids: give rows without a reference_id one derived from the task run and
+        the phone, so a retry finds what an earlier try created, in any order (default True). A campaign
         whose rows have none cannot be found: if its creation goes unanswered the task fails without retry.
     :param validity: hours a message may wait for delivery, 1-72 (BSG's default 72).
     :param tariff_code: the account's tariff to bill, 0-9.
