@@ -92,3 +92,13 @@ def test_the_check_sees_function_level_and_relative_imports(tmp_path: Path) -> N
     assert upward(probe, f"{NAME}.campaigns.probe") == {
         f"{NAME}.triggers", f"{NAME}.triggers.events", f"{NAME}.sensors.bsg", f"{NAME}.notifications.sms",
     }
+
+
+def test_the_event_shapes_keep_their_public_import_path() -> None:
+    """They moved to campaigns/events.py; code importing them from triggers.events gets the same functions."""
+    from airflow_sms_provider.campaigns import events
+    from airflow_sms_provider.triggers import events as public
+
+    assert (public.error_event, public.not_found, public.raise_for_error) == (
+        events.error_event, events.not_found, events.raise_for_error,
+    )  # fmt: skip
