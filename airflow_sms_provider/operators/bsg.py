@@ -518,8 +518,8 @@ class _AudienceCampaignOperator(_CampaignOperator):
             if made and made not in str(err):
                 err.args = (f"{err.args[0] if err.args else err}. Already at BSG: {made}", *err.args[1:])
             if not ckpt.durable and self._try_number != 1 and prefix is not None:
-                # Nothing shared between tries (Airflow < 3.3) and this try stops before it could
-                # look anything up: say where an earlier try's campaigns would be.
+                # Nothing shared between tries (Airflow < 3.3): campaigns of earlier tries that this
+                # one never looked up may exist; say how to find them.
                 err.args = (f"{err.args[0] if err.args else err}. Without durable task state this try cannot tell "
                             "what earlier tries sent: campaigns of this run may exist at BSG (their messages' "
                             f"reference_ids start with {prefix!r})", *err.args[1:])  # fmt: skip
