@@ -5,4 +5,6 @@
 * :mod:`.reconcile`: the rules for looking work up again at the provider and verifying it
   before adopting it.
 * :mod:`.lease`: a lease in the durable state fencing overlapping tries of one task.
+* :mod:`.watch` and :mod:`.events`: the one watch loop, and the error events it and the
+  triggers yield (read back by sensors and deferrable operators).
 """

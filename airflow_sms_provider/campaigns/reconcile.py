@@ -14,7 +14,7 @@ Two rules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from airflow_sms_provider.exceptions import SmsFatalError
@@ -66,53 +66,50 @@ def verify_mobizon_campaign(campaign: Mapping[str, Any], fields: Mapping[str, An
 # ------------------------------------------------------------------ BSG
 
 
-def verify_bsg_chunk(
-    hook: Any,
-    campaign_id: int,
-    expected: Mapping[str, tuple[int, str | None, str | None]],
-    *,
-    chunk: int,
-    unreferenced: int = 0,
-) -> None:
-    """Refuse to adopt BSG campaign ``campaign_id`` for chunk ``chunk`` unless it holds exactly that chunk.
+#: What this task gives a phone: (reference_id, text, sender); a text or sender of None is not compared.
+Expected = tuple[str | None, str | None, str | None]
 
-    ``expected``: reference_id -> (phone, text, sender) for every row of the chunk (a text
-    or sender of None is not compared). Every message of the campaign must carry one of
-    those reference_ids with its phone, text and sender, and every one of them must be there.
-    ``unreferenced``: rows of the chunk without a reference_id (messages without one are
-    allowed up to that number).
+
+def verify_bsg_found(
+    campaign_id: int, messages: Iterable[Mapping[str, Any]], expect: Callable[[int], Expected | None], *, chunk: int,
+) -> list[int]:
+    """Refuse to adopt BSG campaign ``campaign_id``, found again by a reference_id, unless every
+    message in it is one this task would send; its phones when it is.
+
+    ``expect(phone)``: the reference_id, text and sender this task gives ``phone`` (the
+    reference_id of a phone outside the current chunk is derived from the run and the phone),
+    or None when this task would not give that phone one. The campaign may hold only part of
+    the chunk, and phones of other chunks (an earlier try read the audience in another order):
+    what it holds is adopted and the rest is sent. A message with another reference_id, text
+    or sender means another run or other parameters: adopting it could leave phones without
+    the message this task was asked to send.
     """
-    seen = 0
+    phones: list[int] = []
     problems: list[str] = []
-    for message in hook.iter_messages(campaign_id):
-        ref, phone = message.get("reference_id"), int(message.get("phone") or 0)
-        want = expected.get(ref) if ref is not None else None
-        if ref is None and unreferenced > 0:
-            unreferenced -= 1
-            continue
-        if want is None:
-            problems.append(f"message {message.get('id')} to {phone} has reference_id {ref!r}, not one of this chunk's")
-        elif want[0] != phone:
-            problems.append(f"reference_id {ref!r} went to {phone}, this task has it for {want[0]}")
-        else:
-            seen += 1
-            if want[1] is not None and message.get("text") not in (None, want[1]):
-                problems.append(f"text {_clip(message.get('text'))} (this task: {_clip(want[1])})")
-            if want[2] is not None and message.get("sender") not in (None, want[2]):
-                problems.append(f"sender {_clip(message.get('sender'))} (this task: {_clip(want[2])})")
+    for message in messages:
+        phone, ref = int(message.get("phone") or 0), message.get("reference_id")
+        phones.append(phone)
         if len(problems) >= 3:
-            break
-    if seen < len(expected) and len(problems) < 3:
-        problems.append(f"{len(expected) - seen} of the chunk's {len(expected)} reference_ids are not in it")
+            continue
+        want = expect(phone)
+        if want is None or want[0] != ref:
+            mine = f", this task gives it {want[0]!r}" if want is not None else ""
+            problems.append(f"message {message.get('id')} to {phone} has reference_id {ref!r}{mine}")
+            continue
+        if want[1] is not None and message.get("text") not in (None, want[1]):
+            problems.append(f"text {_clip(message.get('text'))} (this task: {_clip(want[1])})")
+        if want[2] is not None and message.get("sender") not in (None, want[2]):
+            problems.append(f"sender {_clip(message.get('sender'))} (this task: {_clip(want[2])})")
     if problems:
         raise SmsFatalError(
-            f"chunk {chunk + 1} ({len(expected)} phones): BSG campaign {campaign_id} holds this task's "
+            f"chunk {chunk + 1}: BSG campaign {campaign_id} ({len(phones):,} messages) holds this task's "
             f"reference_ids but is not what this task would create: {'; '.join(dict.fromkeys(problems))}. "
-            "An earlier run with other parameters, or reused reference_ids. Not adopting it (the phones "
-            "missing from it would get nothing) and not sending again (BSG refuses the repeated ids); check that "
+            "An earlier run with other parameters, or reused reference_ids. Not adopting it (its phones would "
+            "not get this task's message) and not sending them again (BSG refuses the repeated ids); check that "
             "campaign, then give these rows new reference_ids or clear the task's state",
             provider="bsg",
         )
+    return phones
 
 
 def bsg_phones(hook: Any, campaign_id: int) -> list[int]:
@@ -120,4 +117,6 @@ def bsg_phones(hook: Any, campaign_id: int) -> list[int]:
     return [int(message.get("phone") or 0) for message in hook.iter_messages(campaign_id)]
 
 
-__all__ = ["bsg_phones", "mobizon_numbers", "verify_bsg_chunk", "verify_mobizon_campaign"]
+__all__ = [
+    "Expected", "bsg_phones", "mobizon_numbers", "verify_bsg_found", "verify_mobizon_campaign",
+]

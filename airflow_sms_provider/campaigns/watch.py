@@ -24,9 +24,9 @@ from typing import Any
 import httpx
 
 from airflow_sms_provider import status_map
+from airflow_sms_provider.campaigns.events import error_event, not_found
 from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsNotFoundError, SmsProviderError
 from airflow_sms_provider.hooks.base import AsyncReader
-from airflow_sms_provider.triggers.events import error_event, not_found
 
 Describe = Callable[[Mapping[str, Any] | None], Mapping[str, str]]
 # One poll's decision: (outcome word, a line saying why, the data read).
@@ -122,7 +122,7 @@ async def watch_async(
     client: httpx.AsyncClient, read: AsyncReader, watch: Watch, poll_interval: float, log: Any, provider: str
 ) -> AsyncIterator[dict[str, Any]]:
     """The trigger's loop: yields one event, ``{"status": "done"|"failed", "message", "campaigns"}``,
-    or an error event (:func:`~airflow_sms_provider.triggers.events.error_event`) when a call failed."""
+    or an error event (:func:`~airflow_sms_provider.campaigns.events.error_event`) when a call failed."""
     reading: int | None = None
 
     async def poll() -> Outcome:

@@ -9,10 +9,11 @@ before campaign 1 is created), then to send it in campaigns of at most 10,000 ph
 Files and lists can be read twice; a one-shot iterator is kept in memory for that.
 
 Crash safety: each message gets a ``reference_id`` (yours, or one derived from the task
-run, the campaign's position and the row's), the campaign ids are recorded in the task's
-durable state as they are created, and a campaign whose creation went unanswered is
-looked up by its first reference_id instead of being created again. BSG itself refuses a
-repeated reference_id (429), which the operators read the same way.
+run and the phone, the same in any order), the campaign ids are recorded in the task's
+durable state as they are created, and a campaign whose creation went unanswered, or
+whose ids BSG refuses as repeated (429), is looked up by its reference_ids, verified and
+adopted instead of being created again (campaigns/bsg.py, ``settle``): only phones no
+campaign holds are sent.
 
 The campaigns of a split audience are created ``max_concurrent_creates`` at a time
 (threads sharing the hook and its token); each is recorded under its chunk's position as
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -32,9 +34,10 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_sms_provider.campaigns.bsg import Found, settle
 from airflow_sms_provider.campaigns.lease import Lease, fence
 from airflow_sms_provider.campaigns.ledger import Digest, Ledger
-from airflow_sms_provider.campaigns.reconcile import bsg_phones, verify_bsg_chunk
+from airflow_sms_provider.campaigns.reconcile import Expected, bsg_phones
 from airflow_sms_provider.concurrency import Throttle
 from airflow_sms_provider.exceptions import (
     SmsAmbiguousError,
@@ -261,6 +264,9 @@ class _CampaignBook:
         # What each chunk that left holds (count, digest of its phones, first reference_id),
         # by chunk position: how a retry tells a reordered or changed audience from the same one.
         self.contents: dict[int, dict[str, Any]] = {int(k): v for k, v in (ckpt.get("contents") or {}).items()}
+        # Campaigns found at BSG by reference_id (an earlier request's, verified), by id: they may
+        # hold phones of several chunks, so a retry reconciles by content instead of by position.
+        self.adopted: dict[int, dict[str, Any]] = {int(r["id"]): dict(r) for r in ckpt.get("adopted") or []}
 
     def begin(self, index: int, content: dict[str, Any] | None = None) -> bool:
         """Mark chunk ``index`` pending before its request leaves; True if an earlier try may have sent it."""
@@ -280,10 +286,11 @@ class _CampaignBook:
     def describe(self) -> str | None:
         """What earlier tries created, for an error message; None if nothing."""
         parts = []
-        if self.created:
-            ids = ", ".join(str(r["id"]) for r in self.records()[:10])
-            phones = sum(int(r.get("phones") or 0) for r in self.created.values())
-            parts.append(f"BSG campaign(s) {ids}{' …' if len(self.created) > 10 else ''} hold {phones:,} of its phones")
+        records = self.records()
+        if records:
+            ids = ", ".join(str(r["id"]) for r in records[:10])
+            phones = sum(int(r.get("phones") or 0) for r in records)
+            parts.append(f"BSG campaign(s) {ids}{' …' if len(records) > 10 else ''} hold {phones:,} of its phones")
         if self.earlier_pending:
             chunks = ", ".join(str(i + 1) for i in sorted(self.earlier_pending))
             parts.append(f"chunk(s) {chunks} may have been created")
@@ -296,6 +303,19 @@ class _CampaignBook:
         self.pending.discard(index)
         self._save()
 
+    def adopt(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Campaigns found again by reference_id (verified): recorded so a retry reads them back."""
+        new = {int(r["id"]): dict(r) for r in records if int(r["id"]) not in self.adopted}
+        if new:
+            self.adopted.update(new)
+            self._save()
+
+    def covered(self, index: int) -> None:
+        """Every phone of chunk ``index`` is in adopted campaigns: nothing of it is in flight."""
+        self.pending.discard(index)
+        self.earlier_pending.discard(index)
+        self._save()
+
     def refused(self, index: int) -> None:
         """BSG refused chunk ``index`` outright (nothing created): a retry may create it, no lookup needed."""
         if index not in self.earlier_pending:  # an earlier try's request may still have gone through
@@ -303,11 +323,15 @@ class _CampaignBook:
             self._save()
 
     def records(self) -> list[dict[str, Any]]:
-        return [self.created[i] for i in sorted(self.created)]
+        """Every campaign holding the task's phones: the chunks' own, then those found again (once each)."""
+        own = [self.created[i] for i in sorted(self.created)]
+        ids = {int(r["id"]) for r in own}
+        return own + [r for i, r in sorted(self.adopted.items()) if i not in ids]
 
     def _save(self) -> None:
-        self.ckpt.save(campaigns=self.records(), pending=sorted(self.pending),
-                       contents={str(k): v for k, v in sorted(self.contents.items())})  # fmt: skip
+        self.ckpt.save(campaigns=[self.created[i] for i in sorted(self.created)], pending=sorted(self.pending),
+                       contents={str(k): v for k, v in sorted(self.contents.items())},
+                       adopted=[self.adopted[i] for i in sorted(self.adopted)])  # fmt: skip
 
 
 class _AudienceCampaignOperator(_CampaignOperator):
@@ -316,6 +340,12 @@ class _AudienceCampaignOperator(_CampaignOperator):
     checkpoint_key = "bsg_campaigns"
     operator_extra_links = (BsgCampaignLink(),)
     _lease: Lease | None = None  # the running try's lease (campaigns/lease.py)
+    _found: Found = Found()  # replaced by each try's own (_send_chunks)
+    _prefix: str | None = None
+    _try_number: int | None = None
+    _reread: Callable[[], Iterable[dict[str, Any]]] | None = None
+    _audience_phones: set[int] | None = None
+    _audience_lock = threading.Lock()
 
     def __init__(
         self,
@@ -399,6 +429,8 @@ class _AudienceCampaignOperator(_CampaignOperator):
         self.check_settings()
         bound = self._check_concurrency()
         ckpt = Checkpoint(context, self.checkpoint_key)
+        ti = context.get("ti") if isinstance(context, Mapping) else None
+        self._try_number = getattr(ti, "try_number", None)
         started = bool(ckpt.get("campaigns") or ckpt.get("pending"))  # an earlier try created or sent chunks
         options = self.campaign_options(ckpt, started)
         audience = _Audience(
@@ -480,9 +512,17 @@ class _AudienceCampaignOperator(_CampaignOperator):
             return self._send_chunks(hook, book, items, options, prefix, bound, reread)
         except SmsFatalError as err:
             # No retry follows: the message must say what is at BSG already (a revoked key half-way).
+            with contextlib.suppress(Exception):  # best effort: the error below must still be raised
+                book.adopt(self._found.records())
             made = book.describe()
             if made and made not in str(err):
                 err.args = (f"{err.args[0] if err.args else err}. Already at BSG: {made}", *err.args[1:])
+            if not ckpt.durable and self._try_number != 1 and prefix is not None:
+                # Nothing shared between tries (Airflow < 3.3): campaigns of earlier tries that this
+                # one never looked up may exist; say how to find them.
+                err.args = (f"{err.args[0] if err.args else err}. Without durable task state this try cannot tell "
+                            "what earlier tries sent: campaigns of this run may exist at BSG (their messages' "
+                            f"reference_ids start with {prefix!r})", *err.args[1:])  # fmt: skip
             raise
 
     def _send_chunks(
@@ -491,11 +531,15 @@ class _AudienceCampaignOperator(_CampaignOperator):
     ) -> list[dict[str, Any]]:
         """The body of :meth:`_send_all`."""
         self._refused: set[int] = set()  # chunks BSG refused outright; added to by worker threads
+        self._found, self._prefix = Found(), prefix  # campaigns found again by reference_id in this try
+        self._reread, self._audience_phones, self._audience_lock = reread, None, threading.Lock()
         if book.created:
             self.log.info("Resuming: %d campaign(s) were created by an earlier try", len(book.created))
         sent: set[int] | None = None
         first = 0
-        if (book.created or book.earlier_pending) and reread is not None and not self._same_chunks(reread(), book):
+        if (book.created or book.earlier_pending or book.adopted) and reread is not None and (
+            book.adopted or not self._same_chunks(reread(), book)
+        ):
             sent, first = self._reconcile(hook, book)
         jobs = self._chunks(items, prefix, book, sent, first)
         if bound <= 1:
@@ -556,6 +600,8 @@ class _AudienceCampaignOperator(_CampaignOperator):
             self._check_held(index, int(campaign["id"]), phones, book)
             book.done(index, len(phones), campaign)
             sent.update(phones)
+        for campaign_id in sorted(set(book.adopted) - {int(r["id"]) for r in book.created.values()}):
+            sent.update(bsg_phones(hook, campaign_id))  # verified when found; may span chunks
         first = max([*book.created, *book.pending, *book.contents, -1]) + 1
         self.log.info("Resuming by content: BSG holds %d phone(s) in %d campaign(s) of earlier tries; sending the "
                       "audience's other phones from chunk %d on", len(sent), len(book.created), first + 1)
@@ -594,15 +640,25 @@ class _AudienceCampaignOperator(_CampaignOperator):
             if self._lease is not None:
                 self._lease.renew()  # this try is alive: its next creation may take a request's time
             if prefix is not None:
-                for position, item in enumerate(chunk):
-                    item.setdefault("reference_id", proto.auto_reference_id(prefix, index, position))
+                for item in chunk:
+                    item.setdefault("reference_id", proto.auto_reference_id(prefix, self.phone_of(item)))
             yield index, chunk
 
-    def _created(self, book: _CampaignBook, index: int, chunk: list[dict[str, Any]], campaign: Mapping[str, Any]
-                 ) -> None:
-        book.done(index, len(chunk), campaign)  # recorded before anything else: a retry skips this chunk
+    def _created(self, book: _CampaignBook, index: int, chunk: list[dict[str, Any]],
+                 made: tuple[Mapping[str, Any] | None, int]) -> None:
+        """Record what chunk ``index`` became: its campaign (of ``phones`` phones), and any found again."""
+        campaign, phones = made
+        found = self._found.records()
+        if found:
+            book.adopt(found)
+        if campaign is None:
+            book.covered(index)  # every phone of it is held by campaigns found again
+            self.log.info("Chunk %d (%d phones): every phone is in a campaign of an earlier request, none created",
+                          index + 1, len(chunk))  # fmt: skip
+            return
+        book.done(index, phones, campaign)  # recorded before anything else: a retry skips this chunk
         self.log.info("Created BSG campaign %s (chunk %d of the audience, %d phones)",
-                      campaign["id"], index + 1, len(chunk))  # fmt: skip
+                      campaign["id"], index + 1, phones)  # fmt: skip
 
     def _create_concurrently(
         self, hook: BsgHook, jobs: Iterator[tuple[int, list[dict[str, Any]]]], options: Mapping[str, Any],
@@ -618,14 +674,14 @@ class _AudienceCampaignOperator(_CampaignOperator):
         throttle = Throttle(bound)
         hook.get_conn()  # client, session and token made once, before the workers share them
         hook.retry_sleep = throttle.pause
-        running: dict[Future[dict[str, Any]], tuple[int, list[dict[str, Any]]]] = {}
+        running: dict[Future[tuple[dict[str, Any] | None, int]], tuple[int, list[dict[str, Any]]]] = {}
         errors: list[BaseException] = []
 
-        def work(index: int, chunk: list[dict[str, Any]], maybe_sent: bool) -> dict[str, Any]:
+        def work(index: int, chunk: list[dict[str, Any]], maybe_sent: bool) -> tuple[dict[str, Any] | None, int]:
             with throttle.slot():
                 return self._create_once(hook, index, chunk, options, maybe_sent)
 
-        def collect(finished: Iterable[Future[dict[str, Any]]]) -> None:
+        def collect(finished: Iterable[Future[tuple[dict[str, Any] | None, int]]]) -> None:
             for future in finished:
                 index, chunk = running.pop(future)
                 error = future.exception()
@@ -667,44 +723,84 @@ class _AudienceCampaignOperator(_CampaignOperator):
 
     def _create_once(
         self, hook: BsgHook, index: int, chunk: list[dict[str, Any]], options: Mapping[str, Any], maybe_sent: bool
-    ) -> dict[str, Any]:
-        """Create the campaign of one chunk, unless an earlier attempt already did.
+    ) -> tuple[dict[str, Any] | None, int]:
+        """Create the campaign of one chunk's phones that no campaign at BSG holds yet.
 
+        Returns it (None when every phone is held already) and how many phones it holds.
         ``maybe_sent``: an earlier try sent this chunk and recorded no answer. The caller has
-        marked the chunk pending in the durable state before calling.
+        marked the chunk pending in the durable state before calling. What exists is found by
+        reference_id and verified before it is adopted (campaigns/bsg.py, :func:`settle`).
         """
         probe = chunk[0].get("reference_id")
         if maybe_sent and not probe:
             raise _unfindable(index, "an earlier try sent it and recorded no answer")
-        if maybe_sent and probe:
-            found = self._lookup(hook, probe, chunk[0])
-            if found is not None:
-                self._verify(hook, found, index, chunk)
-                self.log.info("Campaign %s of chunk %d was created by an earlier try", found["id"], index)
-                return found
-        try:
-            return dict(hook.call(self.build(chunk, options)))
-        except (SmsAmbiguousError, proto.BsgDuplicateRequestError) as err:
-            if not probe:
-                # Nothing to look it up by: a retry would send the chunk again (durable state or not).
-                raise _unfindable(index, str(err)) from err
-            found = self._lookup(hook, probe, chunk[0])
-            if found is not None:
-                self._verify(hook, found, index, chunk)  # every reference_id, text and sender: not the first only
-                self.log.warning("%s; campaign %s already holds this chunk, not creating it again", err, found["id"])
-                return found
-            if isinstance(err, proto.BsgDuplicateRequestError):
-                # BSG says it has this request but it is not visible yet: a later try will find it.
-                raise SmsProviderError(
-                    f"{err}; no message with reference_id {probe!r} is visible yet, retry later",
-                    provider=proto.PROVIDER, code=err.code,
-                ) from err
-            raise
-        except (SmsRetryableError, SmsFatalError):
-            # A definite refusal (rate limit after every retry, 422, credentials, a connection
-            # that never left): nothing was created, so the chunk is not left pending.
-            self._refused.add(index)
-            raise
+        remaining = [item for item in chunk if not self._found.holds(self.phone_of(item))]
+        if maybe_sent and remaining:
+            remaining = self._settle(hook, index, remaining, full=False)[0]
+        # Twice at most: a refusal of repeated reference_ids is followed by a lookup of every
+        # phone, so a second refusal means BSG holds ids it does not show yet.
+        for attempt in range(2):
+            if not remaining:
+                owner = self._found.owner([self.phone_of(item) for item in chunk])
+                return owner, len(chunk) if owner is not None else 0  # found whole: the chunk's own campaign
+            try:
+                return dict(hook.call(self.build(remaining, options))), len(remaining)
+            except (SmsAmbiguousError, proto.BsgDuplicateRequestError) as err:
+                if not remaining[0].get("reference_id"):
+                    # Nothing to look it up by: a retry would send the chunk again (durable state or not).
+                    raise _unfindable(index, str(err)) from err
+                duplicate = isinstance(err, proto.BsgDuplicateRequestError)
+                left, hit = self._settle(hook, index, remaining, full=duplicate)
+                if not hit or (duplicate and attempt and len(left) == len(remaining)):
+                    if duplicate:
+                        # BSG says it has these ids but none is visible yet: a later try will find them.
+                        raise SmsProviderError(
+                            f"{err}; none of the chunk's {len(remaining)} reference_id(s) is visible yet "
+                            f"(first {remaining[0]['reference_id']!r}), retry later",
+                            provider=proto.PROVIDER, code=err.code,
+                        ) from err
+                    raise
+                self.log.warning("%s; %d of the chunk's %d phone(s) are in campaigns already, sending the other %d",
+                                 err, len(chunk) - len(left), len(chunk), len(left))  # fmt: skip
+                remaining = left
+            except (SmsRetryableError, SmsFatalError):
+                # A definite refusal (rate limit after every retry, 422, credentials, a connection
+                # that never left): nothing was created, so the chunk is not left pending.
+                self._refused.add(index)
+                raise
+        raise SmsProviderError(
+            f"chunk {index + 1}: BSG refused {len(remaining)} phone(s) as repeated reference_ids that no lookup "
+            "finds yet; retry later", provider=proto.PROVIDER,
+        )
+
+    def _settle(self, hook: BsgHook, index: int, items: Sequence[dict[str, Any]], *, full: bool
+                ) -> tuple[list[dict[str, Any]], bool]:
+        return settle(hook, items, self._found, phone_of=self.phone_of, expect=self._expect, index=index, full=full,
+                      log=self.log, in_audience=self._in_audience)  # fmt: skip
+
+    def _in_audience(self, phone: int) -> bool:
+        """Whether this try's audience holds ``phone``: a set of its phones built on first use (only
+        when a campaign found again holds phones outside the chunk at hand; ~70 bytes a phone)."""
+        if self._reread is None:
+            return True
+        with self._audience_lock:
+            if self._audience_phones is None:
+                self._audience_phones = {self.phone_of(item) for item in self._reread()}
+        return phone in self._audience_phones
+
+    def _expect(self, phone: int, item: Mapping[str, Any] | None) -> Expected | None:
+        """What this task gives ``phone``: (reference_id, text, sender); None: no phone of this task's."""
+        if item is not None:
+            _, text, sender = self.expected_of(item)
+            return item.get("reference_id"), text, sender
+        if self._prefix is None:
+            return None  # without auto ids a phone outside the chunk cannot be told ours
+        _, text, sender = self.expected_outside(phone)
+        return proto.auto_reference_id(self._prefix, phone), text, sender
+
+    def expected_outside(self, phone: int) -> tuple[int, str | None, str | None]:
+        """(phone, text, sender) of a message this task sends ``phone`` when its row is not at hand."""
+        return phone, None, None
 
     def _content(self, chunk: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """What a chunk holds, for the durable record: count, digest of its phones, first reference_id."""
@@ -713,25 +809,6 @@ class _AudienceCampaignOperator(_CampaignOperator):
     def expected_of(self, item: Mapping[str, Any]) -> tuple[int, str | None, str | None]:
         """(phone, text, sender) a message made from ``item`` holds; None: not compared."""
         return self.phone_of(item), None, None
-
-    def _verify(self, hook: BsgHook, campaign: Mapping[str, Any], index: int, chunk: Sequence[Mapping[str, Any]]
-                ) -> None:
-        """Adopt a campaign found again only if it holds exactly this chunk (all reference_ids, phones, texts)."""
-        expected = {item["reference_id"]: self.expected_of(item) for item in chunk if item.get("reference_id")}
-        verify_bsg_chunk(hook, int(campaign["id"]), expected, chunk=index, unreferenced=len(chunk) - len(expected))
-
-    def _lookup(self, hook: BsgHook, reference_id: str, first: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The campaign that holds ``reference_id`` for this chunk's first phone, or None."""
-        message = hook.find_message(reference_id)
-        if message is None:
-            return None
-        if int(message.get("phone") or 0) != self.phone_of(first):
-            raise SmsValidationError(
-                f"reference_id {reference_id!r} already belongs to message {message.get('id')} of campaign "
-                f"{message.get('campaign_id')} for another phone: reference_ids must be unique in the account",
-                field="reference_id", value=reference_id,
-            )
-        return hook.get_campaign(int(message["campaign_id"]))
 
     def _summary(
         self, campaigns: list[dict[str, Any]], count: int, report: RejectReport, prefix: str | None,
@@ -769,8 +846,9 @@ class BsgBulkCampaignOperator(_AudienceCampaignOperator):
         once (default 4; 1: one after the other; templated; at most 16). Each chunk's campaign
         is recorded as soon as it exists; when BSG answers "too many requests" every creation
         pauses (for its Retry-After, if it sends one) and fewer run at once.
-    :param auto_reference_ids: give rows without a reference_id one derived from the task run,
-        so a retry finds what an earlier try created instead of sending it twice (default True). A campaign
+    :param auto_reference_ids: give rows without a reference_id one derived from the task run and
+        the phone, so a retry finds what an earlier try created, in any order, instead of sending it
+        twice (default True). A campaign
         whose rows have none cannot be found: if its creation goes unanswered the task fails without retry.
     :param validity: hours a message may wait for delivery, 1-72 (BSG's default 72).
     :param tariff_code: the account's tariff to bill, 0-9.
@@ -820,6 +898,9 @@ class BsgBulkCampaignOperator(_AudienceCampaignOperator):
         # A transliterated text is BSG's rewrite of ours: not compared.
         return int(item["number"]), None if self.transliterate else self._text, self._sender
 
+    def expected_outside(self, phone: int) -> tuple[int, str | None, str | None]:
+        return self.expected_of({"number": phone})
+
     def build(self, items: Sequence[Mapping[str, Any]], options: Mapping[str, Any]) -> Request:
         return proto.send_bulk(items, self._text, self._sender, **options, transliterate=self.transliterate)
 
@@ -856,8 +937,8 @@ class BsgIndividualCampaignOperator(_AudienceCampaignOperator):
         once (default 4; 1: one after the other; templated; at most 16). Each chunk's campaign
         is recorded as soon as it exists; when BSG answers "too many requests" every creation
         pauses (for its Retry-After, if it sends one) and fewer run at once.
-    :param auto_reference_ids: give rows without a reference_id one derived from the task run,
-        so a retry finds what an earlier try created (default True). A campaign
+    :param auto_reference_ids: give rows without a reference_id one derived from the task run and
+        the phone, so a retry finds what an earlier try created, in any order (default True). A campaign
         whose rows have none cannot be found: if its creation goes unanswered the task fails without retry.
     :param validity: hours a message may wait for delivery, 1-72 (BSG's default 72).
     :param tariff_code: the account's tariff to bill, 0-9.

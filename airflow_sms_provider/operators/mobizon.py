@@ -15,6 +15,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
+from airflow_sms_provider.campaigns.events import not_found, raise_for_error
 from airflow_sms_provider.campaigns.lease import fence
 from airflow_sms_provider.campaigns.ledger import Ledger
 from airflow_sms_provider.campaigns.reconcile import mobizon_numbers, verify_mobizon_campaign
@@ -40,7 +41,6 @@ from airflow_sms_provider.protocols import mobizon as proto
 from airflow_sms_provider.recipients import RejectReport, normalize_phone, placeholders, sms_parts
 from airflow_sms_provider.recovery import run_tag, tagged_name
 from airflow_sms_provider.templating import DataFieldsMixin
-from airflow_sms_provider.triggers.events import not_found, raise_for_error
 from airflow_sms_provider.validation import (
     as_int,
     check_choice,

@@ -319,9 +319,17 @@ def reference_prefix(*parts: Any) -> str:
     return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:16]
 
 
-def auto_reference_id(prefix: str, chunk: int, index: int) -> str:
-    """A reference_id that is the same on every try of a run: prefix + chunk + position."""
-    return f"{prefix}c{chunk}n{index}"
+def auto_reference_id(prefix: str, phone: int | str) -> str:
+    """A reference_id that is the same for ``phone`` on every try of a run, in any order.
+
+    The run's 16-hex ``prefix`` plus 16 hex characters of BLAKE2b over prefix and phone: 32
+    letters and digits, the spec's maximum (``ReferenceId``). Derived from content, not from
+    position, so an audience re-read in another order gives each phone the id it had before
+    (the audience is deduplicated: one id per phone). 64 bits per phone: a collision within
+    one run's audience is negligible (about 1 in 3.6e10 for a million phones).
+    """
+    tail = hashlib.blake2b(f"{prefix}:{int(phone)}".encode(), digest_size=8).hexdigest()
+    return prefix + tail
 
 
 # ---------------------------------------------------------------- requests

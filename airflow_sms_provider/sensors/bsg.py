@@ -11,13 +11,13 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import PokeReturnValue
 
+from airflow_sms_provider.campaigns.events import not_found, raise_for_error
 from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsNotFoundError, SmsProviderError
 from airflow_sms_provider.hooks.bsg import BsgHook
 from airflow_sms_provider.links import BsgCampaignLink
 from airflow_sms_provider.protocols import bsg as proto
 from airflow_sms_provider.sensors.base import CampaignWaitSensor
 from airflow_sms_provider.triggers.bsg import BsgCampaignsTrigger
-from airflow_sms_provider.triggers.events import not_found, raise_for_error
 
 
 class BsgCampaignSensor(CampaignWaitSensor):

@@ -14,11 +14,11 @@ from airflow.providers.common.compat.sdk import PokeReturnValue
 
 from airflow_sms_provider import status_map
 from airflow_sms_provider.campaigns import watch
+from airflow_sms_provider.campaigns.events import raise_for_error
 from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsProviderError, SmsValidationError
 from airflow_sms_provider.links import SmsCampaignLink
 from airflow_sms_provider.providers import provider_for
 from airflow_sms_provider.sensors.base import CampaignWaitSensor
-from airflow_sms_provider.triggers.events import raise_for_error
 from airflow_sms_provider.validation import id_list
 
 # Where an upstream summary keeps its ids: the neutral operator and BSG's (campaign_ids),

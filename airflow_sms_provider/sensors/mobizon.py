@@ -11,12 +11,12 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import PokeReturnValue
 
+from airflow_sms_provider.campaigns.events import not_found, raise_for_error
 from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsNotFoundError
 from airflow_sms_provider.hooks.mobizon import MobizonHook
 from airflow_sms_provider.links import MobizonCampaignLink
 from airflow_sms_provider.protocols import mobizon as proto
 from airflow_sms_provider.sensors.base import CampaignWaitSensor
-from airflow_sms_provider.triggers.events import not_found, raise_for_error
 from airflow_sms_provider.triggers.mobizon import MobizonCampaignTrigger, MobizonTaskTrigger
 
 

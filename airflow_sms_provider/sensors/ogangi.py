@@ -11,13 +11,13 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import PokeReturnValue
 
+from airflow_sms_provider.campaigns.events import raise_for_error
 from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsNotFoundError
 from airflow_sms_provider.hooks.ogangi import OgangiHook
 from airflow_sms_provider.links import OgangiBroadcastLink
 from airflow_sms_provider.protocols import ogangi as proto
 from airflow_sms_provider.sensors.base import CampaignWaitSensor
 from airflow_sms_provider.transport import origin
-from airflow_sms_provider.triggers.events import raise_for_error
 from airflow_sms_provider.triggers.ogangi import OgangiBroadcastTrigger
 from airflow_sms_provider.validation import as_int
 

@@ -13,10 +13,10 @@ from typing import Any
 from airflow.providers.common.compat.connection import get_async_connection
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_sms_provider.campaigns.events import error_event
 from airflow_sms_provider.campaigns.watch import Watch, watch_async
 from airflow_sms_provider.exceptions import SmsProviderError
 from airflow_sms_provider.providers import provider_named
-from airflow_sms_provider.triggers.events import error_event
 
 
 class SmsCampaignTrigger(BaseTrigger):

@@ -13,11 +13,11 @@ from typing import Any
 from airflow.providers.common.compat.connection import get_async_connection
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_sms_provider.campaigns.events import error_event, not_found
 from airflow_sms_provider.campaigns.watch import Outcome, apoll_until
 from airflow_sms_provider.exceptions import SmsNotFoundError, SmsProviderError
 from airflow_sms_provider.hooks.mobizon import MobizonHook, MobizonSettings
 from airflow_sms_provider.protocols import mobizon as proto
-from airflow_sms_provider.triggers.events import error_event, not_found
 
 
 class _MobizonPollTrigger(BaseTrigger):

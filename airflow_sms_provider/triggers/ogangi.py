@@ -13,13 +13,13 @@ from typing import Any
 from airflow.providers.common.compat.connection import get_async_connection
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_sms_provider.campaigns.events import error_event
 from airflow_sms_provider.campaigns.watch import Outcome, apoll_until
 from airflow_sms_provider.exceptions import SmsNotFoundError, SmsProviderError
 from airflow_sms_provider.hooks.ogangi import OgangiHook, OgangiSettings
 from airflow_sms_provider.protocols import ogangi as proto
 from airflow_sms_provider.redaction import redact_text
 from airflow_sms_provider.transport import origin
-from airflow_sms_provider.triggers.events import error_event
 
 
 class OgangiBroadcastTrigger(BaseTrigger):

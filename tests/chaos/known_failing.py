@@ -5,15 +5,15 @@ Each entry: seed -> what happens. ``CHAOS_SEED=<seed> .venv/bin/python -m tests.
 
 from __future__ import annotations
 
-_BSG_POSITIONAL_REFS = (
-    "BSG without durable state (Airflow < 3.3), an audience re-read in another order: auto reference_ids are "
-    "positional (prefix + chunk + position), so the retry's chunks get reference_ids no campaign used yet and "
-    "phones try 1 already sent go out again (messaged twice); then a chunk whose reference_id try 1 used for "
-    "another phone stops the task (SmsValidationError)"
-)
+# The BSG seeds found by positional reference_ids (17, 30, 5071, 5101, 5110, 5114, 5136, 5292, 5327,
+# 5365, 5468, 5487) pass since the ids are derived from the phone; they run in tests/chaos/test_regressions.py.
 KNOWN_FAILING: dict[int, str] = {
-    17: _BSG_POSITIONAL_REFS,  # neutral_bsg, no store, shuffled list, 15 phones in chunks of 6: 4 phones twice
-    30: _BSG_POSITIONAL_REFS,  # neutral_bsg, no store, CSV rewritten, login 429 x2: 1 phone twice
-    # make chaos CHAOS_ARGS="--seed-base 5000" (500 schedules): 15 failures, all BSG: these, and 5 deadlocks fixed since
-    **{seed: _BSG_POSITIONAL_REFS for seed in (5071, 5101, 5110, 5114, 5136, 5292, 5327, 5365, 5468, 5487)},
+    # make chaos CHAOS_ARGS="--seed-base 7000" (500 schedules, 499 survived): the one failure, Mobizon.
+    7014: (
+        "MobizonCampaignOperator with durable state, a CSV rewritten with one number replaced, the worker killed "
+        "after its upload was carried out (before the upload was recorded): the retry finds the recorded campaign, "
+        "takes the new audience as the first (nothing recorded as uploaded), uploads it (770 duplicates, 1 added) "
+        "and sends: the replaced number, no longer in the audience, gets the SMS. The check seed 2134 added "
+        "(a campaign found again is compared with the audience read now) does not run on this path"
+    ),
 }

@@ -88,3 +88,110 @@ def test_bsg_key_revoked_half_way_names_the_campaigns_already_created(bsg_conn: 
     assert campaigns, "the scenario needs a campaign created before the key is refused"
     for campaign in campaigns:
         assert str(campaign["id"]) in str(caught.value), str(caught.value)
+
+
+# ------------------------------------------------------------------ BSG: reference_ids by content
+
+# Chaos seeds that found BSG's positional auto reference_ids (``<prefix>c<chunk>n<pos>``): without durable
+# state, a retry whose audience came back in another order gave phones ids try 1 had used for other phones
+# (SmsValidationError), or new ids, and phones try 1 had sent went out again. ``make chaos CHAOS_ARGS="--seed-base
+# 5000"`` found the last ten; each failed on the code before reference_ids were derived from the phone.
+BSG_ORDER_SEEDS = [17, 30, 5071, 5101, 5110, 5114, 5136, 5292, 5327, 5365, 5468, 5487]
+
+
+@pytest.mark.parametrize("seed", BSG_ORDER_SEEDS)
+def test_bsg_retry_without_durable_state_in_another_order_seed(seed: int, sandbox: Any, tmp_path: Any) -> None:
+    from tests.chaos.harness import draw, run_guarded
+
+    result = run_guarded(sandbox.url, draw(seed), tmp_path)
+    assert result.survived, f"rerun with CHAOS_SEED={seed}: {result.line()}"
+
+
+def _bsg_try(recipients: Any, text: str = "Sale") -> dict[str, Any]:
+    from airflow_sms_provider.operators.bsg import BsgBulkCampaignOperator
+
+    op = BsgBulkCampaignOperator(task_id="send", recipients=recipients, text=text, sender="Vet klinika", chunk_size=4,
+                                 max_concurrent_creates=1)  # fmt: skip
+    return op.execute(context())
+
+
+def _bsg_sent(url: str) -> list[int]:
+    return sorted(int(m["phone"]) for c in sandbox_state(url, "bsg")["campaigns"] for m in c["messages"])
+
+
+def _second_chunk_refused(url: str) -> None:
+    """Chunk 1 is created, chunk 2 answered 503 (not created; try 1 finds nothing and fails, retryable)."""
+    add_faults(url, {"provider": "bsg", "path": "/sms/send$", "action": "http_status", "status": 503, "skip": 1,
+                     "times": 1})  # fmt: skip
+
+
+def test_bsg_retry_without_durable_state_with_the_audience_reversed_sends_each_phone_once(
+    bsg_conn: str, sandbox_url: str
+) -> None:
+    """Seed 17's class, by hand: try 1 creates chunk 1 (phones 0-3) and fails on chunk 2; the retry reads
+    the audience reversed. Positional ids gave its first chunk (phones 11-8) ids try 1 had used for 0-3:
+    "already belongs to ... another phone" and a fatal stop; other orders sent phones twice. Now each phone
+    keeps its id, the retry finds campaign 1 by any of them, verifies it, and sends only the other eight."""
+    set_clock(sandbox_url, speed=0)
+    audience = [str(380500000100 + i) for i in range(12)]
+    _second_chunk_refused(sandbox_url)
+    with pytest.raises(Exception, match=r"503|unavailable|HTTP"):
+        _bsg_try(audience)
+    [first] = sandbox_state(sandbox_url, "bsg")["campaigns"]
+    summary = _bsg_try(audience[::-1])
+    assert _bsg_sent(sandbox_url) == sorted(int(p) for p in audience)  # every phone exactly once
+    assert first["id"] in summary["campaign_ids"] and len(summary["campaign_ids"]) == 3
+
+
+def test_bsg_retry_without_durable_state_with_a_phone_added_sends_it_and_no_other_twice(
+    bsg_conn: str, sandbox_url: str
+) -> None:
+    """Phones added between tries are sent; those try 1 sent are not sent again, whatever the order."""
+    set_clock(sandbox_url, speed=0)
+    audience = [str(380500000200 + i) for i in range(10)]
+    _second_chunk_refused(sandbox_url)
+    with pytest.raises(Exception, match=r"503|unavailable|HTTP"):
+        _bsg_try(audience)
+    later = ["380500000299", *audience[::-1]]
+    _bsg_try(later)
+    assert _bsg_sent(sandbox_url) == sorted(int(p) for p in later)
+
+
+def test_bsg_retry_without_durable_state_with_a_phone_removed_stops_naming_the_campaign(
+    bsg_conn: str, sandbox_url: str
+) -> None:
+    """Seed 5136: a file rewritten between tries no longer holds a phone try 1 sent. Reported success
+    (the removed phone had its SMS, the audience said it should not); now the task stops without retry,
+    naming the campaign that holds it and every campaign created, with nobody messaged twice. (Without
+    durable state the retry learns of try 1's campaign only when BSG refuses one of its ids: here at the
+    retry's second chunk, after its first, phones 9-6, was created.)"""
+    set_clock(sandbox_url, speed=0)
+    audience = [str(380500000300 + i) for i in range(10)]
+    _second_chunk_refused(sandbox_url)
+    with pytest.raises(Exception, match=r"503|unavailable|HTTP"):
+        _bsg_try(audience)
+    [first] = sandbox_state(sandbox_url, "bsg")["campaigns"]
+    with pytest.raises(SmsFatalError, match=rf"audience changed .* campaign {first['id']} .*1 phone") as caught:
+        _bsg_try([*audience[1:]][::-1])  # phone 0 (in campaign 1) removed
+    for campaign in sandbox_state(sandbox_url, "bsg")["campaigns"]:
+        assert str(campaign["id"]) in str(caught.value)
+    sent = _bsg_sent(sandbox_url)
+    assert len(sent) == len(set(sent)) == 8  # try 1: 0-3; the retry's first chunk: 9-6; nothing twice
+
+
+def test_bsg_campaign_found_by_a_later_reference_id_with_another_text_is_not_adopted(
+    bsg_conn: str, sandbox_url: str
+) -> None:
+    """Verify before adopting, for any id of a chunk: the retry's first chunk finds try 1's campaign by its
+    third phone's id (not the first's); the campaign holds another text (corrected between tries), so it is
+    not adopted and nothing more is sent."""
+    set_clock(sandbox_url, speed=0)
+    audience = [str(380500000400 + i) for i in range(8)]
+    _second_chunk_refused(sandbox_url)
+    with pytest.raises(Exception, match=r"503|unavailable|HTTP"):
+        _bsg_try(audience, text="Sale")
+    [first] = sandbox_state(sandbox_url, "bsg")["campaigns"]
+    retry = [audience[5], audience[6], audience[0], audience[4], *audience[1:4], audience[7]]
+    with pytest.raises(SmsFatalError, match=rf"campaign {first['id']} .*text 'Sale' \(this task: 'Sale!'\)"):
+        _bsg_try(retry, text="Sale!")
+    assert len(sandbox_state(sandbox_url, "bsg")["campaigns"]) == 1

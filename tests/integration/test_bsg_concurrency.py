@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from collections import Counter
@@ -20,7 +19,6 @@ from tests.helpers import DurableStore, add_faults, sandbox_requests, set_clock
 from tests.integration.test_bsg_operators import bsg_config, bsg_state, context, phones
 
 SENDS = "/api/campaigns/sms/send"
-_CHUNK = re.compile(r"c(\d+)n\d+$")
 
 
 @pytest.fixture
@@ -35,11 +33,16 @@ def bulk(audience: list[str], bound: int, **kw: Any) -> BsgBulkCampaignOperator:
                                    chunk_size=4, max_concurrent_creates=bound, **kw)  # fmt: skip
 
 
-def campaigns_by_chunk(url: str) -> dict[int, dict[str, Any]]:
-    """The sandbox's campaigns keyed by the chunk their auto reference_ids name (one chunk each)."""
+def campaigns_by_chunk(url: str, audience: list[str], size: int = 4) -> dict[int, dict[str, Any]]:
+    """The sandbox's campaigns keyed by the chunk of ``audience`` their phones are (one chunk each).
+
+    Auto reference_ids are derived from the phone, not the position: the chunk is the
+    phones' position in the audience, read in chunks of ``size``.
+    """
+    position = {int(p): i for i, p in enumerate(audience)}
     out: dict[int, dict[str, Any]] = {}
     for camp in bsg_state(url)["campaigns"]:
-        chunks = {int(_CHUNK.search(m["reference_id"]).group(1)) for m in camp["messages"]}  # type: ignore[union-attr]
+        chunks = {position[int(m["phone"])] // size for m in camp["messages"]}
         assert len(chunks) == 1, f"campaign {camp['id']} mixes chunks {chunks}"
         assert chunks.isdisjoint(out), f"chunk {chunks} was created twice"
         out[chunks.pop()] = camp
@@ -68,7 +71,7 @@ def test_five_chunks_bound_three_make_five_campaigns_each_phone_once(frozen: str
     store = DurableStore()
     summary = bulk(audience, 3).execute(context(store))
 
-    by_chunk = campaigns_by_chunk(frozen)
+    by_chunk = campaigns_by_chunk(frozen, audience)
     assert sorted(by_chunk) == [0, 1, 2, 3, 4]
     assert_each_phone_once(frozen, audience)
     # The summary lists the campaigns in chunk order, whatever order they were created in.
@@ -151,7 +154,7 @@ def test_429s_are_absorbed_without_a_duplicate(frozen: str, limit: dict[str, Any
     summary = bulk(audience, 4).execute(context())
     got = limits(frozen)
     assert got["rate_limited"] >= 1 and got["creates"] == 5
-    assert sorted(campaigns_by_chunk(frozen)) == [0, 1, 2, 3, 4] and len(summary["campaign_ids"]) == 5
+    assert sorted(campaigns_by_chunk(frozen, audience)) == [0, 1, 2, 3, 4] and len(summary["campaign_ids"]) == 5
     assert_each_phone_once(frozen, audience)
     assert bsg_state(frozen, messages=False)["auth"]["duplicates"] == 0
 
@@ -188,7 +191,7 @@ def test_retry_after_a_failed_chunk_creates_only_the_missing_ones(frozen: str) -
         op.execute(context(store))
 
     recorded = store.values["bsg_bulk"]
-    by_chunk = campaigns_by_chunk(frozen)
+    by_chunk = campaigns_by_chunk(frozen, audience)
     # Every campaign that exists is recorded under its chunk, though the task failed.
     assert {c["chunk"]: c["id"] for c in recorded["campaigns"]} == {i: c["id"] for i, c in by_chunk.items()}
     assert 2 <= len(by_chunk) <= 4  # the others in flight finished; no new chunk started after the failure
@@ -197,10 +200,10 @@ def test_retry_after_a_failed_chunk_creates_only_the_missing_ones(frozen: str) -
     first_try = len(creates(frozen))
 
     summary = op.execute(context(store))  # the retry
-    assert sorted(campaigns_by_chunk(frozen)) == [0, 1, 2, 3, 4]
+    assert sorted(campaigns_by_chunk(frozen, audience)) == [0, 1, 2, 3, 4]
     assert_each_phone_once(frozen, audience)
     assert len(creates(frozen)) - first_try == 5 - len(by_chunk)  # only the missing chunks were sent
-    assert summary["campaign_ids"] == [campaigns_by_chunk(frozen)[i]["id"] for i in range(5)]
+    assert summary["campaign_ids"] == [campaigns_by_chunk(frozen, audience)[i]["id"] for i in range(5)]
     assert store.values["bsg_bulk"]["pending"] == []
 
 
@@ -224,7 +227,7 @@ def test_retry_looks_up_an_unanswered_creation_instead_of_repeating_it(
     with pytest.raises(exc.SmsProviderError):
         op.execute(context(store))
     recorded = store.values["bsg_bulk"]
-    made = campaigns_by_chunk(sandbox_url)
+    made = campaigns_by_chunk(sandbox_url, audience)
     (unknown,) = recorded["pending"]
     assert unknown in made and unknown not in {c["chunk"] for c in recorded["campaigns"]}
 
@@ -237,7 +240,7 @@ def test_retry_looks_up_an_unanswered_creation_instead_of_repeating_it(
         time.sleep(0.05)
     before = len(creates(sandbox_url))
     summary = op.execute(context(store))
-    after = campaigns_by_chunk(sandbox_url)
+    after = campaigns_by_chunk(sandbox_url, audience)
     assert sorted(after) == [0, 1, 2, 3, 4] and after[unknown]["id"] == made[unknown]["id"]
     assert len(creates(sandbox_url)) - before == 5 - len(made)  # the unanswered one was found, not re-sent
     assert_each_phone_once(sandbox_url, audience)

@@ -260,12 +260,14 @@ def test_bulk_request_body_split_and_skip_report(bsg: respx.MockRouter, tmp_path
               start_at=pendulum.now("UTC").add(days=2).replace(microsecond=0))
     summary = op.execute({})
 
+    # Auto reference_ids: the run's prefix (dag, task, run) + a digest of the phone, not its position.
     prefix = proto.reference_prefix("adhoc_airflow", "bulk", "no-run")
+    assert prefix == summary["reference_prefix"] == "9794c48430fa5261"
     assert [json.loads(c.request.content) for c in send.calls] == [
-        {"phones": [{"number": 380661231231, "reference_id": f"{prefix}c0n0"},
+        {"phones": [{"number": 380661231231, "reference_id": "9794c48430fa5261d735854490ac4281"},
                     {"number": 380661231232, "reference_id": "Mine7"}],
          "sender": "Vet klinika", "text": "Sale!", "validity": 24, "start_at": summary["start_at"]},
-        {"phones": [{"number": 380661231233, "reference_id": f"{prefix}c1n0"}],
+        {"phones": [{"number": 380661231233, "reference_id": "9794c48430fa5261fde1975abbe50ae3"}],
          "sender": "Vet klinika", "text": "Sale!", "validity": 24, "start_at": summary["start_at"]},
     ]  # fmt: skip
     assert all(c.request.headers["authorization"] == f"Bearer {TOKEN}" for c in send.calls)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from typing import Any
 
 import pytest
 
+from airflow_sms_provider.campaigns.bsg import Found, settle
 from airflow_sms_provider.campaigns.ledger import Digest, Ledger, SequenceDigest, number_hash
-from airflow_sms_provider.campaigns.reconcile import verify_bsg_chunk, verify_mobizon_campaign
+from airflow_sms_provider.campaigns.reconcile import verify_bsg_found, verify_mobizon_campaign
 from airflow_sms_provider.exceptions import SmsFatalError
 from airflow_sms_provider.progress import Checkpoint
+from airflow_sms_provider.protocols import bsg as proto
 from tests.helpers import DurableStore
 
 NUMBERS = [str(380500000000 + i) for i in range(2000)]
@@ -82,27 +85,95 @@ def test_mobizon_campaign_verified_on_text_sender_and_type() -> None:
         verify_mobizon_campaign(held, {"text": "Sale", "sender": "Other", "campaign_type": 2}, None)
 
 
+PREFIX = "0123456789abcdef"
+
+
+def test_bsg_auto_reference_id_is_the_phones_in_any_order_within_the_spec() -> None:
+    """Derived from run and phone, not position: the same phone gets the same id in every read, and
+    the id keeps to BSG's ReferenceId (1-32 letters and digits, openapi.yaml)."""
+    ids = {phone: proto.auto_reference_id(PREFIX, phone) for phone in NUMBERS}
+    shuffled = list(NUMBERS)
+    random.Random(3).shuffle(shuffled)
+    assert {phone: proto.auto_reference_id(PREFIX, phone) for phone in shuffled} == ids
+    assert proto.auto_reference_id(PREFIX, "380500000000") == proto.auto_reference_id(PREFIX, 380500000000)
+    assert len(set(ids.values())) == len(ids)
+    assert all(len(r) == 32 and r.startswith(PREFIX) and proto.check_reference_id(r) == r for r in ids.values())
+    assert proto.auto_reference_id("fedcba9876543210", NUMBERS[0]) != ids[NUMBERS[0]]  # another run
+    assert proto.auto_reference_id(PREFIX, 380661231231) == "0123456789abcdeffa33e1de96be616a"
+
+
+def _message(i: int, phone: int, text: str = "Hi", sender: str = "Shop", campaign: int = 9) -> dict[str, Any]:
+    return {"id": i, "campaign_id": campaign, "phone": phone, "reference_id": proto.auto_reference_id(PREFIX, phone),
+            "text": text, "sender": sender}
+
+
+def _expect(phone: int, item: Any) -> tuple[str | None, str | None, str | None]:
+    return proto.auto_reference_id(PREFIX, phone), "Hi", "Shop"
+
+
+def test_bsg_found_campaign_verified_on_every_message_of_any_chunk() -> None:
+    held = [_message(i, 380500000001 + i) for i in range(3)]
+    assert verify_bsg_found(9, held, lambda p: _expect(p, None), chunk=0) == [380500000001, 380500000002,
+                                                                               380500000003]  # fmt: skip
+    with pytest.raises(SmsFatalError, match=r"campaign 9 .*text 'Hi' \(this task: 'Hello'\)"):
+        verify_bsg_found(9, held, lambda p: (_expect(p, None)[0], "Hello", None), chunk=0)
+    stranger = [*held, {**_message(7, 380500000007), "reference_id": "Other7"}]
+    with pytest.raises(SmsFatalError, match=r"message 7 to 380500000007 has reference_id 'Other7', this task gives"):
+        verify_bsg_found(9, stranger, lambda p: _expect(p, None), chunk=0)
+    with pytest.raises(SmsFatalError, match=r"message 0 to 380500000001 has reference_id"):
+        verify_bsg_found(9, held, lambda p: None, chunk=0)
+
+
 class FakeBsg:
+    """Messages by reference_id and by campaign; counts the lookups."""
+
     def __init__(self, messages: list[dict[str, Any]]) -> None:
         self.messages = messages
+        self.lookups: list[str] = []
+
+    def find_message(self, ref: str) -> dict[str, Any] | None:
+        self.lookups.append(ref)
+        return next((m for m in self.messages if m["reference_id"] == ref), None)
 
     def iter_messages(self, campaign_id: int) -> Any:
-        return iter(self.messages)
+        return iter([m for m in self.messages if m["campaign_id"] == campaign_id])
+
+    def get_campaign(self, campaign_id: int) -> dict[str, Any]:
+        return {"id": campaign_id, "status": "scheduled"}
 
 
-def test_bsg_chunk_verified_on_every_reference_id_text_and_sender() -> None:
-    phones = {"r1": 380500000001, "r2": 380500000002}
-    expected = {ref: (phone, "Hi", "Shop") for ref, phone in phones.items()}
-    good = [{"id": i, "reference_id": r, "phone": p, "text": "Hi", "sender": "Shop"}
-            for i, (r, p) in enumerate(phones.items())]  # fmt: skip
-    verify_bsg_chunk(FakeBsg(good), 9, expected, chunk=0)
-    with pytest.raises(SmsFatalError, match=r"campaign 9 .*1 of the chunk's 2 reference_ids are not in it"):
-        verify_bsg_chunk(FakeBsg(good[:1]), 9, expected, chunk=0)
-    with pytest.raises(SmsFatalError, match=r"text 'Hi' \(this task: 'Hello'\)"):
-        verify_bsg_chunk(FakeBsg(good), 9, {ref: (p, "Hello", "Shop") for ref, p in phones.items()}, chunk=0)
-    other = [*good, {"id": 5, "reference_id": "x", "phone": 1, "text": "Hi", "sender": "Shop"}]
-    with pytest.raises(SmsFatalError, match="not one of this chunk's"):
-        verify_bsg_chunk(FakeBsg(other), 9, expected, chunk=0)
-    moved = [{**good[0], "phone": 380500000009}, good[1]]
-    with pytest.raises(SmsFatalError, match="went to 380500000009"):
-        verify_bsg_chunk(FakeBsg(moved), 9, expected, chunk=0)
+def _items(phones: list[int]) -> list[dict[str, Any]]:
+    return [{"number": p, "reference_id": proto.auto_reference_id(PREFIX, p)} for p in phones]
+
+
+def _settle(hook: FakeBsg, items: list[dict[str, Any]], found: Found, full: bool) -> tuple[list[Any], bool]:
+    return settle(hook, items, found, phone_of=lambda i: int(i["number"]), expect=_expect, index=0, full=full,
+                  log=logging.getLogger("test"))  # fmt: skip
+
+
+def test_settle_finds_a_campaign_by_any_id_of_the_chunk_and_keeps_the_other_phones() -> None:
+    """An earlier try's campaign 9 holds phones 3 and 4 (and 8, of another chunk of this read): this chunk
+    (1-4, in another order) finds it by its third id, reads it once, and keeps 1 and 2 to send."""
+    hook = FakeBsg([_message(0, 3), _message(1, 8), _message(2, 4)])
+    found = Found()
+    left, hit = _settle(hook, _items([2, 1, 3, 4]), found, full=True)
+    assert hit and [i["number"] for i in left] == [2, 1]
+    assert found.holds(8) and found.records()[0]["phones"] == 3
+    assert len(hook.lookups) == 3  # 2, 1, 3; phone 4 is in campaign 9 already: not looked up
+    hook.lookups.clear()
+    left, hit = _settle(hook, _items([8, 5]), found, full=True)  # another chunk: 8 known, only 5 looked up
+    assert hit and [i["number"] for i in left] == [5] and len(hook.lookups) == 1
+
+
+def test_settle_after_an_unanswered_request_stops_at_the_first_id_not_found() -> None:
+    """A request is created whole or not at all: when its first id is not found, nothing else is looked up."""
+    hook = FakeBsg([_message(0, 3)])
+    left, hit = _settle(hook, _items([1, 2, 3]), Found(), full=False)
+    assert not hit and len(left) == 3 and len(hook.lookups) == 1
+
+
+def test_settle_stops_when_a_found_campaign_holds_a_phone_the_audience_no_longer_has() -> None:
+    hook = FakeBsg([_message(0, 1), _message(1, 9)])
+    with pytest.raises(SmsFatalError, match=r"audience changed .*campaign 9 .*1 phone\(s\) .*\[9\]"):
+        settle(hook, _items([1, 2]), Found(), phone_of=lambda i: int(i["number"]), expect=_expect, index=0,
+               full=True, log=logging.getLogger("test"), in_audience=lambda p: p != 9)  # fmt: skip
