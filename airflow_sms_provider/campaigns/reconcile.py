@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from airflow_sms_provider.exceptions import SmsFatalError
+from airflow_sms_provider.hooks.base import masked_number
 
 
 def _clip(value: Any, limit: int = 60) -> str:
@@ -35,6 +36,31 @@ def mobizon_numbers(hook: Any, campaign_id: int, *, concurrency: int = 4) -> set
     bytes of memory a number.
     """
     return {int(item["to"]) for item in hook.iter_messages({"campaignIds": [campaign_id]}, concurrency=concurrency)}
+
+
+def check_mobizon_audience(hook: Any, campaign_id: int, audience: Iterable[int | str], status: Any = None
+                           ) -> set[int]:
+    """Read back what an earlier try's Mobizon campaign holds and compare it with the audience read now.
+
+    Called before anything more is uploaded or sent to a campaign this task made earlier
+    (recorded, found by its tag, or filled by an upload whose answer was lost). Returns the
+    numbers it holds (all of them in the audience): the caller uploads only the others.
+    A campaign holding numbers the audience no longer has raises :class:`SmsFatalError`
+    (no retry): sending it would message them, and no API call removes a recipient.
+    """
+    held = mobizon_numbers(hook, campaign_id)
+    extra = held - {int(number) for number in audience}
+    if extra:
+        examples = ", ".join(masked_number(str(number)) for number in sorted(extra)[:3])
+        raise SmsFatalError(
+            f"Mobizon campaign {campaign_id} ({status or 'not sent'}), filled by an earlier try of this task, "
+            f"holds {len(extra):,} number(s) (of {len(held):,}) that are not in this try's audience (e.g. "
+            f"{examples}): the audience changed between tries after recipients were uploaded. Not uploading or "
+            "sending anything (sending it would message numbers no longer in the audience); check the campaign "
+            "(delete it to start again), then clear this task",
+            provider="mobizon",
+        )
+    return held
 
 
 def verify_mobizon_campaign(campaign: Mapping[str, Any], fields: Mapping[str, Any], default_sender: str | None
@@ -118,5 +144,6 @@ def bsg_phones(hook: Any, campaign_id: int) -> list[int]:
 
 
 __all__ = [
-    "Expected", "bsg_phones", "mobizon_numbers", "verify_bsg_found", "verify_mobizon_campaign",
+    "Expected", "bsg_phones", "check_mobizon_audience", "mobizon_numbers", "verify_bsg_found",
+    "verify_mobizon_campaign",
 ]

@@ -10,15 +10,15 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_sms_provider.campaigns.events import not_found, raise_for_error
 from airflow_sms_provider.campaigns.lease import fence
-from airflow_sms_provider.campaigns.ledger import Ledger
-from airflow_sms_provider.campaigns.reconcile import mobizon_numbers, verify_mobizon_campaign
+from airflow_sms_provider.campaigns.ledger import Ledger, SequenceDigest
+from airflow_sms_provider.campaigns.reconcile import check_mobizon_audience, mobizon_numbers, verify_mobizon_campaign
 from airflow_sms_provider.campaigns.watch import Outcome, poll_until
 from airflow_sms_provider.exceptions import (
     SmsAmbiguousError,
@@ -449,6 +449,19 @@ def _mobizon_sent(ckpt: Checkpoint) -> str | None:
     return what + " (not sent yet)"
 
 
+def _same_prefix(ckpt: Checkpoint, prefix: SequenceDigest) -> bool:
+    """Durable state proves the campaign holds only this audience's numbers, so no readback is needed.
+
+    An earlier try recorded N uploaded numbers, this read's first N are the same sequence, and
+    the audience's digest is the one recorded (the ledger stops a changed audience once
+    anything was recorded as uploaded): whatever went up unrecorded after those N came from
+    this same audience. Anything less (nothing recorded, another order, no durable state) reads
+    the campaign back.
+    """
+    done = int(ckpt.get("uploaded", 0))
+    return ckpt.durable and done > 0 and prefix.count == done and prefix.matches(ckpt.get("uploaded_sequence"))
+
+
 def _campaign_started(ckpt: Checkpoint) -> bool:
     """Durable state says an earlier try created (or started creating) this task's campaign."""
     return ckpt.get("campaign_id") is not None or bool(ckpt.get("create_started"))
@@ -637,10 +650,14 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
         try:
             lease.renew()
             campaign_id, earlier = self._create_once(hook, fields, ckpt, tag)
+            held: set[int] | None = None
             if earlier and not ckpt.get("uploaded_all"):
-                skip_upload_if_sent(hook, campaign_id, ckpt, self.log, audience=(
-                    item if isinstance(item, str) else item["recipient"]
-                    for item in self._stream(RejectReport(cap=0), fields["text"])))
+                skip_upload_if_sent(hook, campaign_id, ckpt, self.log, audience=self._numbers(fields["text"]))
+                if not ckpt.get("uploaded_all") and content is not None and not _same_prefix(ckpt, content[1]):
+                    # The campaign exists and an earlier try may have filled it (even unrecorded:
+                    # a lost answer, a kill before the checkpoint). Read it back before uploading.
+                    held = check_mobizon_audience(hook, campaign_id, self._numbers(fields["text"]),
+                                                  read_named(hook, campaign_id).get("commonStatus"))
             summary: dict[str, Any] = {"campaign_id": campaign_id}
             persist_campaign_link(context, self.mobizon_conn_id, campaign_id, self.log)
             if not ckpt.get("uploaded_all"):
@@ -648,7 +665,9 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
                 summary.update(self._upload(hook, campaign_id, fields["text"], ckpt, self.log,
                                             template=fields["campaign_type"] == 3,
                                             prefix=content[1] if content is not None else None,
-                                            reconcile=earlier and not ckpt.durable))
+                                            # A one-shot iterator cannot be read twice: it is
+                                            # reconciled while uploading, still before sending.
+                                            reconcile=earlier and content is None, held=held))
                 ckpt.save(uploaded_all=True, upload_summary=summary)
             else:
                 summary.update(ckpt.get("upload_summary") or {})
@@ -675,6 +694,11 @@ class MobizonCampaignOperator(RecipientsMixin, MobizonCreateCampaignOperator):
                 kwargs={"summary": summary},
             )
         return self._wait_in_process(campaign_id, summary)
+
+    def _numbers(self, text: str) -> Iterator[str]:
+        """The audience's valid numbers, read again (not for a one-shot iterator)."""
+        return (item if isinstance(item, str) else item["recipient"]
+                for item in self._stream(RejectReport(cap=0), text))  # fmt: skip
 
     def _window_policy(
         self, hook: MobizonHook, campaign_id: int, deferred: dt.datetime | None, policy: str, summary: dict[str, Any]

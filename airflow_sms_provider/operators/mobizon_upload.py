@@ -228,6 +228,7 @@ class RecipientsMixin:
         prefix: SequenceDigest | None = None,
         reconcile: bool = False,
         owned: bool = True,
+        held: set[int] | None = None,
     ) -> dict[str, Any]:
         """Upload the audience to ``campaign_id``; the summary for XCom (counts, capped examples).
 
@@ -245,7 +246,7 @@ class RecipientsMixin:
             stream = self._stream(report, text, duplicates)
             if threshold is None:
                 summary = self._upload_portions(hook, campaign_id, stream, ckpt, log, self._known_total(),
-                                                prefix, reconcile, owned)
+                                                prefix, reconcile, owned, held)
             else:
                 summary = self._upload_spooled(hook, campaign_id, stream, ckpt, log, text, template, threshold)
         finally:
@@ -263,6 +264,7 @@ class RecipientsMixin:
     def _upload_portions(
         self, hook: MobizonHook, campaign_id: int, stream: Iterable[Any], ckpt: Checkpoint, log: Any,
         total: int | None, prefix: SequenceDigest | None = None, reconcile: bool = False, owned: bool = True,
+        held: set[int] | None = None,
     ) -> dict[str, Any]:  # fmt: skip
         """Upload ``stream`` in portions, resuming by content.
 
@@ -275,9 +277,10 @@ class RecipientsMixin:
         """
         done = int(ckpt.get("uploaded", 0))
         recorded = ckpt.get("uploaded_sequence")
-        held: set[int] | None = None
         sequence: SequenceDigest | None = SequenceDigest()
-        if done and recorded is None and not ckpt.get("uploaded_by_content") and not reconcile:
+        if held is not None:
+            pass  # read back by the caller: uploaded by content below
+        elif done and recorded is None and not ckpt.get("uploaded_by_content") and not reconcile:
             # A record written before content tracking: resume by position, as it was written.
             log.info("Resuming upload after %d recipients already sent to campaign %s", done, campaign_id)
             stream, sequence = itertools.islice(stream, done, None), None
@@ -287,6 +290,7 @@ class RecipientsMixin:
             stream, sequence = itertools.islice(stream, done, None), prefix
         elif done or reconcile:
             held = mobizon_numbers(hook, campaign_id)
+        if held is not None:
             log.info("Resuming upload to campaign %s by content: it holds %d numbers (an earlier try recorded %d "
                      "uploaded); uploading only the audience's other numbers", campaign_id, len(held), done)
             done, sequence = len(held), None
