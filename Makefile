@@ -31,8 +31,13 @@ $(DEMO_STAMP): pyproject.toml constraints.txt
 demo: $(DEMO_STAMP)
 	$(PY) scripts/demo.py
 
+# The suite mostly waits (servers, subprocesses, sleeps of the fault scenarios): three workers, one test
+# file each at a time (module fixtures stay in one process). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 3
+XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
+
 test: $(STAMP) lint php
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(XDIST)
 
 # PHP (Debian packages) for the official Mobizon PHP client's contract test; see the script.
 php:
@@ -47,7 +52,7 @@ $(COMPAT_STAMP): pyproject.toml constraints-compat.txt
 	touch $(COMPAT_STAMP)
 
 test-compat: $(COMPAT_STAMP)
-	$(COMPAT_PY) -m pytest -q
+	$(COMPAT_PY) -m pytest -q $(XDIST)
 
 # A real deployment (docs/deployment.md): api-server, scheduler, dag-processor, triggerer and two
 # Celery workers as processes, on PostgreSQL and Redis from Debian's packages (installed when missing).
