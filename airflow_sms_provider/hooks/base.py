@@ -41,6 +41,8 @@ DEFAULT_REPORT_CONCURRENCY = 4
 
 # (client, campaign id) -> the read answer, or None for a campaign the provider reports gone-as-deleted.
 AsyncReader = Callable[[httpx.AsyncClient, int], Awaitable[Mapping[str, Any] | None]]
+# (client, normalised numbers, text, sender) -> a line per number not reached, as send_text's.
+AsyncTextSender = Callable[[httpx.AsyncClient, Sequence[str], str, Any], Awaitable[list[str]]]
 
 
 @dataclass(frozen=True)
@@ -191,5 +193,19 @@ class SmsHook(BaseHook):
         (numbers masked with :func:`masked_number`). Raises when nothing was sent."""
         raise NotImplementedError
 
+    @classmethod
+    def async_text_sender(cls, conn: Any) -> tuple[httpx.AsyncClient, AsyncTextSender]:
+        """The async twin of :meth:`send_text` for a connection (the notifier's ``async_notify``):
+        a client to close and a coroutine function sending the same requests over it."""
+        raise NotImplementedError
 
-__all__ = ["DEFAULT_REPORT_CONCURRENCY", "AsyncReader", "CampaignParams", "SmsHook", "masked_number", "provider_time"]
+
+__all__ = [
+    "DEFAULT_REPORT_CONCURRENCY",
+    "AsyncReader",
+    "AsyncTextSender",
+    "CampaignParams",
+    "SmsHook",
+    "masked_number",
+    "provider_time",
+]
