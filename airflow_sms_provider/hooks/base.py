@@ -25,6 +25,7 @@ What a hook implements:
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -196,8 +197,26 @@ class SmsHook(BaseHook):
     @classmethod
     def async_text_sender(cls, conn: Any) -> tuple[httpx.AsyncClient, AsyncTextSender]:
         """The async twin of :meth:`send_text` for a connection (the notifier's ``async_notify``):
-        a client to close and a coroutine function sending the same requests over it."""
-        raise NotImplementedError
+        a client to close and a coroutine function sending the same requests over it.
+
+        This default (a hook of another package without an async twin) runs :meth:`send_text`
+        in a worker thread: the event loop is not blocked, a thread is. This package's hooks
+        override it with their ``httpx.AsyncClient`` path.
+        """
+
+        def send_in_thread(numbers: Sequence[str], text: str, sender: Any) -> list[str]:
+            hook = cls.for_connection(conn.conn_id)
+            try:
+                return hook.send_text(numbers, text, sender)
+            finally:
+                close = getattr(hook, "close", None)
+                if close is not None:
+                    close()
+
+        async def send_text(client: httpx.AsyncClient, numbers: Sequence[str], text: str, sender: Any) -> list[str]:
+            return await asyncio.to_thread(send_in_thread, numbers, text, sender)
+
+        return httpx.AsyncClient(), send_text
 
 
 __all__ = [

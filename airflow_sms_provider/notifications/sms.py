@@ -20,6 +20,7 @@ import copy
 import logging
 import re
 from collections.abc import Generator, Iterable, Mapping, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 from airflow.providers.common.compat.connection import get_async_connection
@@ -87,11 +88,14 @@ def failure_text(context: Mapping[str, Any]) -> str | None:
 
 
 def outcome_text(context: Mapping[str, Any], failure: str | None) -> str:
-    """How it ended, in words: ``FAILED: <failure>``, ``FAILED, will retry: …``, ``succeeded``, ``skipped``.
+    """How it ended, in words: ``FAILED: <failure>``, ``FAILED, will retry: …``, ``succeeded``, ``skipped``
+    (``MISSED ITS DEADLINE`` for a deadline alert).
 
     A task callback's ``ti.state`` says how the task ended even when the context carries no
     exception (Airflow before 3.3 leaves it out of ``dag.test()`` runs).
     """
+    if context.get("deadline") is not None:  # a deadline alert (Airflow 3.1+): the run is late, not ended
+        return "MISSED ITS DEADLINE"
     state = str(getattr(context.get("ti"), "state", None) or "") if context.get("reason") is None else ""
     state = state.rsplit(".", 1)[-1].lower()  # an enum's str() may be "TaskInstanceState.FAILED"
     if state == "up_for_retry":
@@ -176,6 +180,13 @@ class SmsNotifier(DataFieldsMixin, BaseNotifier):
         # Defaults, so the message can test ``failure``/``reason``/``ti`` in every kind of callback
         # (DAG templates use StrictUndefined); a new dict keeps the caller's context unchanged.
         values = {"dag": None, "ti": None, "run_id": None, "exception": None, "reason": None, **context}
+        dag_run = values.get("dag_run")
+        if values.get("deadline") is not None and isinstance(dag_run, Mapping):
+            # A deadline alert's context (Airflow 3.1+) is only {"dag_run": <the run as JSON>,
+            # "deadline": {...}}: the default message still names the DAG and the run.
+            dag_stand_in = SimpleNamespace(dag_id=dag_run.get("dag_id"), render_template_as_native_obj=False)
+            values["dag"] = values["dag"] or dag_stand_in
+            values["run_id"] = values["run_id"] or dag_run.get("run_id")
         values["failure"] = failure_text(values)
         values["outcome"] = outcome_text(values, values["failure"])
         dag = values["dag"]

@@ -81,6 +81,25 @@ def test_awaiting_the_notifier_renders_a_copy(bsg_conn: str, sandbox_url: str) -
     assert notifier.message == DEFAULT_MESSAGE  # the object itself stays a template
 
 
+def test_a_deadline_alerts_context(mobizon_conn: str, sandbox_url: str) -> None:
+    # What Airflow 3.1-3.3's scheduler gives a deadline callback: the run as JSON and the deadline.
+    context = {"dag_run": {"dag_id": "nightly_etl", "run_id": "scheduled__2026-03-01T02:00:00+00:00",
+                           "state": "running"},
+               "deadline": {"id": "0198", "deadline_time": "2026-03-01T03:00:00+00:00"}}
+
+    async def callbacks() -> None:
+        await SmsNotifier(conn_id=mobizon_conn, recipients=NUMBER, context=context)
+        await SmsNotifier(conn_id=mobizon_conn, recipients=NUMBER, context=context,
+                          message="{{ dag_run.dag_id }} late, deadline {{ deadline.deadline_time }}")
+
+    async_only(callbacks())
+
+    assert received(sandbox_url, "mobizon") == [
+        (NUMBER, "Airflow: nightly_etl MISSED ITS DEADLINE (run scheduled__2026-03-01T02:00:00+00:00)"),
+        (NUMBER, "nightly_etl late, deadline 2026-03-01T03:00:00+00:00"),
+    ]
+
+
 @pytest.mark.parametrize("conn_fixture", CONNS)
 def test_async_requests_are_the_sync_requests(
     conn_fixture: str, sandbox_url: str, request: pytest.FixtureRequest
