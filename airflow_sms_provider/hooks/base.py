@@ -25,6 +25,7 @@ What a hook implements:
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ DEFAULT_REPORT_CONCURRENCY = 4
 
 # (client, campaign id) -> the read answer, or None for a campaign the provider reports gone-as-deleted.
 AsyncReader = Callable[[httpx.AsyncClient, int], Awaitable[Mapping[str, Any] | None]]
+# (client, normalised numbers, text, sender) -> a line per number not reached, as send_text's.
+AsyncTextSender = Callable[[httpx.AsyncClient, Sequence[str], str, Any], Awaitable[list[str]]]
 
 
 @dataclass(frozen=True)
@@ -191,5 +194,37 @@ class SmsHook(BaseHook):
         (numbers masked with :func:`masked_number`). Raises when nothing was sent."""
         raise NotImplementedError
 
+    @classmethod
+    def async_text_sender(cls, conn: Any) -> tuple[httpx.AsyncClient, AsyncTextSender]:
+        """The async twin of :meth:`send_text` for a connection (the notifier's ``async_notify``):
+        a client to close and a coroutine function sending the same requests over it.
 
-__all__ = ["DEFAULT_REPORT_CONCURRENCY", "AsyncReader", "CampaignParams", "SmsHook", "masked_number", "provider_time"]
+        This default (a hook of another package without an async twin) runs :meth:`send_text`
+        in a worker thread: the event loop is not blocked, a thread is. This package's hooks
+        override it with their ``httpx.AsyncClient`` path.
+        """
+
+        def send_in_thread(numbers: Sequence[str], text: str, sender: Any) -> list[str]:
+            hook = cls.for_connection(conn.conn_id)
+            try:
+                return hook.send_text(numbers, text, sender)
+            finally:
+                close = getattr(hook, "close", None)
+                if close is not None:
+                    close()
+
+        async def send_text(client: httpx.AsyncClient, numbers: Sequence[str], text: str, sender: Any) -> list[str]:
+            return await asyncio.to_thread(send_in_thread, numbers, text, sender)
+
+        return httpx.AsyncClient(), send_text
+
+
+__all__ = [
+    "DEFAULT_REPORT_CONCURRENCY",
+    "AsyncReader",
+    "AsyncTextSender",
+    "CampaignParams",
+    "SmsHook",
+    "masked_number",
+    "provider_time",
+]

@@ -26,7 +26,13 @@ import httpx
 from airflow_sms_provider.concurrency import ordered_map
 from airflow_sms_provider.connections import HttpSettings, as_float, as_zone
 from airflow_sms_provider.exceptions import SmsAuthError, SmsProviderError, SmsValidationError
-from airflow_sms_provider.hooks.base import DEFAULT_REPORT_CONCURRENCY, AsyncReader, SmsHook, provider_time
+from airflow_sms_provider.hooks.base import (
+    DEFAULT_REPORT_CONCURRENCY,
+    AsyncReader,
+    AsyncTextSender,
+    SmsHook,
+    provider_time,
+)
 from airflow_sms_provider.protocols import bsg as proto
 from airflow_sms_provider.redaction import redact_text, register_secret, register_token
 from airflow_sms_provider.reports import record as rec
@@ -367,6 +373,18 @@ class BsgHook(SmsHook):
         # Any Host (the API, a proxy): the account and its campaigns live on BSG's dashboard.
         return DASHBOARD + DASHBOARD_CAMPAIGN_PATH.format(id=campaign_id)
 
+    @classmethod
+    def async_text_sender(cls, conn: Any) -> tuple[httpx.AsyncClient, AsyncTextSender]:
+        settings = BsgSettings.from_connection(conn)
+        session = BsgSession(settings)
+
+        async def send_text(client: httpx.AsyncClient, numbers: Sequence[str], text: str, sender: Any) -> list[str]:
+            await session.acall(client, _bulk_request(settings, list(numbers), text, sender))
+            return []
+
+        return httpx.AsyncClient(**client_options(settings.http.base_url, settings.http.timeout,
+                                                  settings.http.verify)), send_text
+
     def send_text(self, numbers: Sequence[str], text: str, sender: Any) -> list[str]:
         """One sms/send campaign (BSG requires a sender; its check names the field)."""
         self.send_bulk(list(numbers), text, sender)
@@ -404,13 +422,8 @@ class BsgHook(SmsHook):
         ``phones`` items are numbers, or mappings with ``number`` and an optional
         ``reference_id``. Everything is checked before the request is sent.
         """
-        items = [_phone_item(p, i) for i, p in enumerate(phones)]
-        proto.check_audience_size(len(items), "phones")
-        proto.check_unique_references(items, "phones")
-        request = proto.send_bulk(
-            items, proto.check_message_text(text), proto.check_sender(sender),
-            **self._campaign_options(validity, tariff_code, start_at, callback_url), transliterate=transliterate,
-        )
+        request = _bulk_request(self.settings, phones, text, sender, validity=validity, tariff_code=tariff_code,
+                                start_at=start_at, transliterate=transliterate, callback_url=callback_url)
         return dict(self.call(request))
 
     def send_groups(
@@ -565,6 +578,32 @@ def _phone(value: Any, field: str) -> int:
         return proto.phone_number(value)
     except ValueError as exc:
         raise SmsValidationError(f"{field}={value!r}: {exc}", field=field, value=value) from None
+
+
+def _bulk_request(
+    settings: BsgSettings,
+    phones: Sequence[Any],
+    text: str,
+    sender: str,
+    *,
+    validity: int | None = None,
+    tariff_code: int | None = None,
+    start_at: Any = None,
+    transliterate: bool | None = None,
+    callback_url: str | None = None,
+) -> Request:
+    """sms/send, checked (shared by :meth:`BsgHook.send_bulk` and the async notifier path)."""
+    items = [_phone_item(p, i) for i, p in enumerate(phones)]
+    proto.check_audience_size(len(items), "phones")
+    proto.check_unique_references(items, "phones")
+    return proto.send_bulk(
+        items, proto.check_message_text(text), proto.check_sender(sender),
+        validity=proto.check_validity(validity),
+        tariff_code=proto.check_tariff_code(tariff_code),
+        start_at=proto.format_start_at(start_at, tz=settings.timezone),
+        callback_url=proto.check_callback_url(callback_url),
+        transliterate=transliterate,
+    )
 
 
 def _phone_item(value: Any, index: int) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from airflow_sms_provider.exceptions import SmsProviderError, SmsValidationError
 from airflow_sms_provider.hooks.base import (
     DEFAULT_REPORT_CONCURRENCY,
     AsyncReader,
+    AsyncTextSender,
     SmsHook,
     masked_number,
     provider_time,
@@ -117,6 +118,33 @@ class MobizonSettings:
         policy = self.retry_for(module, method)
         answer = await asend(client, self.request(module, method, params), proto.parse, policy)
         return answer.data
+
+
+def sms_params(
+    settings: MobizonSettings,
+    recipient: str,
+    text: str,
+    *,
+    sender: str | None = None,
+    name: str | None = None,
+    deferred_to: dt.datetime | str | None = None,
+    shorten_links: bool | None = None,
+    validity: int | None = None,
+    mclass: int | None = None,
+) -> dict[str, Any]:
+    """message/sendSmsMessage's params (shared by the hook and the async notifier path)."""
+    return {
+        "recipient": recipient,
+        "text": text,
+        "from": sender or settings.default_sender,
+        "params": {
+            "name": name,
+            "deferredToTs": format_ts(deferred_to, settings.timezone),
+            "shortenLinks": shorten_links,
+            "mclass": mclass,
+            "validity": validity,
+        },
+    }
 
 
 @dataclass
@@ -333,6 +361,24 @@ class MobizonHook(SmsHook):
         if not hostname.startswith("api."):
             return None  # a proxy: no known dashboard
         return f"https://{hostname[len('api.'):]}" + DASHBOARD_CAMPAIGN_PATH.format(id=campaign_id)
+
+    @classmethod
+    def async_text_sender(cls, conn: Any) -> tuple[httpx.AsyncClient, AsyncTextSender]:
+        settings = MobizonSettings.from_connection(conn)
+
+        async def send_text(client: httpx.AsyncClient, numbers: Sequence[str], text: str, sender: Any) -> list[str]:
+            failed = []
+            for number in numbers:
+                # Not idempotent, as the sync send_sms: an unanswered send is not repeated.
+                request = settings.request("message", "sendSmsMessage",
+                                           sms_params(settings, number, text, sender=sender or None), idempotent=False)
+                try:
+                    await asend(client, request, proto.parse, settings.retry_for("message", "sendSmsMessage"))
+                except Exception as exc:
+                    failed.append(f"{masked_number(number)}: {exc}")
+            return failed
+
+        return settings.async_client(), send_text
 
     def send_text(self, numbers: Sequence[str], text: str, sender: Any) -> list[str]:
         """message/sendSmsMessage per number (an alert goes to a few people)."""
@@ -638,18 +684,8 @@ class MobizonHook(SmsHook):
         ``mclass`` 0 is a flash SMS, 1 (the default) a normal one: ``params[mclass]`` in the
         Message module's document (seeds/001), though the per-method page lists no mclass.
         """
-        params = {
-            "recipient": recipient,
-            "text": text,
-            "from": sender or self.settings.default_sender,
-            "params": {
-                "name": name,
-                "deferredToTs": format_ts(deferred_to, self.settings.timezone),
-                "shortenLinks": shorten_links,
-                "mclass": mclass,
-                "validity": validity,
-            },
-        }
+        params = sms_params(self.settings, recipient, text, sender=sender, name=name, deferred_to=deferred_to,
+                            shorten_links=shorten_links, validity=validity, mclass=mclass)
         return dict(self.call("message", "sendSmsMessage", params, idempotent=False).data)
 
     def find_sms(

@@ -22,7 +22,13 @@ import httpx
 
 from airflow_sms_provider.connections import HttpSettings, as_float
 from airflow_sms_provider.exceptions import SmsNotFoundError, SmsNotSupportedError, SmsValidationError
-from airflow_sms_provider.hooks.base import DEFAULT_REPORT_CONCURRENCY, AsyncReader, SmsHook, masked_number
+from airflow_sms_provider.hooks.base import (
+    DEFAULT_REPORT_CONCURRENCY,
+    AsyncReader,
+    AsyncTextSender,
+    SmsHook,
+    masked_number,
+)
 from airflow_sms_provider.protocols import ogangi as proto
 from airflow_sms_provider.recipients import fill_placeholders
 from airflow_sms_provider.redaction import redact_text, register_secret
@@ -133,6 +139,12 @@ def build_sms_file(
     if count == 0:
         raise SmsValidationError("recipients: no rows, the file would be empty", field="recipients")
     return out.getvalue(), count
+
+
+def _not_reached(messages: Sequence[Mapping[str, Any]]) -> list[str]:
+    """send_text's lines: the rows sendSMSByFile answered with a failed status."""
+    return [f"{masked_number(str(m.get('to') or '?'))}: {m.get('status')}" for m in messages
+            if m.get("status") in proto.MESSAGE_FAILED_STATUSES]
 
 
 def _mime(name: str) -> str:
@@ -352,11 +364,22 @@ class OgangiHook(SmsHook):
         netloc = (api.hostname or "").lower() + (f":{api.port}" if api.port else "")
         return f"{api.scheme}://{netloc}{api.path.rstrip('/')}" + DASHBOARD_BROADCAST_PATH.format(id=campaign_id)
 
+    @classmethod
+    def async_text_sender(cls, conn: Any) -> tuple[httpx.AsyncClient, AsyncTextSender]:
+        settings = OgangiSettings.from_connection(conn)
+
+        async def send_text(client: httpx.AsyncClient, numbers: Sequence[str], text: str, sender: Any) -> list[str]:
+            rows = [{"number": number} for number in numbers]
+            content, _ = build_sms_file(rows, defaults={"text": text, "from": sender or None})
+            request = proto.send_sms_by_file(settings.account, "recipients.csv", content, _mime("recipients.csv"))
+            return _not_reached(proto.messages(await settings.acall(client, request)))
+
+        return settings.async_client(), send_text
+
     def send_text(self, numbers: Sequence[str], text: str, sender: Any) -> list[str]:
         """One sendSMSByFile; it answers per row (BAD_TO, NOT_SENT... mean that number gets nothing)."""
         messages = self.send_sms_rows([{"number": number} for number in numbers], text=text, sender=sender or None)
-        return [f"{masked_number(str(m.get('to') or '?'))}: {m.get('status')}" for m in messages
-                if m.get("status") in proto.MESSAGE_FAILED_STATUSES]
+        return _not_reached(messages)
 
     def iter_delivery_records(
         self,

@@ -19,13 +19,15 @@ from __future__ import annotations
 import copy
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
+from types import SimpleNamespace
 from typing import Any
 
-from airflow.providers.common.compat.sdk import BaseNotifier, redact
+from airflow.providers.common.compat.connection import get_async_connection
+from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseNotifier, redact
 
 from airflow_sms_provider.hooks.base import masked_number
-from airflow_sms_provider.providers import per_provider, provider_for
+from airflow_sms_provider.providers import per_provider, provider_for, provider_named
 from airflow_sms_provider.recipients import InvalidPhone, normalize_phone
 from airflow_sms_provider.redaction import redact_text
 from airflow_sms_provider.templating import DataFieldsMixin
@@ -86,11 +88,14 @@ def failure_text(context: Mapping[str, Any]) -> str | None:
 
 
 def outcome_text(context: Mapping[str, Any], failure: str | None) -> str:
-    """How it ended, in words: ``FAILED: <failure>``, ``FAILED, will retry: …``, ``succeeded``, ``skipped``.
+    """How it ended, in words: ``FAILED: <failure>``, ``FAILED, will retry: …``, ``succeeded``, ``skipped``
+    (``MISSED ITS DEADLINE`` for a deadline alert).
 
     A task callback's ``ti.state`` says how the task ended even when the context carries no
     exception (Airflow before 3.3 leaves it out of ``dag.test()`` runs).
     """
+    if context.get("deadline") is not None:  # a deadline alert (Airflow 3.1+): the run is late, not ended
+        return "MISSED ITS DEADLINE"
     state = str(getattr(context.get("ti"), "state", None) or "") if context.get("reason") is None else ""
     state = state.rsplit(".", 1)[-1].lower()  # an enum's str() may be "TaskInstanceState.FAILED"
     if state == "up_for_retry":
@@ -146,8 +151,12 @@ class SmsNotifier(DataFieldsMixin, BaseNotifier):
         message: str = DEFAULT_MESSAGE,
         sender: str | Mapping[str, str] | None = None,
         max_length: int = DEFAULT_MAX_LENGTH,
+        context: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        # Airflow 3.1+ async callbacks (deadline alerts) build the notifier with the context,
+        # then await it (see __await__); Airflow 3.0's BaseNotifier takes no context.
+        self.context = dict(context or {})  # type: ignore[assignment]  # a plain mapping is all it reads
         if not recipients:
             raise ValueError("SmsNotifier needs at least one phone number in recipients")
         if not isinstance(max_length, int) or max_length < 10:
@@ -160,10 +169,24 @@ class SmsNotifier(DataFieldsMixin, BaseNotifier):
         # serves several callbacks (a DAG's and its tasks'), so every call renders a copy.
         BaseNotifier.__call__(copy.copy(self), *args)
 
+    def __await__(self) -> Generator[Any, None, None]:
+        # Ours, not BaseNotifier's (3.1+ only, and it renders in place): a rendered copy sends.
+        notifier = copy.copy(self)
+        context = dict(self.context)
+        notifier.render_template_fields(context)
+        return notifier.async_notify(context).__await__()
+
     def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
         # Defaults, so the message can test ``failure``/``reason``/``ti`` in every kind of callback
         # (DAG templates use StrictUndefined); a new dict keeps the caller's context unchanged.
         values = {"dag": None, "ti": None, "run_id": None, "exception": None, "reason": None, **context}
+        dag_run = values.get("dag_run")
+        if values.get("deadline") is not None and isinstance(dag_run, Mapping):
+            # A deadline alert's context (Airflow 3.1+) is only {"dag_run": <the run as JSON>,
+            # "deadline": {...}}: the default message still names the DAG and the run.
+            dag_stand_in = SimpleNamespace(dag_id=dag_run.get("dag_id"), render_template_as_native_obj=False)
+            values["dag"] = values["dag"] or dag_stand_in
+            values["run_id"] = values["run_id"] or dag_run.get("run_id")
         values["failure"] = failure_text(values)
         values["outcome"] = outcome_text(values, values["failure"])
         dag = values["dag"]
@@ -182,20 +205,55 @@ class SmsNotifier(DataFieldsMixin, BaseNotifier):
         except Exception as exc:
             log.error("SMS notification through connection %r was not sent: %s", self.conn_id, _reason(exc))
             return
+        self._log_result(sent, failed)
+
+    async def async_notify(self, context: Any) -> None:
+        """:meth:`notify` for async callbacks (the triggerer's deadline alerts, Airflow 3.1+).
+
+        Same checks, text and logs; the connection is read with Airflow's async helper and the
+        requests go over the provider's ``httpx.AsyncClient``, so the event loop never blocks.
+        """
+        try:
+            sent, failed = await self._asend()
+        except Exception as exc:
+            log.error("SMS notification through connection %r was not sent: %s", self.conn_id, _reason(exc))
+            return
+        self._log_result(sent, failed)
+
+    def _log_result(self, sent: int, failed: list[str]) -> None:
         if failed:
             log.error("SMS notification through connection %r: %d number(s) not reached: %s",
                       self.conn_id, len(failed), "; ".join(_reason(f) for f in failed))
         if sent:
             log.info("SMS notification sent through connection %r to %d number(s)", self.conn_id, sent)
 
-    def _send(self) -> tuple[int, list[str]]:
+    def _checked(self) -> tuple[list[str], list[str], str]:
+        """(numbers, problems, text), or the reason nothing can be sent."""
         numbers, problems = _numbers(self.recipients)
         if not numbers:
             raise ValueError(f"no valid phone number in recipients ({'; '.join(problems) or 'empty'})")
-        provider = provider_for(self.conn_id)
         text = clean_text(self.message, self.max_length)
         if not text:
             raise ValueError("the message rendered to an empty text")
+        return numbers, problems, text
+
+    async def _asend(self) -> tuple[int, list[str]]:
+        numbers, problems, text = self._checked()
+        if not isinstance(self.conn_id, str) or not self.conn_id.strip():
+            provider_for(self.conn_id)  # raises its validation error; never reads a connection
+        try:
+            conn = await get_async_connection(self.conn_id)
+        except AirflowNotFoundException:
+            raise ValueError(f"connection {self.conn_id!r} is not defined") from None
+        provider = provider_named(conn.conn_type, self.conn_id)
+        client, send_text = provider.hook_class().async_text_sender(conn)
+        async with client:
+            failed = await send_text(client, numbers, text, per_provider(self.sender, provider.conn_type))
+        return len(numbers) - len(failed), [f"invalid {p}" for p in problems] + failed
+
+    def _send(self) -> tuple[int, list[str]]:
+        numbers, problems, text = self._checked()
+        provider = provider_for(self.conn_id)
         hook = provider.hook(self.conn_id)
         try:
             failed = hook.send_text(numbers, text, per_provider(self.sender, provider.conn_type))

@@ -245,6 +245,14 @@ def test_notifier_sends_through_the_fourth_provider(fakesms: str) -> None:
     assert STAND_IN.messages[before:] == [{"to": ["77011112201"], "text": "Load failed", "from": "ACME"}]
 
 
+def test_async_notifier_without_an_async_twin_sends_from_a_thread(fakesms: str) -> None:
+    before = len(STAND_IN.messages)
+    notifier = SmsNotifier(conn_id=fakesms, recipients="+77011112201", message="Deadline missed",
+                           sender={"fakesms": "ACME"})
+    asyncio.run(notifier.async_notify({}))
+    assert STAND_IN.messages[before:] == [{"to": ["77011112201"], "text": "Deadline missed", "from": "ACME"}]
+
+
 def test_status_vocabulary_is_the_hooks(fakesms: str) -> None:
     assert "fakesms" in status_map.TABLES
     assert status_map.describe("fakesms", {"state": "sending"}) == {"status": "running", "provider_status": "sending"}
