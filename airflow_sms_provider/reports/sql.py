@@ -42,7 +42,7 @@ COLUMN_TYPES: dict[str, str] = {
     "updated_at": "TIMESTAMP WITH TIME ZONE",
     "error_code": "VARCHAR(255)",
 }
-assert tuple(COLUMN_TYPES) == COLUMNS, "COLUMN_TYPES must follow DeliveryRecord"
+assert tuple(COLUMN_TYPES) == COLUMNS, "COLUMN_TYPES and _row must follow DeliveryRecord"
 
 # An unquoted identifier every SQL dialect accepts; 63 is PostgreSQL's limit (longer names are cut silently).
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -79,15 +79,17 @@ def stage_table(table: str, export_key: str) -> str:
     return f"{schema}.{name}" if schema else name
 
 
-def _row(record: DeliveryRecord) -> tuple[Any, ...]:
-    """The record's values in COLUMNS order; timestamps in UTC so text-stored ones (SQLite) sort right."""
-    values = []
-    for name in COLUMNS:
-        value = getattr(record, name)
-        if isinstance(value, datetime):
-            value = value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
-        values.append(value)
-    return tuple(values)
+def _utc(value: datetime | None) -> datetime | None:
+    """Timestamps in UTC, so text-stored ones (SQLite) sort right; naive ones are taken as UTC."""
+    if value is None or value.tzinfo is timezone.utc:
+        return value
+    return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _row(r: DeliveryRecord) -> tuple[Any, ...]:
+    """The record's values in COLUMNS order (spelled out: this runs once per message)."""
+    return (r.provider, r.campaign_id, r.message_id, r.recipient, r.status, r.provider_status, r.parts, r.cost,
+            _utc(r.created_at), _utc(r.updated_at), r.error_code)  # fmt: skip
 
 
 def _as_utc(value: Any) -> datetime | None:
@@ -143,11 +145,14 @@ class SqlSink:
         self.hook.run([f"DROP TABLE IF EXISTS {stage}", create_table_sql(stage)])
         return SqlWriter(self, stage, incremental=incremental)
 
-    def watermark(self, provider: str, campaign_ids: Sequence[str]) -> datetime | None:
+    def watermark(
+        self, provider: str, campaign_ids: Sequence[str], *, export_key: str | None = None
+    ) -> datetime | None:
         """max(updated_at) of these campaigns' rows; None when there are none or the table cannot be read.
 
         A table that cannot be read means a full export, which is always correct (only slower); a broken
-        connection then fails on the first write.
+        connection then fails on the first write. ``export_key`` is accepted for the file sink's sake and not
+        needed: rows a committed try wrote are in the table, so its retry may start from them.
         """
         ids = [str(campaign_id) for campaign_id in campaign_ids]
         if not ids:
