@@ -14,6 +14,16 @@ the kernel's peak counter (``/proc/self/clear_refs``), then times the export: th
 the export's own.
 
 Child: ``python -m bench.reports SINK COUNT WORKDIR``.
+
+**End to end** (``run_export``, once the hooks' ``iter_delivery_records`` is installed): one Mobizon
+campaign of N messages in the sandbox (in its own process, ``latency_ms`` per request and twice that per
+new connection), then, in one child and in turn: *listing*, ``MobizonHook.iter_messages`` by campaign with
+``concurrency`` pages in flight over keep-alive connections and nothing else (what the status endpoint
+gives: the limit), and for each sink ``SmsDeliveryReportOperator.execute`` as a DAG runs it (records
+built, batches, sink, commit). Throughput = messages per wall-clock second; the peak RSS of each export
+above the child's idle RSS (counter reset before each).
+
+Child: ``python -m bench.reports export COUNT WORKDIR LATENCY CONCURRENCY``.
 """
 
 from __future__ import annotations
@@ -110,5 +120,64 @@ def run(count: int, workdir: Path) -> list[dict[str, Any]]:
     return results
 
 
+def export_child(count: int, workdir: Path, latency: float, concurrency: int) -> None:
+    import logging
+    import os
+
+    import httpx
+
+    from airflow_sms_provider.hooks.mobizon import MobizonHook
+    from airflow_sms_provider.operators.reports import SmsDeliveryReportOperator
+    from bench.common import CONN_ID, new_campaign
+
+    logging.disable(logging.INFO)  # progress and insert_rows lines: not what is measured
+    url = os.environ["BENCH_SANDBOX_URL"]
+    os.environ["AIRFLOW_CONN_BENCH_REPORTS_DB"] = json.dumps({"conn_type": "sqlite", "host": str(workdir / "r.db")})
+    httpx.post(f"{url}/_sandbox/config", json={"latency_ms": 0}).raise_for_status()
+    hook = MobizonHook(CONN_ID)
+    campaign_id = new_campaign()
+    hook.add_recipients_in_portions(campaign_id, (phone(i) for i in range(count)))
+    warmup = new_campaign()
+    hook.add_recipients_in_portions(warmup, (phone(i) for i in range(BATCH)))
+    wire = {"latency_ms": latency, "connect_latency_ms": 2 * latency}
+    httpx.post(f"{url}/_sandbox/config", json=wire).raise_for_status()
+
+    def operator(kind: str, ids: int) -> Any:
+        where = ({"sql_conn_id": "bench_reports_db", "table": f"delivery_{ids}", "create_table": True} if kind == "sql"
+                 else {"destination": f"file://{workdir}/delivery_{ids}.{kind}"})  # fmt: skip
+        return SmsDeliveryReportOperator(task_id=f"report_{kind}", conn_id=CONN_ID, campaign_ids=[ids],
+                                         concurrency=concurrency, **where)  # fmt: skip
+
+    context = {"run_id": "bench"}
+    kinds = [kind for kind in SINKS if kind != "parquet" or available("parquet")]
+    for kind in kinds:  # imports, connections, the sinks' first table/file
+        operator(kind, warmup).execute(context)
+    rows: dict[str, Any] = {}
+    with Timer() as timer:
+        listed = sum(1 for _ in hook.iter_messages({"campaignIds": [campaign_id]}, concurrency=concurrency))
+    assert listed == count, listed
+    rows["listing"] = {"seconds": timer.wall, "cpu_seconds": timer.cpu, "rate": count / timer.wall}
+    for kind in kinds:
+        idle = rss_mb()
+        reset_peak_rss()
+        with Timer() as timer:
+            summary = operator(kind, campaign_id).execute(context)
+        assert summary["rows"] == count, summary
+        rows[kind] = {"seconds": timer.wall, "cpu_seconds": timer.cpu, "rate": count / timer.wall, "idle_rss_mb": idle,
+                      "peak_above_idle_mb": peak_rss_mb() - idle}  # fmt: skip
+    emit({"count": count, "latency_ms": latency, "concurrency": concurrency, "rows": rows})
+
+
+def run_export(count: int, workdir: Path, latency: float, concurrency: int) -> dict[str, Any]:
+    from bench.common import sandbox
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    with sandbox() as box:
+        return run_child("reports", "export", count, workdir, latency, concurrency, url=box.url)
+
+
 if __name__ == "__main__":
-    child(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]))
+    if sys.argv[1] == "export":
+        export_child(int(sys.argv[2]), Path(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]))
+    else:
+        child(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]))
