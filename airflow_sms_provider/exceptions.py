@@ -105,3 +105,7 @@ class SmsProtocolError(SmsProviderError):
 
 class SmsCampaignFailedError(SmsFatalError):
     """The campaign reached a final state that is a failure (declined, stopped, rejected task)."""
+
+
+class SmsNotSupportedError(SmsFatalError):
+    """The provider's API has no call for what was asked (e.g. Ogangi's per-recipient delivery reports)."""

@@ -30,7 +30,10 @@ def _modules(role: str) -> list[dict[str, Any]]:
         for name, conn_type, _, _ in _PROVIDERS
     ]
     if role != "hooks":  # the neutral layer uses the providers' hooks
-        modules.append({"integration-name": NEUTRAL, "python-modules": [f"{PACKAGE}.{role}.campaign"]})
+        neutral = [f"{PACKAGE}.{role}.campaign"]
+        if role == "operators":  # delivery reports (SmsDeliveryReportOperator)
+            neutral.append(f"{PACKAGE}.operators.reports")
+        modules.append({"integration-name": NEUTRAL, "python-modules": neutral})
     return modules
 
 

@@ -18,6 +18,7 @@ from airflow_sms_provider.operators import mobizon_upload
 from airflow_sms_provider.operators.bsg import BsgBulkCampaignOperator
 from airflow_sms_provider.operators.mobizon import MobizonCampaignOperator
 from airflow_sms_provider.operators.ogangi import OgangiCreateBroadcastOperator, OgangiSendSmsByFileOperator
+from airflow_sms_provider.operators.reports import SmsDeliveryReportOperator
 
 PID_FILE_ENV = "WORKER_KILL_PID_FILE"
 
@@ -30,6 +31,7 @@ MOBIZON_PORTIONS = 6
 BSG_CHUNK = 100  # phones per campaign: 10,000 in production, smaller here for speed
 BSG_PHONES = [str(380500000000 + i) for i in range(3 * BSG_CHUNK)]  # 3 campaigns
 OGANGI_NUMBERS = [f"1415555{i:04d}" for i in range(40)]
+REPORT_MESSAGES = 1000  # 10 message/list pages of 100
 
 
 def record_pid(context: Any) -> None:
@@ -77,3 +79,12 @@ with _dag("worker_killed_ogangi_broadcast") as ogangi_broadcast_dag:
 
 with _dag("worker_killed_ogangi_file") as ogangi_file_dag:
     OgangiSendSmsByFileOperator(task_id="campaign", text="Hello", sender="24365", recipients=OGANGI_NUMBERS)
+
+# The campaign and the file come from the test (the harness passes them as environment variables):
+# rendered in the task process, which has them.
+with DAG("worker_killed_report", schedule=None, start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+         catchup=False, default_args=DEFAULT_ARGS, user_defined_macros={"env": os.environ.get}) as report_dag:
+    SmsDeliveryReportOperator(
+        task_id="report", conn_id="mobizon_default", campaign_ids="{{ env('REPORT_CAMPAIGN_IDS') }}",
+        destination="{{ env('REPORT_DESTINATION') }}", concurrency=1, batch_size=100,
+    )  # fmt: skip

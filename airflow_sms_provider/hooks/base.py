@@ -16,19 +16,28 @@ What a hook implements:
   the trigger read with the async helpers) and :meth:`campaign_word`;
 * :meth:`dashboard_page` for the extra link;
 * :meth:`send_text` for the notifier;
+* ``message_vocabulary`` and :meth:`iter_delivery_records` for delivery reports: every
+  message of some campaigns as provider-neutral
+  :class:`~airflow_sms_provider.reports.record.DeliveryRecord` rows, page by page;
 * ``campaign_module``: the ``campaigns/`` module whose ``run_campaign(hook, params,
   context, log)`` the neutral operator calls.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+import datetime as dt
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import SplitResult
 
 import httpx
 from airflow.providers.common.compat.sdk import BaseHook
+
+from airflow_sms_provider.reports.record import PENDING, DeliveryRecord
+
+# Requests in flight at once while a report reads message pages (the hooks' status-read concurrency).
+DEFAULT_REPORT_CONCURRENCY = 4
 
 # (client, campaign id) -> the read answer, or None for a campaign the provider reports gone-as-deleted.
 AsyncReader = Callable[[httpx.AsyncClient, int], Awaitable[Mapping[str, Any] | None]]
@@ -54,6 +63,21 @@ class CampaignParams:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
+def provider_time(value: Any, zone: dt.tzinfo) -> dt.datetime | None:
+    """A provider's timestamp as an aware UTC datetime: ISO 8601 with an offset, or wall time in ``zone``
+    (``YYYY-MM-DD HH:MM:SS``, the account's zone). Empty or unreadable values are None."""
+    if value in (None, ""):
+        return None
+    try:
+        text = str(value).strip()
+        moment = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)  # 3.10: no "Z"
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return moment.astimezone(dt.timezone.utc)
+
+
 def masked_number(number: str) -> str:
     """A number as logs show it: enough to recognise, not enough to dial."""
     return f"...{number[-4:]}" if len(number) > 4 else "***"
@@ -66,6 +90,8 @@ class SmsHook(BaseHook):
     conn_name_attr: ClassVar[str]
     # The provider's campaign status words -> status_map's vocabulary. An unknown word counts as pending.
     status_vocabulary: ClassVar[Mapping[str, str]] = {}
+    # The provider's message status words -> pending/delivered/undelivered/failed (reports.record).
+    message_vocabulary: ClassVar[Mapping[str, str]] = {}
     # The campaigns/ module with run_campaign(hook, params, context, log) -> neutral summary.
     campaign_module: ClassVar[str] = ""
     # The API base URL an empty Host means (links read the Host without building the hook).
@@ -127,6 +153,27 @@ class SmsHook(BaseHook):
         described = self.describe_campaign(self.read_campaign(campaign_id))
         return described["status"], described["provider_status"]
 
+    # ------------------------------------------------------------ delivery reports
+
+    @classmethod
+    def message_status(cls, word: str) -> str:
+        """The neutral word for one of the provider's message statuses (``pending`` when unknown)."""
+        return cls.message_vocabulary.get(word, PENDING)
+
+    def iter_delivery_records(
+        self,
+        campaign_ids: Sequence[int | str],
+        *,
+        since: dt.datetime | None = None,
+        concurrency: int = DEFAULT_REPORT_CONCURRENCY,
+    ) -> Iterator[DeliveryRecord]:
+        """Every message of ``campaign_ids`` as a delivery record, read page by page (flat memory).
+
+        ``since`` (aware): only messages whose status changed at or after it (each hook says whether
+        the provider filters or the hook does). ``concurrency``: page reads in flight at once.
+        """
+        raise NotImplementedError
+
     # ------------------------------------------------------------ links
 
     @classmethod
@@ -145,4 +192,4 @@ class SmsHook(BaseHook):
         raise NotImplementedError
 
 
-__all__ = ["AsyncReader", "CampaignParams", "SmsHook", "masked_number"]
+__all__ = ["DEFAULT_REPORT_CONCURRENCY", "AsyncReader", "CampaignParams", "SmsHook", "masked_number", "provider_time"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import IO, Any
@@ -21,11 +21,12 @@ from urllib.parse import SplitResult
 import httpx
 
 from airflow_sms_provider.connections import HttpSettings, as_float
-from airflow_sms_provider.exceptions import SmsNotFoundError, SmsValidationError
-from airflow_sms_provider.hooks.base import AsyncReader, SmsHook, masked_number
+from airflow_sms_provider.exceptions import SmsNotFoundError, SmsNotSupportedError, SmsValidationError
+from airflow_sms_provider.hooks.base import DEFAULT_REPORT_CONCURRENCY, AsyncReader, SmsHook, masked_number
 from airflow_sms_provider.protocols import ogangi as proto
 from airflow_sms_provider.recipients import fill_placeholders
 from airflow_sms_provider.redaction import redact_text, register_secret
+from airflow_sms_provider.reports import record as rec
 from airflow_sms_provider.status_map import DONE, FAILED, PENDING, RUNNING
 from airflow_sms_provider.transport import Request, RetryPolicy, asend, client_options, send
 
@@ -245,6 +246,13 @@ class OgangiHook(SmsHook):
         "SCHEDULED": PENDING, "SUSPENDED": PENDING, "RUNNING": RUNNING, "FINISHED": DONE,
         "STOPPED": FAILED, "DELETED": FAILED,
     }
+    # Message statuses the reference names (sendSMSByFile answers carry one per message, at origination).
+    message_vocabulary = {
+        "SENT_TO_CARRIER": rec.PENDING, "SENT": rec.PENDING, "DELIVERED_TO_CARRIER": rec.PENDING,
+        "SENT_TO_DEVICE": rec.PENDING, "DELIVERED_TO_DEVICE": rec.DELIVERED, "UNDELIVERED": rec.UNDELIVERED,
+        "EXPIRED": rec.UNDELIVERED, "UNREACHABLE": rec.UNDELIVERED, "NOT_SENT": rec.FAILED,
+        "BAD_FROM": rec.FAILED, "BAD_TO": rec.FAILED, "BAD_ENCODING": rec.FAILED, "BAD_CARRIER": rec.FAILED,
+    }  # fmt: skip
     campaign_module = "airflow_sms_provider.campaigns.ogangi"
 
     def __init__(self, ogangi_conn_id: str = default_conn_name, **kwargs: Any) -> None:
@@ -349,6 +357,22 @@ class OgangiHook(SmsHook):
         messages = self.send_sms_rows([{"number": number} for number in numbers], text=text, sender=sender or None)
         return [f"{masked_number(str(m.get('to') or '?'))}: {m.get('status')}" for m in messages
                 if m.get("status") in proto.MESSAGE_FAILED_STATUSES]
+
+    def iter_delivery_records(
+        self,
+        campaign_ids: Sequence[int | str],
+        *,
+        since: dt.datetime | None = None,
+        concurrency: int = DEFAULT_REPORT_CONCURRENCY,
+    ) -> Iterator[rec.DeliveryRecord]:
+        """Not possible: raises :class:`SmsNotSupportedError` (see docs/delivery-reports.md)."""
+        raise SmsNotSupportedError(
+            "ogangi: delivery reports per recipient are not available: the Messangi MMC REST API has no call "
+            "that lists a broadcast's messages or reads a message's status later (getBroadcast gives only "
+            "expectedMessages/sentMessages counts; sendSMSByFile gives each message's status at origination). "
+            f"Campaign ids asked for: {', '.join(map(str, campaign_ids)) or 'none'}",
+            provider="ogangi",
+        )
 
     def get_shortcodes(self) -> list[str]:
         """getShortcodes: the instance's short/long codes."""

@@ -29,5 +29,10 @@ class DeliveryRecord:
     error_code: str | None = None
 
 
+# The neutral message statuses a report writes (``DeliveryRecord.status``); a provider's word a hook does not
+# know counts as pending, and the provider's own word stays in ``provider_status``.
+PENDING, DELIVERED, UNDELIVERED, FAILED = "pending", "delivered", "undelivered", "failed"
+MESSAGE_STATUSES: tuple[str, ...] = (PENDING, DELIVERED, UNDELIVERED, FAILED)
+
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(DeliveryRecord))
 """The column order every sink writes, also the order of a CSV header."""

@@ -18,6 +18,7 @@ need the durable state of Airflow >= 3.3.
 
 from __future__ import annotations
 
+import csv
 import functools
 import os
 import re
@@ -33,7 +34,14 @@ from packaging.version import Version
 
 from tests.helpers import add_faults
 from tests.worker_kill import Harness, Run, wait_until
-from tests.worker_kill_dags import BSG_CHUNK, BSG_PHONES, MOBIZON_NUMBERS, MOBIZON_PORTIONS, OGANGI_NUMBERS
+from tests.worker_kill_dags import (
+    BSG_CHUNK,
+    BSG_PHONES,
+    MOBIZON_NUMBERS,
+    MOBIZON_PORTIONS,
+    OGANGI_NUMBERS,
+    REPORT_MESSAGES,
+)
 
 # Airflow >= 3.3 keeps the task's progress in its durable state (task_state_store); older
 # versions have none, and recovery rests on what the provider can be asked.
@@ -77,9 +85,9 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     worker.stop()
 
 
-def start(harness: Harness, dag_id: str, tmp_path: Path) -> Run:
+def start(harness: Harness, dag_id: str, tmp_path: Path, **extra_env: str) -> Run:
     env = {name: os.environ[name] for name in CONNECTIONS if name in os.environ}
-    return harness.submit(dag_id, env, tmp_path, rerun=not RETRIES_KILLED)
+    return harness.submit(dag_id, {**env, **extra_env}, tmp_path, rerun=not RETRIES_KILLED)
 
 
 def kill_when(run: Run, ready: Callable[[], bool], what: str) -> None:
@@ -281,3 +289,39 @@ class TestOgangi:
         numbers = [str(m.get("to") or m.get("number")) for m in messages]
         assert not duplicates(numbers) and len(numbers) == len(OGANGI_NUMBERS)
         assert len(calls(sandbox_url, "/sendSMSByFile(/|$)")) == 1
+
+
+# ------------------------------------------------------------------ delivery report
+
+
+class TestDeliveryReport:
+    DAG = "worker_killed_report"
+
+    def test_killed_mid_export_the_retry_leaves_one_complete_file(
+        self, harness: Harness, mobizon_conn: str, sandbox_url: str, tmp_path: Path
+    ) -> None:
+        from airflow_sms_provider.hooks.mobizon import MobizonHook
+
+        hook = MobizonHook()
+        campaign_id = hook.create_campaign("Report me")
+        hook.add_recipients_in_portions(campaign_id, [f"7702{i:07d}" for i in range(1, REPORT_MESSAGES + 1)])
+        hook.send_campaign(campaign_id)
+        out = tmp_path / "reports"
+        target = out / "report.csv"
+        # Pages 1-4 answered and written (batches of 100), page 5 held: the worker dies mid-export.
+        add_faults(sandbox_url, {"provider": "mobizon", "path": "message/list$", "skip": 4, "action": "delay",
+                                 "seconds": HOLD})  # fmt: skip
+        run = start(harness, self.DAG, tmp_path, REPORT_CAMPAIGN_IDS=str(campaign_id), REPORT_DESTINATION=str(target))
+        kill_when(run, lambda: fault_hit(sandbox_url), "the 5th message/list page")
+        (partial,) = [p for p in out.iterdir() if p.name.endswith(".partial")]
+        # Rows of the pages before the kill (less what the dead process had not flushed), not committed.
+        assert partial.read_text().count("\n") >= 100
+        assert not target.exists()  # never a half report under the target's name
+        assert retried_outcome(run) == "success"
+        settle(sandbox_url)
+        with target.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        ids = [row["message_id"] for row in rows]
+        assert len(ids) == REPORT_MESSAGES and not duplicates(ids)
+        assert {row["campaign_id"] for row in rows} == {str(campaign_id)}
+        assert [p.name for p in out.iterdir() if p.name.endswith(".partial")] == []

@@ -1,0 +1,263 @@
+"""SmsDeliveryReportOperator: every message of some campaigns, streamed into a file or a SQL table.
+
+Provider-neutral: the connection's type picks the hook (:mod:`airflow_sms_provider.providers`), whose
+:meth:`~airflow_sms_provider.hooks.base.SmsHook.iter_delivery_records` reads the messages page by page;
+a :class:`~airflow_sms_provider.reports.sink.ReportSink` takes them in batches. Nothing holds the whole
+report: memory is one batch plus the pages in flight. See docs/delivery-reports.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import inspect
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+from airflow.providers.common.compat.sdk import BaseHook, BaseOperator
+
+from airflow_sms_provider.exceptions import SmsValidationError
+from airflow_sms_provider.hooks.base import DEFAULT_REPORT_CONCURRENCY
+from airflow_sms_provider.progress import Checkpoint, ProgressLog
+from airflow_sms_provider.providers import provider_for
+from airflow_sms_provider.recipients import chunked
+from airflow_sms_provider.redaction import register_secret
+from airflow_sms_provider.reports.record import MESSAGE_STATUSES, DeliveryRecord
+from airflow_sms_provider.reports.sink import ReportSink
+from airflow_sms_provider.templating import DataFieldsMixin
+from airflow_sms_provider.validation import check_range, id_list
+
+# Page reads in flight at most (each provider's keep-alive limits make more pointless).
+MAX_CONCURRENCY = 16
+# Rows handed to the destination at once: a few thousand keeps memory flat and inserts efficient.
+DEFAULT_BATCH_SIZE = 5000
+# An incremental export reads from this long before the watermark: a status that changed while the
+# previous export read its pages, or a provider clock a little behind ours, is not missed.
+DEFAULT_WATERMARK_OVERLAP = dt.timedelta(minutes=10)
+# Message ids remembered to drop a repeat: a page read after others moved (Mobizon's "since" filter
+# admits messages while the export runs) repeats the rows it shifted across a page boundary.
+RECENT_IDS = 10_000
+SALT_EXTRA = "report_salt"
+# The salt must be long enough to be a secret (redaction masks nothing shorter than 6 characters).
+MIN_SALT_LENGTH = 16
+CHECKPOINT_KEY = "delivery_report"
+
+
+def hashed_recipient(salt: str, phone: str) -> str:
+    """Hex SHA-256 of the salt followed by the phone's digits (a leading ``+`` and spaces dropped)."""
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    return hashlib.sha256((salt + digits).encode("utf-8")).hexdigest()
+
+
+def export_key(context: Any, task_id: str) -> str:
+    """``dag_id/task_id/run_id`` (plus ``/map_index`` for a mapped task): a retry of this run has the same."""
+    ti = context.get("ti") if context is not None else None
+    dag_id = getattr(ti, "dag_id", None) or getattr(context.get("dag"), "dag_id", "dag")
+    run_id = getattr(ti, "run_id", None) or context.get("run_id") or "run"
+    key = f"{dag_id}/{task_id}/{run_id}"
+    map_index = getattr(ti, "map_index", -1)
+    return key if map_index is None or map_index < 0 else f"{key}/{map_index}"
+
+
+class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
+    """Export every message's outcome of ``campaign_ids`` from a ``mobizon`` or ``bsg`` connection.
+
+    :param conn_id: the SMS connection; its type picks the provider (templated). Ogangi's API cannot
+        list messages: such a connection fails with a clear error.
+    :param campaign_ids: one or more campaign ids: an id, a list, ``"1,2"`` or an XCom (templated).
+    :param destination: a file: ``ObjectStoragePath`` or URL/path ending in .csv, .jsonl or .parquet
+        (templated). Give this, or ``sql_conn_id`` and ``table``.
+    :param format: ``csv``, ``jsonl`` or ``parquet`` when the suffix does not say (templated).
+    :param sql_conn_id: a ``common.sql`` connection for a table destination.
+    :param table: the table (templated). ``create_table``: create it when missing.
+    :param incremental: export only messages whose status changed since the destination's watermark
+        (a file destination then needs one file per run: ``{{ run_id }}`` in its path).
+    :param hash_recipients: write hex SHA-256 of the connection extra ``report_salt`` followed by the
+        phone's digits instead of the phone.
+    :param concurrency: page reads in flight (default 4, at most 16).
+    :param batch_size: records handed to the destination at once.
+    :param watermark_overlap: how far before the watermark an incremental export starts reading.
+    :param watermark_path: a file destination's watermark file (default: beside the file); give one
+        when each run writes into a folder of its own.
+
+    Returns ``{"provider", "conn_id", "campaign_ids", "destination", "rows", "statuses", "incremental",
+    "since", "hashed"}``: ``statuses`` counts rows by neutral status. No phone number is in it.
+    """
+
+    template_fields: Sequence[str] = ("conn_id", "campaign_ids", "destination", "format", "table", "watermark_path")
+    ui_color = "#d6eaf8"
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        campaign_ids: Any,
+        destination: Any = None,
+        format: str | None = None,
+        sql_conn_id: str | None = None,
+        table: str | None = None,
+        create_table: bool = False,
+        incremental: bool = False,
+        hash_recipients: bool = False,
+        concurrency: int | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        watermark_overlap: dt.timedelta = DEFAULT_WATERMARK_OVERLAP,
+        watermark_path: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.conn_id, self.campaign_ids = conn_id, campaign_ids
+        self.destination, self.format = destination, format
+        self.sql_conn_id, self.table, self.create_table = sql_conn_id, table, create_table
+        self.incremental, self.hash_recipients = incremental, hash_recipients
+        self.concurrency, self.batch_size, self.watermark_overlap = concurrency, batch_size, watermark_overlap
+        self.watermark_path = watermark_path
+
+    # ------------------------------------------------------------ validation (before any request)
+
+    def _campaign_ids(self) -> list[int]:
+        return id_list(self.campaign_ids, "campaign_ids", not_an_id="a campaign id", empty="campaign id")
+
+    def _concurrency(self) -> int:
+        value = DEFAULT_REPORT_CONCURRENCY if self.concurrency is None else self.concurrency
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SmsValidationError(f"concurrency={value!r} must be a whole number", field="concurrency", value=value)
+        check_range(value, 1, MAX_CONCURRENCY, "concurrency")
+        return value
+
+    def make_sink(self) -> ReportSink:
+        """The destination these arguments name (nothing is written yet)."""
+        has_file = self.destination not in (None, "")
+        has_sql = bool(self.sql_conn_id) or bool(self.table)
+        if has_file == has_sql:
+            raise SmsValidationError(
+                "give either destination (a file) or sql_conn_id and table (a SQL table), not "
+                + ("both" if has_file else "neither"),
+                field="destination", value=self.destination,
+            )  # fmt: skip
+        if has_file:
+            from airflow_sms_provider.reports.files import FileSink
+
+            return FileSink(self.destination, format=self.format, watermark_path=self.watermark_path)  # type: ignore[arg-type]
+        if not self.sql_conn_id or not self.table:
+            missing = "sql_conn_id" if not self.sql_conn_id else "table"
+            raise SmsValidationError(f"a SQL destination needs both sql_conn_id and table: {missing} is empty",
+                                     field=missing, value=None)
+        try:  # imported here: the SQL sink needs common.sql, which file exports do not
+            from airflow_sms_provider.reports.sql import SqlSink  # type: ignore[import-not-found,unused-ignore]
+        except ImportError as exc:
+            raise SmsValidationError(f"SQL destinations are not available here: {exc}", field="sql_conn_id",
+                                     value=self.sql_conn_id) from exc
+        return SqlSink(self.sql_conn_id, self.table, create_table=self.create_table)  # type: ignore[no-any-return,unused-ignore]
+
+    def _salt(self) -> str | None:
+        if not self.hash_recipients:
+            return None
+        extra = BaseHook.get_connection(self.conn_id).extra_dejson or {}
+        salt = extra.get(SALT_EXTRA)
+        if not isinstance(salt, str) or len(salt) < MIN_SALT_LENGTH:
+            raise SmsValidationError(
+                f"hash_recipients=True needs the connection {self.conn_id!r} extra {SALT_EXTRA!r}: a secret of at "
+                f"least {MIN_SALT_LENGTH} characters ({'missing' if salt in (None, '') else 'too short'})",
+                field=SALT_EXTRA, value=None,
+            )  # fmt: skip
+        register_secret(salt)  # never in a log line
+        return salt
+
+    # ------------------------------------------------------------ the export
+
+    def _since(self, sink: ReportSink, provider: str, ids: list[int], key: str, ckpt: Checkpoint) -> dt.datetime | None:
+        """The incremental lower bound, the same for every try of this run."""
+        if not self.incremental:
+            return None
+        if "since" in ckpt.data:  # an earlier try of this run chose it (durable state, Airflow >= 3.3)
+            saved = ckpt.get("since")
+            return None if saved is None else dt.datetime.fromisoformat(saved)
+        campaign_ids = [str(i) for i in ids]
+        # A file sink can tell a watermark its own earlier try set (without durable state, a retry after
+        # the commit would otherwise read a later watermark and overwrite its file with fewer rows).
+        if "export_key" in inspect.signature(sink.watermark).parameters:
+            mark = sink.watermark(provider, campaign_ids, export_key=key)  # type: ignore[call-arg]
+        else:
+            mark = sink.watermark(provider, campaign_ids)
+        if mark is not None and mark.tzinfo is None:  # a database that drops the zone: rows are written in UTC
+            mark = mark.replace(tzinfo=dt.timezone.utc)
+        since = None if mark is None else mark - self.watermark_overlap
+        ckpt.save(since=None if since is None else since.isoformat())
+        return since
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        ids = self._campaign_ids()
+        concurrency = self._concurrency()
+        check_range(self.batch_size, 1, 100_000, "batch_size")
+        sink = self.make_sink()
+        provider = provider_for(self.conn_id)
+        salt = self._salt()
+        key = export_key(context, self.task_id)
+        ckpt = Checkpoint(context, CHECKPOINT_KEY)
+        hook = provider.hook(self.conn_id)
+        try:
+            since = self._since(sink, hook.conn_type, ids, key, ckpt)
+            self.log.info("%s: delivery report of campaign(s) %s into %s%s", hook.conn_type, ids, sink.describe(),
+                          f", status changed since {since.isoformat()}" if since else "")
+            # Asked before the destination is opened: a provider that cannot list messages fails here.
+            records = hook.iter_delivery_records(ids, since=since, concurrency=concurrency)
+            rows, statuses = self._export(sink, key, records, salt)
+        finally:
+            hook.close()
+        summary = {
+            "provider": hook.conn_type, "conn_id": self.conn_id, "campaign_ids": ids, "destination": sink.describe(),
+            "rows": rows, "statuses": statuses, "incremental": bool(self.incremental),
+            "since": since.isoformat() if since else None, "hashed": salt is not None,
+        }  # fmt: skip
+        self.log.info("Delivery report: %d row(s) into %s; %s", rows, summary["destination"],
+                      ", ".join(f"{word} {count}" for word, count in statuses.items()))
+        return summary
+
+    def _export(
+        self, sink: ReportSink, key: str, records: Iterable[DeliveryRecord], salt: str | None
+    ) -> tuple[int, dict[str, int]]:
+        counts: Counter[str] = Counter()
+        progress = ProgressLog(self.log, "delivery records")
+        writer = sink.open(key, incremental=bool(self.incremental))
+        done = 0
+        try:
+            for batch in chunked(_hashed(_once(records), salt), self.batch_size):
+                writer.write(batch)
+                counts.update(record.status for record in batch)
+                done += len(batch)
+                progress.update(done)
+            rows = writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+        progress.finish()
+        statuses = {word: counts.get(word, 0) for word in MESSAGE_STATUSES}
+        statuses.update({word: n for word, n in counts.items() if word not in statuses})
+        return rows, statuses
+
+
+def _once(records: Iterable[DeliveryRecord], window: int = RECENT_IDS) -> Iterator[DeliveryRecord]:
+    """``records`` without a repeat of a message among the last ``window`` ones (bounded memory)."""
+    recent: dict[tuple[str, str], None] = {}
+    for record in records:
+        key = (record.campaign_id, record.message_id)
+        if key in recent:
+            continue
+        recent[key] = None
+        if len(recent) > window:
+            del recent[next(iter(recent))]  # the oldest (dicts keep insertion order)
+        yield record
+
+
+def _hashed(records: Iterable[DeliveryRecord], salt: str | None) -> Iterator[DeliveryRecord]:
+    if salt is None:
+        yield from records
+        return
+    for record in records:
+        yield replace(record, recipient=hashed_recipient(salt, record.recipient))
+
+
+__all__ = ["SmsDeliveryReportOperator", "export_key", "hashed_recipient"]

@@ -1,0 +1,247 @@
+"""SmsDeliveryReportOperator run by Airflow (``dag.test()``) against the sandbox, one file per export."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pendulum
+import pytest
+
+from airflow_sms_provider import exceptions as exc
+from airflow_sms_provider.hooks.bsg import BsgHook
+from airflow_sms_provider.hooks.mobizon import MobizonHook
+from airflow_sms_provider.operators.reports import SmsDeliveryReportOperator, hashed_recipient
+from airflow_sms_provider.redaction import redact_text
+from airflow_sms_provider.sandbox.bsg import SANDBOX_BSG_API_KEY
+from tests.helpers import run_dag, sandbox_requests, set_clock, task_states, xcom
+
+_ids = itertools.count()
+SALT = "pepper-0123456789-salt"
+
+
+def report_dag(**operator_kwargs: Any) -> Any:
+    from airflow.providers.common.compat.sdk import DAG
+
+    with DAG(dag_id=f"delivery_report_{next(_ids)}", schedule=None,
+             start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), params=operator_kwargs.pop("params", {})) as dag:
+        SmsDeliveryReportOperator(task_id="report", **operator_kwargs)
+    return run_dag(dag)
+
+
+def mobizon_campaign(numbers: list[str]) -> int:
+    hook = MobizonHook()
+    campaign_id = hook.create_campaign("Sale")
+    hook.add_recipients(campaign_id, numbers)
+    hook.send_campaign(campaign_id)
+    return campaign_id
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_mobizon_report_to_a_templated_csv_path(
+    airflow_db: None, mobizon_conn: str, sandbox_url: str, tmp_path: Path
+) -> None:
+    set_clock(sandbox_url, speed=0)
+    numbers = ["77010000013", "77010000066", "77010000099", "77010000001", "77010000002"]
+    campaign_id = mobizon_campaign(numbers)
+    set_clock(sandbox_url, advance=3600)
+    run = report_dag(conn_id="{{ params.conn }}", campaign_ids="{{ params.campaign }}",
+                     destination=str(tmp_path) + "/{{ params.folder }}/report.csv",
+                     params={"conn": mobizon_conn, "campaign": campaign_id, "folder": "out"})  # fmt: skip
+    assert str(run.state).endswith("success"), task_states(run)
+    rows = read_csv(tmp_path / "out" / "report.csv")
+    assert sorted(r["recipient"] for r in rows) == sorted(numbers)
+    assert {r["campaign_id"] for r in rows} == {str(campaign_id)} and {r["provider"] for r in rows} == {"mobizon"}
+    summary = xcom(run, "report")
+    assert summary == {
+        "provider": "mobizon", "conn_id": mobizon_conn, "campaign_ids": [campaign_id],
+        "destination": f"file://{tmp_path}/out/report.csv (csv)", "rows": 5,
+        "statuses": {"pending": 0, "delivered": 2, "undelivered": 2, "failed": 1},
+        "incremental": False, "since": None, "hashed": False,
+    }  # fmt: skip
+    assert not any(number in json.dumps(summary) for number in numbers)
+
+
+def test_bsg_report_as_jsonl_with_hashed_recipients(
+    airflow_db: None, sandbox_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = {"conn_type": "bsg", "host": sandbox_url, "password": SANDBOX_BSG_API_KEY,
+            "extra": {"retry_base_delay": 0.01, "report_salt": SALT}}  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_BSG_REPORTS", json.dumps(conn))
+    set_clock(sandbox_url, speed=0)
+    hook = BsgHook("bsg_reports")
+    phones = [f"3806612{i:05d}" for i in range(30)]
+    campaign = hook.send_bulk(phones, "Hello", "Vet klinika")
+    hook.close()
+    set_clock(sandbox_url, advance=7200)
+    run = report_dag(conn_id="bsg_reports", campaign_ids=[campaign["id"]], destination=f"file://{tmp_path}/r.data",
+                     format="jsonl", hash_recipients=True, concurrency=2)  # fmt: skip
+    assert str(run.state).endswith("success"), task_states(run)
+    rows = [json.loads(line) for line in (tmp_path / "r.data").read_text().splitlines()]
+    assert sorted(r["recipient"] for r in rows) == sorted(hashed_recipient(SALT, p) for p in phones)
+    assert hashed_recipient(SALT, "+380661200001") == hashed_recipient(SALT, "380661200001")
+    assert len(rows[0]["recipient"]) == 64
+    summary = xcom(run, "report")
+    assert summary["hashed"] is True and summary["rows"] == 30 and summary["provider"] == "bsg"
+    assert sum(summary["statuses"].values()) == 30
+    assert SALT not in redact_text(f"salt {SALT}")  # registered as a secret: masked in every log line
+
+
+def test_ogangi_fails_with_the_reason_and_writes_nothing(
+    airflow_db: None, ogangi_conn: str, sandbox_url: str, tmp_path: Path
+) -> None:
+    op = SmsDeliveryReportOperator(task_id="report", conn_id=ogangi_conn, campaign_ids=[1],
+                                   destination=str(tmp_path / "r.csv"))  # fmt: skip
+    with pytest.raises(exc.SmsNotSupportedError, match="no call that lists a broadcast's messages"):
+        op.execute({"run_id": "manual"})
+    assert list(tmp_path.iterdir()) == []
+    run = report_dag(conn_id=ogangi_conn, campaign_ids=[1], destination=str(tmp_path / "r.csv"))
+    assert task_states(run) == {"report": "failed"}  # SmsFatalError: no retry
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "value_in_message"),
+    [
+        ({"campaign_ids": "12,abc"}, "campaign_ids", "'abc'"),
+        ({"campaign_ids": []}, "campaign_ids", "empty"),
+        ({"destination": None}, "destination", "neither"),
+        ({"sql_conn_id": "warehouse", "table": "t"}, "destination", "both"),
+        ({"destination": None, "table": "t"}, "sql_conn_id", "sql_conn_id is empty"),
+        ({"format": "xml"}, "format", "'xml'"),
+        ({"concurrency": 0}, "concurrency", "0"),
+        ({"concurrency": 99}, "concurrency", "99"),
+        ({"batch_size": 0}, "batch_size", "0"),
+        ({"hash_recipients": True}, "report_salt", "missing"),
+    ],
+)
+def test_bad_arguments_fail_before_any_request(
+    mobizon_conn: str, sandbox_url: str, tmp_path: Path, kwargs: dict[str, Any], field: str, value_in_message: str
+) -> None:
+    arguments = {"conn_id": mobizon_conn, "campaign_ids": [5], "destination": str(tmp_path / "r.csv"), **kwargs}
+    with pytest.raises(exc.SmsValidationError, match=value_in_message) as info:
+        SmsDeliveryReportOperator(task_id="report", **arguments).execute({"run_id": "manual"})
+    assert info.value.field == field  # type: ignore[attr-defined]
+    assert sandbox_requests(sandbox_url, "mobizon") == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_incremental_exports_only_what_changed_since_the_last_one(
+    bsg_conn: str, sandbox_url: str, tmp_path: Path
+) -> None:
+    set_clock(sandbox_url, speed=0)
+    httpx.post(f"{sandbox_url}/_sandbox/bsg/config", json={"send_rate": 1, "delivery_delay": 5}).raise_for_status()
+    hook = BsgHook(bsg_conn)
+    phones = [f"3806612{i:05d}" for i in range(20, 40)]  # none ends in 13 or 66: all delivered in the end
+    campaign = hook.send_bulk(phones, "Hello", "Vet klinika")
+    hook.close()
+    set_clock(sandbox_url, advance=12)  # some delivered, the rest sent or waiting
+
+    def export(day: str, run_id: str) -> dict[str, Any]:
+        op = SmsDeliveryReportOperator(task_id="report", conn_id=bsg_conn, campaign_ids=campaign["id"],
+                                       destination=str(tmp_path / day / "report.csv"), incremental=True,
+                                       watermark_overlap=dt.timedelta(0),
+                                       watermark_path=str(tmp_path / "watermarks.json"))  # fmt: skip
+        return op.execute({"run_id": run_id})
+
+    first = export("day1", "run1")
+    assert first["rows"] == 20 and first["since"] is None
+    early = {r["message_id"] for r in read_csv(tmp_path / "day1" / "report.csv") if r["status"] == "delivered"}
+    assert 0 < len(early) < 20
+    set_clock(sandbox_url, advance=3600)
+    second = export("day2", "run2")
+    assert second["since"] is not None
+    rows = read_csv(tmp_path / "day2" / "report.csv")
+    # Every message delivered since the first export is there; those delivered before it are not
+    # (one may share the watermark's second: the bound is inclusive).
+    assert {r["status"] for r in rows} == {"delivered"}
+    assert len(early & {r["message_id"] for r in rows}) <= 1
+    assert {r["message_id"] for r in rows} | early == {r["message_id"] for r in read_csv(tmp_path / "day1" /
+                                                                                         "report.csv")}
+    # The retry of run2 reads the same watermark (not the one run2 itself set) and writes the same rows.
+    again = export("day2", "run2")
+    assert again["since"] == second["since"] and again["rows"] == second["rows"]
+    with pytest.raises(exc.SmsValidationError, match="one file per run"):
+        export("day2", "run3")
+
+
+def test_registered_with_airflow_and_templated() -> None:
+    from airflow_sms_provider.get_provider_info import get_provider_info
+
+    modules = [m for entry in get_provider_info()["operators"] for m in entry["python-modules"]]
+    assert "airflow_sms_provider.operators.reports" in modules
+    assert {"conn_id", "campaign_ids", "destination", "table"} <= set(SmsDeliveryReportOperator.template_fields)
+
+
+def test_a_retry_uses_the_bound_its_first_try_kept_in_durable_state(
+    mobizon_conn: str, sandbox_url: str, tmp_path: Path
+) -> None:
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+    from tests.helpers import DurableStore
+
+    set_clock(sandbox_url, speed=0)
+    campaign_id = mobizon_campaign(["77010000001", "77010000002"])
+    set_clock(sandbox_url, advance=3600)
+
+    def export(run_id: str, watermarks: str, store: DurableStore | None = None) -> dict[str, Any]:
+        op = SmsDeliveryReportOperator(
+            task_id="report", conn_id=mobizon_conn, campaign_ids=[campaign_id], incremental=True,
+            destination=ObjectStoragePath(f"file://{tmp_path}/{run_id}.jsonl"), watermark_path=watermarks,
+        )  # fmt: skip
+        return op.execute({"run_id": run_id, "task_state_store": store})
+
+    assert export("run0", str(tmp_path / "w.json"))["since"] is None
+    store = DurableStore()
+    first = export("run1", str(tmp_path / "w.json"), store)
+    assert first["since"] is not None and store.get("delivery_report") == {"since": first["since"]}
+    # The retry's sink knows no watermark (another watermark file): the durable state still gives try 1's bound.
+    retry = export("run1", str(tmp_path / "other.json"), store)
+    assert retry["since"] == first["since"] and retry["rows"] == first["rows"] == 2
+    assert export("run1", str(tmp_path / "other2.json"))["since"] is None  # without the store it would differ
+
+
+def test_a_table_like_sink_without_zones_gets_a_utc_bound(
+    mobizon_conn: str, sandbox_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written: list[Any] = []
+
+    class NaiveSink:  # what a SQL table may give back: a naive datetime, no export_key parameter
+        def watermark(self, provider: str, campaign_ids: Any) -> dt.datetime:
+            return dt.datetime(2026, 5, 1, 5, 0)
+
+        def open(self, export_key: str, *, incremental: bool) -> Any:
+            sink = self
+
+            class Writer:
+                def write(self, records: Any) -> None:
+                    written.extend(records)
+
+                def commit(self) -> int:
+                    return len(written)
+
+                def abort(self) -> None:
+                    raise AssertionError(f"aborted {sink}")
+
+            return Writer()
+
+        def describe(self) -> str:
+            return "table t"
+
+    monkeypatch.setattr(SmsDeliveryReportOperator, "make_sink", lambda self: NaiveSink())
+    campaign_id = mobizon_campaign(["77010000001"])
+    op = SmsDeliveryReportOperator(task_id="report", conn_id=mobizon_conn, campaign_ids=campaign_id, table="t",
+                                   sql_conn_id="warehouse", incremental=True)  # fmt: skip
+    summary = op.execute({"run_id": "r"})
+    assert summary["since"] == "2026-05-01T04:50:00+00:00" and summary["destination"] == "table t"
+    assert len([r for r in sandbox_requests(sandbox_url, "mobizon") if r["path"].lower().endswith("message/list")]) == 1
+    assert len(written) == summary["rows"]

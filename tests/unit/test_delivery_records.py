@@ -1,0 +1,165 @@
+"""iter_delivery_records per hook: the exact requests, the record each answer makes, and ``since``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+
+import httpx
+import pytest
+import respx
+
+from airflow_sms_provider import exceptions as exc
+from airflow_sms_provider.hooks.bsg import BsgHook
+from airflow_sms_provider.hooks.mobizon import MobizonHook
+from airflow_sms_provider.hooks.ogangi import OgangiHook
+from airflow_sms_provider.reports.record import DeliveryRecord
+from tests.unit.test_bsg_protocol import TOKEN, login_route
+
+MOBIZON_KEY = "abcdefghij0123456789abcdefghij0123456789"
+MOBIZON = "https://api.mobizon.kz/service/message/list"
+BSG = "https://one-api.bsg.world/api/messages"
+UTC = dt.timezone.utc
+
+
+def mobizon_item(message_id: int, status: str = "DELIVRD", to: str = "77010000001") -> dict[str, object]:
+    """A message/list item as message-list.md documents it (numbers as strings, as Mobizon sends them)."""
+    return {"id": str(message_id), "campaignId": "42", "segNum": "2", "segUserBuy": "0.0500", "from": "Shop",
+            "to": to, "text": "Sale", "status": status, "groups": "", "uuid": "u",
+            "startSendTs": "2026-05-01 10:00:00", "statusUpdateTs": "2026-05-01 10:00:07"}  # fmt: skip
+
+
+@pytest.fixture
+def mobizon(monkeypatch: pytest.MonkeyPatch) -> MobizonHook:
+    conn = {"conn_type": "mobizon", "host": "api.mobizon.kz", "password": MOBIZON_KEY,
+            "extra": {"retry_base_delay": 0.001, "timezone": "Asia/Almaty"}}  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_MOBIZON_DEFAULT", json.dumps(conn))
+    return MobizonHook()
+
+
+@respx.mock
+def test_mobizon_lists_a_campaigns_messages_with_the_status_update_filter(mobizon: MobizonHook) -> None:
+    pages = [
+        httpx.Response(200, json={"code": 0, "message": "", "data": {
+            "items": [mobizon_item(i) for i in range(1, 101)], "totalItemCount": "101"}}),
+        httpx.Response(200, json={"code": 0, "message": "", "data": {
+            "items": [mobizon_item(101, "REJECTD")], "totalItemCount": "101"}}),
+    ]  # fmt: skip
+    route = respx.post(MOBIZON).mock(side_effect=pages)
+    since = dt.datetime(2026, 5, 1, 5, 0, 0, 500, tzinfo=UTC)  # 10:00:00 in Almaty (UTC+5), whole seconds
+    records = list(mobizon.iter_delivery_records(["42"], since=since, concurrency=1))
+    assert route.call_count == 2
+    bodies = [call.request.content.decode() for call in route.calls]
+    assert bodies[0] == (
+        "criteria%5BcampaignIds%5D%5B0%5D=42&criteria%5BstatusUpdateTsFrom%5D=2026-05-01+10%3A00%3A00"
+        "&pagination%5BcurrentPage%5D=0&pagination%5BpageSize%5D=100"
+    )
+    assert bodies[1] == bodies[0].replace("currentPage%5D=0", "currentPage%5D=1")
+    assert str(route.calls[0].request.url) == f"{MOBIZON}?output=json&api=v1&apiKey={MOBIZON_KEY}"
+    assert len(records) == 101
+    assert records[0] == DeliveryRecord(
+        provider="mobizon", campaign_id="42", message_id="1", recipient="77010000001", status="delivered",
+        provider_status="DELIVRD", parts=2, cost=Decimal("0.10"),
+        created_at=dt.datetime(2026, 5, 1, 5, 0, 0, tzinfo=UTC),
+        updated_at=dt.datetime(2026, 5, 1, 5, 0, 7, tzinfo=UTC),
+    )
+    assert (records[-1].status, records[-1].provider_status) == ("failed", "REJECTD")
+
+
+@respx.mock
+def test_mobizon_without_since_sends_no_filter_and_reads_each_campaign(mobizon: MobizonHook) -> None:
+    route = respx.post(MOBIZON).mock(return_value=httpx.Response(200, json={
+        "code": 0, "message": "", "data": {"items": [mobizon_item(1, "SOMETHING_NEW")], "totalItemCount": "1"}}))
+    records = list(mobizon.iter_delivery_records([7, 8]))
+    assert [call.request.content.decode() for call in route.calls] == [
+        f"criteria%5BcampaignIds%5D%5B0%5D={cid}&pagination%5BcurrentPage%5D=0&pagination%5BpageSize%5D=100"
+        for cid in (7, 8)
+    ]
+    # A status the table does not know is pending, the provider's word kept.
+    assert {(r.status, r.provider_status) for r in records} == {("pending", "SOMETHING_NEW")}
+
+
+def test_mobizon_statuses_follow_the_sms_status_table() -> None:
+    final = {"UNDELIV": "undelivered", "REJECTD": "failed", "DELIVRD": "delivered", "EXPIRED": "undelivered",
+             "DELETED": "undelivered"}  # fmt: skip
+    for word in ("NEW", "ENQUEUD", "ACCEPTD", "PDLIVRD"):
+        assert MobizonHook.message_status(word) == "pending"
+    assert {word: MobizonHook.message_status(word) for word in final} == final
+
+
+# ------------------------------------------------------------------------ BSG
+
+
+@pytest.fixture
+def bsg(monkeypatch: pytest.MonkeyPatch) -> Iterator[BsgHook]:
+    conn = {"conn_type": "bsg", "password": "live_0123456789abcdefghijKLMNOP", "extra": {"retry_base_delay": 0.001}}
+    monkeypatch.setenv("AIRFLOW_CONN_BSG_DEFAULT", json.dumps(conn))
+    hook = BsgHook()
+    yield hook
+    hook.close()
+
+
+def bsg_item(message_id: int, status: str = "delivered", delivered_at: str | None = "2025-03-20 05:11:21"
+             ) -> dict[str, object]:
+    """A MessageApiSchema item as openapi.yaml's example shows it."""
+    return {"id": message_id, "campaign_id": 58982653, "reference_id": None, "type": "sms", "source": "web",
+            "text": "Test", "phone": 380981171206, "validity": 72, "status": status,
+            "amount": {"value": "0.0100000", "currency": "UAH"}, "sender": "testsms",
+            "created_at": "2025-03-20 05:11:15", "sent_at": "2025-03-20 05:11:16", "delivered_at": delivered_at,
+            "country": "UA", "parts": 1}  # fmt: skip
+
+
+def bsg_page(items: list[dict[str, object]], total: int, offset: int) -> httpx.Response:
+    return httpx.Response(200, json={"data": items, "meta": {"page": {"limit": 500, "offset": offset, "total": total}}})
+
+
+@respx.mock
+def test_bsg_pages_by_offset_in_id_order_and_filters_since_itself(bsg: BsgHook) -> None:
+    login_route(TOKEN)
+    first = [bsg_item(i) for i in range(1, 501)]
+    second = [bsg_item(501, "undelivered", None), bsg_item(502, delivered_at="2025-03-19 00:00:00")]
+    route = respx.get(BSG).mock(side_effect=[bsg_page(first, 502, 0), bsg_page(second, 502, 500)])
+    since = dt.datetime(2025, 3, 20, 5, 11, 20, tzinfo=UTC)
+    records = list(bsg.iter_delivery_records([58982653], since=since, concurrency=2))
+    assert [str(call.request.url) for call in route.calls] == [
+        f"{BSG}?filter%5Bcampaign_id%5D=58982653&page%5Boffset%5D={offset}&page%5Blimit%5D=500&sort=id&way=asc"
+        for offset in (0, 500)
+    ]
+    # 500 delivered after since; 501 undelivered (its change has no time: kept); 502 delivered before: left out.
+    assert [r.message_id for r in records] == [str(i) for i in range(1, 502)]
+    assert records[0] == DeliveryRecord(
+        provider="bsg", campaign_id="58982653", message_id="1", recipient="380981171206", status="delivered",
+        provider_status="delivered", parts=1, cost=Decimal("0.0100000"),
+        created_at=dt.datetime(2025, 3, 20, 5, 11, 15, tzinfo=UTC),
+        updated_at=dt.datetime(2025, 3, 20, 5, 11, 21, tzinfo=UTC),
+    )
+    assert (records[-1].status, records[-1].updated_at) == ("undelivered", dt.datetime(2025, 3, 20, 5, 11, 16,
+                                                                                          tzinfo=UTC))
+
+
+@respx.mock
+def test_bsg_empty_campaign_is_one_request(bsg: BsgHook) -> None:
+    login_route(TOKEN)
+    route = respx.get(BSG).mock(return_value=bsg_page([], 0, 0))
+    assert list(bsg.iter_delivery_records([1])) == []
+    assert route.call_count == 1
+
+
+def test_bsg_statuses() -> None:
+    assert {w: BsgHook.message_status(w) for w in ("sent", "delivered", "read", "expired", "failed", "new-word")} == {
+        "sent": "pending", "delivered": "delivered", "read": "delivered", "expired": "undelivered",
+        "failed": "failed", "new-word": "pending"}  # fmt: skip
+
+
+# ------------------------------------------------------------------------ Ogangi
+
+
+def test_ogangi_says_what_its_api_lacks_before_any_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_OGANGI_DEFAULT", json.dumps({"conn_type": "ogangi"}))
+    with respx.mock(assert_all_called=False) as router:
+        with pytest.raises(exc.SmsNotSupportedError, match="no call that lists a broadcast's messages") as info:
+            next(OgangiHook().iter_delivery_records([5]))
+        assert router.calls.call_count == 0
+    assert "5" in str(info.value)
