@@ -85,8 +85,13 @@ class Deployment:
         started = time.monotonic()
         self.postgres.start()
         self.postgres.create_database("airflow")
+        # The warehouse of example_delivery_report: a database of its own on the same cluster.
+        self.postgres.create_database("sms_reports")
         self.sandbox = SandboxServer(**self.sandbox_config).start()
         env = {**connections(self.sandbox.url), **self.extra_env}
+        env["AIRFLOW_CONN_SMS_REPORTS_DB"] = json.dumps({"conn_type": "postgres", "host": "127.0.0.1",
+                                                         "port": self.postgres.port, "login": "airflow",
+                                                         "schema": "sms_reports"})  # fmt: skip
         if self.redis is not None:
             self.redis.start()
             env.update({

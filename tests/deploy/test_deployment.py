@@ -35,6 +35,7 @@ SENSORS = {
     "example_mobizon_campaign": "wait_for_done",
     "example_bsg_campaign": "wait_for_done",
     "example_any_provider_campaign": "wait_for_done",
+    "example_delivery_report": "wait_for_done",
     "example_ogangi_broadcast": "wait_until_finished",
 }
 # A failing load task is the point of this example: its callbacks text the on-call phones.
@@ -115,6 +116,9 @@ def test_provider_final_state(deployment: Deployment, example_runs: dict[str, An
         assert len(spring) == 1 and spring[0]["status"] == "DONE", spring
         assert sorted(m["to"] for m in spring[0]["messages"]) == ["77011112201", "77011112202", "77011112205",
                                                                   "77011112213"]
+    if example_runs["example_delivery_report"]["state"] == "success":  # its own check_report compared the table
+        pickup = [c for n, c in names.items() if n.startswith("Pickup")]
+        assert len(pickup) == 1 and len(pickup[0]["messages"]) == 6, pickup
     bsg = sandbox_state(url, "bsg")
     messages = [m for c in bsg["campaigns"] for m in c.get("messages", [])]
     on_call = {380501234567, 380501234568}  # example_sms_notifier's numbers, texted over BSG

@@ -34,7 +34,9 @@ def context_without_logical_date() -> dict:
 
     run_after = dt.datetime(2026, 3, 1, 9, 30, tzinfo=dt.timezone.utc)
     ti = mock.MagicMock(name="ti")
-    ti.xcom_pull = lambda *args, **kwargs: {"campaign_id": 42, "broadcast_id": 7}  # the sandbox calls plain callables
+    # the sandbox calls plain callables; campaign_ids: the neutral operator's summary
+    ti.xcom_pull = lambda *args, **kwargs: ({"campaign_id": 42, "broadcast_id": 7,
+                                                  "campaign_ids": [42]})
     return {
         "dag_run": mock.MagicMock(run_after=run_after, logical_date=None, run_id="manual__2026-03-01T09:30:00"),
         "run_id": "manual__2026-03-01T09:30:00", "ti": ti, "task_instance": ti, "params": mock.MagicMock(),

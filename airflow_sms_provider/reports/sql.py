@@ -1,0 +1,245 @@
+"""A SQL table as a delivery-report destination, through any ``common.sql`` connection (``DbApiHook``).
+
+An export is written into a staging table of its own (named from the target and the export key) with the
+hook's ``insert_rows(replace=True, replace_index=(provider, message_id))`` — the dialect's upsert: ``REPLACE
+INTO`` on SQLite and MySQL, ``INSERT ... ON CONFLICT DO UPDATE`` on PostgreSQL, ``MERGE`` where the hook's
+dialect says so. ``commit`` then moves it into the target in one transaction (delete the rows it replaces,
+``INSERT ... SELECT``, drop the stage), so the target only ever holds whole exports and one row per
+``(provider, message_id)``: a task killed mid-export leaves the target as it was, and its retry (same export
+key) drops the stale stage and starts again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Sequence
+from contextlib import closing
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow_sms_provider.exceptions import SmsValidationError
+from airflow_sms_provider.reports.record import COLUMNS, DeliveryRecord
+
+log = logging.getLogger(__name__)
+
+KEY: tuple[str, str] = ("provider", "message_id")
+"""The primary key: one row per message, whatever retries happen."""
+
+# Portable column types (SQLite, PostgreSQL, MySQL, SQL Server 2016+): plain SQL-92 names; ids stay text
+# because providers' ids are not all numeric, and 255 keeps the two-column key within every index limit.
+COLUMN_TYPES: dict[str, str] = {
+    "provider": "VARCHAR(32) NOT NULL",
+    "campaign_id": "VARCHAR(255) NOT NULL",
+    "message_id": "VARCHAR(255) NOT NULL",
+    "recipient": "VARCHAR(255) NOT NULL",
+    "status": "VARCHAR(32) NOT NULL",
+    "provider_status": "VARCHAR(255) NOT NULL",
+    "parts": "INTEGER",
+    "cost": "NUMERIC(18, 6)",
+    "created_at": "TIMESTAMP WITH TIME ZONE",
+    "updated_at": "TIMESTAMP WITH TIME ZONE",
+    "error_code": "VARCHAR(255)",
+}
+assert tuple(COLUMN_TYPES) == COLUMNS, "COLUMN_TYPES and _row must follow DeliveryRecord"
+
+# An unquoted identifier every SQL dialect accepts; 63 is PostgreSQL's limit (longer names are cut silently).
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+def validate_table(table: str) -> tuple[str | None, str]:
+    """``(schema, name)`` of ``table`` (``name`` or ``schema.name``), or SmsValidationError naming it.
+
+    Names are put into SQL as they are (no driver can bind a table name), so only plain identifiers pass.
+    """
+    parts = table.split(".") if isinstance(table, str) else []
+    if not 1 <= len(parts) <= 2 or not all(_IDENTIFIER.fullmatch(part) for part in parts):
+        raise SmsValidationError(
+            f"table={table!r}: expected a table name, optionally schema-qualified (schema.table), "
+            "each part letters, digits and underscores, not starting with a digit, at most 63 characters",
+            field="table",
+            value=table,
+        )
+    return (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
+
+
+def create_table_sql(table: str) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` for the report's columns, keyed by (provider, message_id)."""
+    validate_table(table)
+    columns = ",\n".join(f"    {name} {kind}" for name, kind in COLUMN_TYPES.items())
+    return f"CREATE TABLE IF NOT EXISTS {table} (\n{columns},\n    PRIMARY KEY ({', '.join(KEY)})\n)"
+
+
+def stage_table(table: str, export_key: str) -> str:
+    """The staging table of one export: beside the target (same schema), the same for a retry of it."""
+    schema, _ = validate_table(table)
+    digest = hashlib.sha256(f"{table}\0{export_key}".encode()).hexdigest()[:16]
+    name = f"sms_report_stage_{digest}"
+    return f"{schema}.{name}" if schema else name
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """Timestamps in UTC, so text-stored ones (SQLite) sort right; naive ones are taken as UTC."""
+    if value is None or value.tzinfo is timezone.utc:
+        return value
+    return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _row(r: DeliveryRecord) -> tuple[Any, ...]:
+    """The record's values in COLUMNS order (spelled out: this runs once per message)."""
+    return (r.provider, r.campaign_id, r.message_id, r.recipient, r.status, r.provider_status, r.parts, r.cost,
+            _utc(r.created_at), _utc(r.updated_at), r.error_code)  # fmt: skip
+
+
+def _as_utc(value: Any) -> datetime | None:
+    """A watermark read back: a datetime (PostgreSQL) or ISO text (SQLite), made timezone-aware UTC."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        value = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+class SqlSink:
+    """Delivery records into ``table`` over the ``common.sql`` connection ``conn_id``."""
+
+    def __init__(self, conn_id: str, table: str, *, create_table: bool = False, batch_size: int = 1000) -> None:
+        validate_table(table)
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise SmsValidationError(
+                f"batch_size={batch_size!r}: expected a positive integer", field="batch_size", value=batch_size
+            )
+        self.conn_id = conn_id
+        self.table = table
+        self.create_table = create_table
+        self.batch_size = batch_size
+        self._hook: Any = None
+
+    @property
+    def hook(self) -> Any:
+        """The connection's own DbApiHook (SqliteHook, PostgresHook, ...), looked up once."""
+        if self._hook is None:
+            from airflow.providers.common.compat.sdk import BaseHook
+            from airflow.providers.common.sql.hooks.sql import DbApiHook
+
+            hook = BaseHook.get_connection(self.conn_id).get_hook()
+            if not isinstance(hook, DbApiHook):
+                raise SmsValidationError(
+                    f"sql_conn_id={self.conn_id!r}: {type(hook).__name__} is not a common.sql (DbApiHook) hook",
+                    field="sql_conn_id",
+                    value=self.conn_id,
+                )
+            self._hook = hook
+        return self._hook
+
+    def describe(self) -> str:
+        """Where the rows go: table and connection id (never the connection's URI)."""
+        return f"table {self.table} on connection {self.conn_id}"
+
+    def open(self, export_key: str, *, incremental: bool) -> SqlWriter:
+        """Begin an export into a fresh staging table (a stale one from a killed try is dropped)."""
+        if self.create_table:
+            self.hook.run(create_table_sql(self.table))
+        stage = stage_table(self.table, export_key)
+        self.hook.run([f"DROP TABLE IF EXISTS {stage}", create_table_sql(stage)])
+        return SqlWriter(self, stage, incremental=incremental)
+
+    def watermark(
+        self, provider: str, campaign_ids: Sequence[str], *, export_key: str | None = None
+    ) -> datetime | None:
+        """max(updated_at) of these campaigns' rows; None when there are none or the table cannot be read.
+
+        A table that cannot be read means a full export, which is always correct (only slower); a broken
+        connection then fails on the first write. ``export_key`` is accepted for the file sink's sake and not
+        needed: rows a committed try wrote are in the table, so its retry may start from them.
+        """
+        ids = [str(campaign_id) for campaign_id in campaign_ids]
+        if not ids:
+            return None
+        marks = ", ".join([self.hook.placeholder] * len(ids))
+        sql = (
+            f"SELECT MAX(updated_at) FROM {self.table} "
+            f"WHERE provider = {self.hook.placeholder} AND campaign_id IN ({marks})"
+        )
+        try:
+            row = self.hook.get_first(sql, parameters=[provider, *ids])
+        except Exception as exc:  # the drivers' "no such table" errors share no class
+            log.warning("No watermark from %s (%s): exporting everything", self.describe(), type(exc).__name__)
+            return None
+        return _as_utc(row[0]) if row else None
+
+
+class SqlWriter:
+    """One export's staging table; ``commit`` moves it into the target in one transaction."""
+
+    def __init__(self, sink: SqlSink, stage: str, *, incremental: bool) -> None:
+        self.sink = sink
+        self.stage = stage
+        self.incremental = incremental
+        self._buffer: list[tuple[Any, ...]] = []
+        self.written = 0
+
+    def write(self, records: Sequence[DeliveryRecord]) -> None:
+        """Buffer the records; every ``batch_size`` of them go to the stage in one upserting insert_rows."""
+        self._buffer.extend(_row(record) for record in records)
+        while len(self._buffer) >= self.sink.batch_size:
+            batch, self._buffer = self._buffer[: self.sink.batch_size], self._buffer[self.sink.batch_size :]
+            self._flush(batch)
+
+    def _flush(self, rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        # replace: a message listed twice (a page that shifted under us) stays one row in the stage.
+        self.sink.hook.insert_rows(
+            self.stage,
+            rows,
+            target_fields=list(COLUMNS),
+            commit_every=self.sink.batch_size,
+            replace=True,
+            replace_index=list(KEY),
+            executemany=True,
+        )
+        self.written += len(rows)
+
+    def commit_sql(self) -> list[str]:
+        """The statements of the commit transaction, in order."""
+        table, stage = self.sink.table, self.stage
+        # Incremental: replace the exported messages only. Full: the exported campaigns become exactly the
+        # export (a message the provider no longer lists does not linger).
+        # The target is named unqualified inside the subquery: `schema.table.column` is not valid everywhere.
+        _, name = validate_table(table)
+        keys = KEY if self.incremental else ("provider", "campaign_id")
+        match = " AND ".join(f"s.{column} = {name}.{column}" for column in keys)
+        columns = ", ".join(COLUMNS)
+        return [
+            f"DELETE FROM {table} WHERE EXISTS (SELECT 1 FROM {stage} s WHERE {match})",
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage}",
+            f"DROP TABLE {stage}",
+        ]
+
+    def commit(self) -> int:
+        """Flush the rest, then replace the target's rows with the stage's in one transaction."""
+        self._flush(self._buffer)
+        self._buffer = []
+        hook = self.sink.hook
+        with closing(hook.get_conn()) as conn:
+            if hook.supports_autocommit:
+                hook.set_autocommit(conn, False)
+            with closing(conn.cursor()) as cur:
+                cur.execute(f"SELECT COUNT(*) FROM {self.stage}")
+                rows = int(cur.fetchone()[0])
+                try:
+                    for statement in self.commit_sql():
+                        cur.execute(statement)
+                    conn.commit()
+                except BaseException:
+                    conn.rollback()
+                    raise
+        log.info("Report committed: %d rows into %s", rows, self.sink.describe())
+        return rows
+
+    def abort(self) -> None:
+        """Drop the stage: the target was never touched."""
+        self._buffer = []
+        self.sink.hook.run(f"DROP TABLE IF EXISTS {self.stage}")

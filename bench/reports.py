@@ -1,0 +1,183 @@
+"""Benchmark 8: N delivery records into a report destination, the sink side alone, and its peak RSS.
+
+The records are made in the child, 1,000 at a time, in the shape a hook's ``iter_delivery_records``
+yields them (the listing itself is row 4's message/list paging: compare the rate printed here with
+that one's, which is what the status endpoint allows). Each destination is written the way the
+report operator writes it: ``sink.open(key)``, ``write`` in batches, ``commit``.
+
+* ``sql``: ``SqlSink`` on a SQLite connection (file on local disk), ``create_table=True``;
+* ``csv`` / ``parquet``: ``FileSink`` to a local ``file://`` path (Parquet only with the ``parquet``
+  extra installed; skipped otherwise).
+
+The child warms up (imports, one 1,000-record export to another table/file), takes its idle RSS, resets
+the kernel's peak counter (``/proc/self/clear_refs``), then times the export: the peak it reports is
+the export's own.
+
+Child: ``python -m bench.reports SINK COUNT WORKDIR``.
+
+**End to end** (``run_export``, once the hooks' ``iter_delivery_records`` is installed): one Mobizon
+campaign of N messages in the sandbox (in its own process, ``latency_ms`` per request and twice that per
+new connection), then, in one child and in turn: *listing*, ``MobizonHook.iter_messages`` by campaign with
+``concurrency`` pages in flight over keep-alive connections and nothing else (what the status endpoint
+gives: the limit), and for each sink ``SmsDeliveryReportOperator.execute`` as a DAG runs it (records
+built, batches, sink, commit). Throughput = messages per wall-clock second; the peak RSS of each export
+above the child's idle RSS (counter reset before each).
+
+Child: ``python -m bench.reports export COUNT WORKDIR LATENCY CONCURRENCY``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from bench.common import Timer, emit, peak_rss_mb, phone, reset_peak_rss, rss_mb, run_child
+
+SINKS = ("csv", "parquet", "sql")
+BATCH = 1000
+T0 = datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)
+
+
+def batches(count: int, campaign: str = "7001") -> Iterator[list[Any]]:
+    """``count`` records, ``BATCH`` at a time (never all of them at once)."""
+    from airflow_sms_provider.reports.record import DeliveryRecord
+
+    for start in range(0, count, BATCH):
+        yield [
+            DeliveryRecord(
+                provider="mobizon", campaign_id=campaign, message_id=str(10_000_000 + i), recipient=phone(i),
+                status="delivered" if i % 10 else "undelivered", provider_status="DELIVRD" if i % 10 else "UNDELIV",
+                parts=1 + i % 2, cost=Decimal("0.0125"), created_at=T0,
+                updated_at=T0 + timedelta(seconds=i % 86_400), error_code=None if i % 10 else "1",
+            )
+            for i in range(start, min(start + BATCH, count))
+        ]
+
+
+def make_sink(kind: str, workdir: Path, name: str) -> Any:
+    if kind == "sql":
+        from airflow_sms_provider.reports.sql import SqlSink
+
+        return SqlSink("bench_reports_db", name, create_table=True)
+    from airflow_sms_provider.reports.files import FileSink  # type: ignore[import-not-found,unused-ignore]
+
+    return FileSink(f"file://{workdir / name}.{kind}")
+
+
+def export(sink: Any, count: int, key: str) -> int:
+    writer = sink.open(key, incremental=False)
+    for batch in batches(count):
+        writer.write(batch)
+    return int(writer.commit())
+
+
+def child(kind: str, count: int, workdir: Path) -> None:
+    import logging
+    import os
+
+    # The hook logs every insert_rows chunk at INFO: a thousand lines would time the logger, not the sink.
+    logging.disable(logging.INFO)
+    db = workdir / "reports.db"
+    os.environ["AIRFLOW_CONN_BENCH_REPORTS_DB"] = json.dumps({"conn_type": "sqlite", "host": str(db)})
+    export(make_sink(kind, workdir, "warmup"), BATCH, "warmup")
+    idle = rss_mb()
+    reset_peak_rss()
+    sink = make_sink(kind, workdir, "delivery")
+    with Timer() as timer:
+        rows = export(sink, count, "bench/report/1")
+    assert rows == count, (rows, count)
+    size = db.stat().st_size if kind == "sql" else (workdir / f"delivery.{kind}").stat().st_size
+    emit({"sink": kind, "count": count, "seconds": timer.wall, "cpu_seconds": timer.cpu, "rate": count / timer.wall,
+          "idle_rss_mb": idle, "peak_rss_mb": peak_rss_mb(), "peak_above_idle_mb": peak_rss_mb() - idle,
+          "bytes": size})  # fmt: skip
+
+
+def available(kind: str) -> bool:
+    """Whether this install has what the sink needs (FileSink lands with the report operator; pyarrow is an extra)."""
+    import importlib.util
+
+    if kind == "sql":
+        return importlib.util.find_spec("airflow.providers.sqlite") is not None
+    if importlib.util.find_spec("airflow_sms_provider.reports.files") is None:
+        return False
+    return kind != "parquet" or importlib.util.find_spec("pyarrow") is not None
+
+
+def run(count: int, workdir: Path) -> list[dict[str, Any]]:
+    results = []
+    for kind in SINKS:
+        if not available(kind):
+            results.append({"sink": kind, "count": count, "skipped": True})
+            continue
+        here = workdir / kind
+        here.mkdir(parents=True, exist_ok=True)
+        results.append(run_child("reports", kind, count, here))
+    return results
+
+
+def export_child(count: int, workdir: Path, latency: float, concurrency: int) -> None:
+    import logging
+    import os
+
+    import httpx
+
+    from airflow_sms_provider.hooks.mobizon import MobizonHook
+    from airflow_sms_provider.operators.reports import SmsDeliveryReportOperator
+    from bench.common import CONN_ID, new_campaign
+
+    logging.disable(logging.INFO)  # progress and insert_rows lines: not what is measured
+    url = os.environ["BENCH_SANDBOX_URL"]
+    os.environ["AIRFLOW_CONN_BENCH_REPORTS_DB"] = json.dumps({"conn_type": "sqlite", "host": str(workdir / "r.db")})
+    httpx.post(f"{url}/_sandbox/config", json={"latency_ms": 0}).raise_for_status()
+    hook = MobizonHook(CONN_ID)
+    campaign_id = new_campaign()
+    hook.add_recipients_in_portions(campaign_id, (phone(i) for i in range(count)))
+    warmup = new_campaign()
+    hook.add_recipients_in_portions(warmup, (phone(i) for i in range(BATCH)))
+    wire = {"latency_ms": latency, "connect_latency_ms": 2 * latency}
+    httpx.post(f"{url}/_sandbox/config", json=wire).raise_for_status()
+
+    def operator(kind: str, ids: int) -> Any:
+        where = ({"sql_conn_id": "bench_reports_db", "table": f"delivery_{ids}", "create_table": True} if kind == "sql"
+                 else {"destination": f"file://{workdir}/delivery_{ids}.{kind}"})  # fmt: skip
+        return SmsDeliveryReportOperator(task_id=f"report_{kind}", conn_id=CONN_ID, campaign_ids=[ids],
+                                         concurrency=concurrency, **where)  # fmt: skip
+
+    context = {"run_id": "bench"}
+    kinds = [kind for kind in SINKS if kind != "parquet" or available("parquet")]
+    for kind in kinds:  # imports, connections, the sinks' first table/file
+        operator(kind, warmup).execute(context)
+    rows: dict[str, Any] = {}
+    with Timer() as timer:
+        listed = sum(1 for _ in hook.iter_messages({"campaignIds": [campaign_id]}, concurrency=concurrency))
+    assert listed == count, listed
+    rows["listing"] = {"seconds": timer.wall, "cpu_seconds": timer.cpu, "rate": count / timer.wall}
+    for kind in kinds:
+        idle = rss_mb()
+        reset_peak_rss()
+        with Timer() as timer:
+            summary = operator(kind, campaign_id).execute(context)
+        assert summary["rows"] == count, summary
+        rows[kind] = {"seconds": timer.wall, "cpu_seconds": timer.cpu, "rate": count / timer.wall, "idle_rss_mb": idle,
+                      "peak_above_idle_mb": peak_rss_mb() - idle}  # fmt: skip
+    emit({"count": count, "latency_ms": latency, "concurrency": concurrency, "rows": rows})
+
+
+def run_export(count: int, workdir: Path, latency: float, concurrency: int) -> dict[str, Any]:
+    from bench.common import sandbox
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    with sandbox() as box:
+        return run_child("reports", "export", count, workdir, latency, concurrency, url=box.url)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "export":
+        export_child(int(sys.argv[2]), Path(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]))
+    else:
+        child(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]))

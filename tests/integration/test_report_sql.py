@@ -1,0 +1,187 @@
+"""SqlSink over a real common.sql connection (SQLite, defined as AIRFLOW_CONN_*): one row per message whatever
+retries, kills and aborts happen, incremental vs full exports, the watermark."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from airflow_sms_provider.exceptions import SmsValidationError
+from airflow_sms_provider.reports.record import DeliveryRecord
+from airflow_sms_provider.reports.sql import SqlSink, stage_table
+from tests.worker_kill import wait_until
+
+T0 = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
+
+
+def records(campaign: str, ids: range, status: str = "delivered", provider: str = "mobizon") -> list[DeliveryRecord]:
+    return [
+        DeliveryRecord(
+            provider=provider, campaign_id=campaign, message_id=f"{campaign}-{i}", recipient=f"7700{i:07d}",
+            status=status, provider_status=status.upper(), parts=1, cost=Decimal("0.05"),
+            created_at=T0, updated_at=T0 + timedelta(seconds=i), error_code=None,
+        )
+        for i in ids
+    ]
+
+
+@pytest.fixture
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """``reports_db``: a SQLite connection to a fresh file."""
+    path = tmp_path / "reports.db"
+    monkeypatch.setenv("AIRFLOW_CONN_REPORTS_DB", json.dumps({"conn_type": "sqlite", "host": str(path)}))
+    yield path
+
+
+def rows(path: Path, sql: str = "SELECT message_id, status FROM delivery ORDER BY message_id") -> list[tuple]:
+    with sqlite3.connect(path) as conn:
+        return list(conn.execute(sql))
+
+
+def tables(path: Path) -> set[str]:
+    return {name for (name,) in rows(path, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def export(sink: SqlSink, key: str, batches: list[list[DeliveryRecord]], incremental: bool = False) -> int:
+    writer = sink.open(key, incremental=incremental)
+    for batch in batches:
+        writer.write(batch)
+    return writer.commit()
+
+
+def test_export_creates_table_and_writes_every_field(db: Path) -> None:
+    sink = SqlSink("reports_db", "delivery", create_table=True, batch_size=4)
+    assert export(sink, "d/t/r1", [records("7", range(5)), records("7", range(5, 10))]) == 10
+    assert rows(db, "SELECT * FROM delivery WHERE message_id = '7-3'") == [
+        ("mobizon", "7", "7-3", "77000000003", "delivered", "DELIVERED", 1, 0.05,
+         "2026-11-30T12:00:00+00:00", "2026-11-30T12:00:03+00:00", None)
+    ]
+    assert len(rows(db)) == 10
+    assert tables(db) == {"delivery"}  # the stage is gone
+
+
+def test_a_message_listed_twice_is_one_row(db: Path) -> None:
+    sink = SqlSink("reports_db", "delivery", create_table=True, batch_size=3)
+    # A page that shifted under the listing repeats messages, the second time with a newer status.
+    assert export(sink, "k", [records("7", range(4), "pending"), records("7", range(2, 6))]) == 6
+    assert rows(db) == [("7-0", "pending"), ("7-1", "pending")] + [(f"7-{i}", "delivered") for i in range(2, 6)]
+
+
+def test_retry_with_the_same_key_leaves_one_row_per_message(db: Path) -> None:
+    sink = SqlSink("reports_db", "delivery", create_table=True)
+    export(sink, "d/t/r1", [records("7", range(100), "pending")])
+    export(sink, "d/t/r1", [records("7", range(100), "delivered")])
+    assert rows(db, "SELECT COUNT(*), COUNT(DISTINCT message_id), MIN(status) FROM delivery") == [
+        (100, 100, "delivered")
+    ]
+
+
+def test_full_export_replaces_its_campaigns_and_keeps_the_others(db: Path) -> None:
+    sink = SqlSink("reports_db", "delivery", create_table=True)
+    export(sink, "a", [records("7", range(5)), records("8", range(3))])
+    export(sink, "b", [records("7", range(2), "undelivered")])  # campaign 7 now lists two messages
+    assert rows(db) == [("7-0", "undelivered"), ("7-1", "undelivered"), ("8-0", "delivered"),
+                        ("8-1", "delivered"), ("8-2", "delivered")]
+
+
+def test_incremental_export_updates_only_the_changed_messages(db: Path) -> None:
+    sink = SqlSink("reports_db", "delivery", create_table=True)
+    export(sink, "a", [records("7", range(5), "pending")])
+    export(sink, "b", [records("7", range(3, 4), "delivered")], incremental=True)
+    assert rows(db) == [("7-0", "pending"), ("7-1", "pending"), ("7-2", "pending"), ("7-3", "delivered"),
+                        ("7-4", "pending")]
+
+
+def test_abort_drops_the_stage_and_leaves_the_target(db: Path) -> None:
+    sink = SqlSink("reports_db", "delivery", create_table=True, batch_size=2)
+    export(sink, "a", [records("7", range(3), "pending")])
+    writer = sink.open("b", incremental=False)
+    writer.write(records("7", range(3), "delivered"))
+    assert stage_table("delivery", "b") in tables(db)
+    writer.abort()
+    assert tables(db) == {"delivery"}
+    assert rows(db) == [("7-0", "pending"), ("7-1", "pending"), ("7-2", "pending")]
+
+
+KILLED_EXPORT = textwrap.dedent(
+    """
+    import sys, time
+    from tests.integration.test_report_sql import records
+    from airflow_sms_provider.reports.sql import SqlSink
+
+    writer = SqlSink("reports_db", "delivery", create_table=True, batch_size=100).open("d/t/r2", incremental=False)
+    writer.write(records("7", range(250), "delivered"))  # two batches are in the stage, 50 in memory
+    open(sys.argv[1], "w").close()  # stdout carries Airflow's log lines: a file says "written"
+    time.sleep(60)
+    """
+)
+
+
+def test_export_killed_mid_way_leaves_the_target_and_its_retry_one_row_per_message(db: Path) -> None:
+    sink = SqlSink("reports_db", "delivery", create_table=True, batch_size=100)
+    export(sink, "d/t/r1", [records("7", range(250), "pending")])
+    written = db.with_name("written")
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_EXPORT, str(written)], stdout=subprocess.DEVNULL,
+        env=os.environ.copy(), cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        wait_until(lambda: written.exists() or child.poll() is not None, 60, "the export to write two batches")
+        assert child.poll() is None, "the export ended before it was killed"
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+    # The killed try reached the stage, never the target.
+    assert rows(db, f"SELECT COUNT(*) FROM {stage_table('delivery', 'd/t/r2')}") == [(200,)]
+    assert rows(db, "SELECT COUNT(*), MIN(status), MAX(status) FROM delivery") == [(250, "pending", "pending")]
+
+    assert export(sink, "d/t/r2", [records("7", range(250), "delivered")]) == 250  # the retry
+    assert rows(db, "SELECT COUNT(*), COUNT(DISTINCT message_id), MIN(status) FROM delivery") == [
+        (250, 250, "delivered")
+    ]
+    assert tables(db) == {"delivery"}
+
+
+def test_watermark(db: Path) -> None:
+    sink = SqlSink("reports_db", "delivery", create_table=True)
+    assert sink.watermark("mobizon", ["7"]) is None  # no table yet
+    export(sink, "a", [records("7", range(10)), records("8", range(20)), records("7", range(30), provider="bsg")])
+    assert sink.watermark("mobizon", ["7"]) == T0 + timedelta(seconds=9)
+    assert sink.watermark("mobizon", ["7", "8"]) == T0 + timedelta(seconds=19)
+    assert sink.watermark("mobizon", ["9"]) is None
+    assert sink.watermark("ogangi", ["7"]) is None
+    assert sink.watermark("mobizon", []) is None
+
+
+def test_schema_qualified_table(db: Path) -> None:
+    sink = SqlSink("reports_db", "main.delivery", create_table=True)  # SQLite's schema of the main database
+    assert export(sink, "a", [records("7", range(3))]) == 3
+    export(sink, "b", [records("7", range(1), "failed")], incremental=True)
+    assert rows(db)[0] == ("7-0", "failed")
+    assert sink.watermark("mobizon", ["7"]) == T0 + timedelta(seconds=2)
+
+
+def test_without_create_table_a_missing_table_fails_the_commit(db: Path) -> None:
+    writer = SqlSink("reports_db", "delivery").open("a", incremental=False)
+    writer.write(records("7", range(3)))
+    with pytest.raises(sqlite3.OperationalError, match="no such table: delivery"):
+        writer.commit()
+
+
+def test_a_connection_without_a_sql_hook_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_NOT_SQL", json.dumps({"conn_type": "mobizon", "host": "http://127.0.0.1:9"}))
+    with pytest.raises(SmsValidationError, match=r"sql_conn_id='not_sql': MobizonHook is not a common.sql"):
+        SqlSink("not_sql", "delivery").watermark("mobizon", ["7"])

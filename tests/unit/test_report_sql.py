@@ -1,0 +1,147 @@
+"""reports/sql.py: the exact SQL a SQL report destination sends, and what it refuses to put into SQL."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from airflow_sms_provider.exceptions import SmsValidationError
+from airflow_sms_provider.reports.record import COLUMNS, DeliveryRecord
+from airflow_sms_provider.reports.sql import (
+    COLUMN_TYPES,
+    SqlSink,
+    SqlWriter,
+    _as_utc,
+    _row,
+    create_table_sql,
+    stage_table,
+    validate_table,
+)
+
+EXPECTED_DDL = """CREATE TABLE IF NOT EXISTS sms.delivery (
+    provider VARCHAR(32) NOT NULL,
+    campaign_id VARCHAR(255) NOT NULL,
+    message_id VARCHAR(255) NOT NULL,
+    recipient VARCHAR(255) NOT NULL,
+    status VARCHAR(32) NOT NULL,
+    provider_status VARCHAR(255) NOT NULL,
+    parts INTEGER,
+    cost NUMERIC(18, 6),
+    created_at TIMESTAMP WITH TIME ZONE,
+    updated_at TIMESTAMP WITH TIME ZONE,
+    error_code VARCHAR(255),
+    PRIMARY KEY (provider, message_id)
+)"""
+
+ALL = ", ".join(COLUMNS)
+
+
+def test_ddl_is_exact_and_covers_every_record_field() -> None:
+    assert tuple(COLUMN_TYPES) == COLUMNS
+    assert create_table_sql("sms.delivery") == EXPECTED_DDL
+
+
+def test_ddl_runs_on_sqlite() -> None:
+    db = sqlite3.connect(":memory:")
+    db.execute(create_table_sql("delivery"))
+    db.execute(create_table_sql("delivery"))  # IF NOT EXISTS: a second run is harmless
+    assert [row[1] for row in db.execute("PRAGMA table_info(delivery)")] == list(COLUMNS)
+    assert [row[1] for row in db.execute("PRAGMA table_info(delivery)") if row[5]] == ["provider", "message_id"]
+
+
+@pytest.mark.parametrize("table", ["delivery", "_t1", "sms.delivery_reports", "S." + "x" * 63])
+def test_table_names_accepted(table: str) -> None:
+    schema, name = validate_table(table)
+    assert (f"{schema}.{name}" if schema else name) == table
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        "",
+        "1delivery",
+        "delivery; DROP TABLE users",
+        'delivery"',
+        "a.b.c",
+        ".delivery",
+        "delivery.",
+        "x" * 64,
+        "deli very",
+        "délivery",
+        "delivery--",
+    ],
+)
+def test_table_names_refused_naming_field_and_value(table: str) -> None:
+    with pytest.raises(SmsValidationError) as caught:
+        SqlSink("reports_db", table)
+    assert caught.value.field == "table"
+    # Not the value itself: an earlier test may have registered a secret it contains (then it is masked).
+    assert str(caught.value).startswith("table=") and ": expected a table name, optionally schema-qualified" in str(
+        caught.value
+    )
+
+
+def test_batch_size_must_be_positive() -> None:
+    with pytest.raises(SmsValidationError, match=r"batch_size=0: expected a positive integer"):
+        SqlSink("reports_db", "delivery", batch_size=0)
+
+
+def test_stage_is_beside_the_target_and_stable_per_export_key() -> None:
+    assert stage_table("delivery", "dag/task/run1") == stage_table("delivery", "dag/task/run1")
+    assert stage_table("delivery", "dag/task/run1") != stage_table("delivery", "dag/task/run2")
+    assert stage_table("delivery", "k") != stage_table("other", "k")
+    assert stage_table("delivery", "k").startswith("sms_report_stage_")
+    assert stage_table("sms.delivery", "k").startswith("sms.sms_report_stage_")
+    validate_table(stage_table("sms." + "x" * 63, "k" * 500))  # still a valid identifier, whatever the key
+
+
+def test_commit_sql_incremental_replaces_messages() -> None:
+    writer = SqlWriter(SqlSink("c", "sms.delivery"), "sms.sms_report_stage_ab", incremental=True)
+    assert writer.commit_sql() == [
+        "DELETE FROM sms.delivery WHERE EXISTS (SELECT 1 FROM sms.sms_report_stage_ab s "
+        "WHERE s.provider = delivery.provider AND s.message_id = delivery.message_id)",
+        f"INSERT INTO sms.delivery ({ALL}) SELECT {ALL} FROM sms.sms_report_stage_ab",
+        "DROP TABLE sms.sms_report_stage_ab",
+    ]
+
+
+def test_commit_sql_full_replaces_whole_campaigns() -> None:
+    writer = SqlWriter(SqlSink("c", "delivery"), "sms_report_stage_ab", incremental=False)
+    assert writer.commit_sql()[0] == (
+        "DELETE FROM delivery WHERE EXISTS (SELECT 1 FROM sms_report_stage_ab s "
+        "WHERE s.provider = delivery.provider AND s.campaign_id = delivery.campaign_id)"
+    )
+
+
+def test_row_is_in_column_order_with_utc_timestamps() -> None:
+    almaty = timezone(timedelta(hours=5))
+    record = DeliveryRecord(
+        provider="mobizon", campaign_id="7", message_id="70", recipient="77001234567", status="delivered",
+        provider_status="DELIVRD", parts=2, cost=Decimal("0.050"),
+        created_at=datetime(2026, 11, 30, 10, 0, tzinfo=almaty), updated_at=datetime(2026, 11, 30, 6, 0),
+        error_code=None,
+    )
+    assert _row(record) == (
+        "mobizon", "7", "70", "77001234567", "delivered", "DELIVRD", 2, Decimal("0.050"),
+        datetime(2026, 11, 30, 5, 0, tzinfo=timezone.utc), datetime(2026, 11, 30, 6, 0, tzinfo=timezone.utc), None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("stored", "expected"),
+    [
+        (None, None),
+        ("2026-11-30T05:00:00+00:00", datetime(2026, 11, 30, 5, tzinfo=timezone.utc)),  # SQLite: text
+        ("2026-11-30T10:00:00+05:00", datetime(2026, 11, 30, 5, tzinfo=timezone.utc)),
+        (datetime(2026, 11, 30, 5), datetime(2026, 11, 30, 5, tzinfo=timezone.utc)),  # naive: UTC
+    ],
+)
+def test_watermark_values_read_back_as_utc(stored: object, expected: datetime | None) -> None:
+    assert _as_utc(stored) == expected
+
+
+def test_describe_names_table_and_connection_only() -> None:
+    assert SqlSink("reports_db", "sms.delivery").describe() == "table sms.delivery on connection reports_db"
