@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,19 @@ def sandbox_state(url: str, provider: str) -> Any:
     return response.json()
 
 
-def sandbox_requests(url: str, provider: str | None = None) -> list[dict[str, Any]]:
+def sandbox_requests(url: str, provider: str | None = None, *, settled: bool = False) -> list[dict[str, Any]]:
+    """The sandbox's request log. ``settled``: first wait (10 s at most) until no request is in flight —
+    an answer a fault held past the client's timeout is logged only when it goes out, so counting
+    before that puts it among the next try's requests."""
     params = {"provider": provider} if provider else {}
-    response = httpx.get(f"{url}/_sandbox/requests", params=params)
-    response.raise_for_status()
-    body = response.json()
-    return body["items"]
+    deadline = time.monotonic() + 10
+    while True:
+        response = httpx.get(f"{url}/_sandbox/requests", params=params)
+        response.raise_for_status()
+        body = response.json()
+        if not settled or body["in_flight"] == 0 or time.monotonic() > deadline:
+            return body["items"]
+        time.sleep(0.05)
 
 
 def set_clock(url: str, **change: float) -> None:

@@ -65,8 +65,9 @@ async def reset(request: Request) -> Response:
 
 
 async def requests_log(request: Request) -> Response:
-    items = _state(request).requests(request.query_params.get("provider"))
-    return JSONResponse({"items": items, "count": len(items)})
+    state = _state(request)
+    items = state.requests(request.query_params.get("provider"))
+    return JSONResponse({"items": items, "count": len(items), "in_flight": state.in_flight})
 
 
 async def add_faults(request: Request) -> Response:

@@ -46,7 +46,7 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send)
             return
         started, sim_ts, real_ts = time.perf_counter(), self.state.now(), utc_now()
-        epoch = self.state.epoch
+        epoch = self.state.arrived()
         status: list[int] = []
 
         async def capture(message: Message) -> None:

@@ -69,6 +69,7 @@ class SandboxState:
         self._log: deque[dict[str, Any]] = deque(maxlen=int(self.config["log_limit"]))
         self._seq = 0
         self._epoch = 0
+        self._in_flight = 0
 
     # ------------------------------------------------------------ providers
 
@@ -133,6 +134,18 @@ class SandboxState:
 
     # ------------------------------------------------------------ request log
 
+    def arrived(self) -> int:
+        """Count one provider request as in flight; the reset epoch it started in."""
+        with self._log_lock:
+            self._in_flight += 1
+            return self._epoch
+
+    @property
+    def in_flight(self) -> int:
+        """Provider requests arrived and not yet logged (an answer held by a fault is logged when it goes out)."""
+        with self._log_lock:
+            return self._in_flight
+
     @property
     def epoch(self) -> int:
         """How many resets so far; a request remembers the one it started in."""
@@ -145,8 +158,10 @@ class SandboxState:
         forgotten past: logging it afterwards would put a stranger at the head of the new log.
         """
         with self._log_lock:
-            if epoch is not None and epoch != self._epoch:
-                return
+            if epoch is not None:
+                self._in_flight = max(0, self._in_flight - 1)
+                if epoch != self._epoch:
+                    return
             self._seq += 1
             self._log.append({"seq": self._seq, **entry})
 

@@ -239,7 +239,7 @@ def test_mobizon_unrecorded_upload_then_a_number_replaced_stops_before_uploading
     first = [f"7701444{i:04d}" for i in range(1, 9)]
     store, campaign_id = _durable_upload_lost(sandbox_url, csv, first)
     csv.write_text("\n".join([*first[:3], "77014449999", *first[4:]]) + "\n")  # first[3] replaced
-    uploads = len(sandbox_requests(sandbox_url, "mobizon"))
+    uploads = len(sandbox_requests(sandbox_url, "mobizon", settled=True))
     with pytest.raises(SmsFatalError, match=rf"campaign {campaign_id} .*holds 1 number\(s\) .*not in") as caught:
         _csv_campaign(csv).execute({**context(), "task_state_store": store})
     assert "...0004" in str(caught.value) and first[3] not in str(caught.value)  # masked, never whole
@@ -282,7 +282,7 @@ def test_mobizon_tagged_campaign_filled_then_a_number_replaced_stops_before_uplo
     with pytest.raises(Exception, match=r"addRecipients|answer|timed out"):
         _csv_campaign(csv).execute(context())
     csv.write_text("\n".join([*first[1:], "77014449999"]) + "\n")
-    seen = len(sandbox_requests(sandbox_url, "mobizon"))
+    seen = len(sandbox_requests(sandbox_url, "mobizon", settled=True))
     with pytest.raises(SmsFatalError, match=r"campaign \d+ .*holds 1 number\(s\) .*not in"):
         _csv_campaign(csv).execute(context())
     [campaign] = sandbox_state(sandbox_url, "mobizon")["campaigns"]

@@ -213,6 +213,18 @@ def test_a_request_held_across_a_reset_stays_out_of_the_new_log(mobizon: Mobizon
     assert admin.get("/_sandbox/requests").json()["items"][0]["seq"] == 1
 
 
+def test_a_held_answer_counts_as_in_flight_until_it_is_logged(mobizon: Mobizon, admin: httpx.Client) -> None:
+    _faults(admin, {"path": "getownbalance", "action": "timeout_after", "seconds": 0.5})
+    q = {"output": "json", "api": "v1", "apiKey": SANDBOX_MOBIZON_API_KEY}
+    with pytest.raises(httpx.ReadTimeout):
+        admin.get("/service/user/getOwnBalance", params=q, timeout=0.1)
+    log = admin.get("/_sandbox/requests").json()
+    assert (log["in_flight"], log["count"]) == (1, 0)
+    time.sleep(0.7)
+    log = admin.get("/_sandbox/requests").json()
+    assert (log["in_flight"], log["count"]) == (0, 1)
+
+
 def test_clock_moves_to_a_given_instant_and_only_forward(admin: httpx.Client) -> None:
     moved = admin.post("/_sandbox/clock", json={"to": "2031-01-02T03:04:05+05:00"})
     assert moved.status_code == 200 and moved.json()["now"] == "2031-01-01T22:04:05+00:00"
