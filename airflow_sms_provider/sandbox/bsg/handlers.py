@@ -342,12 +342,7 @@ def campaigns_list(call: Call) -> Reply:
         errors.add("searchfield", "The value you selected is not a valid choice.")
     if (field is None) != (value is None) or (value is not None and not 1 <= len(value) <= 255):
         errors.add("searchvalue", "Give search[field] and search[value] (1-255 characters) together.")
-    bounds: list[datetime | None] = []
-    for key in ("filter[from]", "filter[to]"):
-        raw = call.params.get(key)
-        bounds.append(_parse_ts(raw, call.st.zone()) if raw is not None else None)
-        if raw is not None and bounds[-1] is None:
-            errors.add(key.replace("[", "").replace("]", ""), "This value is not a valid datetime.")
+    bounds = _time_bounds(call, errors)
     if errors:
         raise _invalid(errors)
     found = [
@@ -404,12 +399,7 @@ def messages_list(call: Call) -> Reply:
         errors.add("sort", "The value you selected is not a valid choice.")
     if way not in ("asc", "desc"):
         errors.add("way", "The value you selected is not a valid choice.")
-    bounds: list[datetime | None] = []
-    for key in ("filter[from]", "filter[to]"):
-        raw = call.params.get(key)
-        bounds.append(_parse_ts(raw, call.st.zone()) if raw is not None else None)
-        if raw is not None and bounds[-1] is None:
-            errors.add(key.replace("[", "").replace("]", ""), "This value is not a valid datetime.")
+    bounds = _time_bounds(call, errors)
     if errors:
         raise _invalid(errors)
     rows = [
@@ -435,6 +425,17 @@ def _messages(call: Call, campaign_id: int | None, reference: str | None) -> Ite
         if camp.owner == call.account.api_key and (campaign_id is None or camp.id == campaign_id):
             for msg in camp.messages:
                 yield camp, msg
+
+
+def _time_bounds(call: Call, errors: Errors) -> list[datetime | None]:
+    """``filter[from]`` and ``filter[to]`` (either may be absent), read in the account's zone; a bad one is an error."""
+    bounds: list[datetime | None] = []
+    for key in ("filter[from]", "filter[to]"):
+        raw = call.params.get(key)
+        bounds.append(_parse_ts(raw, call.st.zone()) if raw is not None else None)
+        if raw is not None and bounds[-1] is None:
+            errors.add(key.replace("[", "").replace("]", ""), "This value is not a valid datetime.")
+    return bounds
 
 
 def _within(moment: datetime, bounds: list[datetime | None]) -> bool:
