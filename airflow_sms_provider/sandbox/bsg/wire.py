@@ -6,10 +6,13 @@ import base64
 import hashlib
 import hmac
 import json
-import math
 import re
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
+
+# Re-exported: the BSG rules, state and handlers read them from here.
+from airflow_sms_provider.sandbox.sms_parts import encoding_of as encoding_of
+from airflow_sms_provider.sandbox.sms_parts import parts_of as parts_of
 
 NAME = "bsg"
 PATH_PREFIXES = ("/api/",)
@@ -59,11 +62,6 @@ _PRINTABLE = re.compile(r"[\x20-\x7e]+")
 _DIGITS = re.compile(r"[0-9]+")
 # The seed (send-groups text): "specify the identifier(s) of the contact field(s) in the form {field_id}".
 _FIELD_PLACEHOLDER = re.compile(r"\{([0-9]+)\}")
-_GSM7 = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-_GSM7_EXT = frozenset("^{}\\[~]|€\f")
 
 
 def _ts(moment: datetime | None, zone: tzinfo = timezone.utc) -> str | None:
@@ -83,19 +81,6 @@ def _parse_ts(value: Any, zone: tzinfo = timezone.utc) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=zone)
-
-
-def encoding_of(text: str) -> tuple[str, int]:
-    """(encoding, length): GSM-7 septets (extension characters count 2) or UCS-2 units."""
-    if all(ch in _GSM7 or ch in _GSM7_EXT for ch in text):
-        return "GSM-7", sum(2 if ch in _GSM7_EXT else 1 for ch in text)
-    return "UCS-2", len(text.encode("utf-16-le")) // 2
-
-
-def parts_of(text: str) -> int:
-    encoding, length = encoding_of(text)
-    single, part = (160, 153) if encoding == "GSM-7" else (70, 67)
-    return 1 if length <= single else math.ceil(length / part)
 
 
 def country_of(phone: int) -> str | None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone, tzinfo
@@ -16,6 +14,7 @@ from airflow_sms_provider.sandbox.mobizon.wire import (
     _parse_ts,
     _present,
 )
+from airflow_sms_provider.sandbox.sms_parts import parts_of
 
 NAME = "mobizon"
 PATH_PREFIXES = ("/service/",)
@@ -119,23 +118,10 @@ PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_-]+)\}")
 LINK = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
 SENDER = re.compile(r"[A-Za-z0-9 ._-]{1,11}|\+?[0-9]{1,15}")
 
-_GSM7 = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-_GSM7_EXT = frozenset("^{}\\[~]|€\f")
 
 
-@functools.lru_cache(maxsize=4096)
-def segments(text: str) -> int:
-    """SMS parts: GSM-7 160 / 153 per part (extension characters count twice), else UCS-2 70 / 67."""
-    if all(ch in _GSM7 or ch in _GSM7_EXT for ch in text):
-        length = sum(2 if ch in _GSM7_EXT else 1 for ch in text)
-        single, part = 160, 153
-    else:
-        length = len(text.encode("utf-16-le")) // 2
-        single, part = 70, 67
-    return 1 if length <= single else math.ceil(length / part)
+segments = parts_of
+"""SMS parts of a text (Mobizon's ``segNum``): GSM-7 160 / 153 per part, else UCS-2 70 / 67."""
 
 
 def fill_placeholders(text: str, values: Mapping[str, Any], flag: int) -> str | None:
