@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -97,16 +97,22 @@ def _body_object(call: Call) -> dict[str, Any]:
     return call.body
 
 
+def _objects(items: list[Any], key: str, errors: Errors) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The items of an array of objects with their index; any other item is an error at ``<key><index>``."""
+    for i, item in enumerate(items):
+        if isinstance(item, dict):
+            yield i, item
+        else:
+            errors.add(f"{key}{i}", "This value should be of type object.")
+
+
 def sms_send(call: Call) -> Reply:
     body = _body_object(call)
     errors = Errors()
     phones: Any = body.get("phones")  # a list once the checks below pass
     refs: set[str] = set()
     if _check_count(phones, "phones", errors):
-        for i, item in enumerate(phones):
-            if not isinstance(item, dict):
-                errors.add(f"phones{i}", "This value should be of type object.")
-                continue
+        for i, item in _objects(phones, "phones", errors):
             _check_phone(item.get("number"), f"phones{i}number", errors)
             _check_reference(item.get("reference_id"), f"phones{i}reference_id", refs, errors)
     _check_sender(body.get("sender"), "sender", errors)
@@ -163,10 +169,7 @@ def sms_send_individual(call: Call) -> Reply:
     messages: Any = body.get("messages")
     refs: set[str] = set()
     if _check_count(messages, "messages", errors):
-        for i, item in enumerate(messages):
-            if not isinstance(item, dict):
-                errors.add(f"messages{i}", "This value should be of type object.")
-                continue
+        for i, item in _objects(messages, "messages", errors):
             _check_phone(item.get("phone"), f"messages{i}phone", errors)
             _check_text(item.get("text"), f"messages{i}text", errors)
             _check_sender(item.get("sender"), f"messages{i}sender", errors)
@@ -219,10 +222,7 @@ def campaign_price(call: Call) -> Reply:
     if messages is None and groups is None:
         errors.add("messages", "Give messages or groups: the recipients to price.")
     if messages is not None and _check_count(messages, "messages", errors):
-        for i, item in enumerate(messages):
-            if not isinstance(item, dict):
-                errors.add(f"messages{i}", "This value should be of type object.")
-                continue
+        for i, item in _objects(messages, "messages", errors):
             phone: Any = item.get("phone")
             _check_phone(phone, f"messages{i}phone", errors)
             if _is_int(phone):
@@ -280,10 +280,7 @@ def campaign_send(call: Call) -> Reply:
         recipients = {}
     phones = recipients.get("phones")
     if phones is not None and _check_count(phones, "recipientsphones", errors):
-        for i, item in enumerate(phones):
-            if not isinstance(item, dict):
-                errors.add(f"recipientsphones{i}", "This value should be of type object.")
-                continue
+        for i, item in _objects(phones, "recipientsphones", errors):
             number = _recipient_number(item.get("number"))
             _check_phone(number, f"recipientsphones{i}number", errors)
             _check_reference(item.get("reference_id"), f"recipientsphones{i}reference_id", refs, errors)
