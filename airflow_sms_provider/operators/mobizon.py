@@ -18,6 +18,11 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 from airflow_sms_provider.campaigns.events import not_found, raise_for_error
 from airflow_sms_provider.campaigns.lease import fence
 from airflow_sms_provider.campaigns.ledger import Ledger, SequenceDigest
+from airflow_sms_provider.campaigns.mobizon_upload import (  # noqa: F401 - PLACEHOLDERS_FLAGS: kept importable here
+    PLACEHOLDERS_FLAGS,
+    RecipientsMixin,
+    wait_for_task,
+)
 from airflow_sms_provider.campaigns.reconcile import check_mobizon_audience, mobizon_numbers, verify_mobizon_campaign
 from airflow_sms_provider.campaigns.watch import Outcome, poll_until
 from airflow_sms_provider.exceptions import (
@@ -31,11 +36,6 @@ from airflow_sms_provider.exceptions import (
 )
 from airflow_sms_provider.hooks.mobizon import AddResult, MobizonHook
 from airflow_sms_provider.links import MobizonCampaignLink, persist_campaign_link
-from airflow_sms_provider.operators.mobizon_upload import (  # noqa: F401 - PLACEHOLDERS_FLAGS: kept importable here
-    PLACEHOLDERS_FLAGS,
-    RecipientsMixin,
-    wait_for_task,
-)
 from airflow_sms_provider.progress import Checkpoint
 from airflow_sms_provider.protocols import mobizon as proto
 from airflow_sms_provider.recipients import RejectReport, normalize_phone, placeholders, sms_parts
