@@ -498,7 +498,7 @@ class _CampaignBook:
 
 
 class BsgAudienceWork(CampaignSettings, Work):
-    """Shared by the bulk and personalised operators: audience reading, splitting, crash-safe creation."""
+    """The bulk and personalised campaigns' work: audience reading, splitting, crash-safe creation."""
 
     checkpoint_key = "bsg_campaigns"
     _lease: Lease | None = None  # the running try's lease (campaigns/lease.py)
