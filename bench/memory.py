@@ -52,8 +52,8 @@ def _phases(hook_cls: Any, upload_module: Any) -> dict[str, float]:
 
 
 def child(mode: str, csv_path: str, count: int) -> None:
+    from airflow_sms_provider.campaigns import mobizon_upload
     from airflow_sms_provider.hooks.mobizon import MobizonHook
-    from airflow_sms_provider.operators import mobizon_upload
     from airflow_sms_provider.operators.mobizon import MobizonAddRecipientsOperator
 
     def operator(source: str, campaign_id: int) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG
 
-from airflow_sms_provider.operators import mobizon_upload
+from airflow_sms_provider.campaigns import mobizon_upload
 from airflow_sms_provider.operators.bsg import BsgBulkCampaignOperator
 from airflow_sms_provider.operators.mobizon import MobizonCampaignOperator
 from airflow_sms_provider.operators.ogangi import OgangiCreateBroadcastOperator, OgangiSendSmsByFileOperator

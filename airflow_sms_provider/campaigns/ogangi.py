@@ -1,20 +1,571 @@
-"""Ogangi broadcast work reached through the neutral interface (``OgangiHook.campaign_module``)."""
+"""Ogangi work: send by file at most once, create a broadcast once (no lookup exists, so a
+try that may have created one stops naming it), and the neutral interface's entry
+(``OgangiHook.campaign_module``).
+
+The operators in :mod:`airflow_sms_provider.operators.ogangi` build the parameters below
+from their own arguments and run this work; :func:`run_campaign` builds the same parameters
+for the provider-neutral operator.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from airflow_sms_provider.campaigns.run import count, invalid_rows, neutral_summary, run_operator
+from airflow_sms_provider.campaigns.lease import fence
+from airflow_sms_provider.campaigns.ledger import Digest, lines_digest
+from airflow_sms_provider.campaigns.run import TaskRuntime, Work, build_params, count, invalid_rows, neutral_summary
+from airflow_sms_provider.exceptions import (
+    SmsAmbiguousError,
+    SmsFatalError,
+    SmsNotFoundError,
+    SmsProtocolError,
+    SmsProviderError,
+    SmsValidationError,
+)
 from airflow_sms_provider.hooks.base import CampaignParams
+from airflow_sms_provider.hooks.ogangi import OgangiHook, build_sms_file, read_upload
+from airflow_sms_provider.progress import Checkpoint
+from airflow_sms_provider.protocols import ogangi as proto
+from airflow_sms_provider.recipients import (
+    DuplicateReport,
+    Recipient,
+    RejectReport,
+    check_template,
+    fill_placeholders,
+    iter_recipients,
+)
+from airflow_sms_provider.transport import origin
+from airflow_sms_provider.validation import (
+    as_int,
+    check_choice,
+    check_text,
+    check_values_used,
+    check_window,
+    check_window_once,
+    parse_when,
+)
+
+
+@dataclasses.dataclass(kw_only=True)
+class OgangiSendByFileParams:
+    """``OgangiSendSmsByFileOperator``'s parameters (rendered)."""
+
+    recipients: Any = None
+    file_path: Any = None
+    text: Any = None
+    sender: Any = None
+    carrier: Any = None
+    encoding: Any = None
+    timezone: Any = None
+    template_params: Any = None
+    number_field: str = "recipient"
+    on_invalid: str = "fail"
+    reject_report_path: Any = None
+    max_reported: int = 100
+    check_shortcode: bool = True
+    ogangi_conn_id: str = OgangiHook.default_conn_name
+
+
+@dataclasses.dataclass(kw_only=True)
+class OgangiBroadcastParams:
+    """``OgangiCreateBroadcastOperator``'s parameters (rendered)."""
+
+    text: Any
+    recipients: Any
+    shortcode: Any = None
+    campaign_name: Any = None
+    scheduled_at: Any = None
+    schedule_timezone: Any = None
+    broadcast_id: Any = None
+    check_shortcode: bool = True
+    number_field: str = "recipient"
+    on_invalid: str = "fail"
+    reject_report_path: Any = None
+    max_reported: int = 20
+    server_side_params: bool = False
+    ogangi_conn_id: str = OgangiHook.default_conn_name
+
+
+class _OgangiWork(Work):
+    def hook(self) -> OgangiHook:
+        return OgangiHook(self.ogangi_conn_id)
+
+
+
+class _AudienceMixin:
+    """Reads ``recipients`` (a list, an iterable, an XCom, or a CSV/XLSX path) as a validated stream."""
+
+    recipients: Any
+    number_field: str
+    on_invalid: str
+    reject_report_path: Any
+    max_reported: int
+    duplicates: DuplicateReport | None = None
+
+    def _check_audience_options(self) -> None:
+        check_choice(self.on_invalid, ("fail", "skip"), "on_invalid")
+        if self.recipients is None or self.recipients == [] or self.recipients == "":
+            raise SmsValidationError("recipients is empty: there is no audience", field="recipients",
+                                     value=self.recipients)
+
+    def _report(self) -> RejectReport:
+        return RejectReport(cap=self.max_reported, path=self.reject_report_path or None)
+
+    def _audience(self, report: RejectReport) -> Iterator[Recipient]:
+        # The audience rule: a number once, its first row wins (counted in self.duplicates).
+        self.duplicates = DuplicateReport(cap=self.max_reported)
+        rows = iter_recipients(self.recipients, number_field=self.number_field, on_invalid=self.on_invalid,
+                               report=report, duplicates=self.duplicates)
+        empty = True
+        for recipient in rows:
+            empty = False
+            yield recipient
+        self.duplicates.log_line(self.log)  # type: ignore[attr-defined]
+        if empty:  # found once the whole source is read: still before any request
+            raise SmsValidationError(
+                f"recipients: no valid row ({report.count} rejected)" if report.count
+                else "recipients is empty: there is no audience",
+                field="recipients", value=report.count,
+            )  # fmt: skip
+
+
+def summarize_messages(messages: Sequence[Mapping[str, Any]], cap: int) -> dict[str, Any]:
+    """Counts by status and the first ``cap`` (id, status) pairs: no numbers, no texts."""
+    counts: dict[str, int] = {}
+    for message in messages:
+        status = str(message.get("status"))
+        counts[status] = counts.get(status, 0) + 1
+    return {
+        "total": len(messages),
+        "status_counts": counts,
+        "failed": sum(n for status, n in counts.items() if status in proto.MESSAGE_FAILED_STATUSES),
+        "messages": [{"id": m.get("id"), "status": m.get("status")} for m in messages[:cap]],
+    }
+
+
+
+
+class OgangiSendByFileWork(_AudienceMixin, _OgangiWork):
+    """sendSMSByFile at most once: the result is durable, an unanswered upload stops the retry."""
+
+    params: OgangiSendByFileParams
+
+    def __init__(self, params: OgangiSendByFileParams, runtime: TaskRuntime) -> None:
+        super().__init__(params, runtime)
+        self._senders: dict[str, int] = {}  # each ``from`` of the file -> the first row using it
+
+    def _validate(self) -> str:
+        given = [name for name in ("recipients", "file_path") if getattr(self, name) not in (None, "", [])]
+        if len(given) != 1:
+            raise SmsValidationError(
+                f"give exactly one of recipients, file_path (got {given or 'none'})", field="recipients", value=given
+            )
+        if given[0] == "recipients":
+            self._check_audience_options()
+        if self.text is not None:
+            check_text(self.text)
+        if self.timezone:
+            proto.zone(self.timezone, "timezone")
+        if self.template_params is not None and (
+            isinstance(self.template_params, str) or not all(isinstance(p, str) for p in self.template_params)
+        ):
+            raise SmsValidationError(
+                f"template_params={self.template_params!r} must be a list of field names",
+                field="template_params",
+                value=self.template_params,
+            )
+        return given[0]
+
+    def _row(self, recipient: Recipient) -> dict[str, Any]:
+        """One row of the Ogangi file from a recipient; template values checked against the text."""
+        params = dict(recipient.params)
+        row: dict[str, Any] = {key: params.pop(key) for key in proto.SMS_FILE_COLUMNS if key in params}
+        row["number"] = recipient.number
+        sender = row.get("from") or self.sender
+        if sender:
+            self._senders.setdefault(str(sender), recipient.row)
+        if self.template_params is not None:
+            missing = [name for name in self.template_params if name not in params]
+            if missing:
+                raise SmsValidationError(
+                    f"recipients row {recipient.row}: no value for template parameter(s) {missing}",
+                    field="template_params",
+                    value=missing,
+                )
+            values = [params[name] for name in self.template_params]
+        else:
+            values = list(params.values())
+        text = row.get("text") or self.text or ""
+        if not row.get("text"):  # a row's own text may leave its other columns unused
+            names = self.template_params if self.template_params is not None else list(params)
+            check_values_used(text, names if values else (), recipient.row, pattern=proto.FILE_PLACEHOLDER)
+        needed = [int(index) for index in proto.FILE_PLACEHOLDER.findall(text)]
+        if needed and max(needed) >= len(values):
+            raise SmsValidationError(
+                f"recipients row {recipient.row}: the text uses {{{max(needed)}}} but the row has "
+                f"{len(values)} template value(s)",
+                field="text",
+                value=recipient.row,
+            )
+        if needed:
+            # Filled here, so the row is right whether or not the server fills {0}… itself
+            # (the document only points to a "Recipient List" page we do not have).
+            row["text"] = proto.FILE_PLACEHOLDER.sub(lambda m: str(values[int(m.group(1))]), text)
+        row["params"] = values
+        return row
+
+    def _file(self, report: RejectReport) -> tuple[str, bytes, int]:
+        self._senders = {}
+        defaults = {"from": self.sender, "carrier": self.carrier, "text": self.text,
+                    "encoding": self.encoding or proto.DEFAULT_ENCODING, "timezone": self.timezone}
+        rows = (self._row(recipient) for recipient in self._audience(report))
+        content, count = build_sms_file(rows, defaults=defaults)
+        return "recipients.csv", content, count
+
+    def run(self) -> dict[str, Any]:
+        """The summary of the messages sent (this try's or an earlier one's)."""
+        context = self.runtime.context
+        source = self._validate()
+        ckpt = Checkpoint(context, "ogangi_send_by_file")
+        if ckpt.get("summary") and not ckpt.get("content"):  # recorded before content tracking
+            self.log.info("These SMS were already sent by an earlier try; not sending again")
+            return ckpt.get("summary")
+        if ckpt.get("upload_started") and not ckpt.get("summary"):
+            raise SmsFatalError(
+                "an earlier try of this task started sendSMSByFile and got no answer: the SMS may have been "
+                "sent. Check the messages in Ogangi before clearing this task's state to send again",
+                provider=proto.PROVIDER,
+            )
+        report = self._report()
+        try:
+            if source == "recipients":
+                name, content, rows = self._file(report)
+            else:
+                name, content = read_upload(self.file_path)
+                rows = None
+        finally:
+            report.close()
+        content_digest = lines_digest(content)
+        if ckpt.get("summary"):
+            earlier = ckpt.get("summary")
+            if ckpt.get("content") != content_digest:
+                raise SmsFatalError(
+                    f"an earlier try of this task already sent {earlier.get('total')} SMS by file "
+                    f"({earlier.get('status_counts')}), and this try's file holds other rows: the audience or the "
+                    "text changed between tries. Not sending again; send the difference as a new task",
+                    provider=proto.PROVIDER,
+                )
+            self.log.info("These SMS were already sent by an earlier try; not sending again")
+            return earlier
+        hook = self.hook()
+        if self.check_shortcode and self._senders:
+            try:
+                self._check_senders(hook)
+            except Exception:
+                hook.close()
+                raise
+        try:  # fence overlapping tries: Ogangi cannot look the SMS up, so a live other try is fatal
+            lease, waited = fence(context, "ogangi_send_by_file", hook, self.log, provider=proto.PROVIDER,
+                                  lookup=False)
+        except Exception:
+            hook.close()
+            raise
+        if waited:
+            ckpt = Checkpoint(context, "ogangi_send_by_file")
+            if ckpt.get("summary") or ckpt.get("upload_started"):
+                lease.release()
+                hook.close()
+                return self._after_other_try(ckpt)
+        ckpt.save(upload_started=True, content=content_digest)
+        answered = False
+        try:
+            messages = hook.send_sms_by_file((name, content))
+            answered = True
+        except Exception as err:
+            if proto.refused(err):
+                ckpt.save(upload_started=False)  # an explicit refusal: nothing was sent
+                raise
+            # No answer, or one that cannot be read (any error, a parser's ValueError included): it
+            # may have been sent. Only an explicit refusal lets a retry send again.
+            if ckpt.durable:
+                raise _ambiguous(err) from err  # the retry reads upload_started and stops with instructions
+            # Without durable state a retry could not know it and would send every SMS again.
+            raise SmsFatalError(
+                f"{_describe(err)}; the SMS may have been sent. Check the messages in Ogangi before running "
+                "this task again",
+                provider=proto.PROVIDER,
+            ) from err
+        finally:
+            hook.close()
+            if not answered:
+                lease.release()  # what happened is recorded (upload_started): a waiting try reads it
+        summary = {"source": source, "rows": rows, **summarize_messages(messages, self.max_reported),
+                   "invalid": report.summary()}
+        if self.duplicates is not None:
+            summary["audience_duplicates"] = self.duplicates.summary()
+        ckpt.save(summary=summary)
+        lease.release()
+        self.log.info("Sent %d SMS by file: %s", summary["total"], summary["status_counts"])
+        return summary
+
+    def _after_other_try(self, ckpt: Checkpoint) -> dict[str, Any]:
+        """Another try's sendSMSByFile was waited for: its summary, or stop naming it (no lookup exists)."""
+        if ckpt.get("summary"):
+            self.log.info("These SMS were sent by another try of this task; not sending again")
+            return dict(ckpt.get("summary"))
+        raise SmsFatalError(
+            "another try of this task sent sendSMSByFile and recorded no answer: the SMS may have been sent. "
+            "Check the messages in Ogangi before clearing this task's state to send again",
+            provider=proto.PROVIDER,
+        )
+
+    def _check_senders(self, hook: OgangiHook) -> None:
+        """Every ``from`` of the file must be one of the instance's codes (a read before the upload)."""
+        codes = hook.get_shortcodes()
+        for sender, row in self._senders.items():
+            if sender not in codes:
+                raise SmsValidationError(
+                    f"sender={sender!r} (recipients row {row}) is not one of this instance's codes {codes}",
+                    field="sender",
+                    value=sender,
+                )
+
+
+
+# ------------------------------------------------------------------ broadcasts
+
+
+class OgangiBroadcastWork(_AudienceMixin, _OgangiWork):
+    """Create (or edit) a broadcast; created at most once per task instance."""
+
+    params: OgangiBroadcastParams
+
+    def _when(self, ckpt: Checkpoint | None = None) -> dt.datetime | None:
+        """The schedule, checked before the broadcast is created only (not when an earlier try created it)."""
+        now = dt.datetime.now(dt.timezone.utc)
+        if isinstance(self.scheduled_at, dt.timedelta):
+            when: dt.datetime | None = now + self.scheduled_at
+        else:
+            when = parse_when(self.scheduled_at, "scheduled_at")
+        started = ckpt is not None and (ckpt.get("broadcast_id") is not None or bool(ckpt.get("create_started")))
+        if when is not None and ckpt is not None:
+            check_window_once(ckpt, when, "scheduled_at", started=started, min_ahead=dt.timedelta(0),
+                              max_ahead=proto.SCHEDULE_MAX_AHEAD, now=now)
+        elif when is not None:
+            check_window(when, "scheduled_at", min_ahead=dt.timedelta(0), max_ahead=proto.SCHEDULE_MAX_AHEAD,
+                         now=now)
+        return when
+
+    def _name(self, context: Any) -> str:
+        if self.campaign_name not in (None, ""):
+            return str(self.campaign_name)
+        ti = context.get("ti") if context is not None else None
+        run_id = (context.get("run_id") if context is not None else None) or getattr(ti, "run_id", None)
+        parts = [getattr(ti, "dag_id", None) or getattr(self, "dag_id", None) or "airflow", self.task_id, run_id]
+        map_index = getattr(ti, "map_index", -1)
+        if isinstance(map_index, int) and map_index >= 0:
+            parts.append(str(map_index))
+        return ".".join(str(part) for part in parts if part)
+
+    def _items(self, text: str, report: RejectReport) -> list[dict[str, Any]]:
+        """Every recipient as a ``to`` item, placeholders checked row by row before anything is sent."""
+        items = []
+        for recipient in self._audience(report):
+            try:
+                check_template(text, recipient.params.keys(), recipient.row)
+            except SmsValidationError as err:  # "row 3: ..." -> "recipients row 3: ...", the parameter named
+                raise SmsValidationError(f"recipients {err}", field=err.field, value=err.value) from None
+            check_values_used(text, recipient.params.keys(), recipient.row)
+            if self.server_side_params:
+                items.append(proto.broadcast_recipient(recipient.number, text, recipient.params))
+            else:  # filled here: right whether or not the instance fills params (it is not documented)
+                items.append(proto.broadcast_recipient(recipient.number, fill_placeholders(text, recipient.params)))
+        return items
+
+    def run(self) -> dict[str, Any]:
+        """The broadcast's summary; its id is pushed to XCom under ``broadcast_id`` too."""
+        context = self.runtime.context
+        text = check_text(self.text)
+        self._check_audience_options()
+        ckpt = Checkpoint(context, "ogangi_broadcast")
+        edit = self.broadcast_id not in (None, "")
+        when = self._when(None if edit else ckpt)
+        if self.schedule_timezone:
+            proto.zone(self.schedule_timezone)
+        edit_id = as_int(self.broadcast_id, "broadcast_id") if self.broadcast_id not in (None, "") else None
+        name = self._name(context)
+        report = self._report()
+        try:
+            items = self._items(text, report)
+        finally:
+            report.close()
+        hook = self.hook()
+        lease = None
+        try:
+            if self.check_shortcode and self.shortcode:
+                self._check_shortcode(hook)
+            if edit_id is None:
+                # Fence overlapping tries; Ogangi cannot look a broadcast up, so a live other try is fatal.
+                lease, waited = fence(context, "ogangi_broadcast", hook, self.log, provider=proto.PROVIDER,
+                                      lookup=False)
+                if waited:
+                    ckpt = Checkpoint(context, "ogangi_broadcast")
+                data, resumed = self._create_once(hook, ckpt, items, name, when)
+            else:
+                data, resumed = self._create(hook, items, name, when, edit_id), False
+        finally:
+            if lease is not None:
+                lease.release()
+            hook.close()
+        broadcast_id = int(data["id"])
+        self.runtime.persist_link(self.ogangi_conn_id, broadcast_id)
+        self.log.info("Ogangi broadcast %s %s: %s", broadcast_id,
+                      "edited" if edit_id else ("found from an earlier try" if resumed else "created"),
+                      data.get("statusName"))
+        ti = context.get("ti") if context is not None else None
+        if ti is not None:
+            ti.xcom_push(key="broadcast_id", value=broadcast_id)
+        return {
+            "broadcast_id": broadcast_id,
+            "status": data.get("statusName"),
+            "expected_messages": data.get("expectedMessages"),
+            "recipients": len(items),
+            "start_date": data.get("startDate"),
+            "shortcode": data.get("shortcode"),
+            "campaign_name": name,
+            "edited": edit_id is not None,
+            "invalid": report.summary(),
+            "audience_duplicates": self.duplicates.summary() if self.duplicates is not None else None,
+        }
+
+    def _check_shortcode(self, hook: OgangiHook) -> None:
+        codes = hook.get_shortcodes()
+        if str(self.shortcode) not in codes:
+            raise SmsValidationError(
+                f"shortcode={self.shortcode!r} is not one of this instance's codes {codes}",
+                field="shortcode",
+                value=self.shortcode,
+            )
+
+    def _create(
+        self, hook: OgangiHook, items: list[dict[str, Any]], name: str, when: dt.datetime | None,
+        broadcast_id: int | None,
+    ) -> dict[str, Any]:
+        return hook.create_broadcast(
+            items,
+            broadcast_id=broadcast_id,
+            shortcode=self.shortcode or None,
+            campaign_name=name,
+            scheduled_at=when,
+            schedule_timezone=self.schedule_timezone or None,
+            server_side_params=self.server_side_params,
+        )
+
+    def _create_once(
+        self, hook: OgangiHook, ckpt: Checkpoint, items: list[dict[str, Any]], name: str, when: dt.datetime | None
+    ) -> tuple[dict[str, Any], bool]:
+        """Create unless an earlier try did; returns (broadcast, found_from_earlier_try)."""
+        content = Digest.of(item["to"] for item in items).dump()
+        known = ckpt.get("broadcast_id")
+        if known is not None:
+            try:
+                data = hook.get_broadcast(int(known))
+            except SmsNotFoundError as err:
+                where = origin(hook.settings.http.base_url)
+                raise SmsNotFoundError(
+                    f"broadcast {known} (created by an earlier try of this task) not found at {where}: deleted? "
+                    f"({err}). Clear this task's state to create a new one",
+                    provider=proto.PROVIDER, code=err.code,
+                ) from err
+            self._verify(data, ckpt, content, items)
+            return data, True
+        if ckpt.get("create_started"):
+            raise SmsFatalError(
+                f"an earlier try started creating broadcast {ckpt.get('campaign_name')!r} and got no answer: it "
+                "may exist. Look for it in Ogangi and set broadcast_id to edit it, or clear this task's state "
+                "to create a new one",
+                provider=proto.PROVIDER,
+            )
+        ckpt.save(create_started=True, campaign_name=name, content=content)
+        try:
+            data = self._create(hook, items, name, when, None)
+            broadcast_id = _created_id(data)
+        except Exception as err:
+            if proto.refused(err):
+                ckpt.save(create_started=False)  # an explicit refusal: nothing was created
+                raise
+            # No answer, or one that cannot be read (any error, a parser's ValueError or RecursionError
+            # included): the broadcast may exist. Only an explicit refusal lets a retry create.
+            if ckpt.durable:
+                raise _ambiguous(err) from err  # the retry reads create_started and stops naming the broadcast
+            # Without durable state a retry could not know it and would create a second broadcast.
+            raise SmsFatalError(
+                f"{_describe(err)}; broadcast {name!r} may exist. Look for it in Ogangi and set broadcast_id to "
+                "edit it, or run this task again to create a new one",
+                provider=proto.PROVIDER,
+            ) from err
+        ckpt.save(broadcast_id=broadcast_id)
+        return data, False
+
+    def _verify(self, data: Mapping[str, Any], ckpt: Checkpoint, content: dict[str, Any],
+                items: list[dict[str, Any]]) -> None:
+        """Adopt an earlier try's broadcast only if it is the one this try would create (recipients, text)."""
+        recorded, now = Digest.load(ckpt.get("content")), Digest.load(content) or Digest()
+        differ = []
+        if recorded is not None and recorded != now:
+            differ.append(f"recipients: it was made for {recorded.describe()}, this try has {now.describe()}")
+        text = items[0].get("text") if items else None
+        if data.get("text") not in (None, "") and text is not None and data.get("text") != text:
+            differ.append(f"text {str(data.get('text'))[:60]!r} (this try: {str(text)[:60]!r})")
+        if differ:
+            raise SmsFatalError(
+                f"broadcast {data.get('id')} ({ckpt.get('campaign_name')!r}, {data.get('statusName')}) was created by "
+                f"an earlier try of this task, but {'; '.join(differ)}: the parameters changed between tries. Not "
+                "adopting it and not creating another; check it in Ogangi (set broadcast_id to edit it), then "
+                "clear this task's state",
+                provider=proto.PROVIDER,
+            )  # fmt: skip
+
+
+
+def _describe(err: BaseException) -> str:
+    """An error for a message: ours as they are, anything else with its class (``ValueError: ...``)."""
+    return str(err) if isinstance(err, SmsProviderError) else f"{type(err).__name__}: {str(err)[:200]}"
+
+
+def _ambiguous(err: BaseException) -> SmsProviderError:
+    """``err`` as an error that says the call may have been carried out (ours are kept as they are)."""
+    if isinstance(err, SmsProviderError):
+        return err
+    return SmsAmbiguousError(f"ogangi: the answer could not be read ({_describe(err)}); the call may have been "
+                             "carried out", provider=proto.PROVIDER)  # fmt: skip
+
+
+def _created_id(data: Any) -> int:
+    """The id of the broadcast an OK answer says was created; an answer without one is unreadable."""
+    raw = data.get("id") if isinstance(data, Mapping) else None
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise SmsProtocolError(f"ogangi createBroadcastFromJson: OK answer without a broadcast id ({raw!r})",
+                               provider=proto.PROVIDER)  # fmt: skip
+    return raw
+
+
+
+# ------------------------------------------------------------------ the neutral interface
 
 
 def run_campaign(hook: Any, params: CampaignParams, context: Any, log: Any) -> dict[str, Any]:
     """One broadcast (placeholders filled by Ogangi); ``sender`` is the short code."""
-    from airflow_sms_provider.operators.ogangi import OgangiCreateBroadcastOperator
-
     args = {"ogangi_conn_id": params.conn_id, "text": params.text, "recipients": params.recipients,
-            "shortcode": params.sender, "campaign_name": params.name, "scheduled_at": params.send_at}
-    details = run_operator(OgangiCreateBroadcastOperator, args, params, context, log)
+            "shortcode": params.sender, "campaign_name": params.name, "scheduled_at": params.send_at,
+            "on_invalid": params.on_invalid, "reject_report_path": params.reject_report_path}
+    work_params = build_params(OgangiBroadcastParams, "OgangiCreateBroadcastOperator", params.task_id,
+                               {**args, **params.options})
+    log.info("Sending through %s (connection %r)", "OgangiCreateBroadcastOperator", params.conn_id)
+    details = OgangiBroadcastWork(work_params, TaskRuntime(context, log, params.task_id)).run()
     return summarize(hook, params.conn_id, details)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -38,6 +39,9 @@ from airflow_sms_provider.validation import parse_when
 
 # Set by this operator; a provider option cannot change them.
 _RESERVED = frozenset({"task_id", "wait_for_completion", "deferrable"})
+# BaseOperator's own arguments (pool, retries, ...): accepted in provider_options as the provider
+# operators take them, but they mean nothing to the campaign work, which runs in this task.
+_TASK_ARGUMENTS = frozenset(inspect.signature(BaseOperator.__init__).parameters) - {"self", "kwargs"}
 
 
 def options_for(provider_options: Mapping[str, Any] | None, conn_type: str) -> dict[str, Any]:
@@ -136,7 +140,8 @@ class SmsCampaignOperator(DataFieldsMixin, BaseOperator):
             task_id=self.task_id, conn_id=self.conn_id, text=self.text, recipients=self.recipients,
             sender=per_provider(self.sender, conn_type), send_at=when(self.send_at), name=self.name,
             on_invalid=self.on_invalid, reject_report_path=self.reject_report_path,
-            options=options_for(self.provider_options, conn_type),
+            options={k: v for k, v in options_for(self.provider_options, conn_type).items()
+                     if k not in _TASK_ARGUMENTS},
         )
 
     def execute(self, context: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from airflow_sms_provider import exceptions as exc
+from airflow_sms_provider.campaigns.bsg import BsgBulkWork
 from airflow_sms_provider.operators.bsg import BsgBulkCampaignOperator, BsgIndividualCampaignOperator
 from tests.helpers import DurableStore, add_faults, sandbox_requests, set_clock
 from tests.integration.test_bsg_operators import bsg_config, bsg_state, context, phones
@@ -102,7 +103,7 @@ def test_no_more_than_bound_chunks_are_held_at_once(frozen: str) -> None:
     held, most = [0], [0]
     lock = threading.Lock()
 
-    class Counting(BsgBulkCampaignOperator):
+    class Counting(BsgBulkWork):  # the work the operator runs (campaigns/bsg.py)
         def _chunks(self, *args: Any) -> Iterator[tuple[int, list[dict[str, Any]]]]:
             for job in super()._chunks(*args):
                 with lock:
@@ -115,8 +116,11 @@ def test_no_more_than_bound_chunks_are_held_at_once(frozen: str) -> None:
             with lock:
                 held[0] -= 1
 
+    class CountingOperator(BsgBulkCampaignOperator):
+        work_class = Counting
+
     bsg_config(frozen, create_ms=100)
-    Counting(task_id="send", recipients=phones(40), text="Hi", sender="Vet klinika", chunk_size=4,
+    CountingOperator(task_id="send", recipients=phones(40), text="Hi", sender="Vet klinika", chunk_size=4,
              max_concurrent_creates=3).execute(context())  # fmt: skip
     assert len(bsg_state(frozen, messages=False)["campaigns"]) == 10
     assert most[0] == 3

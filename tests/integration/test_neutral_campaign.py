@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pendulum
 import pytest
-from airflow.providers.common.compat.sdk import DAG, TaskDeferred
+from airflow.providers.common.compat.sdk import DAG, BaseOperator, TaskDeferred
 
 from airflow_sms_provider import status_map
 from airflow_sms_provider.exceptions import SmsCampaignFailedError, SmsValidationError
@@ -143,6 +143,30 @@ def test_a_retry_resumes_instead_of_sending_again(provider: str, sandbox_url: st
 
     assert again["campaign_ids"] == first["campaign_ids"]
     assert campaigns_sent(sandbox_url, provider) == 1
+
+
+@pytest.mark.parametrize("personalised", [False, True], ids=["one-text", "placeholders"])
+def test_the_work_runs_without_any_provider_operator(provider: str, sandbox_url: str, personalised: bool,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """#11: the neutral operator runs the provider's campaign work (campaigns/), never another
+    operator's unwrapped ``execute``: no operator is built during its execute, and the same
+    durable state keys serve a retry."""
+    op = operator(provider, **({"text": "Hi {name}!", "recipients": [{"phone": n, "name": "A"} for n in NUMBERS]}
+                               if personalised else {}))
+    built: list[str] = []
+    original = BaseOperator.__init__
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> None:
+        built.append(type(self).__name__)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BaseOperator, "__init__", counting)
+    store = DurableStore()
+    first = op.execute(context(store))
+    again = op.execute(context(store))
+
+    assert built == []
+    assert again["campaign_ids"] == first["campaign_ids"] and campaigns_sent(sandbox_url, provider) == 1
 
 
 def test_provider_options_apply_to_their_provider_only(provider: str, sandbox_url: str) -> None:

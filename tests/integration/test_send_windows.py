@@ -14,8 +14,8 @@ import pytest
 
 from airflow_sms_provider import exceptions as exc
 from airflow_sms_provider import validation
-from airflow_sms_provider.operators import bsg as bsg_ops
-from airflow_sms_provider.operators import mobizon as mobizon_ops
+from airflow_sms_provider.campaigns import bsg as bsg_work
+from airflow_sms_provider.campaigns import mobizon as mobizon_work
 from airflow_sms_provider.operators.bsg import BsgBulkCampaignOperator
 from airflow_sms_provider.operators.mobizon import MobizonCampaignOperator
 from airflow_sms_provider.operators.ogangi import OgangiCreateBroadcastOperator
@@ -86,7 +86,7 @@ def test_mobizon_filled_campaign_past_its_deferred_to_fails_naming_it(
     mobizon_conn: str, frozen: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store, operator = mobizon_filled_then_send_failed(frozen, now() + dt.timedelta(hours=1, minutes=5))
-    later(monkeypatch, mobizon_ops, hours=2)
+    later(monkeypatch, mobizon_work, hours=2)
     (campaign,) = sandbox_state(frozen, "mobizon")["campaigns"]
     with pytest.raises(exc.SmsFatalError, match=rf"campaign {campaign['id']} is created and filled \(12 recipients\)"):
         operator.execute(context(store))
@@ -98,7 +98,7 @@ def test_mobizon_filled_campaign_past_its_deferred_to_is_sent_with_send_now(
 ) -> None:
     store, operator = mobizon_filled_then_send_failed(frozen, now() + dt.timedelta(hours=1, minutes=5),
                                                       on_window_passed="send_now")
-    later(monkeypatch, mobizon_ops, hours=2)
+    later(monkeypatch, mobizon_work, hours=2)
     operator.execute(context(store))
     (campaign,) = sandbox_state(frozen, "mobizon")["campaigns"]
     assert campaign["sendCalls"] == 1 and sorted(campaign["recipients"]) == NUMBERS
@@ -158,7 +158,7 @@ def test_bsg_keep_offset_schedules_the_rest_as_far_ahead_as_first_planned(
 ) -> None:
     store, operator = bsg_two_chunks_then_refused(frozen, now() + dt.timedelta(minutes=30),
                                                   on_window_passed="keep_offset")
-    later(monkeypatch, bsg_ops, hours=1)
+    later(monkeypatch, bsg_work, hours=1)
     operator.execute(context(store))
     assert phones_sent(frozen) == PHONES
     (last,) = [c for c in bsg_campaigns(frozen) if len(c["messages"]) == 1]

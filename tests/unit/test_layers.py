@@ -20,14 +20,10 @@ NAME = "airflow_sms_provider"
 LOWER = ("campaigns", "hooks", "protocols")
 FACES = ("operators", "sensors", "triggers", "notifications")
 
-# Known debt, named so it cannot grow unseen: each provider's ``run_campaign`` still runs its
-# campaign operator's body (campaigns/run.py, ``run_operator``) until those bodies move into
-# campaigns/ (README, "Design"). An entry that no longer matches fails the test: delete it then.
-ALLOWED = {
-    (f"{NAME}.campaigns.bsg", f"{NAME}.operators.bsg"),
-    (f"{NAME}.campaigns.mobizon", f"{NAME}.operators.mobizon"),
-    (f"{NAME}.campaigns.ogangi", f"{NAME}.operators.ogangi"),
-}
+# Known debt, named so it cannot grow unseen (an entry that no longer matches fails the test).
+# Empty since #11: the campaign work moved into campaigns/, and the neutral operator runs it
+# directly instead of another operator's execute.
+ALLOWED: set[tuple[str, str]] = set()
 
 
 def module_name(path: Path) -> str:
@@ -102,3 +98,17 @@ def test_the_event_shapes_keep_their_public_import_path() -> None:
     assert (public.error_event, public.not_found, public.raise_for_error) == (
         events.error_event, events.not_found, events.raise_for_error,
     )  # fmt: skip
+
+
+def test_no_operator_runs_inside_the_campaign_work() -> None:
+    """campaigns/run.py once built a provider operator and called its unwrapped ``execute``."""
+    from airflow_sms_provider.campaigns import run
+
+    assert not hasattr(run, "run_operator")
+    built = [
+        f"{path.name}:{node.lineno}" for path in lower_modules()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call) and str(getattr(node.func, "id", getattr(node.func, "attr", ""))).endswith(
+            ("Operator", "unwrap"))
+    ]  # fmt: skip
+    assert not built, f"an operator built or unwrapped below the faces: {built}"

@@ -15,7 +15,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG, ObjectStoragePath
 
-from airflow_sms_provider.operators import mobizon_upload
+from airflow_sms_provider.campaigns import mobizon_upload
 from airflow_sms_provider.operators.mobizon import MobizonCampaignOperator
 
 # Progress saved after every portion: the retry's resume point is exact, so the test can count.
