@@ -779,7 +779,8 @@ class MobizonHook(SmsHook):
         else:
             # Pages past the first are known from the total, so they can be asked for together.
             last = -(-first["totalItemCount"] // page_size)
-            pages = ordered_map(list_page, range(1, last), concurrency)
+            # Twice as many asked for as in flight: the workers go on while the caller handles a page.
+            pages = ordered_map(list_page, range(1, last), concurrency, window=2 * concurrency)
         for answer in pages:
             items = answer["items"]
             yield from items
