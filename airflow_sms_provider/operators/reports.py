@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import inspect
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
@@ -251,14 +251,18 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
 
 def _once(records: Iterable[DeliveryRecord], window: int = RECENT_IDS) -> Iterator[DeliveryRecord]:
     """``records`` without a repeat of a message among the last ``window`` ones (bounded memory)."""
-    recent: dict[tuple[str, str], None] = {}
+    # A set and a queue of its keys, oldest first: dropping a dict's first key again and again is slow
+    # (iteration skips the deleted slots at its front), and this runs once per message.
+    recent: set[tuple[str, str]] = set()
+    order: deque[tuple[str, str]] = deque()
     for record in records:
         key = (record.campaign_id, record.message_id)
         if key in recent:
             continue
-        recent[key] = None
-        if len(recent) > window:
-            del recent[next(iter(recent))]  # the oldest (dicts keep insertion order)
+        recent.add(key)
+        order.append(key)
+        if len(order) > window:
+            recent.discard(order.popleft())
         yield record
 
 
