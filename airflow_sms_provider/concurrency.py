@@ -150,22 +150,27 @@ class Throttle:
             self._cond.notify_all()
 
 
-def ordered_map(func: Callable[[T], R], items: Iterable[T], concurrency: int) -> Iterator[R]:
+def ordered_map(
+    func: Callable[[T], R], items: Iterable[T], concurrency: int, *, window: int | None = None
+) -> Iterator[R]:
     """``map(func, items)`` with at most ``concurrency`` calls in flight, results in input order.
 
-    ``items`` is consumed lazily (only ``concurrency`` ahead), so it may be a long generator.
-    The first exception is raised in the caller; calls not yet started are cancelled.
+    ``items`` is consumed lazily (only ``window`` ahead, default ``concurrency``), so it may be a
+    long generator. A ``window`` above ``concurrency`` keeps every worker busy while the caller is
+    busy with a result (finished results wait, up to ``window`` of them). The first exception is
+    raised in the caller; calls not yet started are cancelled.
     """
     if concurrency <= 1:
         yield from map(func, items)
         return
+    window = max(concurrency, window or concurrency)
     pending: deque[Future[R]] = deque()
     it = iter(items)
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sms-io") as pool:
         try:
             for item in it:
                 pending.append(pool.submit(func, item))
-                if len(pending) >= concurrency:
+                if len(pending) >= window:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()

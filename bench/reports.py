@@ -19,9 +19,10 @@ Child: ``python -m bench.reports SINK COUNT WORKDIR``.
 campaign of N messages in the sandbox (in its own process, ``latency_ms`` per request and twice that per
 new connection), then, in one child and in turn: *listing*, ``MobizonHook.iter_messages`` by campaign with
 ``concurrency`` pages in flight over keep-alive connections and nothing else (what the status endpoint
-gives: the limit), and for each sink ``SmsDeliveryReportOperator.execute`` as a DAG runs it (records
-built, batches, sink, commit). Throughput = messages per wall-clock second; the peak RSS of each export
-above the child's idle RSS (counter reset before each).
+gives: the limit), and for each sink the listing again and then ``SmsDeliveryReportOperator.execute`` as a DAG
+runs it (records built, batches, sink, commit). Throughput = messages per wall-clock second, compared with
+the listing measured just before it; client CPU per 1,000 messages; the peak RSS of each export above the
+child's idle RSS (counter reset before each).
 
 Child: ``python -m bench.reports export COUNT WORKDIR LATENCY CONCURRENCY``.
 """
@@ -153,18 +154,25 @@ def export_child(count: int, workdir: Path, latency: float, concurrency: int) ->
     for kind in kinds:  # imports, connections, the sinks' first table/file
         operator(kind, warmup).execute(context)
     rows: dict[str, Any] = {}
-    with Timer() as timer:
-        listed = sum(1 for _ in hook.iter_messages({"campaignIds": [campaign_id]}, concurrency=concurrency))
-    assert listed == count, listed
-    rows["listing"] = {"seconds": timer.wall, "cpu_seconds": timer.cpu, "rate": count / timer.wall}
+
+    def listing() -> dict[str, float]:
+        with Timer() as timer:
+            listed = sum(1 for _ in hook.iter_messages({"campaignIds": [campaign_id]}, concurrency=concurrency))
+        assert listed == count, listed
+        return {"seconds": timer.wall, "cpu_seconds": timer.cpu, "rate": count / timer.wall}
+
+    rows["listing"] = listing()
     for kind in kinds:
+        # The limit measured again just before each export: on a shared machine the load changes within
+        # a run, and a ratio of two neighbouring measurements is the fairer one.
+        before = listing()
         idle = rss_mb()
         reset_peak_rss()
         with Timer() as timer:
             summary = operator(kind, campaign_id).execute(context)
         assert summary["rows"] == count, summary
         rows[kind] = {"seconds": timer.wall, "cpu_seconds": timer.cpu, "rate": count / timer.wall, "idle_rss_mb": idle,
-                      "peak_above_idle_mb": peak_rss_mb() - idle}  # fmt: skip
+                      "peak_above_idle_mb": peak_rss_mb() - idle, "listing_before": before}  # fmt: skip
     emit({"count": count, "latency_ms": latency, "concurrency": concurrency, "rows": rows})
 
 

@@ -529,8 +529,10 @@ class BsgHook(SmsHook):
                 return self.list_messages(campaign_id=cid, offset=offset, limit=limit, sort="id", way="asc")
 
             first = page(0)
+            # Twice as many pages asked for as in flight: the workers go on while the caller handles one.
             pages: Iterator[dict[str, Any]] = ordered_map(
-                page, range(limit, first["total"], limit), concurrency) if first["items"] else iter(())
+                page, range(limit, first["total"], limit), concurrency, window=2 * concurrency
+            ) if first["items"] else iter(())  # fmt: skip
             for answer in itertools.chain([first], pages):
                 for item in answer["items"]:
                     record = self.delivery_record(item)

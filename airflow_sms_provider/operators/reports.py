@@ -11,13 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import inspect
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseHook, BaseOperator
 
+from airflow_sms_provider.concurrency import prefetch
 from airflow_sms_provider.exceptions import SmsValidationError
 from airflow_sms_provider.hooks.base import DEFAULT_REPORT_CONCURRENCY
 from airflow_sms_provider.progress import Checkpoint, ProgressLog
@@ -36,6 +37,8 @@ DEFAULT_BATCH_SIZE = 5000
 # An incremental export reads from this long before the watermark: a status that changed while the
 # previous export read its pages, or a provider clock a little behind ours, is not missed.
 DEFAULT_WATERMARK_OVERLAP = dt.timedelta(minutes=10)
+# Batches read ahead of the destination (memory: this many batches plus the pages in flight).
+WRITE_BEHIND = 4
 # Message ids remembered to drop a repeat: a page read after others moved (Mobizon's "since" filter
 # admits messages while the export runs) repeats the rows it shifted across a page boundary.
 RECENT_IDS = 10_000
@@ -223,14 +226,21 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
         progress = ProgressLog(self.log, "delivery records")
         writer = sink.open(key, incremental=bool(self.incremental))
         done = 0
+        # Pages are read and records built in a worker thread, up to WRITE_BEHIND batches ahead, while
+        # this thread hashes and writes: a slow destination no longer stops the page reads, and the
+        # writer (open, write, commit, abort) stays in the thread that opened it (sqlite3 requires it).
+        batches = prefetch(chunked(_once(records), self.batch_size), WRITE_BEHIND)
         try:
-            for batch in chunked(_hashed(_once(records), salt), self.batch_size):
+            for batch in batches:
+                if salt is not None:
+                    batch = list(_hashed(batch, salt))
                 writer.write(batch)
                 counts.update(record.status for record in batch)
                 done += len(batch)
                 progress.update(done)
             rows = writer.commit()
         except BaseException:
+            batches.close()  # stops the reader thread before the writer is dropped
             writer.abort()
             raise
         progress.finish()
@@ -241,14 +251,18 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
 
 def _once(records: Iterable[DeliveryRecord], window: int = RECENT_IDS) -> Iterator[DeliveryRecord]:
     """``records`` without a repeat of a message among the last ``window`` ones (bounded memory)."""
-    recent: dict[tuple[str, str], None] = {}
+    # A set and a queue of its keys, oldest first: dropping a dict's first key again and again is slow
+    # (iteration skips the deleted slots at its front), and this runs once per message.
+    recent: set[tuple[str, str]] = set()
+    order: deque[tuple[str, str]] = deque()
     for record in records:
         key = (record.campaign_id, record.message_id)
         if key in recent:
             continue
-        recent[key] = None
-        if len(recent) > window:
-            del recent[next(iter(recent))]  # the oldest (dicts keep insertion order)
+        recent.add(key)
+        order.append(key)
+        if len(order) > window:
+            recent.discard(order.popleft())
         yield record
 
 

@@ -1,21 +1,23 @@
 """A SQL table as a delivery-report destination, through any ``common.sql`` connection (``DbApiHook``).
 
-An export is written into a staging table of its own (named from the target and the export key) with the
-hook's ``insert_rows(replace=True, replace_index=(provider, message_id))`` — the dialect's upsert: ``REPLACE
-INTO`` on SQLite and MySQL, ``INSERT ... ON CONFLICT DO UPDATE`` on PostgreSQL, ``MERGE`` where the hook's
-dialect says so. ``commit`` then moves it into the target in one transaction (delete the rows it replaces,
-``INSERT ... SELECT``, drop the stage), so the target only ever holds whole exports and one row per
+An export is written into a staging table of its own (named from the target and the export key) over one
+held connection: per batch, one ``executemany`` of the statement the hook's dialect makes for ``insert_rows(
+replace=True, replace_index=(provider, message_id))`` — its upsert: ``REPLACE INTO`` on SQLite and MySQL,
+``INSERT ... ON CONFLICT DO UPDATE`` on PostgreSQL, ``MERGE`` where the dialect says so — with the cells
+converted as the hook's ``_serialize_cell`` does, committed per batch (no transaction or lock is held for
+the whole export). ``commit`` then moves the stage into the target in one transaction (delete the rows it
+replaces, ``INSERT ... SELECT``, drop the stage), so the target only ever holds whole exports and one row per
 ``(provider, message_id)``: a task killed mid-export leaves the target as it was, and its retry (same export
 key) drops the stale stage and starts again.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
 from collections.abc import Sequence
-from contextlib import closing
 from datetime import datetime, timezone
 from typing import Any
 
@@ -90,6 +92,35 @@ def _row(r: DeliveryRecord) -> tuple[Any, ...]:
     """The record's values in COLUMNS order (spelled out: this runs once per message)."""
     return (r.provider, r.campaign_id, r.message_id, r.recipient, r.status, r.provider_status, r.parts, r.cost,
             _utc(r.created_at), _utc(r.updated_at), r.error_code)  # fmt: skip
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else _utc_text(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _utc_text(value: datetime) -> str:
+    # Cached: a report's timestamps repeat (whole seconds); conversion and isoformat showed in the profile.
+    moment = _utc(value)
+    return moment.isoformat() if moment is not None else ""
+
+
+def _text_row(r: DeliveryRecord) -> tuple[Any, ...]:
+    """``_row`` as ``DbApiHook._serialize_cells`` makes it (str of each value, datetimes ISO 8601, None kept)."""
+    return (r.provider, r.campaign_id, r.message_id, r.recipient, r.status, r.provider_status,
+            None if r.parts is None else str(r.parts), None if r.cost is None else str(r.cost), _iso(r.created_at),
+            _iso(r.updated_at), r.error_code)  # fmt: skip
+
+
+def _base_serialize() -> Any:
+    try:
+        from airflow.providers.common.sql.hooks.sql import DbApiHook
+    except ImportError:  # pragma: no cover - the sink is only made where common.sql is installed
+        return None
+    return DbApiHook._serialize_cell
+
+
+_BASE_SERIALIZE = _base_serialize()
 
 
 def _as_utc(value: Any) -> datetime | None:
@@ -171,7 +202,13 @@ class SqlSink:
 
 
 class SqlWriter:
-    """One export's staging table; ``commit`` moves it into the target in one transaction."""
+    """One export's staging table; ``commit`` moves it into the target in one transaction.
+
+    One connection and cursor are held for the whole export: every batch is one ``executemany`` of the
+    hook's own upsert statement (generated once, by the hook's dialect) and a commit of the stage; the
+    target changes only in ``commit``'s one transaction. Use it from one thread (sqlite3 connections
+    refuse another).
+    """
 
     def __init__(self, sink: SqlSink, stage: str, *, incremental: bool) -> None:
         self.sink = sink
@@ -179,27 +216,43 @@ class SqlWriter:
         self.incremental = incremental
         self._buffer: list[tuple[Any, ...]] = []
         self.written = 0
+        self._conn: Any = None
+        self._cur: Any = None
+        self._sql: str | None = None
 
     def write(self, records: Sequence[DeliveryRecord]) -> None:
-        """Buffer the records; every ``batch_size`` of them go to the stage in one upserting insert_rows."""
-        self._buffer.extend(_row(record) for record in records)
+        """Buffer the records; every ``batch_size`` of them go to the stage in one upserting executemany."""
+        self._buffer.extend(map(self._cells, records))
         while len(self._buffer) >= self.sink.batch_size:
             batch, self._buffer = self._buffer[: self.sink.batch_size], self._buffer[self.sink.batch_size :]
             self._flush(batch)
 
+    def _cells(self, record: DeliveryRecord) -> tuple[Any, ...]:
+        hook = self.sink.hook
+        if type(hook)._serialize_cell is _BASE_SERIALIZE:
+            return _text_row(record)  # what DbApiHook._serialize_cells makes of _row, without a call per cell
+        return tuple(hook._serialize_cells(_row(record), self._conn))
+
+    def _cursor(self) -> Any:
+        if self._cur is None:
+            hook = self.sink.hook
+            self._conn = hook.get_conn()
+            if hook.supports_autocommit:
+                hook.set_autocommit(self._conn, False)
+            self._cur = self._conn.cursor()
+        return self._cur
+
     def _flush(self, rows: list[tuple[Any, ...]]) -> None:
         if not rows:
             return
-        # replace: a message listed twice (a page that shifted under us) stays one row in the stage.
-        self.sink.hook.insert_rows(
-            self.stage,
-            rows,
-            target_fields=list(COLUMNS),
-            commit_every=self.sink.batch_size,
-            replace=True,
-            replace_index=list(KEY),
-            executemany=True,
-        )
+        cur = self._cursor()
+        if self._sql is None:
+            # replace: a message listed twice (a page that shifted under us) stays one row in the stage.
+            self._sql = self.sink.hook._generate_insert_sql(
+                self.stage, rows[0], list(COLUMNS), True, replace_index=list(KEY)
+            )
+        cur.executemany(self._sql, rows)
+        self._conn.commit()  # the stage only: a long transaction would hold SQLite's lock the whole export
         self.written += len(rows)
 
     def commit_sql(self) -> list[str]:
@@ -219,27 +272,41 @@ class SqlWriter:
         ]
 
     def commit(self) -> int:
-        """Flush the rest, then replace the target's rows with the stage's in one transaction."""
+        """Flush the rest, then replace the target's rows with the stage's: one transaction, one commit."""
         self._flush(self._buffer)
         self._buffer = []
-        hook = self.sink.hook
-        with closing(hook.get_conn()) as conn:
-            if hook.supports_autocommit:
-                hook.set_autocommit(conn, False)
-            with closing(conn.cursor()) as cur:
-                cur.execute(f"SELECT COUNT(*) FROM {self.stage}")
-                rows = int(cur.fetchone()[0])
-                try:
-                    for statement in self.commit_sql():
-                        cur.execute(statement)
-                    conn.commit()
-                except BaseException:
-                    conn.rollback()
-                    raise
+        cur = self._cursor()
+        try:
+            cur.execute(f"SELECT COUNT(*) FROM {self.stage}")
+            rows = int(cur.fetchone()[0])
+            for statement in self.commit_sql():
+                cur.execute(statement)
+            self._conn.commit()
+        except BaseException:
+            self._release(rollback=True)
+            raise
+        self._release(rollback=False)
         log.info("Report committed: %d rows into %s", rows, self.sink.describe())
         return rows
 
+    def _release(self, *, rollback: bool) -> None:
+        conn, cur, self._conn, self._cur = self._conn, self._cur, None, None
+        if conn is None:
+            return
+        try:
+            if rollback:
+                conn.rollback()
+        finally:
+            try:
+                cur.close()
+            finally:
+                conn.close()
+
     def abort(self) -> None:
-        """Drop the stage: the target was never touched."""
+        """Roll back what was staged and drop the stage: the target was never touched."""
         self._buffer = []
+        try:
+            self._release(rollback=True)
+        except Exception as exc:  # a broken connection: the stage is dropped over a new one below
+            log.warning("Rolling back the report's stage failed (%s)", type(exc).__name__)
         self.sink.hook.run(f"DROP TABLE IF EXISTS {self.stage}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -179,6 +180,15 @@ def connection_lines(url: str) -> list[str]:
     return [f"export AIRFLOW_CONN_{name}_DEFAULT='{json.dumps(conn)}'" for name, conn in conns.items()]
 
 
+def report_db_line(directory: str | None = None) -> str:
+    """An ``export`` line for a local SQLite database to load delivery reports into: the ``sms_reports_db``
+    connection example_delivery_report.py uses (needs apache-airflow-providers-sqlite)."""
+    import tempfile
+
+    path = os.path.join(directory or tempfile.gettempdir(), "sms-reports.db")
+    return f"export AIRFLOW_CONN_SMS_REPORTS_DB='{json.dumps({'conn_type': 'sqlite', 'host': path})}'"
+
+
 def main(argv: list[str] | None = None) -> None:
     """``airflow-sms-sandbox``: serve until Ctrl-C."""
     args = _parse_args(argv)
@@ -202,6 +212,9 @@ def main(argv: list[str] | None = None) -> None:
     print("  Connections for Airflow (paste into the shell that starts it):", flush=True)
     for line in connection_lines(url):
         print(f"    {line}", flush=True)
+    print("  Delivery reports into a table (example_delivery_report's sms_reports_db; any common.sql "
+          "connection will do, this one is a local SQLite file):", flush=True)
+    print(f"    {report_db_line()}", flush=True)
     if args.latency_ms or args.connect_latency_ms:
         print(f"  latency {args.latency_ms:g} ms per request, +{args.connect_latency_ms:g} ms per new connection",
               flush=True)

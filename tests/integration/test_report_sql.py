@@ -14,12 +14,13 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from airflow_sms_provider.exceptions import SmsValidationError
-from airflow_sms_provider.reports.record import DeliveryRecord
-from airflow_sms_provider.reports.sql import SqlSink, stage_table
+from airflow_sms_provider.reports.record import COLUMNS, DeliveryRecord
+from airflow_sms_provider.reports.sql import SqlSink, _row, stage_table
 from tests.worker_kill import wait_until
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
@@ -185,3 +186,52 @@ def test_a_connection_without_a_sql_hook_is_refused(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("AIRFLOW_CONN_NOT_SQL", json.dumps({"conn_type": "mobizon", "host": "http://127.0.0.1:9"}))
     with pytest.raises(SmsValidationError, match=r"sql_conn_id='not_sql': MobizonHook is not a common.sql"):
         SqlSink("not_sql", "delivery").watermark("mobizon", ["7"])
+
+
+def test_one_held_connection_and_one_executemany_per_batch(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stage is written over one connection, a batch per executemany of the dialect's upsert, the cells
+    exactly as DbApiHook._serialize_cells makes them (str, ISO 8601 UTC, None kept)."""
+    from airflow.providers.common.sql.hooks.sql import DbApiHook
+
+    sink = SqlSink("reports_db", "delivery", create_table=True, batch_size=100)
+    writer = sink.open("k", incremental=False)
+    hook, real_get_conn = sink.hook, sink.hook.get_conn
+    connections: list[Any] = []
+    calls: list[tuple[str, list[tuple[Any, ...]]]] = []
+
+    class Cursor:  # sqlite3's cursor type cannot be patched: wrap it
+        def __init__(self, cur: Any) -> None:
+            self.cur = cur
+
+        def executemany(self, sql: str, rows: Any) -> Any:
+            calls.append((sql, list(rows)))
+            return self.cur.executemany(sql, calls[-1][1])
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.cur, name)
+
+    class Conn:
+        def __init__(self, conn: Any) -> None:
+            self.conn = conn
+
+        def cursor(self) -> Cursor:
+            return Cursor(self.conn.cursor())
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.conn, name)
+
+    def get_conn() -> Any:
+        connections.append(Conn(real_get_conn()))
+        return connections[-1]
+
+    monkeypatch.setattr(hook, "get_conn", get_conn)
+    batch = records("7", range(250))
+    for part in (batch[:120], batch[120:]):
+        writer.write(part)
+    assert writer.commit() == 250
+    assert len(connections) == 1
+    assert [len(rows) for _, rows in calls] == [100, 100, 50]
+    assert {sql for sql, _ in calls} == {f"REPLACE INTO {stage_table('delivery', 'k')} ({', '.join(COLUMNS)}) "
+                                         f"VALUES ({','.join('?' * len(COLUMNS))})"}  # fmt: skip
+    assert calls[0][1][0] == DbApiHook._serialize_cells(_row(batch[0]))
+    assert rows(db, "SELECT COUNT(*) FROM delivery") == [(250,)]

@@ -9,11 +9,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
-from airflow_sms_provider.sandbox.server import CLI_DEFAULTS, connection_lines
+from airflow_sms_provider.sandbox.server import CLI_DEFAULTS, connection_lines, report_db_line
 
 
 def test_config_reports_the_clock_speed_in_force(admin: httpx.Client) -> None:
@@ -48,7 +49,7 @@ def cli_sandbox() -> Iterator[tuple[str, list[str]]]:
                             text=True, env=env)  # fmt: skip
     try:
         lines: list[str] = []
-        while sum("export AIRFLOW_CONN_" in line for line in lines) < 3 and len(lines) < 20:
+        while sum("export AIRFLOW_CONN_" in line for line in lines) < 4 and len(lines) < 20:
             line = proc.stdout.readline()  # type: ignore[union-attr]
             assert line, "the CLI sandbox stopped before printing its connections"
             lines.append(line)
@@ -67,10 +68,23 @@ def cli_sandbox() -> Iterator[tuple[str, list[str]]]:
         proc.wait(timeout=10)
 
 
+def test_report_db_line_is_the_example_dags_sqlite_connection(tmp_path: Path) -> None:
+    from airflow.models.connection import Connection
+
+    example = Path(__file__).resolve().parents[2] / "example_dags" / "example_delivery_report.py"
+    assert 'SQL_CONN_ID = "sms_reports_db"' in example.read_text(encoding="utf-8")
+    conn_id = "sms_reports_db"
+    line = report_db_line(str(tmp_path))
+    name, value = shlex.split(line)[1].split("=", 1)
+    assert name == f"AIRFLOW_CONN_{conn_id.upper()}"
+    conn = Connection.from_json(value, conn_id=conn_id)
+    assert conn.conn_type == "sqlite" and conn.host == str(tmp_path / "sms-reports.db")
+
+
 def test_cli_prints_paste_ready_connections_and_runs_on_the_wall_clock(cli_sandbox: tuple[str, list[str]]) -> None:
     url, lines = cli_sandbox
     exports = [line.strip() for line in lines if line.strip().startswith("export AIRFLOW_CONN_")]
-    assert exports == connection_lines(url)
+    assert exports == [*connection_lines(url), report_db_line()]
     config = httpx.get(f"{url}/_sandbox/config").json()
     # Speed 1: dates a DAG computes from its own clock (Ogangi's scheduled start) mean the same here.
     assert config["clock_speed"] == 1

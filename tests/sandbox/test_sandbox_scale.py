@@ -85,6 +85,19 @@ def test_one_campaign_pages_are_slices_equal_to_the_general_listing(mobizon: Mob
     assert [item["to"] for items in pages for item in items] == numbers
 
 
+def test_one_campaign_pages_after_recipients_are_replaced(mobizon: Mobizon) -> None:
+    """The page slices follow a replace (every message dropped, new ones added) like the general listing."""
+    campaign_id = mobizon.campaign(numbers=[f"7701{i:07d}" for i in range(1, 151)])
+    numbers = [f"7702{i:07d}" for i in range(1, 121)]
+    mobizon.ok("campaign/addRecipients", {"id": campaign_id, "recipients": numbers, "params": {"replace": 1}})
+    pages = [mobizon.ok("message/list", {"criteria": {"campaignIds": [campaign_id]},
+                                         "pagination": {"currentPage": page, "pageSize": 100}})
+             for page in range(3)]  # fmt: skip
+    assert [page["totalItemCount"] for page in pages] == ["120"] * 3
+    assert [item["to"] for page in pages for item in page["items"]] == numbers
+    assert pages[2]["items"] == []
+
+
 def test_background_task_releases_its_rows_but_reports_their_count(mobizon: Mobizon) -> None:
     mobizon.configure(task_rows_per_second=10**9)
     campaign_id = mobizon.campaign()

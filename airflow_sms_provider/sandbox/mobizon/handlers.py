@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -378,7 +377,7 @@ def message_list(call: Call) -> Reply:
         size, page = _pagination(call.params)
         number_info = _int(call.params.get("withNumberInfo"), 0) == 1
         line = call.st.timeline(camp)
-        window = itertools.islice(camp.messages.values(), page * size, (page + 1) * size)
+        window = camp.ordered[page * size : (page + 1) * size]
         items = [call.st.message_row(camp, msg, call.now, number_info, line) for msg in window]
         return Reply(OK, {"items": items, "totalItemCount": str(len(camp.messages))})
     ranges = {

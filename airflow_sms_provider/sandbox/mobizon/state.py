@@ -118,6 +118,9 @@ class Campaign:
     track_recipients: int = 0
     links: list[Link] = field(default_factory=list)
     messages: dict[str, Message] = field(default_factory=dict)  # number -> message
+    # The same messages in id order (messages are only added, or all removed): a page of a
+    # big campaign is a slice, not a walk from its first message.
+    ordered: list[Message] = field(default_factory=list)
     group_ids: list[str] = field(default_factory=list)
     rejected: int = 0
     send_calls: int = 0
@@ -418,6 +421,7 @@ class MobizonState:
         if msg.seg_num > 1 and number.startswith(tuple(self.cfg["partial_prefixes"])):
             camp.partial_index = msg.index
         camp.messages[number] = msg
+        camp.ordered.append(msg)
         self.messages[msg.id] = msg
         return msg
 
@@ -425,6 +429,7 @@ class MobizonState:
         for msg in camp.messages.values():
             self.messages.pop(msg.id, None)
         camp.messages.clear()
+        camp.ordered.clear()
         camp.uncounted.clear()
         camp.rejected = 0
         camp.group_ids.clear()
