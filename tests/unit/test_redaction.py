@@ -21,6 +21,7 @@ from tests.secret_forms import encodings
 
 KEY = "Rk7+Yq/9=Zp%Lm&Tx2v W~Ж8Qa0"  # registered: an API key
 PRIVATE = "Pv+Key/Abc=12%3D&zz-00"  # registered: an Ogangi private key (it even holds "%3D")
+QUOTED = "Qt\"Key\\Back'sl+/=%&9"  # registered: quotes and a backslash (JSON's \" and \\, repr()'s \')
 JWT = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
     "eyJzdWIiOiJjYW5hcnkiLCJleHAiOjQxMDI0NDQ4MDB9."
@@ -33,9 +34,10 @@ UNREGISTERED_JWT = "eyJ0eXAiOiJKV1QifQ.eyJ4IjoxfQ.c2ln_-abc"
 def _registered() -> None:
     register_secret(KEY)
     register_secret(PRIVATE)
+    register_secret(QUOTED)
 
 
-ALL_FORMS = [(name, secret, form) for secret in (KEY, PRIVATE) for name, form in encodings(secret).items()]
+ALL_FORMS = [(name, secret, form) for secret in (KEY, PRIVATE, QUOTED) for name, form in encodings(secret).items()]
 
 
 @pytest.mark.parametrize(("name", "secret", "form"), ALL_FORMS, ids=[f"{n}-{i}" for i, (n, _, _) in
@@ -168,6 +170,11 @@ def test_registration_hands_every_form_to_airflows_masker(monkeypatch: pytest.Mo
                  "json-u-lower", "json-u-upper", "base64"):
         # Airflow's masker replaces substrings: a form told without base64's "=" padding masks all but it
         assert any(told_form in forms[name] and len(told_form) >= len(forms[name]) - 2 for told_form in told), name
+    # repr() of the text and of its bytes, as a traceback or a frame's locals show a non-ASCII or quoted key
+    quoted = "Reg+Ж/Key'1%2&3\"x"
+    register_secret(quoted)
+    for name in ("repr", "repr-bytes", "json"):
+        assert encodings(quoted)[name] in told, name
 
 
 @pytest.mark.parametrize("conn_type", ["mobizon", "bsg", "ogangi"])
