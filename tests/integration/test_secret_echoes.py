@@ -20,8 +20,6 @@ from typing import Any
 import httpx
 import pendulum
 import pytest
-from airflow import __version__ as airflow_version
-from packaging.version import Version
 
 from tests.helpers import add_faults, run_dag, task_states
 from tests.integration.test_secrets import AIRFLOW_MASKER_IPC, debug_logging, log_files
@@ -150,15 +148,8 @@ def _run_captured(dag: Any, capfd: pytest.CaptureFixture[str]) -> tuple[Any, str
 
 
 # Airflow 3.0's in-process task log (dag.test) renders a failing task's traceback with every frame's
-# locals (structlog + rich), outside the secrets masker: the provider's parsed answer, echoed key included,
-# is printed there by Airflow. This package's own lines and exception texts stay clean (the other tests here).
-LOCALS_IN_TRACEBACKS = pytest.mark.xfail(
-    Version(airflow_version).release < (3, 1), strict=False,
-    reason="Airflow 3.0 prints frame locals of task tracebacks unmasked (docs/security.md, known gaps)",
-)
-
-
-@LOCALS_IN_TRACEBACKS
+# locals (structlog + rich), outside the secrets masker. These checks were expected failures there while
+# the parsers kept the echoing answer in a local; they hold on 3.0 too since the parsers do not (#12).
 def test_mobizon_echo_stays_out_of_task_and_trigger_logs(
     airflow_db: None, mobizon_echo: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -176,7 +167,6 @@ def test_mobizon_echo_stays_out_of_task_and_trigger_logs(
     assert not leaks(captured, {MOBIZON_KEY})
 
 
-@LOCALS_IN_TRACEBACKS
 @pytest.mark.parametrize("header", [False, True], ids=["errors-echo-key", "quotes-authorization-jwt"])
 def test_bsg_echo_stays_out_of_task_and_trigger_logs(
     airflow_db: None, sandbox_url: str, bsg_account: str, header: bool, capfd: pytest.CaptureFixture[str]
