@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from airflow_sms_provider.exceptions import SmsValidationError
+from airflow_sms_provider.redaction import register_secret
 
 DEFAULT_TIMEOUT = 30.0
 # No provider document names the zone scheduled times are read in; UTC unless the
@@ -17,6 +18,41 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_TIMEZONE = "UTC"
 
 log = logging.getLogger(__name__)
+
+# An extra whose name holds one of these is a secret (``report_salt``, ``webhook_secret``...): Airflow's
+# own rule for extras (``secret``, ``token``, ``password``...) plus ``salt``, which it does not know.
+SECRET_EXTRA_WORDS = ("secret", "salt", "password", "passwd", "passphrase", "token", "private_key", "api_key",
+                      "apikey", "authorization", "credential")
+
+
+def is_secret_extra(name: str) -> bool:
+    """Whether the connection extra ``name`` holds a secret (masked everywhere once the connection is read)."""
+    lowered = name.lower()
+    return any(word in lowered for word in SECRET_EXTRA_WORDS)
+
+
+def register_connection_secrets(conn: Any) -> None:
+    """Mask, in every form, the Password field and every secret extra of ``conn`` from now on.
+
+    Called wherever the package reads a connection (every hook's and trigger's settings, the webhook
+    receiver), so a secret the task does not use itself (a report's salt read by a campaign task, the
+    webhook secret read by a hook) is masked too: in the exceptions this package raises and, through
+    Airflow's masker, in every log line of the task or the triggerer.
+    """
+    password = getattr(conn, "password", None)
+    if isinstance(password, str):
+        register_secret(password)
+        register_secret(password.strip())
+    try:
+        extra = conn.extra_dejson or {}
+    except Exception:  # an unreadable extra: the settings that need it say so themselves
+        return
+    if not isinstance(extra, dict):
+        return
+    for name, value in extra.items():
+        if isinstance(value, str) and is_secret_extra(str(name)):
+            register_secret(value)
+            register_secret(value.strip())
 
 
 def base_url(host: str | None, port: int | None = None, *, default: str | None = None, field: str = "host") -> str:

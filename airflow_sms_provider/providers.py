@@ -21,6 +21,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook
 
+from airflow_sms_provider.connections import register_connection_secrets
 from airflow_sms_provider.exceptions import SmsValidationError
 
 # conn_type -> hook class path, from register_provider_info (a provider outside this package).
@@ -150,6 +151,9 @@ def provider_for(conn_id: str) -> Provider:
     except AirflowNotFoundException:
         # A missing connection is a configuration error: fail without retries.
         raise SmsValidationError(f"connection {conn_id!r} is not defined", field="conn_id", value=conn_id) from None
+    # Every form of its secrets is masked from here on: a caller may format text (an alert's failure
+    # text) before any hook reads the connection's settings.
+    register_connection_secrets(conn)
     return provider_named(conn.conn_type, conn_id)
 
 

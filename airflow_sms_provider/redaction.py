@@ -18,7 +18,9 @@ What :func:`redact_text` masks:
   raw; percent-encoded (``quote``, ``quote_plus``, httpx's and PHP's query
   encoding, upper- or lower-case hex, and encoded twice: ``%252B``); form-encoded
   (space as ``+``); JSON-escaped (``\\/``, ``\\u002b``, ``\\u002B``); HTML-escaped
-  (``&amp;``, ``&#43;``, ``&#x2b;``), as an error page of a proxy writes it;
+  (``&amp;``, ``&#43;``, ``&#x2b;``), as an error page of a proxy writes it; backslash-escaped
+  (JSON's ``\\"`` and ``\\\\``, ``repr()``'s ``\\'``, and a non-ASCII character as the ``\\xd0\\x96``
+  of ``repr()`` of bytes, as a traceback or a logged request body shows it);
 * a registered secret in base64 (standard or URL-safe alphabet, padded or not),
   also when it is embedded in a longer base64 value (``Basic base64(user:key)``):
   for each of the three byte offsets the run of base64 characters that depends on
@@ -83,6 +85,11 @@ def _char_pattern(char: str) -> str:
         options.append(r"\+")
     if char == "/":
         options.append(r"(?:\\){1,3}/")  # JSON's optional escape of '/' (also JSON in JSON)
+    if char in "\"\\'":
+        # JSON's \" and \\ (JSON in JSON doubles the backslashes), repr()'s \' and \\
+        options.append(r"(?:\\){1,7}" + re.escape(char))
+    if not char.isascii():
+        options.append("".join(rf"\\x{byte:02x}" for byte in utf8))  # repr() of bytes: b'\xd0\x96'
     return "(?:" + "|".join(options) + ")"
 
 
@@ -159,7 +166,8 @@ def forms(secret: str) -> list[str]:
     the encoders in use produce: raw, percent-encoded (safe ``""`` and ``"/"``,
     ``quote_plus``, httpx's query encoding; upper- and lower-case hex), JSON-escaped
     (plain, with ``\\/``, and every other character as ``\\u00xx`` in either case),
-    HTML-escaped and base64 (see :func:`_base64_runs`).
+    HTML-escaped, ``repr()`` of the text and of its UTF-8 bytes (``b'\\xd0\\x96'``) and base64
+    (see :func:`_base64_runs`).
     """
     out = [secret]
     for text in (quote(secret, safe=""), quote(secret, safe="/"), quote_plus(secret), quote_plus(secret, safe="/"),
@@ -172,6 +180,7 @@ def forms(secret: str) -> list[str]:
     out += [hex_all, _upper_hex_escapes(hex_all)]
     out.append("".join(f"&#{ord(c)};" if not c.isalnum() else c for c in secret))
     out.append(secret.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;"))
+    out += [repr(secret)[1:-1], repr(secret.encode("utf-8"))[2:-1]]  # str and bytes reprs (tracebacks, locals)
     out += sorted(_base64_runs(secret))
     seen: set[str] = set()
     return [text for text in out if not (text in seen or seen.add(text))]  # type: ignore[func-returns-value]

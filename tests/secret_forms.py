@@ -47,7 +47,19 @@ def encodings(secret: str) -> dict[str, str]:
         "html-hex": "".join(c if c.isalnum() else f"&#x{ord(c):X};" for c in secret),
         "base64": base64.b64encode(data).decode(),
         "base64-urlsafe": base64.urlsafe_b64encode(data).decode().rstrip("="),
+        # Basic auth's base64(login:key): only the characters made of the key's bits alone
+        "base64-after-login": _embedded_base64(b"user:", data),
+        "base64-after-4-bytes": _embedded_base64(b"pet:", data),
+        # a traceback, a frame's locals or a logged request body: repr() of the text and of its bytes
+        "repr": repr(secret)[1:-1],
+        "repr-bytes": repr(data)[2:-1],
     }
+
+
+def _embedded_base64(prefix: bytes, data: bytes) -> str:
+    """The part of ``base64(prefix + data + b"!")`` that depends on ``data`` alone (no partial character)."""
+    encoded = base64.b64encode(prefix + data + b"!").decode()
+    return encoded[-(-8 * len(prefix) // 6):8 * (len(prefix) + len(data)) // 6]
 
 
 def echo(secret: str) -> str:

@@ -136,10 +136,12 @@ def connection_secret(conn_id: str) -> str | None:
         raise LookupError(conn_id) from None
     if conn.conn_type != NAME:
         raise LookupError(conn_id)
+    from airflow_sms_provider.connections import register_connection_secrets
+
+    # Every form of the secret (and of the connection's other secrets) in the API server's masker and
+    # in this package's redaction: Airflow masks only the raw value, and only of names it knows.
+    register_connection_secrets(conn)
     secret = conn.extra_dejson.get("webhook_secret")
     if not isinstance(secret, str) or not secret:
         return None
-    from airflow_sms_provider.redaction import register_secret
-
-    register_secret(secret)  # "secret" in the extra's name masks it already; this covers any log line
     return secret

@@ -24,7 +24,7 @@ from urllib.parse import SplitResult
 import httpx
 
 from airflow_sms_provider.concurrency import ordered_map
-from airflow_sms_provider.connections import HttpSettings, as_float, as_zone
+from airflow_sms_provider.connections import HttpSettings, as_float, as_zone, register_connection_secrets
 from airflow_sms_provider.exceptions import SmsAuthError, SmsProviderError, SmsValidationError
 from airflow_sms_provider.hooks.base import (
     DEFAULT_REPORT_CONCURRENCY,
@@ -34,7 +34,7 @@ from airflow_sms_provider.hooks.base import (
     provider_time,
 )
 from airflow_sms_provider.protocols import bsg as proto
-from airflow_sms_provider.redaction import redact_text, register_secret, register_token
+from airflow_sms_provider.redaction import redact_text, register_token
 from airflow_sms_provider.reports import record as rec
 from airflow_sms_provider.status_map import DONE, FAILED, PENDING, RUNNING
 from airflow_sms_provider.transport import Parser, Request, RetryPolicy, asend, client_options, send
@@ -62,12 +62,12 @@ class BsgSettings:
     @classmethod
     def from_connection(cls, conn: Any) -> BsgSettings:
         extra = conn.extra_dejson or {}
+        register_connection_secrets(conn)  # the key and every secret extra, before anything can fail
         api_key = (conn.password or "").strip()
         if not api_key:
             raise SmsValidationError(
                 f"connection {conn.conn_id!r}: the API key (Password field) is empty", field="password"
             )
-        register_secret(api_key)
         retry = RetryPolicy(
             max_attempts=int(extra.get("retry_attempts", RetryPolicy.max_attempts)),
             base_delay=as_float(extra.get("retry_base_delay"), RetryPolicy.base_delay, "retry_base_delay"),

@@ -28,7 +28,7 @@ from urllib.parse import SplitResult
 import httpx
 
 from airflow_sms_provider.concurrency import Gate, ordered_map, prefetch, yield_gil
-from airflow_sms_provider.connections import HttpSettings, as_float, as_zone
+from airflow_sms_provider.connections import HttpSettings, as_float, as_zone, register_connection_secrets
 from airflow_sms_provider.exceptions import SmsProviderError, SmsValidationError
 from airflow_sms_provider.hooks.base import (
     DEFAULT_REPORT_CONCURRENCY,
@@ -40,7 +40,7 @@ from airflow_sms_provider.hooks.base import (
 )
 from airflow_sms_provider.protocols import mobizon as proto
 from airflow_sms_provider.recipients import chunked
-from airflow_sms_provider.redaction import redact_text, register_secret
+from airflow_sms_provider.redaction import redact_text
 from airflow_sms_provider.reports import record as rec
 from airflow_sms_provider.status_map import DONE, FAILED, PENDING, RUNNING
 from airflow_sms_provider.transport import Request, Response, RetryPolicy, asend, async_client, send, sync_client
@@ -82,12 +82,12 @@ class MobizonSettings:
     @classmethod
     def from_connection(cls, conn: Any) -> MobizonSettings:
         extra = conn.extra_dejson or {}
+        register_connection_secrets(conn)  # the key and every secret extra, before anything can fail
         api_key = (conn.password or "").strip()
         if not api_key:
             raise SmsValidationError(
                 f"connection {conn.conn_id!r}: the API key (Password field) is empty", field="password"
             )
-        register_secret(api_key)
         retry = RetryPolicy(
             max_attempts=int(extra.get("retry_attempts", RetryPolicy.max_attempts)),
             base_delay=as_float(extra.get("retry_base_delay"), RetryPolicy.base_delay, "retry_base_delay"),

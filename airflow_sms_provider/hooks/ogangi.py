@@ -20,7 +20,7 @@ from urllib.parse import SplitResult
 
 import httpx
 
-from airflow_sms_provider.connections import HttpSettings, as_float
+from airflow_sms_provider.connections import HttpSettings, as_float, register_connection_secrets
 from airflow_sms_provider.exceptions import SmsNotFoundError, SmsNotSupportedError, SmsValidationError
 from airflow_sms_provider.hooks.base import (
     DEFAULT_REPORT_CONCURRENCY,
@@ -31,7 +31,7 @@ from airflow_sms_provider.hooks.base import (
 )
 from airflow_sms_provider.protocols import ogangi as proto
 from airflow_sms_provider.recipients import fill_placeholders
-from airflow_sms_provider.redaction import redact_text, register_secret
+from airflow_sms_provider.redaction import redact_text
 from airflow_sms_provider.reports import record as rec
 from airflow_sms_provider.status_map import DONE, FAILED, PENDING, RUNNING
 from airflow_sms_provider.transport import Request, RetryPolicy, asend, client_options, send
@@ -61,8 +61,8 @@ class OgangiSettings:
     @classmethod
     def from_connection(cls, conn: Any) -> OgangiSettings:
         extra = conn.extra_dejson or {}
+        register_connection_secrets(conn)  # the key and every secret extra, before anything can fail
         private_key = _required(conn, conn.password, "the private key (Password field)", "password")
-        register_secret(private_key)
         user = _required(conn, conn.login, "the user name (Login field)", "login")
         public_key = _required(conn, extra.get("public_key"), "the public key (extra public_key)", "public_key")
         raw_instance = extra.get("instance_id")

@@ -26,6 +26,7 @@ from typing import Any
 from airflow.providers.common.compat.connection import get_async_connection
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseNotifier, redact
 
+from airflow_sms_provider.connections import register_connection_secrets
 from airflow_sms_provider.hooks.base import masked_number
 from airflow_sms_provider.providers import per_provider, provider_for, provider_named
 from airflow_sms_provider.recipients import InvalidPhone, normalize_phone
@@ -227,24 +228,31 @@ class SmsNotifier(DataFieldsMixin, BaseNotifier):
         if sent:
             log.info("SMS notification sent through connection %r to %d number(s)", self.conn_id, sent)
 
-    def _checked(self) -> tuple[list[str], list[str], str]:
-        """(numbers, problems, text), or the reason nothing can be sent."""
+    def _numbers(self) -> tuple[list[str], list[str]]:
+        """(numbers, problems), or the reason nothing can be sent (checked before the connection is read)."""
         numbers, problems = _numbers(self.recipients)
         if not numbers:
             raise ValueError(f"no valid phone number in recipients ({'; '.join(problems) or 'empty'})")
+        return numbers, problems
+
+    def _text(self) -> str:
+        """The text as sent. Called once the connection was read, so every form of its secrets is masked
+        (a failure text may quote the key as another client encoded it)."""
         text = clean_text(self.message, self.max_length)
         if not text:
             raise ValueError("the message rendered to an empty text")
-        return numbers, problems, text
+        return text
 
     async def _asend(self) -> tuple[int, list[str]]:
-        numbers, problems, text = self._checked()
+        numbers, problems = self._numbers()
         if not isinstance(self.conn_id, str) or not self.conn_id.strip():
             provider_for(self.conn_id)  # raises its validation error; never reads a connection
         try:
             conn = await get_async_connection(self.conn_id)
         except AirflowNotFoundException:
             raise ValueError(f"connection {self.conn_id!r} is not defined") from None
+        register_connection_secrets(conn)  # as provider_for does on the sync path
+        text = self._text()
         provider = provider_named(conn.conn_type, self.conn_id)
         client, send_text = provider.hook_class().async_text_sender(conn)
         async with client:
@@ -252,8 +260,9 @@ class SmsNotifier(DataFieldsMixin, BaseNotifier):
         return len(numbers) - len(failed), [f"invalid {p}" for p in problems] + failed
 
     def _send(self) -> tuple[int, list[str]]:
-        numbers, problems, text = self._checked()
-        provider = provider_for(self.conn_id)
+        numbers, problems = self._numbers()
+        provider = provider_for(self.conn_id)  # reads the connection: its secrets are known from here on
+        text = self._text()
         hook = provider.hook(self.conn_id)
         try:
             failed = hook.send_text(numbers, text, per_provider(self.sender, provider.conn_type))

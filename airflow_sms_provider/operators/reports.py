@@ -84,6 +84,9 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
     :param watermark_overlap: how far before the watermark an incremental export starts reading.
     :param watermark_path: a file destination's watermark file (default: beside the file); give one
         when each run writes into a folder of its own.
+    :param csv_escape_formulas: a CSV destination for people who open it in a spreadsheet: a value the
+        spreadsheet would run as a formula (starting ``= + - @``, tab or CR, not a signed number) gets a
+        ``'`` in front. Off by default: values are written as the provider gave them.
 
     Returns ``{"provider", "conn_id", "campaign_ids", "destination", "rows", "statuses", "incremental",
     "since", "hashed"}``: ``statuses`` counts rows by neutral status. No phone number is in it.
@@ -108,6 +111,7 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
         batch_size: int = DEFAULT_BATCH_SIZE,
         watermark_overlap: dt.timedelta = DEFAULT_WATERMARK_OVERLAP,
         watermark_path: Any = None,
+        csv_escape_formulas: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -117,6 +121,7 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
         self.incremental, self.hash_recipients = incremental, hash_recipients
         self.concurrency, self.batch_size, self.watermark_overlap = concurrency, batch_size, watermark_overlap
         self.watermark_path = watermark_path
+        self.csv_escape_formulas = csv_escape_formulas
 
     # ------------------------------------------------------------ validation (before any request)
 
@@ -143,7 +148,8 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
         if has_file:
             from airflow_sms_provider.reports.files import FileSink
 
-            return FileSink(self.destination, format=self.format, watermark_path=self.watermark_path)  # type: ignore[arg-type]
+            return FileSink(self.destination, format=self.format, watermark_path=self.watermark_path,  # type: ignore[arg-type]
+                            csv_escape_formulas=self.csv_escape_formulas)
         if not self.sql_conn_id or not self.table:
             missing = "sql_conn_id" if not self.sql_conn_id else "table"
             raise SmsValidationError(f"a SQL destination needs both sql_conn_id and table: {missing} is empty",

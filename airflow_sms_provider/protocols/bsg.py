@@ -501,9 +501,11 @@ def _document(resp: Response) -> Any:
 
 def parse(resp: Response) -> Any:
     """The ``data`` of a successful answer, or the typed error its status stands for."""
-    doc = _document(resp)
     if not 200 <= resp.status_code < 300:
-        raise error_for(resp.status_code, doc, resp.content)
+        # The answer is read inside the call, not kept in a local: a traceback that prints frame
+        # locals (Airflow 3.0's task logs, rich tracebacks) would show an echoed key or JWT as written.
+        raise error_for(resp.status_code, _document(resp), resp.content)
+    doc = _document(resp)
     if not isinstance(doc, Mapping) or "data" not in doc:
         raise _not_json(resp)
     return doc["data"]
@@ -511,12 +513,13 @@ def parse(resp: Response) -> Any:
 
 def parse_token(resp: Response) -> str:
     """The JWT of a login or refresh answer."""
-    doc = _document(resp)
     if not 200 <= resp.status_code < 300:
-        raise error_for(resp.status_code, doc, resp.content)
+        raise error_for(resp.status_code, _document(resp), resp.content)  # no answer in a local: see parse
+    doc = _document(resp)
     token = doc.get("bearer") if isinstance(doc, Mapping) else None
     if not isinstance(token, str) or not token:
-        # Not echoing the body: it might hold a token in some other shape.
+        # Not echoing the body (nor keeping it in a local: see parse): it might hold a token in some other shape.
+        del doc
         raise SmsProtocolError(f"bsg: HTTP {resp.status_code} login answer without a 'bearer' token",
                                provider=PROVIDER)
     return token
@@ -524,9 +527,9 @@ def parse_token(resp: Response) -> str:
 
 def parse_page(resp: Response) -> dict[str, Any]:
     """A list answer as ``{"items": [...], "total": n, "offset": n, "limit": n}``."""
-    doc = _document(resp)
     if not 200 <= resp.status_code < 300:
-        raise error_for(resp.status_code, doc, resp.content)
+        raise error_for(resp.status_code, _document(resp), resp.content)  # no answer in a local: see parse
+    doc = _document(resp)
     if not isinstance(doc, Mapping) or not isinstance(doc.get("data"), list):
         raise _not_json(resp)
     page = (doc.get("meta") or {}).get("page") or {}

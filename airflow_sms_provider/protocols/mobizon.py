@@ -356,13 +356,22 @@ def parse(resp: Response, *, locked_is_conflict: bool = False, convert_numbers: 
             f"mobizon: HTTP {resp.status_code} with a body that is not the API's JSON envelope: {excerpt!r}",
             provider=PROVIDER,
         ) from None
+    if code in (OK, PARTIALLY_DONE, NOTHING_DONE, BACKGROUND):
+        data = normalize(doc.get("data")) if convert_numbers else doc.get("data")
+        return Answer(code, data, str(doc.get("message") or ""))
+    error = _answer_error(code, doc, convert_numbers, locked_is_conflict)
+    # Not raised with the answer in a local: a traceback that prints frame locals (Airflow 3.0's
+    # task logs, rich tracebacks, capture_locals) would show an echoed key as the provider wrote it.
+    del doc
+    raise error
+
+
+def _answer_error(code: int, doc: Mapping[str, Any], convert_numbers: bool, locked_is_conflict: bool) -> Exception:
     data = normalize(doc.get("data")) if convert_numbers else doc.get("data")
     message = str(doc.get("message") or "")
-    if code in (OK, PARTIALLY_DONE, NOTHING_DONE, BACKGROUND):
-        return Answer(code, data, message)
     if code == DATA_UPDATE and locked_is_conflict:
-        raise SmsConflictError(f"mobizon code 10: {message}", provider=PROVIDER, code=code, details=data)
-    raise error_for(code, data, message)
+        return SmsConflictError(f"mobizon code 10: {message}", provider=PROVIDER, code=code, details=data)
+    return error_for(code, data, message)
 
 
 def error_for(code: int, data: Any, message: str) -> Exception:

@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import IO, Any, Literal
@@ -103,9 +104,24 @@ def _text(value: Any) -> Any:
     return value
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP "CSV injection"): a
+# provider-given value such as ``=HYPERLINK(...)`` would run when someone opens the file.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A signed number (``+77011112301``, ``-0.05``) is a number to a spreadsheet, not a formula: kept as it is.
+_SIGNED_NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)?")
+
+
+def escape_formula(value: Any) -> Any:
+    """``value`` with a ``'`` in front when a spreadsheet would read it as a formula (strings only)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not _SIGNED_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
 class _Encoder:
-    def __init__(self, handle: IO[bytes]) -> None:
+    def __init__(self, handle: IO[bytes], *, escape_formulas: bool = False) -> None:
         self.handle = handle
+        self.escape_formulas = escape_formulas
 
     def write(self, records: Sequence[DeliveryRecord]) -> None:
         raise NotImplementedError
@@ -115,13 +131,17 @@ class _Encoder:
 
 
 class _Csv(_Encoder):
-    def __init__(self, handle: IO[bytes]) -> None:
-        super().__init__(handle)
+    def __init__(self, handle: IO[bytes], *, escape_formulas: bool = False) -> None:
+        super().__init__(handle, escape_formulas=escape_formulas)
         self.text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=False)
         self.writer = csv.writer(self.text)
         self.writer.writerow(COLUMNS)
 
     def write(self, records: Sequence[DeliveryRecord]) -> None:
+        if self.escape_formulas:
+            self.writer.writerows(["" if v is None else escape_formula(_text(v)) for v in _values(r)]
+                                  for r in records)
+            return
         # Spelled out per column (this runs once per message): the generic per-value _text cost as much
         # as building the record.
         self.writer.writerows(
@@ -144,7 +164,7 @@ class _Jsonl(_Encoder):
 
 
 class _Parquet(_Encoder):
-    def __init__(self, handle: IO[bytes]) -> None:
+    def __init__(self, handle: IO[bytes], *, escape_formulas: bool = False) -> None:
         super().__init__(handle)
         pa = require_pyarrow()
         self.pa = pa
@@ -206,6 +226,9 @@ class FileSink:
     :param format: ``csv``, ``jsonl`` or ``parquet``; ``None`` reads it from the suffix.
     :param watermark_path: the watermark sidecar (JSON); default ``.sms-report-watermarks.json`` beside
         the target. Every export of one report must name the same one.
+    :param csv_escape_formulas: CSV only: put ``'`` before a value a spreadsheet would run as a formula
+        (``= + - @``, tab, CR; not a signed number). Off by default: the file keeps every value as the
+        provider gave it (docs/security.md, "Reports").
     """
 
     def __init__(
@@ -214,9 +237,11 @@ class FileSink:
         *,
         format: Format | None = None,
         watermark_path: str | ObjectStoragePath | None = None,
+        csv_escape_formulas: bool = False,
     ) -> None:
         self.path = as_storage_path(path)
         self.format = format_of(self.path, format)
+        self.csv_escape_formulas = bool(csv_escape_formulas)
         self._sidecar = None if watermark_path in (None, "") else as_storage_path(watermark_path)
         if self.format == "parquet":
             require_pyarrow()  # before any request: the error names the extra
@@ -308,7 +333,7 @@ class _FileWriter:
         self.partial = _partial(sink.path, export_key)
         self.partial.parent.mkdir(parents=True, exist_ok=True)
         self.handle: IO[bytes] = self.partial.open("wb")  # truncates what a killed try left
-        self.encoder = _ENCODERS[sink.format](self.handle)
+        self.encoder = _ENCODERS[sink.format](self.handle, escape_formulas=sink.csv_escape_formulas)
         self.rows = 0
         self.latest: dict[tuple[str, str], dt.datetime] = {}  # (provider, campaign id) -> latest updated_at
         self.closed = False

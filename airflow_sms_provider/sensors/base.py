@@ -15,6 +15,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
 
 from airflow_sms_provider.links import persist_campaign_link
+from airflow_sms_provider.templating import DataFieldsMixin
 
 
 def default_deferrable(deferrable: bool | None) -> bool:
@@ -22,8 +23,12 @@ def default_deferrable(deferrable: bool | None) -> bool:
     return conf.getboolean("operators", "default_deferrable", fallback=False) if deferrable is None else deferrable
 
 
-class CampaignWaitSensor(BaseSensorOperator):
-    """The shared execute of the campaign sensors; see the module docstring."""
+class CampaignWaitSensor(DataFieldsMixin, BaseSensorOperator):
+    """The shared execute of the campaign sensors; see the module docstring.
+
+    Ids in a list (``campaign_ids``) are data like every audience field: never rendered
+    (airflow_sms_provider/templating.py).
+    """
 
     def __init__(self, *, deferrable: bool | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)

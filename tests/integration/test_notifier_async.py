@@ -149,3 +149,36 @@ def test_errors_before_sending_are_logged(sandbox_url: str, logs: Any) -> None:
     assert "'no_such_conn' is not defined" in logs.text
     assert "no valid phone number in recipients ('12': too short" in logs.text
     assert not sandbox_requests(sandbox_url)
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_the_connections_key_is_masked_in_the_text_even_before_anything_else_read_it(
+    path: str, sandbox_url: str, monkeypatch: pytest.MonkeyPatch, logs: Any
+) -> None:
+    """The failure text of another client quotes the key percent-encoded (Airflow's masker knows the raw
+    key at most): the notifier reads its connection, so every form is known, before it cleans the text.
+    Hostile numbers nested in ``recipients`` stay data on both paths."""
+    import uuid
+    from urllib.parse import quote
+
+    from tests.secret_forms import leaks
+
+    key = f"Notif+{path}/{uuid.uuid4().hex[:8]}=1%2F&k"  # new to this process: nothing registered it yet
+    httpx.post(f"{sandbox_url}/_sandbox/mobizon/accounts", json={"api_key": key}).raise_for_status()
+    monkeypatch.setenv("AIRFLOW_CONN_SMS_FRESH", mobizon_conn_uri(sandbox_url, api_key=key))
+    error = ValueError(f"GET https://api.example.com/x/{quote(key, safe='')}/y failed")  # no apiKey= to go by
+    recipients = [NUMBER, "{{ 7 * 7 }}"]
+    message = "{{ outcome }}"
+    context = task_context("r1", error)
+    if path == "sync":
+        SmsNotifier(conn_id="sms_fresh", recipients=recipients, message=message)(context)
+    else:
+        async def callback() -> None:
+            await SmsNotifier(conn_id="sms_fresh", recipients=recipients, message=message, context=context)
+
+        async_only(callback())
+
+    ((number, text),) = received(sandbox_url, "mobizon")
+    assert number == NUMBER and text.startswith("FAILED: ValueError: GET"), text
+    assert not leaks(text + "\n" + logs.text, [key]), text
+    assert "'{{ 7 * 7 }}'" in logs.text  # logged as an invalid number, not rendered to 49

@@ -21,6 +21,7 @@ from tests.secret_forms import encodings
 
 KEY = "Rk7+Yq/9=Zp%Lm&Tx2v W~Ж8Qa0"  # registered: an API key
 PRIVATE = "Pv+Key/Abc=12%3D&zz-00"  # registered: an Ogangi private key (it even holds "%3D")
+QUOTED = "Qt\"Key\\Back'sl+/=%&9"  # registered: quotes and a backslash (JSON's \" and \\, repr()'s \')
 JWT = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
     "eyJzdWIiOiJjYW5hcnkiLCJleHAiOjQxMDI0NDQ4MDB9."
@@ -33,9 +34,10 @@ UNREGISTERED_JWT = "eyJ0eXAiOiJKV1QifQ.eyJ4IjoxfQ.c2ln_-abc"
 def _registered() -> None:
     register_secret(KEY)
     register_secret(PRIVATE)
+    register_secret(QUOTED)
 
 
-ALL_FORMS = [(name, secret, form) for secret in (KEY, PRIVATE) for name, form in encodings(secret).items()]
+ALL_FORMS = [(name, secret, form) for secret in (KEY, PRIVATE, QUOTED) for name, form in encodings(secret).items()]
 
 
 @pytest.mark.parametrize(("name", "secret", "form"), ALL_FORMS, ids=[f"{n}-{i}" for i, (n, _, _) in
@@ -168,6 +170,11 @@ def test_registration_hands_every_form_to_airflows_masker(monkeypatch: pytest.Mo
                  "json-u-lower", "json-u-upper", "base64"):
         # Airflow's masker replaces substrings: a form told without base64's "=" padding masks all but it
         assert any(told_form in forms[name] and len(told_form) >= len(forms[name]) - 2 for told_form in told), name
+    # repr() of the text and of its bytes, as a traceback or a frame's locals show a non-ASCII or quoted key
+    quoted = "Reg+Ж/Key'1%2&3\"x"
+    register_secret(quoted)
+    for name in ("repr", "repr-bytes", "json"):
+        assert encodings(quoted)[name] in told, name
 
 
 @pytest.mark.parametrize("conn_type", ["mobizon", "bsg", "ogangi"])
@@ -190,6 +197,50 @@ def test_reading_a_connection_registers_every_form(conn_type: str, monkeypatch: 
     forms = encodings(secret)
     for name in ("raw", "quote", "quote-lower-hex", "httpx-query", "json-slash", "json-u-upper"):
         assert forms[name] in told, name
+
+
+@pytest.mark.parametrize("conn_type", ["mobizon", "bsg", "ogangi"])
+def test_reading_a_connection_masks_its_secret_extras_unused_or_not(
+    conn_type: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``report_salt`` and ``webhook_secret`` are secrets from the first read of the connection, by any
+    task: a campaign task, a trigger or a sensor that never hashes or receives a webhook still logs
+    lines (and raises errors) in which they could show."""
+    import airflow.providers.common.compat.sdk as sdk
+    from airflow.models.connection import Connection
+
+    from airflow_sms_provider.hooks.bsg import BsgSettings
+    from airflow_sms_provider.hooks.mobizon import MobizonSettings
+    from airflow_sms_provider.hooks.ogangi import OgangiSettings
+
+    told: list[str] = []
+    monkeypatch.setattr(sdk, "mask_secret", lambda value, name=None: told.extend(
+        [value] if isinstance(value, str) else list(value)))
+    salt, hook_secret = f"Salt+{conn_type}/x=1%2F&yy", f"Whk+{conn_type}/z=3%3D&ww"
+    extra = {"instance_id": 8, "public_key": "pub-key-not-secret", "report_salt": salt, "webhook_secret": hook_secret}
+    conn = Connection(conn_id=f"{conn_type}_x", conn_type=conn_type, host="https://example.com", login="peter",
+                      password="Pw+Read/Key=4%2&9", extra=json.dumps(extra))
+    {"mobizon": MobizonSettings, "bsg": BsgSettings, "ogangi": OgangiSettings}[conn_type].from_connection(conn)
+    for secret in (salt, hook_secret):
+        for name, form in encodings(secret).items():
+            assert MASK in redact_text(f"echo {form}!"), name
+        for name in ("raw", "quote", "quote-lower-hex", "httpx-query", "json-slash", "json-u-upper", "repr-bytes"):
+            assert encodings(secret)[name] in told, name
+    assert "pub-key-not-secret" not in told  # Ogangi's public key travels in every URL: not a secret
+
+
+def test_the_webhook_receivers_connection_read_masks_every_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The receiver (in the API server) reads the Mobizon connection itself: every form, also of the salt."""
+    from airflow_sms_provider.events.mobizon import connection_secret
+
+    hook_secret, salt = "Recv+Whk/Sec=5%2B&qq", "Recv+Salt/Sec=6%3D&rr"
+    monkeypatch.setenv("AIRFLOW_CONN_MOBIZON_RECV", json.dumps({
+        "conn_type": "mobizon", "host": "https://example.com", "password": "Recv+Key/Api=7%26&ss",
+        "extra": {"webhook_secret": hook_secret, "report_salt": salt}}))
+    assert connection_secret("mobizon_recv") == hook_secret
+    for secret in (hook_secret, salt):
+        for name, form in encodings(secret).items():
+            assert MASK in redact_text(f"echo {form}!"), name
 
 
 @pytest.mark.parametrize(("host", "verify", "warned"), [

@@ -40,6 +40,49 @@ def test_csv_bytes(tmp_path: Path) -> None:
     assert sink.describe() == f"file://{tmp_path}/out/report.csv (csv)"
 
 
+# A compromised or hostile provider: every text it gives starts like a spreadsheet formula.
+HOSTILE = DeliveryRecord(
+    provider="mobizon", campaign_id="42", message_id="=HYPERLINK(\"http://x\",\"y\")", recipient="+77010000001",
+    status="pending", provider_status="@SUM(A1)", parts=1, cost=Decimal("-0.05"), error_code="-2+3",
+)  # fmt: skip
+HOSTILE_ROW = 'mobizon,42,"=HYPERLINK(""http://x"",""y"")",+77010000001,pending,@SUM(A1),1,-0.05,,,-2+3\r\n'
+ESCAPED_ROW = 'mobizon,42,"\'=HYPERLINK(""http://x"",""y"")",+77010000001,pending,\'@SUM(A1),1,-0.05,,,\'-2+3\r\n'
+
+
+@pytest.mark.parametrize(("escape", "row"), [(False, HOSTILE_ROW), (True, ESCAPED_ROW)])
+def test_csv_formula_values_kept_by_default_escaped_on_request(tmp_path: Path, escape: bool, row: str) -> None:
+    """Default: the provider's values byte for byte (a loader reads them back). ``csv_escape_formulas``: a
+    ``'`` before each value a spreadsheet would run (= + - @), not before a phone or a negative cost."""
+    kwargs = {"csv_escape_formulas": True} if escape else {}
+    sink = FileSink(str(tmp_path / "report.csv"), **kwargs)
+    writer = sink.open("k", incremental=False)
+    writer.write([HOSTILE])
+    writer.commit()
+    assert (tmp_path / "report.csv").read_bytes().decode().split("\r\n", 1)[1] == row
+
+
+def test_the_operator_hands_csv_escape_formulas_to_its_file(tmp_path: Path) -> None:
+    from airflow_sms_provider.operators.reports import SmsDeliveryReportOperator
+
+    def sink(**kwargs: Any) -> Any:
+        return SmsDeliveryReportOperator(task_id="r", conn_id="mobizon_default", campaign_ids=1,
+                                         destination=str(tmp_path / "r.csv"), **kwargs).make_sink()
+
+    assert sink(csv_escape_formulas=True).csv_escape_formulas is True
+    assert sink().csv_escape_formulas is False  # the default keeps the provider's values as given
+
+
+@pytest.mark.parametrize(("value", "escaped"), [
+    ("=1+1", "'=1+1"), ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"), ("-1+2", "'-1+2"), ("@SUM(1)", "'@SUM(1)"),
+    ("\t=1", "'\t=1"), ("\r=1", "'\r=1"), ("+77010000001", "+77010000001"), ("-0.05", "-0.05"), ("1,5", "1,5"),
+    ("DELIVRD", "DELIVRD"), ("", ""), (None, None), (7, 7),
+])  # fmt: skip
+def test_escape_formula(value: Any, escaped: Any) -> None:
+    from airflow_sms_provider.reports.files import escape_formula
+
+    assert escape_formula(value) == escaped
+
+
 def test_jsonl_bytes(tmp_path: Path) -> None:
     sink = FileSink(f"file://{tmp_path}/r.jsonl")
     writer = sink.open("k", incremental=False)

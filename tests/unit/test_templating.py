@@ -18,7 +18,6 @@ import pendulum
 import pytest
 from airflow.providers.common.compat.sdk import DAG, BaseOperator
 
-import airflow_sms_provider.operators
 from airflow_sms_provider.notifications.sms import SmsNotifier
 from airflow_sms_provider.templating import DATA_FIELDS, DataFieldsMixin, renders_whole
 
@@ -170,7 +169,9 @@ def test_a_rendering_error_in_a_top_level_template_still_raises() -> None:
 
 
 def _audience_operators() -> list[Any]:
-    from airflow_sms_provider.operators import bsg, campaign, mobizon, ogangi
+    from airflow_sms_provider.operators import bsg, campaign, mobizon, ogangi, reports
+    from airflow_sms_provider.sensors.bsg import BsgCampaignSensor
+    from airflow_sms_provider.sensors.campaign import SmsCampaignSensor
 
     rows = hostile_rows
     return [
@@ -187,6 +188,10 @@ def _audience_operators() -> list[Any]:
         ogangi.OgangiSendSmsByFileOperator(task_id="o1", text="Hi {0}", sender="24365", recipients=rows()),
         ogangi.OgangiCreateBroadcastOperator(task_id="o2", text="Hi {name}", recipients=rows()),
         campaign.SmsCampaignOperator(task_id="n1", conn_id="bsg_default", text="Hi {name}", recipients=rows()),
+        reports.SmsDeliveryReportOperator(task_id="r1", conn_id="bsg_default", campaign_ids=["{{ 7 * 7 }}", 2],
+                                          destination="/tmp/{{ ds }}.csv"),
+        BsgCampaignSensor(task_id="s1", campaign_ids=["{{ 7 * 7 }}"]),
+        SmsCampaignSensor(task_id="s2", conn_id="bsg_default", campaign_ids=["{{ 7 * 7 }}", "{{ conn.x.password }}"]),
     ]
 
 
@@ -225,10 +230,15 @@ def test_the_notifier_renders_a_top_level_recipients_string() -> None:
 
 
 def _package_classes() -> list[type]:
+    """The notifier, every operator and every sensor (a sensor is an operator: the rule holds there too)."""
+    import airflow_sms_provider.operators
+    import airflow_sms_provider.sensors
+
     classes: list[type] = [SmsNotifier]
-    for info in pkgutil.iter_modules(airflow_sms_provider.operators.__path__):
-        module = importlib.import_module(f"airflow_sms_provider.operators.{info.name}")
-        classes += [c for _, c in inspect.getmembers(module, inspect.isclass) if c.__module__ == module.__name__]
+    for package in (airflow_sms_provider.operators, airflow_sms_provider.sensors):
+        for info in pkgutil.iter_modules(package.__path__):
+            module = importlib.import_module(f"{package.__name__}.{info.name}")
+            classes += [c for _, c in inspect.getmembers(module, inspect.isclass) if c.__module__ == module.__name__]
     return classes
 
 
@@ -242,4 +252,5 @@ def test_every_class_with_a_data_field_applies_the_rule() -> None:
             checked.append(cls.__name__)
     assert {"MobizonCampaignOperator", "MobizonAddRecipientsOperator", "BsgBulkCampaignOperator",
             "BsgIndividualCampaignOperator", "BsgGroupsCampaignOperator", "OgangiSendSmsByFileOperator",
-            "OgangiCreateBroadcastOperator", "SmsCampaignOperator", "SmsNotifier"} <= set(checked)
+            "OgangiCreateBroadcastOperator", "SmsCampaignOperator", "SmsNotifier", "SmsDeliveryReportOperator",
+            "BsgCampaignSensor", "SmsCampaignSensor"} <= set(checked)
