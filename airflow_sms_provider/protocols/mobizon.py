@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -199,6 +200,12 @@ def flatten_params(params: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return out
 
 
+@functools.lru_cache(maxsize=64)
+def _indexed_keys(prefix: str, count: int = MAX_RECIPIENTS_PER_CALL) -> tuple[str, ...]:
+    """``prefix%5B0%5D=``, ``prefix%5B1%5D=``, ...: the escaped keys of a list's first ``count`` items."""
+    return tuple(f"{prefix}%5B{index}%5D=" for index in range(count))
+
+
 def _encode(prefix: str, value: Any, out: list[str]) -> None:
     """Append ``key=value`` pieces; ``prefix`` is already escaped.
 
@@ -218,9 +225,11 @@ def _encode(prefix: str, value: Any, out: list[str]) -> None:
         except TypeError:  # a template row (a dict) or an int among them: the loop below
             joined = ""
         if joined.isalnum() and joined.isascii():
-            # A portion of plain numbers (the bulk upload): one check of all 500 in C, one comprehension;
-            # the same pieces as the loop below ("" too: the loop would quote it to "").
-            out.extend([f"{prefix}%5B{index}%5D={item}" for index, item in enumerate(value)])
+            # A portion of plain numbers (the bulk upload): one check of all 500 in C, and each piece is
+            # a cached "prefix[index]=" plus the item (map stops at the shorter); the same pieces as the
+            # loop below ("" too: the loop would quote it to "").
+            keys = _indexed_keys(prefix) if len(value) <= MAX_RECIPIENTS_PER_CALL else _indexed_keys(prefix, len(value))
+            out.extend(map(operator.add, keys, value))
             return
         for index, item in enumerate(value):
             if isinstance(item, str):  # a plain number: no recursion, and digits need no escaping

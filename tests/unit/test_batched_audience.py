@@ -21,6 +21,7 @@ from airflow_sms_provider.exceptions import SmsValidationError
 from airflow_sms_provider.hooks.mobizon import MobizonHook
 from airflow_sms_provider.operators.mobizon import MobizonAddRecipientsOperator
 from airflow_sms_provider.operators.mobizon_upload import filled_text_problem
+from airflow_sms_provider.protocols import mobizon as proto
 from airflow_sms_provider.recipients import (
     DuplicateReport,
     RejectReport,
@@ -216,6 +217,15 @@ def test_portions_send_the_bytes_of_rows_in_portions(hook: MobizonHook) -> None:
     assert bodies[:3] == bodies[3:6] == bodies[6:] and len(bodies) == 9
     with pytest.raises(SmsValidationError, match="501 rows"):
         hook.add_recipient_portions(9, [rows[:501]])
+
+
+def test_a_numbers_portion_encodes_as_the_general_loop() -> None:
+    numbers = [f"7701{i:07d}" for i in range(500)]
+    pieces = [f"recipients%5B{i}%5D={n}" for i, n in enumerate(numbers)]
+    for portion in (numbers, numbers[:1], numbers[:499], [*numbers, "77019999999"]):
+        expected = "&".join(["id=5", *pieces[: len(portion)], *(
+            [f"recipients%5B500%5D={portion[-1]}"] if len(portion) > 500 else [])])
+        assert proto.http_build_query({"id": 5, "recipients": portion}) == expected
 
 
 # ------------------------------------------------------------------ what is durable
