@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus
 
+import orjson
+
 from airflow_sms_provider.exceptions import (
     SmsAuthError,
     SmsConflictError,
@@ -338,6 +340,29 @@ def _field_errors(data: Any) -> str:
     return ""
 
 
+def loads(content: bytes) -> Any:
+    """``json.loads(content)``, by orjson when it gives the same.
+
+    An addRecipients answer is ~43 KB of JSON per portion of 500: orjson (C) reads it in
+    less than half the time. It refuses some of what ``json`` reads (NaN, lone surrogates,
+    an exponent past a double) and reads an integer of 19 digits or more as a float where
+    ``json`` keeps it exact: those go to ``json`` (a run of 19 digits anywhere, even in a
+    string, is found by one translate and one search in C), so every value and every
+    error is what ``json`` gives.
+    """
+    if _LONG_DIGIT_RUN in content.translate(_DIGITS_TO_9):
+        return json.loads(content)
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return json.loads(content)
+
+
+# Every digit byte to "9", every other byte to " ": a run of 19 digits becomes _LONG_DIGIT_RUN.
+_DIGITS_TO_9 = bytes(0x39 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+_LONG_DIGIT_RUN = b"9" * 19
+
+
 def parse(resp: Response, *, locked_is_conflict: bool = False, convert_numbers: bool = True) -> Answer:
     """Parse an answer or raise the typed error its code stands for.
 
@@ -356,7 +381,7 @@ def parse(resp: Response, *, locked_is_conflict: bool = False, convert_numbers: 
             provider=PROVIDER,
         )
     try:
-        doc = json.loads(resp.content)
+        doc = loads(resp.content)
         code = int(doc["code"])
     except (ValueError, KeyError, TypeError):
         # A proxy's error page may echo the request URL, API key included.

@@ -9,6 +9,7 @@ ledger digests. Each compares the new path with the per-row one it replaces.
 from __future__ import annotations
 
 import itertools
+import json
 import random
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -228,7 +229,7 @@ def test_a_numbers_portion_encodes_as_the_general_loop() -> None:
         assert proto.http_build_query({"id": 5, "recipients": portion}) == expected
 
 
-# ------------------------------------------------------------------ what is durable
+# ------------------------------------------------------------------ what is durable, and the answers
 
 
 def test_ledger_digests_are_pinned() -> None:
@@ -239,3 +240,25 @@ def test_ledger_digests_are_pinned() -> None:
     assert sequence.dump() == {"count": 3, "sequence": "d29cef4c1e1bdb6a03e02f9a864e5d75"}
     assert Digest.of(["77011112233", 77011112234, "380661231231"]).dump() == {
         "count": 3, "digest": "7cd1d05227dc7624c632466d6a9cdc28"}
+
+
+@pytest.mark.parametrize("body", [
+    b'{"code":0,"data":[{"code":"0","messageId":"1"}],"message":""}',
+    b'{"code":0,"data":{"n":123456789012345678901234567890},"message":""}',  # over 64 bits: json's job
+    b'{"code":0,"data":[18446744073709551616,-9223372036854775809,9223372036854775807,1e400,-0,0.1]}',
+    b'{"code":0,"data":{"id":"12345678901234567890123"}}',
+    b'{"code":0,"data":NaN,"message":""}',
+    b'{"code":0,"data":"\\ud800","message":""}',
+    b'{"code":0,"data":1,"data":2,"message":"x"}',
+    b'\xef\xbb\xbf{"code":0}', b"", b"[", b'{"code":0,"data":[1,]}', b"\xff",
+])
+def test_loads_reads_what_json_reads_and_refuses_what_it_refuses(body: bytes) -> None:
+    try:
+        expected: Any = json.loads(body)
+    except ValueError as exc:
+        with pytest.raises(ValueError) as got:
+            proto.loads(body)
+        assert type(got.value) is type(exc)
+    else:
+        got_value = proto.loads(body)
+        assert json.dumps(got_value) == json.dumps(expected)
