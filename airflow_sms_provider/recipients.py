@@ -28,6 +28,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
+from operator import itemgetter
 from typing import IO, Any, TypeVar
 
 from airflow_sms_provider.exceptions import SmsValidationError
@@ -44,9 +45,11 @@ __all__ = [
     "check_template",
     "chunked",
     "fill_placeholders",
+    "iter_recipient_batches",
     "iter_recipients",
     "normalize_phone",
     "placeholders",
+    "regroup",
     "require_nonempty",
     "sms_parts",
 ]
@@ -372,6 +375,77 @@ def iter_recipients(
 
     Arguments are checked when this is called; the source is opened on first ``next()``.
     """
+    rules, candidates = _prepare(
+        source, number_field=number_field, on_invalid=on_invalid, report=report, min_digits=min_digits,
+        max_digits=max_digits, dedupe=dedupe, file_format=file_format, encoding=encoding, delimiter=delimiter,
+        has_header=has_header, duplicates=duplicates,
+    )  # fmt: skip
+    assert candidates is not None  # only a batched read leaves an iterable to the caller
+    return rules.rows(candidates, last=True)
+
+
+# A run of clean rows from :func:`iter_recipient_batches`: (its first row, the numbers as given).
+PlainRun = tuple[int, list[str]]
+
+
+def iter_recipient_batches(
+    source: Any,
+    *,
+    size: int = 500,
+    number_field: str = _DEFAULT_NUMBER_FIELD,
+    on_invalid: str = "fail",
+    report: RejectReport | None = None,
+    min_digits: int = 10,
+    max_digits: int = 15,
+    dedupe: bool = False,
+    file_format: str | None = None,
+    encoding: str = "utf-8",
+    delimiter: str = ",",
+    has_header: bool | None = None,
+    duplicates: DuplicateReport | None = None,
+) -> Iterator[Recipient | PlainRun]:
+    """What :func:`iter_recipients` yields, with runs of clean rows checked ``size`` at a time.
+
+    For an iterable source, items are read ``size`` at a time. When every item of such a
+    batch is a ``str`` that is already a valid number (digits only, no leading 0, a valid
+    length) and none was seen before (``dedupe``/``duplicates``), the batch is checked by a
+    few passes in C and yielded as one :data:`PlainRun` ``(first_row, numbers)``: rows
+    ``first_row``, ``first_row + 1``, ... each with ``number == raw`` and no params, as
+    :func:`iter_recipients` would have yielded them one by one. Any other batch goes through
+    the same per-row rules and yields :class:`Recipient` objects, so errors, row numbers,
+    reports and duplicates are exactly those of :func:`iter_recipients`. Files and text
+    are read row by row (Recipients only). A source that raises part-way has the rows it
+    gave before the error checked (and yielded) first, as row by row.
+    """
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise SmsValidationError(f"batch size must be a positive integer, got {size!r}", field="size", value=size)
+    rules, candidates = _prepare(
+        source, number_field=number_field, on_invalid=on_invalid, report=report, min_digits=min_digits,
+        max_digits=max_digits, dedupe=dedupe, file_format=file_format, encoding=encoding, delimiter=delimiter,
+        has_header=has_header, duplicates=duplicates, batched=True,
+    )  # fmt: skip
+    if candidates is not None:
+        return rules.rows(candidates, last=True)
+    return _batched(source, _number_names(number_field), rules, size)
+
+
+def _prepare(
+    source: Any,
+    *,
+    number_field: str,
+    on_invalid: str,
+    report: RejectReport | None,
+    min_digits: int,
+    max_digits: int,
+    dedupe: bool,
+    file_format: str | None,
+    encoding: str,
+    delimiter: str,
+    has_header: bool | None,
+    duplicates: DuplicateReport | None,
+    batched: bool = False,
+) -> tuple[_Rules, Iterator[_Candidate] | None]:
+    """Check the options; the row rules and the source's candidates (None: an iterable left to the batch reader)."""
     if on_invalid not in _ON_INVALID:
         raise SmsValidationError(
             f"on_invalid must be one of {_ON_INVALID}, got {on_invalid!r}",
@@ -410,24 +484,22 @@ def iter_recipients(
     where = ""
     if file_source is not None:
         where = f" of {file_source.name}"
-        candidates: Iterator[_Candidate] = _file_candidates(
+        candidates: Iterator[_Candidate] | None = _file_candidates(
             file_source, names=names, encoding=encoding, delimiter=delimiter, has_header=has_header
         )
     elif isinstance(source, str):
         candidates = _text_candidates(source)
+    elif batched:
+        candidates = None  # read by _batched(), a batch at a time
     else:
         candidates = _item_candidates(source, names)
-    return _validated(
-        candidates,
-        on_invalid=on_invalid,
-        report=report,
-        min_digits=min_digits,
-        max_digits=max_digits,
-        dedupe=dedupe,
-        where=where,
-        number_field=number_field,
-        duplicates=duplicates,
-    )
+    rules = _Rules(
+        on_invalid=on_invalid, report=report, min_digits=min_digits, max_digits=max_digits, dedupe=dedupe,
+        where=where, number_field=number_field, duplicates=duplicates,
+    )  # fmt: skip
+    return rules, candidates
+
+
 
 
 def _number_names(number_field: str) -> tuple[str, ...]:
@@ -530,8 +602,8 @@ def _param_str(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _item_candidates(items: Iterable[Any], names: tuple[str, ...]) -> Iterator[_Candidate]:
-    for row, item in enumerate(items, 1):
+def _item_candidates(items: Iterable[Any], names: tuple[str, ...], start: int = 1) -> Iterator[_Candidate]:
+    for row, item in enumerate(items, start):
         if type(item) is str or isinstance(item, (str, int, float)) or item is None:  # exact str first: the bulk
             yield row, item, {}
         elif isinstance(item, Mapping):
@@ -805,71 +877,146 @@ def _plain_row(index: int, cells: list[str], name: str, names: tuple[str, ...]) 
     yield index, cells[0], {}
 
 
-def _validated(
-    candidates: Iterator[_Candidate],
-    *,
-    on_invalid: str,
-    report: RejectReport | None,
-    min_digits: int,
-    max_digits: int,
-    dedupe: bool,
-    where: str,
-    number_field: str,
-    duplicates: DuplicateReport | None = None,
-) -> Iterator[Recipient]:
-    # Numbers are kept as ints: half the memory of str, and lossless because
-    # normalize_phone() never returns a leading zero.
-    seen: set[int] | None = set() if dedupe and duplicates is None else None
-    first_rows: dict[int, int] | None = {} if duplicates is not None else None
-    first_row = first_rows.setdefault if first_rows is not None else None  # bound once: the hot path
-    new_object = object.__new__  # bound once too: one Recipient per row
-    skipped = 0
-    for row, raw, params in candidates:
+class _Rules:
+    """The per-row rules of :func:`iter_recipients` and their state (numbers seen, rows skipped).
+
+    One object per stream, so :func:`iter_recipient_batches` can accept a clean batch at
+    once (:meth:`plain`) and hand any other batch to the same per-row loop (:meth:`rows`)
+    with the same duplicates and the same count of skipped rows.
+    """
+
+    def __init__(
+        self,
+        *,
+        on_invalid: str,
+        report: RejectReport | None,
+        min_digits: int,
+        max_digits: int,
+        dedupe: bool,
+        where: str,
+        number_field: str,
+        duplicates: DuplicateReport | None = None,
+    ) -> None:
+        self.on_invalid, self.report, self.where, self.number_field = on_invalid, report, where, number_field
+        self.min_digits, self.max_digits, self.duplicates = min_digits, max_digits, duplicates
+        # Numbers are kept as ints: half the memory of str, and lossless because
+        # normalize_phone() never returns a leading zero.
+        self.seen: set[int] | None = set() if dedupe and duplicates is None else None
+        self.first_rows: dict[int, int] | None = {} if duplicates is not None else None
+        self.skipped = 0
+
+    def rows(self, candidates: Iterable[_Candidate], *, last: bool = False) -> Iterator[Recipient]:
+        """Validate ``candidates`` row by row; ``last``: the stream ends with them (log the skipped count)."""
+        on_invalid, report, where, number_field = self.on_invalid, self.report, self.where, self.number_field
+        min_digits, max_digits, duplicates, seen = self.min_digits, self.max_digits, self.duplicates, self.seen
+        first_row = self.first_rows.setdefault if self.first_rows is not None else None  # bound once: the hot path
+        new_object = object.__new__  # bound once too: one Recipient per row
+        for row, raw, params in candidates:
+            try:
+                if raw is _MISSING:
+                    raise InvalidPhone(f"no {number_field!r} value")
+                # normalize_phone's fast path inlined: a million clean rows save a million calls.
+                if (
+                    type(raw) is str
+                    and raw.isdigit()
+                    and raw.isascii()
+                    and raw[0] != "0"
+                    and min_digits <= len(raw) <= max_digits
+                ):
+                    number = raw
+                else:
+                    number = normalize_phone(raw, min_digits=min_digits, max_digits=max_digits)
+            except InvalidPhone as exc:
+                value = None if raw is _MISSING else raw
+                if on_invalid == "fail":
+                    hint = ""
+                    if where and row == 1 and isinstance(raw, str) and not any(ch.isdigit() for ch in raw):
+                        hint = " (if this is a header row, pass has_header=True and number_field=...)"
+                    raise SmsValidationError(
+                        f"recipients row {row}{where}: invalid phone number {_shown(value)!r}: {exc.reason}{hint}",
+                        field="recipients",
+                        value=value,
+                    ) from None
+                self.skipped += 1
+                if report is not None:
+                    report.add(row, value, exc.reason)
+                continue
+            if first_row is not None:
+                first = first_row(int(number), row)
+                if first != row:
+                    duplicates.add(row, first)  # type: ignore[union-attr]
+                    continue
+            elif seen is not None:
+                key = int(number)
+                if key in seen:
+                    continue
+                seen.add(key)
+            # _recipient() inlined (a call per row is ~0.1 µs of a ~1.5 µs row).
+            recipient = new_object(Recipient)
+            recipient.__dict__.update(number=number, params=params, row=row, raw=raw)
+            yield recipient
+        if last:
+            self.finish()
+
+    def plain(self, items: list[Any], first_row: int) -> bool:
+        """Whether every item is a ``str`` that :meth:`rows` would take as it is, none seen before.
+
+        When so, the numbers are recorded as seen (rows ``first_row`` on) and the batch needs
+        no row-by-row pass: the same checks as the per-row fast path, a few passes in C.
+        """
+        if not items or set(map(type, items)) != _ONLY_STR:
+            return False
+        joined = "".join(items)
+        # Per character, so the whole string passes exactly when every item does (none is empty: min_digits >= 1).
+        if not (joined.isdigit() and joined.isascii()):
+            return False
+        if min(map(len, items)) < self.min_digits or max(map(len, items)) > self.max_digits:
+            return False
+        if "0" in map(_FIRST_CHAR, items):
+            return False
+        if self.first_rows is not None:
+            batch = dict(zip(map(int, items), range(first_row, first_row + len(items)), strict=True))
+            if len(batch) != len(items) or not self.first_rows.keys().isdisjoint(batch):
+                return False  # a repeat: the per-row loop reports it with its first row
+            self.first_rows.update(batch)
+        elif self.seen is not None:
+            keys = set(map(int, items))
+            if len(keys) != len(items) or not self.seen.isdisjoint(keys):
+                return False
+            self.seen.update(keys)
+        return True
+
+    def finish(self) -> None:
+        if self.skipped and self.report is None:
+            log.warning("Skipped %d invalid recipient rows%s (pass a RejectReport to see them)", self.skipped,
+                        self.where)  # fmt: skip
+
+
+_ONLY_STR = {str}
+_FIRST_CHAR = itemgetter(0)
+
+
+def _batched(source: Iterable[Any], names: tuple[str, ...], rules: _Rules, size: int) -> Iterator[Recipient | PlainRun]:
+    """An iterable source ``size`` items at a time: a clean batch as one run, any other row by row."""
+    items = iter(source)
+    row = 1
+    while True:
+        batch: list[Any] = []
+        error: BaseException | None = None
         try:
-            if raw is _MISSING:
-                raise InvalidPhone(f"no {number_field!r} value")
-            # normalize_phone's fast path inlined: a million clean rows save a million calls.
-            if (
-                type(raw) is str
-                and raw.isdigit()
-                and raw.isascii()
-                and raw[0] != "0"
-                and min_digits <= len(raw) <= max_digits
-            ):
-                number = raw
-            else:
-                number = normalize_phone(raw, min_digits=min_digits, max_digits=max_digits)
-        except InvalidPhone as exc:
-            value = None if raw is _MISSING else raw
-            if on_invalid == "fail":
-                hint = ""
-                if where and row == 1 and isinstance(raw, str) and not any(ch.isdigit() for ch in raw):
-                    hint = " (if this is a header row, pass has_header=True and number_field=...)"
-                raise SmsValidationError(
-                    f"recipients row {row}{where}: invalid phone number {_shown(value)!r}: {exc.reason}{hint}",
-                    field="recipients",
-                    value=value,
-                ) from None
-            skipped += 1
-            if report is not None:
-                report.add(row, value, exc.reason)
-            continue
-        if first_row is not None:
-            first = first_row(int(number), row)
-            if first != row:
-                duplicates.add(row, first)  # type: ignore[union-attr]
-                continue
-        elif seen is not None:
-            key = int(number)
-            if key in seen:
-                continue
-            seen.add(key)
-        # _recipient() inlined (a call per row is ~0.1 µs of a ~1.5 µs row).
-        recipient = new_object(Recipient)
-        recipient.__dict__.update(number=number, params=params, row=row, raw=raw)
-        yield recipient
-    if skipped and report is None:
-        log.warning("Skipped %d invalid recipient rows%s (pass a RejectReport to see them)", skipped, where)
+            batch.extend(islice(items, size))  # extend keeps what was read before a failure
+        except BaseException as exc:  # the source failed part-way: its earlier rows go first, as row by row
+            error = exc
+        if error is None and rules.plain(batch, row):
+            yield row, batch
+        else:
+            yield from rules.rows(_item_candidates(batch, names, row))
+        if error is not None:
+            raise error
+        if len(batch) < size:
+            break
+        row += size
+    rules.finish()
 
 
 def require_nonempty(iterator: Iterable[T], report: RejectReport | None = None) -> Iterator[T]:
@@ -901,6 +1048,31 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
 def _chunks(it: Iterator[T], size: int) -> Iterator[list[T]]:
     while chunk := list(islice(it, size)):
         yield chunk
+
+
+def regroup(pieces: Iterable[list[T]], size: int, skip: int = 0) -> Iterator[list[T]]:
+    """The items of ``pieces`` (lists of any length) after the first ``skip``, as lists of ``size``.
+
+    ``chunked(itertools.chain.from_iterable(pieces), size)`` after an ``islice`` of ``skip``,
+    without a Python step per item: a piece that is already a whole list is passed on as it is.
+    Every list but the last has ``size`` items; none is empty.
+    """
+    buffer: list[T] = []
+    for piece in pieces:
+        if skip:
+            if len(piece) <= skip:
+                skip -= len(piece)
+                continue
+            piece, skip = piece[skip:], 0
+        if not buffer and len(piece) == size:
+            yield piece
+            continue
+        buffer += piece
+        while len(buffer) >= size:
+            yield buffer[:size]
+            del buffer[:size]
+    if buffer:
+        yield buffer
 
 
 # --------------------------------------------------------------------------- spooling

@@ -40,8 +40,10 @@ from airflow_sms_provider.recipients import (
     DuplicateReport,
     RejectReport,
     check_filled_length,
-    iter_recipients,
+    chunked,
+    iter_recipient_batches,
     placeholders,
+    regroup,
     require_nonempty,
     sms_parts,
 )
@@ -140,25 +142,40 @@ class RecipientsMixin:
         self, report: RejectReport, text: str | None, duplicates: DuplicateReport | None = None
     ) -> Iterator[Any]:
         """Normalised recipients as the Mobizon ``recipients`` items, lazily; a number once (first row wins)."""
-        rows = require_nonempty(
-            iter_recipients(
-                self.recipients, number_field=self.number_field, on_invalid=self.on_invalid, report=report,
+        return itertools.chain.from_iterable(self._portions(report, text, duplicates))
+
+    def _portions(
+        self, report: RejectReport, text: str | None, duplicates: DuplicateReport | None = None
+    ) -> Iterator[list[Any]]:
+        """:meth:`_stream`'s items in lists of 500 (the last may be shorter): Mobizon's portions.
+
+        Runs of clean numbers are checked a batch at a time (:func:`iter_recipient_batches`);
+        the same errors, at the same rows, as row by row.
+        """
+        pieces = require_nonempty(
+            iter_recipient_batches(
+                self.recipients, size=proto.MAX_RECIPIENTS_PER_CALL, number_field=self.number_field,
+                on_invalid=self.on_invalid, report=report,
                 duplicates=duplicates if duplicates is not None else DuplicateReport(cap=0),
             ),
             report,
-        )
+        )  # fmt: skip
+        return regroup(self._items(pieces, report, text), proto.MAX_RECIPIENTS_PER_CALL)
+
+    def _items(self, pieces: Iterable[Any], report: RejectReport, text: str | None) -> Iterator[list[Any]]:
         needed = placeholders(text) if text else set()
-        for recipient in rows:
+        for piece in pieces:
+            if type(piece) is tuple:  # a run of clean rows: numbers without params
+                first_row, numbers = piece
+                if needed and self.placeholders_flag in (None, 3):
+                    raise _no_value(first_row, needed)
+                yield [{"recipient": number} for number in numbers] if needed else numbers
+                continue
+            recipient = piece
             if recipient.params or needed:
                 missing = needed - set(recipient.params)
                 if missing and self.placeholders_flag in (None, 3):
-                    raise SmsValidationError(
-                        f"recipients row {recipient.row}: placeholder(s) "
-                        f"{', '.join('{' + m + '}' for m in sorted(missing))} have no value "
-                        "(set placeholders_flag=1 to keep them or 2 to remove them)",
-                        field="recipients",
-                        value=recipient.row,
-                    )
+                    raise _no_value(recipient.row, missing)
                 if needed and recipient.params:
                     try:  # Mobizon fills a template campaign's placeholders: the filled text must fit
                         check_filled_length(text, recipient.params, recipient.row, filled_text_problem)  # type: ignore[arg-type]
@@ -167,9 +184,9 @@ class RecipientsMixin:
                             raise SmsValidationError(f"recipients {err}", field=err.field, value=err.value) from None
                         report.add(recipient.row, recipient.raw, str(err))
                         continue
-                yield {"recipient": recipient.number, **recipient.params}
+                yield [{"recipient": recipient.number, **recipient.params}]
             else:
-                yield recipient.number
+                yield [recipient.number]
 
     def _prevalidate(self, text: str | None) -> bool:
         """Read a re-readable audience once before anything is created, so bad rows fail first.
@@ -182,7 +199,7 @@ class RecipientsMixin:
         source = self.recipients
         if isinstance(source, Iterator):
             return False
-        for _ in self._stream(RejectReport(cap=0), text):
+        for _ in self._portions(RejectReport(cap=0), text):
             pass
         return True
 
@@ -243,11 +260,11 @@ class RecipientsMixin:
         duplicates = DuplicateReport(cap=self.max_reported)
         threshold = _count(self.file_upload_threshold, "file_upload_threshold")
         try:
-            stream = self._stream(report, text, duplicates)
             if threshold is None:
-                summary = self._upload_portions(hook, campaign_id, stream, ckpt, log, self._known_total(),
-                                                prefix, reconcile, owned, held)
+                summary = self._upload_portions(hook, campaign_id, self._portions(report, text, duplicates), ckpt,
+                                                log, self._known_total(), prefix, reconcile, owned, held)
             else:
+                stream = self._stream(report, text, duplicates)
                 summary = self._upload_spooled(hook, campaign_id, stream, ckpt, log, text, template, threshold)
         finally:
             report.close()
@@ -262,11 +279,11 @@ class RecipientsMixin:
     # ------------------------------------------------------------ portions
 
     def _upload_portions(
-        self, hook: MobizonHook, campaign_id: int, stream: Iterable[Any], ckpt: Checkpoint, log: Any,
+        self, hook: MobizonHook, campaign_id: int, portions: Iterable[list[Any]], ckpt: Checkpoint, log: Any,
         total: int | None, prefix: SequenceDigest | None = None, reconcile: bool = False, owned: bool = True,
         held: set[int] | None = None,
     ) -> dict[str, Any]:  # fmt: skip
-        """Upload ``stream`` in portions, resuming by content.
+        """Upload ``portions`` (lists of 500 items, the last may be shorter), resuming by content.
 
         An earlier try's progress is ``uploaded`` (a count) with ``uploaded_sequence`` (the
         :class:`SequenceDigest` of those numbers in the order they were read). A resume skips the
@@ -277,17 +294,18 @@ class RecipientsMixin:
         """
         done = int(ckpt.get("uploaded", 0))
         recorded = ckpt.get("uploaded_sequence")
+        size = proto.MAX_RECIPIENTS_PER_CALL
         sequence: SequenceDigest | None = SequenceDigest()
         if held is not None:
             pass  # read back by the caller: uploaded by content below
         elif done and recorded is None and not ckpt.get("uploaded_by_content") and not reconcile:
             # A record written before content tracking: resume by position, as it was written.
             log.info("Resuming upload after %d recipients already sent to campaign %s", done, campaign_id)
-            stream, sequence = itertools.islice(stream, done, None), None
+            portions, sequence = regroup(portions, size, done), None
         elif done and prefix is not None and prefix.count == done and prefix.matches(recorded) and not reconcile:
             log.info("Resuming upload after %d recipients already sent to campaign %s (the same numbers, in "
                      "the same order, as this read's first %d)", done, campaign_id, done)  # fmt: skip
-            stream, sequence = itertools.islice(stream, done, None), prefix
+            portions, sequence = regroup(portions, size, done), prefix
         elif done or reconcile:
             held = mobizon_numbers(hook, campaign_id)
         if held is not None:
@@ -301,35 +319,32 @@ class RecipientsMixin:
         # The sequence record at every portion boundary, by absolute count (written by the reader thread).
         marks: dict[int, dict[str, Any]] = {sequence.count: sequence.dump()} if sequence is not None else {}
 
-        def tracked(items: Iterable[Any]) -> Iterator[Any]:
+        def tracked(items: Iterable[list[Any]]) -> Iterator[list[Any]]:
             # Runs in the hook's reader thread: the sequence of every portion boundary, so a save
             # after ``sent`` rows records exactly those rows. One hash update per portion.
             assert sequence is not None
-            numbers: list[str] = []
-            add, size = numbers.append, proto.MAX_RECIPIENTS_PER_CALL  # bound once: a step per row
-            for item in items:
-                add(item if isinstance(item, str) else item["recipient"])
-                if len(numbers) == size:
-                    sequence.update(numbers)
-                    marks[sequence.count] = sequence.dump()
-                    numbers.clear()  # the same list, so ``add`` stays bound to it
-                yield item
-            sequence.update(numbers)
-            marks[sequence.count] = sequence.dump()
+            for portion in items:
+                sequence.update(portion if set(map(type, portion)) == {str} else
+                                [item if isinstance(item, str) else item["recipient"] for item in portion])
+                marks[sequence.count] = sequence.dump()
+                yield portion
 
-        def missing(items: Iterable[Any]) -> Iterator[Any]:
+        def missing(items: Iterable[list[Any]]) -> Iterator[list[Any]]:
             assert held is not None
-            for item in items:
-                number = int(item if isinstance(item, str) else item["recipient"])
-                if number in held:
-                    held.discard(number)  # a second copy in the audience goes up: Mobizon skips it (code 4)
-                    continue
-                yield item
+            for portion in items:
+                kept = []
+                for item in portion:
+                    number = int(item if isinstance(item, str) else item["recipient"])
+                    if number in held:
+                        held.discard(number)  # a second copy in the audience goes up: Mobizon skips it (code 4)
+                        continue
+                    kept.append(item)
+                yield kept
 
         if sequence is not None:
-            stream = tracked(stream)
+            portions = tracked(portions)
         elif held is not None:
-            stream = missing(stream)
+            portions = regroup(missing(portions), size)
 
         def checkpoint(sent: int) -> None:
             if sequence is None:
@@ -356,8 +371,8 @@ class RecipientsMixin:
 
         result = AddResult()
         try:
-            result = hook.add_recipients_in_portions(
-                campaign_id, stream, placeholders_flag=self.placeholders_flag,
+            result = hook.add_recipient_portions(
+                campaign_id, portions, placeholders_flag=self.placeholders_flag,
                 keep_rejections=self.max_reported, on_portion=on_portion,
             )  # fmt: skip
         finally:
@@ -406,7 +421,8 @@ class RecipientsMixin:
             if spool.rows <= threshold:
                 log.info("%d recipients (threshold %d): uploading in portions", spool.rows, threshold)
                 items = (_portion_item(cells, columns) for cells in spool.read())
-                return self._upload_portions(hook, campaign_id, items, ckpt, log, spool.rows)
+                return self._upload_portions(hook, campaign_id, chunked(items, proto.MAX_RECIPIENTS_PER_CALL), ckpt,
+                                             log, spool.rows)
             log.info(
                 "%d recipients over file_upload_threshold=%d: uploading %d file(s) as recipientsFile "
                 "(no per-recipient message ids)", spool.rows, threshold, len(spool.parts),
@@ -468,6 +484,15 @@ class RecipientsMixin:
             "message_ids": [],
             "rejections": [],
         }
+
+
+def _no_value(row: int, missing: set[str]) -> SmsValidationError:
+    return SmsValidationError(
+        f"recipients row {row}: placeholder(s) {', '.join('{' + m + '}' for m in sorted(missing))} have no value "
+        "(set placeholders_flag=1 to keep them or 2 to remove them)",
+        field="recipients",
+        value=row,
+    )
 
 
 def _file_cells(item: Any, columns: list[str], flag: int | None) -> list[str]:

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus
+
+import orjson
 
 from airflow_sms_provider.exceptions import (
     SmsAuthError,
@@ -199,6 +202,12 @@ def flatten_params(params: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return out
 
 
+@functools.lru_cache(maxsize=64)
+def _indexed_keys(prefix: str, count: int = MAX_RECIPIENTS_PER_CALL) -> tuple[str, ...]:
+    """``prefix%5B0%5D=``, ``prefix%5B1%5D=``, ...: the escaped keys of a list's first ``count`` items."""
+    return tuple(f"{prefix}%5B{index}%5D=" for index in range(count))
+
+
 def _encode(prefix: str, value: Any, out: list[str]) -> None:
     """Append ``key=value`` pieces; ``prefix`` is already escaped.
 
@@ -218,9 +227,11 @@ def _encode(prefix: str, value: Any, out: list[str]) -> None:
         except TypeError:  # a template row (a dict) or an int among them: the loop below
             joined = ""
         if joined.isalnum() and joined.isascii():
-            # A portion of plain numbers (the bulk upload): one check of all 500 in C, one comprehension;
-            # the same pieces as the loop below ("" too: the loop would quote it to "").
-            out.extend([f"{prefix}%5B{index}%5D={item}" for index, item in enumerate(value)])
+            # A portion of plain numbers (the bulk upload): one check of all 500 in C, and each piece is
+            # a cached "prefix[index]=" plus the item (map stops at the shorter); the same pieces as the
+            # loop below ("" too: the loop would quote it to "").
+            keys = _indexed_keys(prefix) if len(value) <= MAX_RECIPIENTS_PER_CALL else _indexed_keys(prefix, len(value))
+            out.extend(map(operator.add, keys, value))
             return
         for index, item in enumerate(value):
             if isinstance(item, str):  # a plain number: no recursion, and digits need no escaping
@@ -329,6 +340,29 @@ def _field_errors(data: Any) -> str:
     return ""
 
 
+def loads(content: bytes) -> Any:
+    """``json.loads(content)``, by orjson when it gives the same.
+
+    An addRecipients answer is ~43 KB of JSON per portion of 500: orjson (C) reads it in
+    less than half the time. It refuses some of what ``json`` reads (NaN, lone surrogates,
+    an exponent past a double) and reads an integer of 19 digits or more as a float where
+    ``json`` keeps it exact: those go to ``json`` (a run of 19 digits anywhere, even in a
+    string, is found by one translate and one search in C), so every value and every
+    error is what ``json`` gives.
+    """
+    if _LONG_DIGIT_RUN in content.translate(_DIGITS_TO_9):
+        return json.loads(content)
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return json.loads(content)
+
+
+# Every digit byte to "9", every other byte to " ": a run of 19 digits becomes _LONG_DIGIT_RUN.
+_DIGITS_TO_9 = bytes(0x39 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+_LONG_DIGIT_RUN = b"9" * 19
+
+
 def parse(resp: Response, *, locked_is_conflict: bool = False, convert_numbers: bool = True) -> Answer:
     """Parse an answer or raise the typed error its code stands for.
 
@@ -347,7 +381,7 @@ def parse(resp: Response, *, locked_is_conflict: bool = False, convert_numbers: 
             provider=PROVIDER,
         )
     try:
-        doc = json.loads(resp.content)
+        doc = loads(resp.content)
         code = int(doc["code"])
     except (ValueError, KeyError, TypeError):
         # A proxy's error page may echo the request URL, API key included.
