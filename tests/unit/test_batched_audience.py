@@ -18,10 +18,10 @@ import pytest
 import respx
 
 from airflow_sms_provider.campaigns.ledger import Digest, SequenceDigest
+from airflow_sms_provider.campaigns.mobizon_upload import filled_text_problem
 from airflow_sms_provider.exceptions import SmsValidationError
 from airflow_sms_provider.hooks.mobizon import MobizonHook
 from airflow_sms_provider.operators.mobizon import MobizonAddRecipientsOperator
-from airflow_sms_provider.operators.mobizon_upload import filled_text_problem
 from airflow_sms_provider.protocols import mobizon as proto
 from airflow_sms_provider.recipients import (
     DuplicateReport,
