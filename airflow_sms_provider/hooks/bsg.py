@@ -394,6 +394,26 @@ class BsgHook(SmsHook):
         """GET /api/accounts/balance: ``{"balance", "currency", "credit"}``."""
         return dict(self.call(proto.get_balance()) or {})
 
+    def events_callback_url(self, events_url: str | None = None) -> str:
+        """The ``callback_url`` that sends this connection's delivery callbacks to the SMS events receiver.
+
+        ``<events_url>/bsg/<conn_id>/<callback_token>`` (docs/events.md, "BSG"): ``events_url`` from
+        the argument or the connection's ``events_url`` extra, the token from its ``callback_token``
+        extra (registered with the secrets masker). Refused before any request when a piece is
+        missing or the URL is longer than BSG's 100 characters.
+        """
+        conn = self.get_connection(self.bsg_conn_id)
+        extra = conn.extra_dejson or {}
+        token = extra.get("callback_token")
+        if isinstance(token, str):
+            register_secret(token)  # not a name Airflow masks by itself ("token" is not in its list)
+        if not token:
+            raise SmsValidationError(
+                f"connection {self.bsg_conn_id!r} has no callback_token extra: the receiver refuses BSG callbacks "
+                "without it (docs/events.md)", field="callback_token")  # fmt: skip
+        token = proto.check_callback_token(token, self.bsg_conn_id)
+        return proto.events_callback_url(events_url or extra.get("events_url"), self.bsg_conn_id, token)
+
     def _campaign_options(self, validity: Any, tariff_code: Any, start_at: Any, callback_url: Any) -> dict[str, Any]:
         """The shared campaign settings, checked; start_at in the connection's zone."""
         return {

@@ -100,12 +100,14 @@ class _CampaignOperator(_BsgOperator):
         start_at: Any = None,
         transliterate: bool | None = None,
         callback_url: str | None = None,
+        delivery_events: bool = False,
         start_at_lateness: float = proto.START_AT_LATENESS.total_seconds() / 60,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.validity, self.tariff_code, self.start_at = validity, tariff_code, start_at
         self.transliterate, self.callback_url = transliterate, callback_url
+        self.delivery_events = delivery_events
         self.start_at_lateness = start_at_lateness
 
     def campaign_options(self, ckpt: Checkpoint | None = None, started: bool = False) -> dict[str, Any]:
@@ -130,8 +132,17 @@ class _CampaignOperator(_BsgOperator):
             "validity": proto.check_validity(self.validity),
             "tariff_code": proto.check_tariff_code(self.tariff_code),
             "start_at": start_at,
-            "callback_url": proto.check_callback_url(self.callback_url),
+            "callback_url": self._callback_url(),
         }
+
+    def _callback_url(self) -> str | None:
+        """``callback_url`` as given, or the SMS events receiver's (``delivery_events=True``)."""
+        if not self.delivery_events:
+            return proto.check_callback_url(self.callback_url)
+        if self.callback_url:
+            raise SmsValidationError("set callback_url or delivery_events=True, not both: delivery_events sends "
+                                     "BSG's callbacks to the SMS events receiver", field="callback_url")  # fmt: skip
+        return self.hook().events_callback_url()
 
     def zone(self) -> dt.tzinfo:
         """The zone the account reads start_at in: the connection's ``timezone`` extra."""
@@ -863,6 +874,8 @@ class BsgBulkCampaignOperator(_AudienceCampaignOperator):
         start_at was after the first check). Templated.
     :param transliterate: let BSG transliterate the text when needed.
     :param callback_url: delivery-report URL (≤ 100 characters).
+    :param delivery_events: send BSG's status callbacks to the SMS events receiver (the connection's
+        ``events_url`` and ``callback_token`` extras make the URL; docs/events.md); not with ``callback_url``.
     :param max_reported: how many rejected rows and campaigns are listed in the summary.
     :param bsg_conn_id: the ``bsg`` connection (default ``bsg_default``).
 
@@ -953,6 +966,8 @@ class BsgIndividualCampaignOperator(_AudienceCampaignOperator):
         start_at was after the first check). Templated.
     :param transliterate: let BSG transliterate the texts when needed.
     :param callback_url: delivery-report URL (≤ 100 characters).
+    :param delivery_events: send BSG's status callbacks to the SMS events receiver (the connection's
+        ``events_url`` and ``callback_token`` extras make the URL; docs/events.md); not with ``callback_url``.
     :param max_reported: how many rejected rows and campaigns are listed in the summary.
     :param bsg_conn_id: the ``bsg`` connection (default ``bsg_default``).
 
@@ -1041,6 +1056,8 @@ class BsgGroupsCampaignOperator(_CampaignOperator):
         sent (as "now"), default 15 (``{{ data_interval_end }}`` on a scheduled run). Further: refused.
     :param transliterate: let BSG transliterate the text when needed.
     :param callback_url: delivery-report URL (≤ 100 characters).
+    :param delivery_events: send BSG's status callbacks to the SMS events receiver (the connection's
+        ``events_url`` and ``callback_token`` extras make the URL; docs/events.md); not with ``callback_url``.
     :param bsg_conn_id: the ``bsg`` connection (default ``bsg_default``).
 
     BSG refuses lists holding more than 10,000 contacts together (split them into several tasks).
