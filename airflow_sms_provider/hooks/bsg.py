@@ -28,6 +28,7 @@ from airflow_sms_provider.connections import HttpSettings, as_float, as_zone
 from airflow_sms_provider.exceptions import SmsAuthError, SmsProviderError, SmsValidationError
 from airflow_sms_provider.hooks.base import (
     DEFAULT_REPORT_CONCURRENCY,
+    AsyncCountsReader,
     AsyncReader,
     AsyncTextSender,
     SmsHook,
@@ -361,6 +362,21 @@ class BsgHook(SmsHook):
 
         async def read(client: httpx.AsyncClient, campaign_id: int) -> dict[str, Any]:
             return dict(await session.acall(client, proto.get_campaign(campaign_id)))
+
+        return settings.async_client(), read
+
+    @classmethod
+    def async_counts_reader(cls, conn: Any) -> tuple[httpx.AsyncClient, AsyncCountsReader]:
+        """GET /api/campaigns/{id}/detail: ``total_messages`` and ``statistics`` per MessageStatus."""
+        settings = BsgSettings.from_connection(conn)
+        session = BsgSession(settings)
+
+        async def read(client: httpx.AsyncClient, campaign_id: int) -> tuple[int, dict[str, int]]:
+            detail = dict(await session.acall(client, proto.get_campaign_detail(campaign_id)))
+            stats = detail.get("statistics") or {}
+            counts = {str(k): int(v) for k, v in stats.items() if isinstance(v, int) and not isinstance(v, bool) and v}
+            total = detail.get("total_messages")
+            return (total if isinstance(total, int) and not isinstance(total, bool) else sum(counts.values())), counts
 
         return settings.async_client(), read
 
