@@ -32,10 +32,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Scope
 
 from airflow_sms_provider.events import bsg, mobizon
 from airflow_sms_provider.events.payload import MAX_BODY_BYTES, DeliveryReport, PayloadError, WebhookEvent
 from airflow_sms_provider.events.store import EventStore
+from airflow_sms_provider.redaction import MASK
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +106,9 @@ class Receiver:
 
     async def receive(self, provider: ProviderEvents, request: Request) -> Response:
         """Check, record once, answer; the asset events come later (:meth:`flush`)."""
+        token = request.path_params.get("token")
+        if token:
+            _mask_path(request.scope, token)
         conn_id = request.path_params["conn_id"]
         if not _CONN_ID.fullmatch(conn_id):
             return _refuse(404, "connection id", "not a connection id")
@@ -121,7 +126,7 @@ class Receiver:
             return _refuse(403, provider.SECRET_NAME, problem)
         try:
             # The path's token (BSG) is never logged: it is the credential.
-            event, report = provider.read(body, secret, request.path_params.get("token"))
+            event, report = provider.read(body, secret, token)
         except PayloadError as exc:
             if exc.status == 403:
                 log.warning("%s webhook for %s refused: %s", provider.NAME, conn_id, exc)
@@ -193,6 +198,20 @@ async def _read_capped(request: Request) -> bytes:
         if len(body) > MAX_BODY_BYTES:
             raise PayloadError("body", f"larger than {MAX_BODY_BYTES} bytes", status=413)
     return bytes(body)
+
+
+def _mask_path(scope: Scope, token: str) -> None:
+    """Replace the token in the request's path, in place, before anything logs the request.
+
+    The server's access log prints the path once the answer is sent: Airflow's API server
+    (``http.access`` "request finished", 3.1+) and uvicorn's own access log read ``scope["path"]``
+    of this same scope dict (Starlette mounts update it in place). The token is URL-safe, so the
+    raw path holds it unencoded.
+    """
+    scope["path"] = scope["path"].replace(token, MASK)
+    raw = scope.get("raw_path")
+    if isinstance(raw, bytes):
+        scope["raw_path"] = raw.replace(token.encode(), MASK.encode())
 
 
 def _refuse(status: int, field: str, message: str) -> Response:

@@ -133,6 +133,9 @@ CASES: dict[str, Case] = {
                               {"sms_conn_id": f"{p}_default"}, _jump_when_triggered, {})
         for p in KEYS
     },
+    # The consumer half (example_delivery_events_consumer) sends nothing: no SMS to check here.
+    "delivery_events_sender-mobizon": ("example_delivery_events_sender.py", "example_delivery_events_sender",
+                                       {"sms_conn_id": "mobizon_default"}, contextlib.nullcontext, {}),
     **{
         f"notifier-{p}": ("example_sms_notifier.py", "example_sms_notifier", {"sms_conn_id": f"{p}_default"},
                           contextlib.nullcontext, {"extract": "success", "load": "failed"})

@@ -317,3 +317,18 @@ def test_receiver_counts_bsg_callbacks_per_run_once_per_message(tmp_path: Any) -
         "counts": {"read": 1, "undelivered": 1}, "messages": 2, "segments": None,
         "first_status_ts": "2025-04-14 10:56:10", "last_status_ts": "2025-04-14 10:57:00", "update": False,
     }  # fmt: skip
+
+
+def test_the_token_is_masked_in_the_path_an_access_log_reads(tmp_path: Any) -> None:
+    recv = Receiver(EventStore(tmp_path / "e.sqlite3"), lambda u, e: None, secret_for=lambda p, c: TOKEN)
+    inner = recv.app()
+    logged: list[str] = []
+
+    async def access_log(scope: Any, receive: Any, send: Any) -> None:  # as Airflow's HttpAccessLogMiddleware
+        await inner(scope, receive, send)
+        logged.append(scope["path"] + " " + scope["raw_path"].decode())
+
+    with TestClient(access_log) as client:
+        assert client.post(f"/bsg/bsg_default/{TOKEN}", json=bsg_doc()).status_code == 200
+        assert client.post(f"/bsg/bsg_default/{'y' * 32}", json=bsg_doc()).status_code == 403
+    assert logged == ["/bsg/bsg_default/*** /bsg/bsg_default/***"] * 2
