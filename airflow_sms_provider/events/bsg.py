@@ -147,8 +147,8 @@ def connection_secret(conn_id: str) -> str | None:
         return None
     from airflow_sms_provider.redaction import register_secret
 
-    # "token" is not among the names Airflow masks by itself: register it (and its encoded forms),
-    # so the API server's access log line, which prints the path, shows *** in its place.
+    # Airflow hides extras named "*token*" in its UI; registering adds the value's encoded forms
+    # to the masker. The access log's path is masked by the receiver itself (receiver._mask_path).
     register_secret(token)
     try:
         return check_callback_token(token, conn_id)

@@ -422,7 +422,7 @@ class BsgHook(SmsHook):
         extra = conn.extra_dejson or {}
         token = extra.get("callback_token")
         if isinstance(token, str):
-            register_secret(token)  # not a name Airflow masks by itself ("token" is not in its list)
+            register_secret(token)  # its encoded forms too: it travels in a JSON body's callback_url
         if not token:
             raise SmsValidationError(
                 f"connection {self.bsg_conn_id!r} has no callback_token extra: the receiver refuses BSG callbacks "
