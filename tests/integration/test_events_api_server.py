@@ -72,6 +72,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, sandbox: SandboxServer)
         "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__SMS_EVENTS__QUIET_SECONDS": "0.5",
+        # The consumer's XCom read back with ?deserialize=true (refused with 400 on 3.0 unless enabled).
+        "AIRFLOW__API__ENABLE_XCOM_DESERIALIZE_SUPPORT": "True",
         # The scheduler signs the tasks' tokens, the API server checks them: one secret for both.
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
         "AIRFLOW_CONN_MOBIZON_DEFAULT": mobizon_conn_uri(sandbox.url, webhook_secret=SECRET),
