@@ -21,9 +21,8 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@contextmanager
-def airflow_api_server(home: Path, **env_extra: str) -> Iterator[str]:
-    """Its base URL while the ``with`` lasts; ``env_extra`` adds AIRFLOW__* settings, connections..."""
+def airflow_env(home: Path, **env_extra: str) -> dict[str, str]:
+    """The environment of an Airflow process with its own home and SQLite database (``env_extra`` on top)."""
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),
@@ -36,6 +35,13 @@ def airflow_api_server(home: Path, **env_extra: str) -> Iterator[str]:
         **env_extra,
     }
     env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
+    return env
+
+
+@contextmanager
+def airflow_api_server(home: Path, **env_extra: str) -> Iterator[str]:
+    """Its base URL while the ``with`` lasts; ``env_extra`` adds AIRFLOW__* settings, connections..."""
+    env = airflow_env(home, **env_extra)
     airflow = [sys.executable, "-m", "airflow"]
     subprocess.run([*airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
     port = _free_port()

@@ -227,6 +227,7 @@ class BsgAudienceParams:
     start_at: Any = None
     transliterate: Any = None
     callback_url: Any = None
+    delivery_events: bool = False
     start_at_lateness: Any = proto.START_AT_LATENESS.total_seconds() / 60
     bsg_conn_id: str = BsgHook.default_conn_name
 
@@ -260,6 +261,7 @@ class CampaignSettings:
     tariff_code: Any
     start_at: Any
     callback_url: Any
+    delivery_events: bool
     start_at_lateness: Any
     log: Any
 
@@ -289,8 +291,17 @@ class CampaignSettings:
             "validity": proto.check_validity(self.validity),
             "tariff_code": proto.check_tariff_code(self.tariff_code),
             "start_at": start_at,
-            "callback_url": proto.check_callback_url(self.callback_url),
+            "callback_url": self._callback_url(),
         }
+
+    def _callback_url(self) -> str | None:
+        """``callback_url`` as given, or the SMS events receiver's (``delivery_events=True``)."""
+        if not self.delivery_events:
+            return proto.check_callback_url(self.callback_url)
+        if self.callback_url:
+            raise SmsValidationError("set callback_url or delivery_events=True, not both: delivery_events sends "
+                                     "BSG's callbacks to the SMS events receiver", field="callback_url")  # fmt: skip
+        return self.hook().events_callback_url()
 
     def zone(self) -> dt.tzinfo:
         """The zone the account reads start_at in: the connection's ``timezone`` extra."""

@@ -16,6 +16,8 @@ from typing import Any
 from airflow_sms_provider.events.payload import MAX_BODY_BYTES, DeliveryReport, PayloadError, WebhookEvent
 
 NAME = "mobizon"
+PATH = "/mobizon/{conn_id}"
+SECRET_NAME = "webhook_secret"
 SMS_DELIVERY_REPORT = "sms-delivery-report"
 FINAL_STATUSES = frozenset({"DELIVRD", "UNDELIV", "REJECTD", "EXPIRED", "DELETED"})  # _other-smsStatus.md
 
@@ -86,11 +88,11 @@ def delivery_report(event: WebhookEvent) -> DeliveryReport:
     )
 
 
-def read(body: bytes, secret: str) -> tuple[WebhookEvent, DeliveryReport | None]:
+def read(body: bytes, secret: str, token: str | None = None) -> tuple[WebhookEvent, DeliveryReport | None]:
     """Check a webhook body against ``secret``: the event and, for a delivery report, its report.
 
     Raises :class:`PayloadError` (403 for a missing or wrong ``sign``). Form events have no report:
-    they are recorded, not counted.
+    they are recorded, not counted. ``token`` is unused (Mobizon signs its bodies; see events/bsg.py).
     """
     event = parse_body(body)
     report = delivery_report(event) if event.event_type == SMS_DELIVERY_REPORT else None

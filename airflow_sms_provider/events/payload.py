@@ -37,11 +37,21 @@ class WebhookEvent:
 
 @dataclass(frozen=True)
 class DeliveryReport:
-    """The final status of one message, from an event's data."""
+    """The final status of one message, from an event's data.
 
-    campaign_id: int
+    ``group`` is what its asset event is counted under: the campaign id where the payload has
+    one (Mobizon), otherwise what the provider module chose (BSG: the sending run's reference
+    prefix, events/bsg.py). ``seg_num`` None: the payload does not say.
+    """
+
+    campaign_id: int | None
     message_id: int
-    seg_num: int
+    seg_num: int | None
     status_update_ts: str
     status: str
     to: str
+    group: str | None = None
+
+    @property
+    def group_key(self) -> str:
+        return self.group if self.group is not None else str(self.campaign_id)

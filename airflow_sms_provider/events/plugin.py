@@ -2,7 +2,8 @@
 
 Opt-in: put ``from airflow_sms_provider.events.plugin import SmsEventsPlugin`` in a file of the
 plugins folder. The receiver then answers under ``<api-server>/sms-events/``; it reads each
-connection's ``webhook_secret`` extra (events/mobizon.py) and records asset events directly in Airflow's database
+connection's ``webhook_secret`` (events/mobizon.py) or ``callback_token`` (events/bsg.py) extra and
+records asset events directly in Airflow's database
 (it runs inside the API server, the process the REST API's ``POST /api/v2/assets/events`` runs in).
 
 Configuration (``airflow.cfg`` or ``AIRFLOW__SMS_EVENTS__*``): ``[sms_events] store_path``

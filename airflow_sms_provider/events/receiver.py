@@ -5,13 +5,17 @@
     connection's ``webhook_secret``; the event is recorded once per ``eventId`` (retries and
     duplicates answer 200 and change nothing) and the answer goes out at once: the asset
     events are made later, by a background task, well inside Mobizon's 5-second limit.
+``POST /bsg/{conn_id}/{token}``
+    A BSG ``callback_url`` status callback (events/bsg.py): the path's token is checked against
+    the connection's ``callback_token``; recorded once per (message id, status).
 
 Asset events: one asset per connection (the campaign group "everything this Mobizon account
 sends"), ``sms://mobizon/<conn_id>``; one asset event per campaign once its delivery reports
 have been quiet for ``quiet_seconds`` (Mobizon sends a report only when a message's status is
-final, so a quiet campaign is a finished one; a late report makes a further event with only
-the new counts). Its extra: ``campaign_ids``, ``counts`` per final status, ``messages``,
-``segments``, ``first_status_ts``/``last_status_ts``, ``provider``, ``source``.
+final, so a quiet campaign is a finished one; a late report makes a follow-up event with
+``update: true`` and the full counts, store.py). Its extra: ``campaign_ids``, ``counts`` per final
+status, ``messages``, ``segments``, ``first_status_ts``/``last_status_ts``, ``provider``,
+``source``, ``update`` (and ``new``, ``group``: EventStore.report).
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Scope
 
-from airflow_sms_provider.events import mobizon
+from airflow_sms_provider.events import bsg, mobizon
 from airflow_sms_provider.events.payload import MAX_BODY_BYTES, DeliveryReport, PayloadError, WebhookEvent
 from airflow_sms_provider.events.store import EventStore
+from airflow_sms_provider.redaction import MASK
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +48,19 @@ AssetSink = Callable[[str, dict[str, Any]], None]
 
 
 class ProviderEvents(Protocol):
-    """What a per-provider module of events/ offers (events/mobizon.py)."""
+    """What a per-provider module of events/ offers (events/mobizon.py, events/bsg.py)."""
 
     NAME: str
+    PATH: str  # the route under the receiver, with {conn_id} (and {token} where the path authenticates)
+    SECRET_NAME: str  # the connection extra holding the secret, for error messages
 
-    def read(self, body: bytes, secret: str) -> tuple[WebhookEvent, DeliveryReport | None]: ...
+    def read(self, body: bytes, secret: str, token: str | None) -> tuple[WebhookEvent, DeliveryReport | None]: ...
 
     def connection_secret(self, conn_id: str) -> str | None: ...
 
 
-# Registration point: one module per provider that sends webhooks (a BSG module would serve
-# /bsg/<conn_id>/<token>: BSG documents no signature).
-PROVIDERS: tuple[ProviderEvents, ...] = (mobizon,)
+# Registration point: one module per provider that sends webhooks.
+PROVIDERS: tuple[ProviderEvents, ...] = (mobizon, bsg)
 
 _CONN_ID = re.compile(r"[A-Za-z0-9_.-]{1,250}")
 
@@ -89,8 +96,7 @@ class Receiver:
     # ------------------------------------------------------------ HTTP
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route(f"/{p.NAME}/{{conn_id}}", self._endpoint(p), methods=["POST"])
-                                 for p in self.providers])  # fmt: skip
+        return Starlette(routes=[Route(p.PATH, self._endpoint(p), methods=["POST"]) for p in self.providers])
 
     def _endpoint(self, provider: ProviderEvents) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
@@ -100,6 +106,9 @@ class Receiver:
 
     async def receive(self, provider: ProviderEvents, request: Request) -> Response:
         """Check, record once, answer; the asset events come later (:meth:`flush`)."""
+        token = request.path_params.get("token")
+        if token:
+            _mask_path(request.scope, token)
         conn_id = request.path_params["conn_id"]
         if not _CONN_ID.fullmatch(conn_id):
             return _refuse(404, "connection id", "not a connection id")
@@ -111,10 +120,13 @@ class Receiver:
         except LookupError:
             return _refuse(404, "connection id", f"no {provider.NAME} connection {conn_id!r}")
         if not secret:
-            # The documents allow webhooks without a secret (then no sign); we do not: anyone could post.
-            return _refuse(403, "sign", f"connection {conn_id!r} has no webhook_secret; unsigned webhooks are refused")
+            # Mobizon allows webhooks without a secret (then no sign), BSG documents none at all; we
+            # refuse both: anyone could post.
+            problem = f"connection {conn_id!r} has no usable {provider.SECRET_NAME}; unauthenticated events are refused"
+            return _refuse(403, provider.SECRET_NAME, problem)
         try:
-            event, report = provider.read(body, secret)
+            # The path's token (BSG) is never logged: it is the credential.
+            event, report = provider.read(body, secret, token)
         except PayloadError as exc:
             if exc.status == 403:
                 log.warning("%s webhook for %s refused: %s", provider.NAME, conn_id, exc)
@@ -144,16 +156,17 @@ class Receiver:
     def flush(self, quiet_seconds: float | None = None) -> list[dict[str, Any]]:
         """Turn every campaign quiet for ``quiet_seconds`` into an asset event; the extras made."""
         made = []
-        for source, campaign_id in self.store.due(self.quiet_seconds if quiet_seconds is None else quiet_seconds):
+        for source, group in self.store.due(self.quiet_seconds if quiet_seconds is None else quiet_seconds):
             provider, _, conn_id = source.partition("/")
             uri = asset_uri(provider, conn_id)
             try:
-                extra = self.store.report(source, campaign_id, functools.partial(self.sink, uri))
+                extra = self.store.report(source, group, functools.partial(self.sink, uri))
             except Exception:
-                log.exception("asset event for %s campaign %s failed; retried on the next flush", uri, campaign_id)
+                log.exception("asset event for %s campaign %s failed; retried on the next flush", uri, group)
                 continue
             if extra is not None:
-                log.info("asset event %s: campaign %s %s", uri, campaign_id, extra["counts"])
+                log.info("asset event %s: campaign %s %s%s", uri, group, extra["counts"],
+                         " (update: a late report)" if extra["update"] else "")
                 made.append(extra)
         return made
 
@@ -185,6 +198,20 @@ async def _read_capped(request: Request) -> bytes:
         if len(body) > MAX_BODY_BYTES:
             raise PayloadError("body", f"larger than {MAX_BODY_BYTES} bytes", status=413)
     return bytes(body)
+
+
+def _mask_path(scope: Scope, token: str) -> None:
+    """Replace the token in the request's path, in place, before anything logs the request.
+
+    The server's access log prints the path once the answer is sent: Airflow's API server
+    (``http.access`` "request finished", 3.1+) and uvicorn's own access log read ``scope["path"]``
+    of this same scope dict (Starlette mounts update it in place). The token is URL-safe, so the
+    raw path holds it unencoded.
+    """
+    scope["path"] = scope["path"].replace(token, MASK)
+    raw = scope.get("raw_path")
+    if isinstance(raw, bytes):
+        scope["raw_path"] = raw.replace(token.encode(), MASK.encode())
 
 
 def _refuse(status: int, field: str, message: str) -> Response:

@@ -43,6 +43,8 @@ DEFAULT_REPORT_CONCURRENCY = 4
 
 # (client, campaign id) -> the read answer, or None for a campaign the provider reports gone-as-deleted.
 AsyncReader = Callable[[httpx.AsyncClient, int], Awaitable[Mapping[str, Any] | None]]
+# (client, campaign id) -> (messages in the campaign, {the provider's message status word: messages}).
+AsyncCountsReader = Callable[[httpx.AsyncClient, int], Awaitable[tuple[int, Mapping[str, int]]]]
 # (client, normalised numbers, text, sender) -> a line per number not reached, as send_text's.
 AsyncTextSender = Callable[[httpx.AsyncClient, Sequence[str], str, Any], Awaitable[list[str]]]
 
@@ -138,6 +140,15 @@ class SmsHook(BaseHook):
         call the sync connection API.
         """
         raise NotImplementedError
+
+    @classmethod
+    def async_counts_reader(cls, conn: Any) -> tuple[httpx.AsyncClient, AsyncCountsReader] | None:
+        """An async client and a read of one campaign's message count and per-status counts.
+
+        ``None``: the provider has no cheap per-status counts (the event trigger's ``counts`` and
+        ``delivered_ratio`` then are not available). Same rules as :meth:`async_campaign_reader`.
+        """
+        return None
 
     @classmethod
     def campaign_word(cls, data: Mapping[str, Any] | None) -> str:

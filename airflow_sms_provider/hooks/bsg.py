@@ -28,13 +28,14 @@ from airflow_sms_provider.connections import HttpSettings, as_float, as_zone, re
 from airflow_sms_provider.exceptions import SmsAuthError, SmsProviderError, SmsValidationError
 from airflow_sms_provider.hooks.base import (
     DEFAULT_REPORT_CONCURRENCY,
+    AsyncCountsReader,
     AsyncReader,
     AsyncTextSender,
     SmsHook,
     provider_time,
 )
 from airflow_sms_provider.protocols import bsg as proto
-from airflow_sms_provider.redaction import redact_text, register_token
+from airflow_sms_provider.redaction import redact_text, register_secret, register_token
 from airflow_sms_provider.reports import record as rec
 from airflow_sms_provider.status_map import DONE, FAILED, PENDING, RUNNING
 from airflow_sms_provider.transport import Parser, Request, RetryPolicy, asend, client_options, send
@@ -365,6 +366,21 @@ class BsgHook(SmsHook):
         return settings.async_client(), read
 
     @classmethod
+    def async_counts_reader(cls, conn: Any) -> tuple[httpx.AsyncClient, AsyncCountsReader]:
+        """GET /api/campaigns/{id}/detail: ``total_messages`` and ``statistics`` per MessageStatus."""
+        settings = BsgSettings.from_connection(conn)
+        session = BsgSession(settings)
+
+        async def read(client: httpx.AsyncClient, campaign_id: int) -> tuple[int, dict[str, int]]:
+            detail = dict(await session.acall(client, proto.get_campaign_detail(campaign_id)))
+            stats = detail.get("statistics") or {}
+            counts = {str(k): int(v) for k, v in stats.items() if isinstance(v, int) and not isinstance(v, bool) and v}
+            total = detail.get("total_messages")
+            return (total if isinstance(total, int) and not isinstance(total, bool) else sum(counts.values())), counts
+
+        return settings.async_client(), read
+
+    @classmethod
     def campaign_word(cls, data: Mapping[str, Any] | None) -> str:
         return str((data or {}).get("status") or "")
 
@@ -393,6 +409,26 @@ class BsgHook(SmsHook):
     def get_balance(self) -> dict[str, Any]:
         """GET /api/accounts/balance: ``{"balance", "currency", "credit"}``."""
         return dict(self.call(proto.get_balance()) or {})
+
+    def events_callback_url(self, events_url: str | None = None) -> str:
+        """The ``callback_url`` that sends this connection's delivery callbacks to the SMS events receiver.
+
+        ``<events_url>/bsg/<conn_id>/<callback_token>`` (docs/events.md, "BSG"): ``events_url`` from
+        the argument or the connection's ``events_url`` extra, the token from its ``callback_token``
+        extra (registered with the secrets masker). Refused before any request when a piece is
+        missing or the URL is longer than BSG's 100 characters.
+        """
+        conn = self.get_connection(self.bsg_conn_id)
+        extra = conn.extra_dejson or {}
+        token = extra.get("callback_token")
+        if isinstance(token, str):
+            register_secret(token)  # its encoded forms too: it travels in a JSON body's callback_url
+        if not token:
+            raise SmsValidationError(
+                f"connection {self.bsg_conn_id!r} has no callback_token extra: the receiver refuses BSG callbacks "
+                "without it (docs/events.md)", field="callback_token")  # fmt: skip
+        token = proto.check_callback_token(token, self.bsg_conn_id)
+        return proto.events_callback_url(events_url or extra.get("events_url"), self.bsg_conn_id, token)
 
     def _campaign_options(self, validity: Any, tariff_code: Any, start_at: Any, callback_url: Any) -> dict[str, Any]:
         """The shared campaign settings, checked; start_at in the connection's zone."""

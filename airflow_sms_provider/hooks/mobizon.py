@@ -32,6 +32,7 @@ from airflow_sms_provider.connections import HttpSettings, as_float, as_zone, re
 from airflow_sms_provider.exceptions import SmsProviderError, SmsValidationError
 from airflow_sms_provider.hooks.base import (
     DEFAULT_REPORT_CONCURRENCY,
+    AsyncCountsReader,
     AsyncReader,
     AsyncTextSender,
     SmsHook,
@@ -347,6 +348,23 @@ class MobizonHook(SmsHook):
 
         async def read(client: httpx.AsyncClient, campaign_id: int) -> dict[str, Any]:
             return dict(await settings.acall(client, "campaign", "get", {"id": campaign_id}))
+
+        return settings.async_client(), read
+
+    @classmethod
+    def async_counts_reader(cls, conn: Any) -> tuple[httpx.AsyncClient, AsyncCountsReader]:
+        """campaign/getInfo's ``counters``: ``totalMsgNum`` and ``total<Status>MsgNum`` per message status.
+
+        The documents: counters "may" update with a delay; they hold final values once the
+        campaign is DONE.
+        """
+        settings = MobizonSettings.from_connection(conn)
+
+        async def read(client: httpx.AsyncClient, campaign_id: int) -> tuple[int, dict[str, int]]:
+            info = dict(await settings.acall(client, "campaign", "getinfo", {"id": campaign_id}))
+            counters = info.get("counters") or {}
+            counts = {word: _count(counters.get(f"total{word.capitalize()}MsgNum")) for word in cls.message_vocabulary}
+            return _count(counters.get("totalMsgNum")), {word: n for word, n in counts.items() if n}
 
         return settings.async_client(), read
 
@@ -1095,3 +1113,11 @@ def _mime(name: str) -> str:
 
 
 __all__ = ["AddResult", "MobizonHook", "MobizonSettings", "SmsProviderError", "format_ts", "list_criteria"]
+
+
+def _count(value: Any) -> int:
+    """A counter as Mobizon writes it (numbers often as strings); anything else is 0."""
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return 0

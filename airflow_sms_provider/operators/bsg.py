@@ -77,12 +77,14 @@ class _CampaignOperator(CampaignSettings, _BsgOperator):
         start_at: Any = None,
         transliterate: bool | None = None,
         callback_url: str | None = None,
+        delivery_events: bool = False,
         start_at_lateness: float = proto.START_AT_LATENESS.total_seconds() / 60,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.validity, self.tariff_code, self.start_at = validity, tariff_code, start_at
         self.transliterate, self.callback_url = transliterate, callback_url
+        self.delivery_events = delivery_events
         self.start_at_lateness = start_at_lateness
 
 
@@ -158,6 +160,8 @@ class BsgBulkCampaignOperator(_AudienceCampaignOperator):
         start_at was after the first check). Templated.
     :param transliterate: let BSG transliterate the text when needed.
     :param callback_url: delivery-report URL (≤ 100 characters).
+    :param delivery_events: send BSG's status callbacks to the SMS events receiver (the connection's
+        ``events_url`` and ``callback_token`` extras make the URL; docs/events.md); not with ``callback_url``.
     :param max_reported: how many rejected rows and campaigns are listed in the summary.
     :param bsg_conn_id: the ``bsg`` connection (default ``bsg_default``).
 
@@ -217,6 +221,8 @@ class BsgIndividualCampaignOperator(_AudienceCampaignOperator):
         start_at was after the first check). Templated.
     :param transliterate: let BSG transliterate the texts when needed.
     :param callback_url: delivery-report URL (≤ 100 characters).
+    :param delivery_events: send BSG's status callbacks to the SMS events receiver (the connection's
+        ``events_url`` and ``callback_token`` extras make the URL; docs/events.md); not with ``callback_url``.
     :param max_reported: how many rejected rows and campaigns are listed in the summary.
     :param bsg_conn_id: the ``bsg`` connection (default ``bsg_default``).
 
@@ -257,6 +263,8 @@ class BsgGroupsCampaignOperator(_CampaignOperator):
         sent (as "now"), default 15 (``{{ data_interval_end }}`` on a scheduled run). Further: refused.
     :param transliterate: let BSG transliterate the text when needed.
     :param callback_url: delivery-report URL (≤ 100 characters).
+    :param delivery_events: send BSG's status callbacks to the SMS events receiver (the connection's
+        ``events_url`` and ``callback_token`` extras make the URL; docs/events.md); not with ``callback_url``.
     :param bsg_conn_id: the ``bsg`` connection (default ``bsg_default``).
 
     BSG refuses lists holding more than 10,000 contacts together (split them into several tasks).

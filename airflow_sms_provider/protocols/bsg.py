@@ -234,6 +234,49 @@ def check_callback_url(value: Any) -> str | None:
     return value
 
 
+CALLBACK_TOKEN_MIN = 32  # secrets.token_urlsafe(24): 192 bits, and it still fits BSG's 100 characters
+_CALLBACK_TOKEN = re.compile(r"[A-Za-z0-9_.~-]{1,255}")  # unreserved URL characters: it sits in a path
+
+
+def check_callback_token(token: Any, conn_id: str = "") -> str:
+    """A connection's ``callback_token``: unreserved URL characters, long enough to be unguessable.
+
+    BSG documents no signature for its callbacks, so this token in the URL's path is what
+    authenticates them (events/bsg.py). The error message never contains the token.
+    """
+    if not isinstance(token, str) or not _CALLBACK_TOKEN.fullmatch(token) or len(token) < CALLBACK_TOKEN_MIN:
+        where = f"connection {conn_id!r}: " if conn_id else ""
+        raise SmsValidationError(
+            f"{where}callback_token must be at least {CALLBACK_TOKEN_MIN} characters of A-Z a-z 0-9 _ . ~ - "
+            '(e.g. python -c "import secrets; print(secrets.token_urlsafe(24))")',
+            field="callback_token",
+        )
+    return token
+
+
+def events_callback_url(events_url: Any, conn_id: str, token: str) -> str:
+    """The receiver's callback URL for this connection: ``<events_url>/bsg/<conn_id>/<token>``.
+
+    ``events_url`` is where the receiver is published (e.g. ``https://airflow.example.com/sms-events``).
+    Refused before anything is sent when the whole URL exceeds BSG's 100 characters; the message
+    gives the lengths, never the token.
+    """
+    if not isinstance(events_url, str) or not events_url.startswith(("http://", "https://")):
+        raise SmsValidationError(
+            f"events_url={events_url!r} must be the http(s) URL the SMS events receiver is published at "
+            "(e.g. https://airflow.example.com/sms-events)", field="events_url", value=events_url)  # fmt: skip
+    head = f"{events_url.rstrip('/')}/bsg/{conn_id}/"
+    url = head + token
+    if len(url) > CALLBACK_URL_MAX:
+        raise SmsValidationError(
+            f"the callback URL {head}<callback_token> is {len(url)} characters ({len(head)} + a {len(token)}-character "
+            f"token); BSG takes at most {CALLBACK_URL_MAX}: publish the receiver under a shorter URL or use a shorter "
+            f"connection id (the token needs at least {CALLBACK_TOKEN_MIN})",
+            field="callback_url",
+        )
+    return url
+
+
 def check_audience_size(count: int, field: str = "recipients") -> None:
     if count > MAX_PHONES_PER_CAMPAIGN:
         raise SmsValidationError(

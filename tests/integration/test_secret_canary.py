@@ -181,9 +181,14 @@ CASES: dict[str, Canary] = {
     "notifier-ogangi": _notifier("ogangi"),
     "delivery_report-mobizon": _report("mobizon"),  # Ogangi cannot list messages: no report
     "delivery_report-bsg": _report("bsg"),
+    "delivery_events_sender-mobizon": Canary("example_delivery_events_sender.py", "example_delivery_events_sender",
+                                             {"sms_conn_id": "mobizon_default"}),
 }
 # Example files the canary does not run, and why (each must still be named: see the test below).
-NOT_CANARIES: dict[str, str] = {}
+NOT_CANARIES: dict[str, str] = {
+    "example_delivery_events_consumer.py": "sends nothing and reads no connection: it runs on the sender's asset "
+                                           "events (tests/integration/test_events_api_server.py runs the pair)",
+}
 
 
 def test_every_example_dag_is_in_the_canary() -> None:

@@ -15,7 +15,8 @@ import airflow_sms_provider.sandbox as sandbox_package
 
 SANDBOX = Path(sandbox_package.__file__).parent
 CLIENT_SIDE = tuple(
-    f"airflow_sms_provider.{name}" for name in ("protocols", "hooks", "operators", "campaigns", "triggers", "sensors")
+    f"airflow_sms_provider.{name}"
+    for name in ("protocols", "hooks", "operators", "campaigns", "triggers", "sensors", "events")
 )
 
 

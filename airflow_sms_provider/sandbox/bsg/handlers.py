@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from airflow_sms_provider.sandbox.bsg import callbacks
 from airflow_sms_provider.sandbox.bsg.rules import (
     _check_count,
     _check_phone,
@@ -677,4 +678,5 @@ def admin_routes(sandbox: SandboxState) -> list[Route]:
         Route("/_sandbox/bsg/revoke", admin_revoke, methods=["POST"]),
         Route("/_sandbox/bsg/campaigns/{id:int}/status", admin_force_status, methods=["POST"]),
         Route("/_sandbox/bsg/groups", admin_group, methods=["POST"]),
+        *callbacks.admin_routes(),
     ]

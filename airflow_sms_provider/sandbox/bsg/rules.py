@@ -112,7 +112,8 @@ def _options(body: Mapping[str, Any], now: datetime, errors: Errors, zone: tzinf
             errors.add("start_at", "The date of sending cannot be in the past.")
         elif start_at > now + MAX_AHEAD:
             errors.add("start_at", "Maximum date for scheduling is 30 days.")
-    return {"validity": body.get("validity"), "tariff_code": body.get("tariff_code"), "start_at": start_at}
+    return {"validity": body.get("validity"), "tariff_code": body.get("tariff_code"), "start_at": start_at,
+            "callback_url": callback}
 
 
 def _check_tariffs(st: BsgState, codes: Iterable[Any]) -> None:

@@ -13,6 +13,10 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from airflow_sms_provider.sandbox.bsg.callbacks import DEFAULTS as CALLBACK_DEFAULTS
+from airflow_sms_provider.sandbox.bsg.callbacks import KINDS as CALLBACK_KINDS
+from airflow_sms_provider.sandbox.bsg.callbacks import CallbackBook
+from airflow_sms_provider.sandbox.bsg.callbacks import start as start_callbacks
 from airflow_sms_provider.sandbox.bsg.wire import (
     CURRENCY,
     DEFAULT_BALANCE,
@@ -53,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "bsg_max_concurrent_creates": 0,  # creations in flight at once before 429
     "bsg_creates_per_second": 0.0,  # creations started per real second before 429
     "bsg_retry_after": 1.0,  # Retry-After of those 429s, in seconds; None: no header
+    **CALLBACK_DEFAULTS,  # callbacks.py: status callbacks to a campaign's callback_url
 }
 # The custom fields of the default contact lists (GET /api/contacts/fields would list them).
 NAME_FIELD_ID, CITY_FIELD_ID = "12", "13"
@@ -114,6 +119,7 @@ class Campaign:
     stopped_at: datetime | None = None
     forced: tuple[str, datetime] | None = None
     stop_calls: int = 0
+    callback_url: str | None = None  # callbacks.py
 
     def sent_at(self, msg: Message) -> datetime:
         return self.start + timedelta(seconds=(msg.index + 1) / self.rate)
@@ -158,6 +164,7 @@ class BsgState:
         self.revoked: set[int] = set()  # token ids (jti) revoked one by one (refresh)
         self.revoked_upto = 0  # and every token id up to this one (admin revoke)
         self.last_token_id = 0
+        self.callbacks = CallbackBook()  # callbacks.py: forgotten, like everything else, by a reset
         self.stats = {"logins": 0, "failed_logins": 0, "refreshes": 0, "unauthorized": 0, "duplicates": 0}
         self.limits = {"creates": 0, "rate_limited": 0, "in_flight": 0, "max_in_flight": 0}
         self._recent_creates: deque[float] = deque()  # monotonic start times within the last second
@@ -273,8 +280,11 @@ class BsgState:
             created_at=now, start_at=start_at, start=start, rate=max(float(self.cfg("send_rate")), 1e-6),
             delivery_delay=float(self.cfg("delivery_delay")), messages=messages, price=price,
             groups=list(groups or []),
+            callback_url=options.get("callback_url") or None if kind in CALLBACK_KINDS else None,
         )  # fmt: skip
         self.campaigns[camp.id] = camp
+        if camp.callback_url is not None:
+            start_callbacks(self)
         for msg in messages:
             self.message_campaign[msg.id] = camp.id
             if msg.reference_id is not None:
