@@ -31,8 +31,8 @@ def _modules(role: str) -> list[dict[str, Any]]:
     ]
     if role != "hooks":  # the neutral layer uses the providers' hooks
         neutral = [f"{PACKAGE}.{role}.campaign"]
-        if role == "operators":  # delivery reports (SmsDeliveryReportOperator)
-            neutral.append(f"{PACKAGE}.operators.reports")
+        if role == "operators":  # delivery reports, governed sends (SmsApprovalOperator, Airflow 3.1+)
+            neutral += [f"{PACKAGE}.operators.reports", f"{PACKAGE}.operators.approval"]
         modules.append({"integration-name": NEUTRAL, "python-modules": neutral})
     return modules
 

@@ -13,6 +13,12 @@ _TIMEOUT = {"label": "Request timeout (s)", "type": "number", "default": 30,
             "description": "Seconds to wait for each API answer."}
 _VERIFY = {"label": "Verify TLS certificates", "type": "boolean", "default": True,
            "description": "Leave on; turn off only for a proxy you trust."}
+# A rate for estimates (SmsApprovalOperator); BSG prices through its API instead. A string, so the
+# pre-3.2 forms (whole numbers only) keep a decimal rate.
+_PRICE = {"label": "Price per SMS part", "type": "string",
+          "description": "Decimal, e.g. 0.021: what one SMS part costs, for estimates before a send."}
+_CURRENCY = {"label": "Currency of the price", "type": "string",
+             "description": "ISO 4217 code of the price per part, e.g. KZT or USD."}
 _TIMEZONE = {"label": "Account time zone", "type": "string", "default": "UTC",
              "description": "IANA zone the account reads scheduled times in (e.g. Asia/Almaty)."}
 
@@ -40,6 +46,8 @@ FORMS: dict[str, dict[str, Any]] = {
                                "description": "Sender (alpha name) used when a task names none."},
             "verify_ssl": _VERIFY,
             "timezone": _TIMEZONE,
+            "price_per_part": _PRICE,
+            "currency": _CURRENCY,
         },
     },
     "bsg": {
@@ -63,6 +71,8 @@ FORMS: dict[str, dict[str, Any]] = {
                                   "description": "Zone the MMC reads broadcast dates in (dd-MM-yyyy HH:mm)."},
             "timeout": _TIMEOUT,
             "verify_ssl": _VERIFY,
+            "price_per_part": _PRICE,
+            "currency": _CURRENCY,
         },
     },
 }

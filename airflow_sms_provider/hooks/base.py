@@ -20,7 +20,10 @@ What a hook implements:
   message of some campaigns as provider-neutral
   :class:`~airflow_sms_provider.reports.record.DeliveryRecord` rows, page by page;
 * ``campaign_module``: the ``campaigns/`` module whose ``run_campaign(hook, params,
-  context, log)`` the neutral operator calls.
+  context, log)`` the neutral operator calls;
+* :meth:`estimate` (audience size, SMS parts, cost, sample texts; nothing sent) with
+  :meth:`pricer`: by default the connection's ``price_per_part`` / ``currency`` extras, a
+  provider with a price endpoint (BSG) overrides it; ``phone_digits`` as the provider checks them.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from urllib.parse import SplitResult
 import httpx
 from airflow.providers.common.compat.sdk import BaseHook
 
+from airflow_sms_provider.estimate import Estimate, Pricer, connection_rate, estimate_audience
 from airflow_sms_provider.reports.record import PENDING, DeliveryRecord
 
 # Requests in flight at once while a report reads message pages (the hooks' status-read concurrency).
@@ -112,6 +116,8 @@ class SmsHook(BaseHook):
     campaign_module: ClassVar[str] = ""
     # The API base URL an empty Host means (links read the Host without building the hook).
     default_base_url: ClassVar[str | None] = None
+    # (fewest, most) digits of a number, country code included, as the provider's operators check them.
+    phone_digits: ClassVar[tuple[int, int]] = (10, 15)
 
     @classmethod
     def for_connection(cls, conn_id: str) -> SmsHook:
@@ -208,6 +214,35 @@ class SmsHook(BaseHook):
         Only ``api``'s scheme, host name, port and path may be used: never its user info.
         """
         return None
+
+    # ------------------------------------------------------------ governed sends
+
+    def pricer(self, sender: Any) -> Pricer:
+        """What prices an estimate: the connection's ``price_per_part`` and ``currency`` extras
+        (cost unknown without them). A provider whose API prices a send overrides this."""
+        conn_id = getattr(self, self.conn_name_attr)
+        return connection_rate(self.get_connection(conn_id).extra_dejson, conn_id)
+
+    def estimate(
+        self,
+        text: str,
+        recipients: Any,
+        sender: Any = None,
+        *,
+        number_field: str = "recipient",
+        sample_size: int = 3,
+        max_reported: int = 20,
+    ) -> Estimate:
+        """Audience size, SMS parts and cost of sending ``text`` to ``recipients``; no SMS is sent.
+
+        The audience is read once, streaming, with the send's rules (invalid rows reported, a
+        number repeated counted once); each row's placeholders are filled before its parts are
+        counted. See :mod:`airflow_sms_provider.estimate`.
+        """
+        low, high = self.phone_digits
+        return estimate_audience(text, recipients, self.pricer(sender), provider=self.conn_type,
+                                 number_field=number_field, min_digits=low, max_digits=high,
+                                 sample_size=sample_size, max_reported=max_reported)  # fmt: skip
 
     # ------------------------------------------------------------ the notifier
 

@@ -284,6 +284,7 @@ class BsgHook(SmsHook):
     # Statuses whose time a message carries (delivered_at); any other change has no timestamp.
     _TIMED_FINAL = frozenset({"delivered", "read"})
     campaign_module = "airflow_sms_provider.campaigns.bsg"
+    phone_digits = (proto.PHONE_MIN_DIGITS, proto.PHONE_MAX_DIGITS)
     default_base_url = proto.DEFAULT_BASE_URL
 
     def __init__(self, bsg_conn_id: str = default_conn_name, **kwargs: Any) -> None:
@@ -405,6 +406,19 @@ class BsgHook(SmsHook):
         """One sms/send campaign (BSG requires a sender; its check names the field)."""
         self.send_bulk(list(numbers), text, sender)
         return []
+
+    def pricer(self, sender: Any, tariff_code: int | None = None) -> BsgPricer:
+        """BSG prices a send itself (``POST /api/campaigns/price``); it needs the sender."""
+        return BsgPricer(self, proto.check_sender(sender), proto.check_tariff_code(tariff_code))
+
+    def campaign_price(self, phones: Sequence[Any], text: str, sender: str, *, tariff_code: int | None = None
+                       ) -> tuple[float | None, str | None]:
+        """POST /api/campaigns/price for up to 10,000 phones: ``(price, currency)``; nothing is sent."""
+        numbers = [_phone(p, f"phones[{i}]") for i, p in enumerate(phones)]
+        request = proto.campaign_price(numbers, proto.check_message_text(text), proto.check_sender(sender),
+                                       tariff_code=proto.check_tariff_code(tariff_code))
+        price: tuple[float | None, str | None] = self.call(request, proto.parse_price)
+        return price
 
     def get_balance(self) -> dict[str, Any]:
         """GET /api/accounts/balance: ``{"balance", "currency", "credit"}``."""
@@ -609,6 +623,49 @@ class BsgHook(SmsHook):
         """The message sent with ``reference_id``, or None: how a retry finds what an earlier try created."""
         page = self.list_messages(reference_id=reference_id, limit=proto.MESSAGES_PAGE_LIMITS[0])
         return page["items"][0] if page["items"] else None
+
+
+class BsgPricer:
+    """An estimate's prices from BSG: one request per 10,000 rows of the same part count.
+
+    The endpoint prices one text for many phones, and BSG's tariff depends on each number's
+    country, so phones are asked for, not multiplied by a rate. A personalised text's rows differ
+    in length: rows are grouped by their number of parts and each group is priced with its first
+    filled text (same parts, same price per recipient). At most one group of 10,000 phones per
+    part count is held at a time (flat memory).
+    """
+
+    def __init__(self, hook: BsgHook, sender: str, tariff_code: int | None = None) -> None:
+        self.hook, self.sender, self.tariff_code = hook, sender, tariff_code
+        self.groups: dict[int, tuple[str, list[int]]] = {}
+        self.cost, self.requests, self.unpriced = Decimal(0), 0, 0
+        self.currency: str | None = None
+
+    def add(self, number: str, text: str, parts: int) -> None:
+        group = self.groups.setdefault(parts, (text, []))
+        group[1].append(int(number))
+        if len(group[1]) >= proto.MAX_PHONES_PER_CAMPAIGN:
+            self._price(parts)
+
+    def _price(self, parts: int) -> None:
+        text, phones = self.groups.pop(parts)
+        price, currency = self.hook.campaign_price(phones, text, self.sender, tariff_code=self.tariff_code)
+        self.requests += 1
+        if price is None:  # the schema allows null: say so rather than count it as free
+            self.unpriced += len(phones)
+            return
+        if self.currency is not None and currency != self.currency:
+            raise SmsProviderError(f"bsg: price answers in {self.currency} and {currency}", provider="bsg")
+        self.currency = currency
+        self.cost += Decimal(str(price))
+
+    def result(self) -> tuple[float | None, str | None, str]:
+        for parts in sorted(self.groups):
+            self._price(parts)
+        basis = f"BSG's price endpoint, {self.requests} request{'s' if self.requests != 1 else ''}"
+        if self.unpriced:
+            return None, None, f"unknown: BSG answered no price for {self.unpriced} recipients ({basis})"
+        return float(self.cost.quantize(Decimal("0.000001"))), self.currency, basis
 
 
 def _phone(value: Any, field: str) -> int:

@@ -486,6 +486,15 @@ def send_individual(
                  idempotent=False)
 
 
+def campaign_price(phones: Sequence[int], text: str, sender: str, *, tariff_code: int | None = None) -> Request:
+    """POST /api/campaigns/price: what sms/send of ``text`` to ``phones`` would cost. Nothing is
+    created or charged, so an unanswered call may be repeated."""
+    check_unique_phones(phones, field="recipients")
+    body = {"sender": sender, "text": text, "messages": [{"phone": int(p)} for p in phones],
+            "tariff_code": tariff_code}
+    return _post("/api/campaigns/price", "bsg campaign price", _drop_none(body), idempotent=True)
+
+
 def get_campaign(campaign_id: int) -> Request:
     return Request("GET", f"/api/campaigns/{int(campaign_id)}", "bsg get campaign", headers=_ACCEPT)
 
@@ -552,6 +561,19 @@ def parse(resp: Response) -> Any:
     if not isinstance(doc, Mapping) or "data" not in doc:
         raise _not_json(resp)
     return doc["data"]
+
+
+def parse_price(resp: Response) -> tuple[float | None, str | None]:
+    """``(price, currency)`` of a price answer (top-level, no ``data``); the price may be null."""
+    doc = _document(resp)
+    if not 200 <= resp.status_code < 300:
+        raise error_for(resp.status_code, doc, resp.content)
+    if not isinstance(doc, Mapping) or "price" not in doc:
+        raise _not_json(resp)
+    price, currency = doc.get("price"), doc.get("currency")
+    if price is not None and (isinstance(price, bool) or not isinstance(price, (int, float))):
+        raise SmsProtocolError(f"bsg: price answer {price!r} is not a number", provider=PROVIDER)
+    return price, currency if isinstance(currency, str) else None
 
 
 def parse_token(resp: Response) -> str:

@@ -188,6 +188,9 @@ CASES: dict[str, Canary] = {
 NOT_CANARIES: dict[str, str] = {
     "example_delivery_events_consumer.py": "sends nothing and reads no connection: it runs on the sender's asset "
                                            "events (tests/integration/test_events_api_server.py runs the pair)",
+    "example_governed_send.py": "dag.test() would wait for a person's answer: tests/e2e/test_example_governed_send.py "
+                                "answers it through a real API server; the approval body is checked for secrets in "
+                                "tests/unit/test_approval_operator.py",
 }
 
 
