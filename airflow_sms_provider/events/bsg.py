@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from typing import Any
 
-from airflow_sms_provider.events.payload import MAX_BODY_BYTES, DeliveryReport, PayloadError, WebhookEvent
+from airflow_sms_provider.events.payload import DeliveryReport, PayloadError, WebhookEvent, json_object
 from airflow_sms_provider.exceptions import SmsValidationError
 from airflow_sms_provider.protocols.bsg import check_callback_token
 
@@ -62,14 +61,7 @@ def read(body: bytes, secret: str, token: str | None = None) -> tuple[WebhookEve
     """
     if token is None or not token_ok(secret, token):
         raise PayloadError("token", "does not match the connection's callback_token", status=403)
-    if len(body) > MAX_BODY_BYTES:
-        raise PayloadError("body", f"larger than {MAX_BODY_BYTES} bytes", status=413)
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError):
-        raise PayloadError("body", "not JSON", 400) from None
-    if not isinstance(doc, dict):
-        raise PayloadError("body", "not a JSON object", 400)
+    doc = json_object(body)
     message_id = _id(doc.get("id"))
     status = _text(doc, "status", _STATUS)
     msisdn = _text(doc, "msisdn", _MSISDN, coerce_int=True)

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from typing import Any
 
-from airflow_sms_provider.events.payload import MAX_BODY_BYTES, DeliveryReport, PayloadError, WebhookEvent
+from airflow_sms_provider.events.payload import DeliveryReport, PayloadError, WebhookEvent, json_object
 
 NAME = "mobizon"
 PATH = "/mobizon/{conn_id}"
@@ -50,14 +49,7 @@ def mobizon_sign_ok(event_id: int | str, attempt: int | str, event_create_ts: st
 
 def parse_body(body: bytes) -> WebhookEvent:
     """The webhook in ``body``, or :class:`PayloadError`."""
-    if len(body) > MAX_BODY_BYTES:
-        raise PayloadError("body", f"larger than {MAX_BODY_BYTES} bytes", status=413)
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError):
-        raise PayloadError("body", "not JSON (the webhook's data transfer format must be json)", 400) from None
-    if not isinstance(doc, dict):
-        raise PayloadError("body", "not a JSON object", 400)
+    doc = json_object(body, "not JSON (the webhook's data transfer format must be json)")
     sign = doc.get("sign")
     if sign is not None and (not isinstance(sign, str) or not _SIGN.fullmatch(sign)):
         raise PayloadError("sign", "not a 40-digit hex SHA1")

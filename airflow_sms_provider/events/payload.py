@@ -7,6 +7,7 @@ the sender's log says what to fix.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,3 +56,16 @@ class DeliveryReport:
     @property
     def group_key(self) -> str:
         return self.group if self.group is not None else str(self.campaign_id)
+
+
+def json_object(body: bytes, not_json: str = "not JSON") -> dict[str, Any]:
+    """``body`` as a JSON object, or :class:`PayloadError` (too large, not JSON, nested too deep, not an object)."""
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadError("body", f"larger than {MAX_BODY_BYTES} bytes", status=413)
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        raise PayloadError("body", not_json, 400) from None
+    if not isinstance(doc, dict):
+        raise PayloadError("body", "not a JSON object", 400)
+    return doc
