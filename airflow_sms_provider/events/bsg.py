@@ -27,7 +27,13 @@ import hmac
 import re
 from typing import Any
 
-from airflow_sms_provider.events.payload import DeliveryReport, PayloadError, WebhookEvent, json_object
+from airflow_sms_provider.events.payload import (
+    DeliveryReport,
+    PayloadError,
+    WebhookEvent,
+    json_object,
+    provider_connection,
+)
 from airflow_sms_provider.exceptions import SmsValidationError
 from airflow_sms_provider.protocols.bsg import check_callback_token
 
@@ -125,15 +131,7 @@ def _optional(doc: dict[str, Any], key: str, shape: re.Pattern[str]) -> str | No
 
 def connection_secret(conn_id: str) -> str | None:
     """The BSG connection's ``callback_token`` (None: none, or too short; LookupError: no such BSG connection)."""
-    from airflow.exceptions import AirflowNotFoundException
-    from airflow.models.connection import Connection
-
-    try:
-        conn = Connection.get_connection_from_secrets(conn_id)
-    except AirflowNotFoundException:
-        raise LookupError(conn_id) from None
-    if conn.conn_type != NAME:
-        raise LookupError(conn_id)
+    conn = provider_connection(conn_id, NAME)
     token = conn.extra_dejson.get(SECRET_NAME)
     if not isinstance(token, str) or not token:
         return None

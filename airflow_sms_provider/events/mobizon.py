@@ -12,7 +12,13 @@ import hmac
 import re
 from typing import Any
 
-from airflow_sms_provider.events.payload import DeliveryReport, PayloadError, WebhookEvent, json_object
+from airflow_sms_provider.events.payload import (
+    DeliveryReport,
+    PayloadError,
+    WebhookEvent,
+    json_object,
+    provider_connection,
+)
 
 NAME = "mobizon"
 PATH = "/mobizon/{conn_id}"
@@ -117,24 +123,8 @@ def _text(doc: dict[str, Any], key: str, name: str, shape: re.Pattern[str]) -> s
 
 
 def connection_secret(conn_id: str) -> str | None:
-    """The Mobizon connection's ``webhook_secret`` (LookupError: no such Mobizon connection).
-
-    Airflow's own lookup (metadata DB, then secrets backends): the receiver runs in the API server.
-    """
-    from airflow.exceptions import AirflowNotFoundException
-    from airflow.models.connection import Connection
-
-    try:
-        conn = Connection.get_connection_from_secrets(conn_id)
-    except AirflowNotFoundException:
-        raise LookupError(conn_id) from None
-    if conn.conn_type != NAME:
-        raise LookupError(conn_id)
-    from airflow_sms_provider.connections import register_connection_secrets
-
-    # Every form of the secret (and of the connection's other secrets) in the API server's masker and
-    # in this package's redaction: Airflow masks only the raw value, and only of names it knows.
-    register_connection_secrets(conn)
+    """The Mobizon connection's ``webhook_secret`` (LookupError: no such Mobizon connection)."""
+    conn = provider_connection(conn_id, NAME)
     secret = conn.extra_dejson.get("webhook_secret")
     if not isinstance(secret, str) or not secret:
         return None
