@@ -606,7 +606,7 @@ class BsgHook(SmsHook):
         except (InvalidOperation, KeyError, TypeError):
             cost = None
         parts = item.get("parts")
-        return rec.DeliveryRecord(
+        return rec.new_record(
             provider=self.conn_type,
             campaign_id=str(item.get("campaign_id")),
             message_id=str(item.get("id")),

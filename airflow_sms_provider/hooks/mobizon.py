@@ -715,7 +715,7 @@ class MobizonHook(SmsHook):
         word = str(item.get("status") or "")
         parts = _int_or_none(item.get("segNum"))
         zone = self.settings.timezone
-        return rec.DeliveryRecord(
+        return rec.new_record(
             provider=self.conn_type,
             campaign_id=str(item.get("campaignId")),
             message_id=str(item.get("id")),

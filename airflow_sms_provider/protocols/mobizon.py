@@ -346,11 +346,12 @@ def loads(content: bytes) -> Any:
     An addRecipients answer is ~43 KB of JSON per portion of 500: orjson (C) reads it in
     less than half the time. It refuses some of what ``json`` reads (NaN, lone surrogates,
     an exponent past a double) and reads an integer of 19 digits or more as a float where
-    ``json`` keeps it exact: those go to ``json`` (a run of 19 digits anywhere, even in a
-    string, is found by one translate and one search in C), so every value and every
-    error is what ``json`` gives.
+    ``json`` keeps it exact: those go to ``json`` (a run of 19 digits not right after a
+    ``"``, so possibly a number, is found by one translate and one search in C), so every
+    value and every error is what ``json`` gives.
     """
-    if _LONG_DIGIT_RUN in content.translate(_DIGITS_TO_9):
+    marked = content.translate(_DIGITS_TO_9)
+    if _NUMBER_DIGIT_RUN in marked or marked.startswith(_LONG_DIGIT_RUN):
         return json.loads(content)
     try:
         return orjson.loads(content)
@@ -358,9 +359,13 @@ def loads(content: bytes) -> Any:
         return json.loads(content)
 
 
-# Every digit byte to "9", every other byte to " ": a run of 19 digits becomes _LONG_DIGIT_RUN.
-_DIGITS_TO_9 = bytes(0x39 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+# Every digit byte to "9", '"' kept, every other byte to " ": a run of 19 digits becomes _LONG_DIGIT_RUN.
+# Only a run after something other than '"' can be (part of) a number: one right after a quote opens a
+# string (a hex uuid such as the sandbox's zero-padded ones, in every message/list item), and orjson
+# reads strings exactly as json does, so those pages keep orjson.
+_DIGITS_TO_9 = bytes(0x39 if 0x30 <= byte <= 0x39 else 0x22 if byte == 0x22 else 0x20 for byte in range(256))
 _LONG_DIGIT_RUN = b"9" * 19
+_NUMBER_DIGIT_RUN = b" " + _LONG_DIGIT_RUN
 
 
 def parse(resp: Response, *, locked_is_conflict: bool = False, convert_numbers: bool = True) -> Answer:

@@ -133,27 +133,36 @@ class _Encoder:
 class _Csv(_Encoder):
     def __init__(self, handle: IO[bytes], *, escape_formulas: bool = False) -> None:
         super().__init__(handle, escape_formulas=escape_formulas)
-        self.text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=False)
+        # Rows go to a text buffer and each batch to the handle as one write: a TextIOWrapper over the
+        # storage handle cost a wrapper call, a closed check and a decoder reset per row (a third of the
+        # CSV export's CPU).
+        self.text = io.StringIO(newline="")
         self.writer = csv.writer(self.text)
         self.writer.writerow(COLUMNS)
+        self._drain()
+
+    def _drain(self) -> None:
+        self.handle.write(self.text.getvalue().encode("utf-8"))
+        self.text.seek(0)
+        self.text.truncate()
 
     def write(self, records: Sequence[DeliveryRecord]) -> None:
         if self.escape_formulas:
             self.writer.writerows(["" if v is None else escape_formula(_text(v)) for v in _values(r)]
                                   for r in records)
-            return
-        # Spelled out per column (this runs once per message): the generic per-value _text cost as much
-        # as building the record.
-        self.writer.writerows(
-            (r.provider, r.campaign_id, r.message_id, r.recipient, r.status, r.provider_status,
-             "" if r.parts is None else r.parts, "" if r.cost is None else str(r.cost), _iso(r.created_at),
-             _iso(r.updated_at), "" if r.error_code is None else r.error_code)
-            for r in records
-        )  # fmt: skip
+        else:
+            # Spelled out per column (this runs once per message): the generic per-value _text cost as
+            # much as building the record.
+            self.writer.writerows(
+                (r.provider, r.campaign_id, r.message_id, r.recipient, r.status, r.provider_status,
+                 "" if r.parts is None else r.parts, "" if r.cost is None else str(r.cost), _iso(r.created_at),
+                 _iso(r.updated_at), "" if r.error_code is None else r.error_code)
+                for r in records
+            )  # fmt: skip
+        self._drain()
 
     def close(self) -> None:
-        self.text.flush()
-        self.text.detach()  # the handle is closed by the writer, not by the wrapper
+        """Nothing buffered: every write went to the handle."""
 
 
 class _Jsonl(_Encoder):

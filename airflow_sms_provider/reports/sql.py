@@ -222,16 +222,19 @@ class SqlWriter:
 
     def write(self, records: Sequence[DeliveryRecord]) -> None:
         """Buffer the records; every ``batch_size`` of them go to the stage in one upserting executemany."""
-        self._buffer.extend(map(self._cells, records))
+        if type(self.sink.hook)._serialize_cell is _BASE_SERIALIZE:
+            # What DbApiHook._serialize_cells makes of _row, without a call per cell; the hook looked at
+            # once per batch, not once per record.
+            self._buffer.extend(map(_text_row, records))
+        else:
+            self._buffer.extend(map(self._cells, records))
         while len(self._buffer) >= self.sink.batch_size:
             batch, self._buffer = self._buffer[: self.sink.batch_size], self._buffer[self.sink.batch_size :]
             self._flush(batch)
 
     def _cells(self, record: DeliveryRecord) -> tuple[Any, ...]:
-        hook = self.sink.hook
-        if type(hook)._serialize_cell is _BASE_SERIALIZE:
-            return _text_row(record)  # what DbApiHook._serialize_cells makes of _row, without a call per cell
-        return tuple(hook._serialize_cells(_row(record), self._conn))
+        """A hook with its own ``_serialize_cell`` converts each cell its way."""
+        return tuple(self.sink.hook._serialize_cells(_row(record), self._conn))
 
     def _cursor(self) -> Any:
         if self._cur is None:

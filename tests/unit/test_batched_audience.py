@@ -251,6 +251,9 @@ def test_ledger_digests_are_pinned() -> None:
     b'{"code":0,"data":"\\ud800","message":""}',
     b'{"code":0,"data":1,"data":2,"message":"x"}',
     b'\xef\xbb\xbf{"code":0}', b"", b"[", b'{"code":0,"data":[1,]}', b"\xff",
+    b"12345678901234567890123", b"[ 12345678901234567890123]", b'{"a":-12345678901234567890,"b":"x"}',
+    b'{"a":1.00000000000000000000001}', b'{"a":1e00000000000000000001}', b'{"a":"x"12345678901234567890}',
+    b'{"uuid":"00000000000000000000000000030e09","id":"200201"}',
 ])
 def test_loads_reads_what_json_reads_and_refuses_what_it_refuses(body: bytes) -> None:
     try:
@@ -262,3 +265,17 @@ def test_loads_reads_what_json_reads_and_refuses_what_it_refuses(body: bytes) ->
     else:
         got_value = proto.loads(body)
         assert json.dumps(got_value) == json.dumps(expected)
+
+
+def test_loads_keeps_orjson_for_a_long_digit_run_inside_a_string(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox's message/list items carry zero-padded uuids: every page went to the json fallback
+    (3.5 ms per 1,000 messages against 1.3 with orjson), though a string reads the same in both."""
+    page = b'{"code":0,"data":{"items":[{"id":"200201","uuid":"00000000000000000000000000030e09"}]}}'
+
+    def no_fallback(content: bytes) -> Any:
+        raise AssertionError("json fallback")
+
+    monkeypatch.setattr(proto.json, "loads", no_fallback)
+    assert proto.loads(page)["data"]["items"][0]["uuid"] == "00000000000000000000000000030e09"
+    with pytest.raises(AssertionError, match="json fallback"):
+        proto.loads(b'{"code":0,"data":{"n":12345678901234567890}}')

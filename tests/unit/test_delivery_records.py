@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from airflow_sms_provider import exceptions as exc
 from airflow_sms_provider.hooks.bsg import BsgHook
 from airflow_sms_provider.hooks.mobizon import MobizonHook
 from airflow_sms_provider.hooks.ogangi import OgangiHook
-from airflow_sms_provider.reports.record import DeliveryRecord
+from airflow_sms_provider.reports.record import DeliveryRecord, new_record
 from tests.unit.test_bsg_protocol import TOKEN, login_route
 
 MOBIZON_KEY = "abcdefghij0123456789abcdefghij0123456789"
@@ -87,6 +88,27 @@ def test_mobizon_statuses_follow_the_sms_status_table() -> None:
     for word in ("NEW", "ENQUEUD", "ACCEPTD", "PDLIVRD"):
         assert MobizonHook.message_status(word) == "pending"
     assert {word: MobizonHook.message_status(word) for word in final} == final
+
+
+def test_mobizon_record_is_built_without_the_frozen_init(mobizon: MobizonHook, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The frozen dataclass's __init__ (object.__setattr__ per field) was half a record's CPU in a report:
+    ``new_record`` sets the slots directly and gives the same record, still frozen and hashable."""
+    expected = DeliveryRecord("mobizon", "42", "7", "77010000001", "delivered", "DELIVRD", 2, Decimal("0.10"),
+                              dt.datetime(2026, 5, 1, 5, 0, tzinfo=UTC), dt.datetime(2026, 5, 1, 5, 0, 7, tzinfo=UTC))
+
+    expected_bare = DeliveryRecord("p", "c", "m", "r", "pending", "NEW")
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("DeliveryRecord.__init__ called per message")
+
+    monkeypatch.setattr(DeliveryRecord, "__init__", refused)
+    record = mobizon.delivery_record(mobizon_item(7))
+    assert record == expected and hash(record) == hash(expected) and repr(record) == repr(expected)
+    bare = new_record(provider="p", campaign_id="c", message_id="m", recipient="r", status="pending",
+                      provider_status="NEW")  # fmt: skip
+    assert repr(bare) == repr(expected_bare)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        bare.status = "delivered"  # type: ignore[misc]
 
 
 # ------------------------------------------------------------------------ BSG

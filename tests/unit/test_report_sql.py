@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -145,3 +148,25 @@ def test_watermark_values_read_back_as_utc(stored: object, expected: datetime | 
 
 def test_describe_names_table_and_connection_only() -> None:
     assert SqlSink("reports_db", "sms.delivery").describe() == "table sms.delivery on connection reports_db"
+
+
+def test_sqlite_rows_are_made_per_batch_without_a_hook_lookup_per_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the base DbApiHook serializer the text rows are made by one map over the batch: the hook (a
+    property) and its serializer were looked up for every record before."""
+    monkeypatch.setenv("AIRFLOW_CONN_REPORTS_DB", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "r.db")}))
+
+    def per_record(self: SqlWriter, record: DeliveryRecord) -> None:
+        raise AssertionError("per-record hook lookup")
+
+    monkeypatch.setattr(SqlWriter, "_cells", per_record)
+    writer = SqlSink("reports_db", "delivery", create_table=True, batch_size=2).open("k", incremental=False)
+    record = DeliveryRecord("mobizon", "42", "7", "77010000001", "delivered", "DELIVRD", 2, Decimal("0.10"),
+                            datetime(2026, 5, 1, 5, 0, tzinfo=timezone.utc))  # fmt: skip
+    writer.write([record, replace(record, message_id="8"), replace(record, message_id="9")])
+    assert writer.commit() == 3
+    rows = sqlite3.connect(tmp_path / "r.db").execute("SELECT * FROM delivery ORDER BY message_id").fetchall()
+    assert rows[0] == ("mobizon", "42", "7", "77010000001", "delivered", "DELIVRD", 2, 0.1,
+                       "2026-05-01T05:00:00+00:00", None, None)  # fmt: skip
+    assert [row[2] for row in rows] == ["7", "8", "9"]
