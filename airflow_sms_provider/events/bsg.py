@@ -31,8 +31,8 @@ from airflow_sms_provider.events.payload import (
     DeliveryReport,
     PayloadError,
     WebhookEvent,
+    connection,
     json_object,
-    provider_connection,
 )
 from airflow_sms_provider.exceptions import SmsValidationError
 from airflow_sms_provider.protocols.bsg import check_callback_token
@@ -131,7 +131,9 @@ def _optional(doc: dict[str, Any], key: str, shape: re.Pattern[str]) -> str | No
 
 def connection_secret(conn_id: str) -> str | None:
     """The BSG connection's ``callback_token`` (None: none, or too short; LookupError: no such BSG connection)."""
-    conn = provider_connection(conn_id, NAME)
+    conn = connection(conn_id)
+    if conn.conn_type != NAME:
+        raise LookupError(conn_id)
     token = conn.extra_dejson.get(SECRET_NAME)
     if not isinstance(token, str) or not token:
         return None

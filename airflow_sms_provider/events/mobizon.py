@@ -16,8 +16,8 @@ from airflow_sms_provider.events.payload import (
     DeliveryReport,
     PayloadError,
     WebhookEvent,
+    connection,
     json_object,
-    provider_connection,
 )
 
 NAME = "mobizon"
@@ -124,7 +124,9 @@ def _text(doc: dict[str, Any], key: str, name: str, shape: re.Pattern[str]) -> s
 
 def connection_secret(conn_id: str) -> str | None:
     """The Mobizon connection's ``webhook_secret`` (LookupError: no such Mobizon connection)."""
-    conn = provider_connection(conn_id, NAME)
+    conn = connection(conn_id)
+    if conn.conn_type != NAME:
+        raise LookupError(conn_id)
     secret = conn.extra_dejson.get("webhook_secret")
     if not isinstance(secret, str) or not secret:
         return None

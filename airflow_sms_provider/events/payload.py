@@ -71,8 +71,8 @@ def json_object(body: bytes, not_json: str = "not JSON") -> dict[str, Any]:
     return doc
 
 
-def provider_connection(conn_id: str, conn_type: str) -> Any:
-    """The Airflow connection ``conn_id`` when it is of ``conn_type`` (LookupError otherwise), its secrets masked.
+def connection(conn_id: str) -> Any:
+    """The Airflow connection ``conn_id`` (LookupError: none), its secrets masked; the caller checks its type.
 
     Airflow's own lookup (metadata DB, then secrets backends): the receiver runs in the API server.
     """
@@ -85,8 +85,6 @@ def provider_connection(conn_id: str, conn_type: str) -> Any:
         conn = Connection.get_connection_from_secrets(conn_id)
     except AirflowNotFoundException:
         raise LookupError(conn_id) from None
-    if conn.conn_type != conn_type:
-        raise LookupError(conn_id)
     # Every form of its secrets in the API server's masker and in this package's redaction: Airflow
     # masks only the raw value, and only of names it knows.
     register_connection_secrets(conn)
