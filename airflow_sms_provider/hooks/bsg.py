@@ -35,7 +35,7 @@ from airflow_sms_provider.hooks.base import (
     provider_time,
 )
 from airflow_sms_provider.protocols import bsg as proto
-from airflow_sms_provider.redaction import redact_text, register_secret, register_token
+from airflow_sms_provider.redaction import redact_text, register_token
 from airflow_sms_provider.reports import record as rec
 from airflow_sms_provider.status_map import DONE, FAILED, PENDING, RUNNING
 from airflow_sms_provider.transport import Parser, Request, RetryPolicy, asend, client_options, send
@@ -433,10 +433,10 @@ class BsgHook(SmsHook):
         missing or the URL is longer than BSG's 100 characters.
         """
         conn = self.get_connection(self.bsg_conn_id)
+        # Every form of the token (it travels in a JSON body's callback_url), as for any secret extra.
+        register_connection_secrets(conn)
         extra = conn.extra_dejson or {}
         token = extra.get("callback_token")
-        if isinstance(token, str):
-            register_secret(token)  # its encoded forms too: it travels in a JSON body's callback_url
         if not token:
             raise SmsValidationError(
                 f"connection {self.bsg_conn_id!r} has no callback_token extra: the receiver refuses BSG callbacks "
