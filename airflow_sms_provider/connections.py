@@ -19,7 +19,7 @@ DEFAULT_TIMEZONE = "UTC"
 
 log = logging.getLogger(__name__)
 
-# An extra whose name holds one of these is a secret (``report_salt``, ``webhook_secret``...): Airflow's
+# An extra whose name holds one of these is a secret (``report_salt_secret``, ``webhook_secret``...): Airflow's
 # own rule for extras (``secret``, ``token``, ``password``...) plus ``salt``, which it does not know.
 SECRET_EXTRA_WORDS = ("secret", "salt", "password", "passwd", "passphrase", "token", "private_key", "api_key",
                       "apikey", "authorization", "credential")

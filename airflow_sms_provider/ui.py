@@ -19,6 +19,9 @@ _PRICE = {"label": "Price per SMS part", "type": "string",
           "description": "Decimal, e.g. 0.021: what one SMS part costs, for estimates before a send."}
 _CURRENCY = {"label": "Currency of the price", "type": "string",
              "description": "ISO 4217 code of the price per part, e.g. KZT or USD."}
+# Secret extras: a password input on the form (Airflow's UI and API mask them by their names too).
+_SALT = {"label": "Delivery report salt", "type": "string", "sensitive": True,
+         "description": "At least 16 characters: keys the recipients' hashes of SmsDeliveryReportOperator."}
 _TIMEZONE = {"label": "Account time zone", "type": "string", "default": "UTC",
              "description": "IANA zone the account reads scheduled times in (e.g. Asia/Almaty)."}
 
@@ -48,13 +51,28 @@ FORMS: dict[str, dict[str, Any]] = {
             "timezone": _TIMEZONE,
             "price_per_part": _PRICE,
             "currency": _CURRENCY,
+            "webhook_secret": {"label": "Webhook secret", "type": "string", "sensitive": True,
+                               "description": "The secret set for Mobizon's webhooks: delivery events are checked "
+                                              "against it."},
+            "report_salt_secret": _SALT,
         },
     },
     "bsg": {
         "hidden": ["schema", "login"],
         "relabeling": {"host": "Base URL", "password": "API key" + REQUIRED},
         "placeholders": {"host": "https://one-api.bsg.world", "password": "live_... or test_...", "port": _PORT},
-        "extras": {"timeout": _TIMEOUT, "verify_ssl": _VERIFY, "timezone": _TIMEZONE},
+        "extras": {
+            "timeout": _TIMEOUT,
+            "verify_ssl": _VERIFY,
+            "timezone": _TIMEZONE,
+            "events_url": {"label": "Delivery events URL", "type": "string",
+                           "description": "This Airflow's public base URL of the SMS events receiver, e.g. "
+                                          "https://airflow.example.com/sms-events"},
+            "callback_token": {"label": "Callback token", "type": "string", "sensitive": True,
+                               "description": "At least 32 random characters: BSG's callbacks carry it in their "
+                                              "URL (delivery_events=True)."},
+            "report_salt_secret": _SALT,
+        },
     },
     "ogangi": {
         "hidden": ["schema"],
@@ -86,6 +104,8 @@ def conn_fields(conn_type: str) -> dict[str, Any]:
         schema: dict[str, Any] = {"type": spec["type"] if spec.get("required") else [spec["type"], "null"]}
         if "default" in spec:
             schema["default"] = spec["default"]
+        if spec.get("sensitive"):
+            schema["format"] = "password"
         fields[name] = {"label": spec["label"], "description": spec["description"], "schema": schema}
     return fields
 
@@ -110,7 +130,7 @@ def widgets(conn_type: str) -> dict[str, Any]:
     the plain Extra JSON field, as it does for every provider.
     """
     try:
-        from wtforms import BooleanField, IntegerField, StringField
+        from wtforms import BooleanField, IntegerField, PasswordField, StringField
     except ImportError:
         return {}
     try:
@@ -120,7 +140,7 @@ def widgets(conn_type: str) -> dict[str, Any]:
     kinds = {"number": IntegerField, "integer": IntegerField, "string": StringField, "boolean": BooleanField}
     out = {}
     for name, spec in FORMS[conn_type]["extras"].items():
-        kind = kinds[spec["type"]]
+        kind = PasswordField if spec.get("sensitive") else kinds[spec["type"]]
         kwargs: dict[str, Any] = {"description": spec["description"], "default": spec.get("default")}
         if kind is not BooleanField and BS3TextFieldWidget is not None:
             kwargs["widget"] = BS3TextFieldWidget()

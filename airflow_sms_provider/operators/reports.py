@@ -42,7 +42,10 @@ WRITE_BEHIND = 4
 # Message ids remembered to drop a repeat: a page read after others moved (Mobizon's "since" filter
 # admits messages while the export runs) repeats the rows it shifted across a page boundary.
 RECENT_IDS = 10_000
-SALT_EXTRA = "report_salt"
+# The name holds "secret": Airflow's UI and REST API mask an extra by its name, and "report_salt"
+# (the first name) was shown to anyone who may read connections.
+SALT_EXTRA = "report_salt_secret"
+OLD_SALT_EXTRA = "report_salt"
 # The salt must be long enough to be a secret (redaction masks nothing shorter than 6 characters).
 MIN_SALT_LENGTH = 16
 CHECKPOINT_KEY = "delivery_report"
@@ -77,7 +80,7 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
     :param table: the table (templated). ``create_table``: create it when missing.
     :param incremental: export only messages whose status changed since the destination's watermark
         (a file destination then needs one file per run: ``{{ run_id }}`` in its path).
-    :param hash_recipients: write hex SHA-256 of the connection extra ``report_salt`` followed by the
+    :param hash_recipients: write hex SHA-256 of the connection extra ``report_salt_secret`` followed by the
         phone's digits instead of the phone.
     :param concurrency: page reads in flight (default 4, at most 16).
     :param batch_size: records handed to the destination at once.
@@ -165,6 +168,12 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
         if not self.hash_recipients:
             return None
         extra = BaseHook.get_connection(self.conn_id).extra_dejson or {}
+        if OLD_SALT_EXTRA in extra:
+            raise SmsValidationError(
+                f"the connection {self.conn_id!r} holds the extra {OLD_SALT_EXTRA!r}: rename it {SALT_EXTRA!r} "
+                f"(Airflow's UI and REST API show an extra whose name does not say it is secret)",
+                field=OLD_SALT_EXTRA, value=None,
+            )  # fmt: skip
         salt = extra.get(SALT_EXTRA)
         if not isinstance(salt, str) or len(salt) < MIN_SALT_LENGTH:
             raise SmsValidationError(

@@ -150,3 +150,25 @@ def test_connection_form_marks_required_fields_and_offers_port(api_server: str, 
             assert schema["type"] == spec["type"], schema  # no "null": the form asks for a value
         elif not spec.get("required"):
             assert "null" in schema["type"]
+
+
+# Every extra this package treats as a secret (connections.register_connection_secrets), per type.
+SALT = "saltValue-0123456789abcdef"
+SECRET_EXTRAS = {
+    "mobizon": {"webhook_secret": "whSecretValue-0123456789abcdef", "report_salt_secret": SALT},
+    "bsg": {"callback_token": "cbTokenValue-0123456789abcdef0123456", "report_salt_secret": SALT},
+}
+
+
+@pytest.mark.parametrize("conn_type", list(SECRET_EXTRAS))
+def test_secret_extras_are_masked_by_the_api(api_server: str, conn_type: str) -> None:
+    extras = SECRET_EXTRAS[conn_type]
+    body = {"connection_id": f"{conn_type}_secret_extras", "conn_type": conn_type, "host": "https://example.invalid",
+            "password": SECRET, "extra": json.dumps(extras)}  # fmt: skip
+    created = httpx.post(f"{api_server}/api/v2/connections", json=body, timeout=30)
+    assert created.status_code in (200, 201), created.text
+    fetched = httpx.get(f"{api_server}/api/v2/connections/{body['connection_id']}", timeout=30)
+    listed = httpx.get(f"{api_server}/api/v2/connections", timeout=30)
+    for name, value in extras.items():
+        for answer in (created, fetched, listed):
+            assert value not in answer.text, f"{name} shown by {answer.request.method} {answer.request.url.path}"

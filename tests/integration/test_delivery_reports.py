@@ -19,6 +19,7 @@ from airflow_sms_provider.hooks.bsg import BsgHook
 from airflow_sms_provider.hooks.mobizon import MobizonHook
 from airflow_sms_provider.operators.reports import SmsDeliveryReportOperator, hashed_recipient
 from airflow_sms_provider.redaction import redact_text
+from airflow_sms_provider.sandbox import SANDBOX_MOBIZON_API_KEY
 from airflow_sms_provider.sandbox.bsg import SANDBOX_BSG_API_KEY
 from tests.helpers import run_dag, sandbox_requests, set_clock, task_states, xcom
 
@@ -76,7 +77,7 @@ def test_bsg_report_as_jsonl_with_hashed_recipients(
     airflow_db: None, sandbox_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     conn = {"conn_type": "bsg", "host": sandbox_url, "password": SANDBOX_BSG_API_KEY,
-            "extra": {"retry_base_delay": 0.01, "report_salt": SALT}}  # fmt: skip
+            "extra": {"retry_base_delay": 0.01, "report_salt_secret": SALT}}  # fmt: skip
     monkeypatch.setenv("AIRFLOW_CONN_BSG_REPORTS", json.dumps(conn))
     set_clock(sandbox_url, speed=0)
     hook = BsgHook("bsg_reports")
@@ -122,7 +123,7 @@ def test_ogangi_fails_with_the_reason_and_writes_nothing(
         ({"concurrency": 0}, "concurrency", "0"),
         ({"concurrency": 99}, "concurrency", "99"),
         ({"batch_size": 0}, "batch_size", "0"),
-        ({"hash_recipients": True}, "report_salt", "missing"),
+        ({"hash_recipients": True}, "report_salt_secret", "missing"),
     ],
 )
 def test_bad_arguments_fail_before_any_request(
@@ -132,6 +133,23 @@ def test_bad_arguments_fail_before_any_request(
     with pytest.raises(exc.SmsValidationError, match=value_in_message) as info:
         SmsDeliveryReportOperator(task_id="report", **arguments).execute({"run_id": "manual"})
     assert info.value.field == field  # type: ignore[attr-defined]
+    assert sandbox_requests(sandbox_url, "mobizon") == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_old_salt_extra_name_is_refused_before_any_request(
+    sandbox_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``report_salt`` was shown by Airflow's UI and REST API (its name does not say secret): renamed."""
+    conn = {"conn_type": "mobizon", "host": sandbox_url, "password": SANDBOX_MOBIZON_API_KEY,
+            "extra": {"report_salt": SALT}}  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_MZ_OLD_SALT", json.dumps(conn))
+    operator = SmsDeliveryReportOperator(task_id="report", conn_id="mz_old_salt", campaign_ids=[5],
+                                         destination=str(tmp_path / "r.csv"), hash_recipients=True)  # fmt: skip
+    with pytest.raises(exc.SmsValidationError, match="rename it 'report_salt_secret'") as info:
+        operator.execute({"run_id": "manual"})
+    assert info.value.field == "report_salt"  # type: ignore[attr-defined]
+    assert SALT not in str(info.value)
     assert sandbox_requests(sandbox_url, "mobizon") == []
     assert list(tmp_path.iterdir()) == []
 

@@ -40,7 +40,7 @@ MOBIZON_KEY = "Canary+Mobizon/Key=0%2F&x1a2b3c4d5e6f7g8h9Zq"
 BSG_KEY = "test_Canary+Bsg/Key=5%3D&y0123456789"
 OGANGI_PRIVATE = "Canary+Ogangi/Priv=7%2B&z-0123456789"
 KEYS = {"mobizon": MOBIZON_KEY, "bsg": BSG_KEY, "ogangi": OGANGI_PRIVATE}
-# The delivery report's salt (connection extra report_salt): a secret of every connection that has one.
+# The delivery report's salt (connection extra report_salt_secret): a secret of every connection that has one.
 REPORT_SALT = "Canary+Salt/Rep=9%2F&s0123456789"
 SECRETS = {*KEYS.values(), REPORT_SALT}
 assert all(set(HOSTILE_CHARS) <= set(key) for key in SECRETS)
@@ -56,10 +56,10 @@ def hostile_keys(sandbox_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     httpx.post(f"{sandbox_url}/_sandbox/bsg/accounts", json={"api_key": BSG_KEY}).raise_for_status()
     httpx.post(f"{sandbox_url}/_sandbox/config", json={"ogangi_private_key": OGANGI_PRIVATE}).raise_for_status()
     monkeypatch.setenv("AIRFLOW_CONN_MOBIZON_DEFAULT", mobizon_conn_uri(sandbox_url, api_key=MOBIZON_KEY,
-                                                                           report_salt=REPORT_SALT))
+                                                                           report_salt_secret=REPORT_SALT))
     monkeypatch.setenv("AIRFLOW_CONN_BSG_DEFAULT", json.dumps(
         {"conn_type": "bsg", "host": sandbox_url, "password": BSG_KEY,
-         "extra": {"retry_base_delay": 0.01, "report_salt": REPORT_SALT}}))
+         "extra": {"retry_base_delay": 0.01, "report_salt_secret": REPORT_SALT}}))
     monkeypatch.setenv("AIRFLOW_CONN_OGANGI_DEFAULT", json.dumps({
         "conn_type": "ogangi", "host": f"{sandbox_url}/mmc", "login": sandbox_ogangi.SANDBOX_OGANGI_USER,
         "password": OGANGI_PRIVATE,

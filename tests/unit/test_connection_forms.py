@@ -49,3 +49,24 @@ def test_required_fields_are_marked_for_older_uis(conn_type: str) -> None:
 def test_port_is_in_every_form(conn_type: str) -> None:
     assert "port" not in provider_form(conn_type)["ui-field-behaviour"]["hidden-fields"]
     assert "port" not in HOOKS[conn_type].get_ui_field_behaviour()["hidden_fields"]
+
+
+@pytest.mark.parametrize("conn_type", list(REQUIRED_FIELDS))
+def test_secret_extras_are_password_fields_and_named_so_airflow_masks_them(conn_type: str) -> None:
+    try:
+        from airflow.sdk._shared.secrets_masker import should_hide_value_for_key
+    except ImportError:  # Airflow 3.0
+        from airflow.sdk.execution_time.secrets_masker import should_hide_value_for_key
+
+    from airflow_sms_provider.connections import is_secret_extra
+
+    fields = provider_form(conn_type)["conn-fields"]
+    secret = {name for name in fields if is_secret_extra(name)}
+    assert {name for name, field in fields.items() if field["schema"].get("format") == "password"} == secret
+    # Airflow's UI and REST API mask an extra only by its name: every secret one must carry a name it knows.
+    assert [name for name in secret if not should_hide_value_for_key(name)] == []
+
+
+def test_the_extras_events_and_reports_read_are_on_the_forms() -> None:
+    assert {"webhook_secret", "report_salt_secret"} <= set(provider_form("mobizon")["conn-fields"])
+    assert {"callback_token", "events_url", "report_salt_secret"} <= set(provider_form("bsg")["conn-fields"])

@@ -203,7 +203,7 @@ def test_reading_a_connection_registers_every_form(conn_type: str, monkeypatch: 
 def test_reading_a_connection_masks_its_secret_extras_unused_or_not(
     conn_type: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``report_salt`` and ``webhook_secret`` are secrets from the first read of the connection, by any
+    """``report_salt_secret`` and ``webhook_secret`` are secrets from the first read of the connection, by any
     task: a campaign task, a trigger or a sensor that never hashes or receives a webhook still logs
     lines (and raises errors) in which they could show."""
     import airflow.providers.common.compat.sdk as sdk
@@ -217,7 +217,8 @@ def test_reading_a_connection_masks_its_secret_extras_unused_or_not(
     monkeypatch.setattr(sdk, "mask_secret", lambda value, name=None: told.extend(
         [value] if isinstance(value, str) else list(value)))
     salt, hook_secret = f"Salt+{conn_type}/x=1%2F&yy", f"Whk+{conn_type}/z=3%3D&ww"
-    extra = {"instance_id": 8, "public_key": "pub-key-not-secret", "report_salt": salt, "webhook_secret": hook_secret}
+    extra = {"instance_id": 8, "public_key": "pub-key-not-secret", "report_salt_secret": salt,
+             "webhook_secret": hook_secret}
     conn = Connection(conn_id=f"{conn_type}_x", conn_type=conn_type, host="https://example.com", login="peter",
                       password="Pw+Read/Key=4%2&9", extra=json.dumps(extra))
     {"mobizon": MobizonSettings, "bsg": BsgSettings, "ogangi": OgangiSettings}[conn_type].from_connection(conn)
@@ -236,7 +237,7 @@ def test_the_webhook_receivers_connection_read_masks_every_form(monkeypatch: pyt
     hook_secret, salt = "Recv+Whk/Sec=5%2B&qq", "Recv+Salt/Sec=6%3D&rr"
     monkeypatch.setenv("AIRFLOW_CONN_MOBIZON_RECV", json.dumps({
         "conn_type": "mobizon", "host": "https://example.com", "password": "Recv+Key/Api=7%26&ss",
-        "extra": {"webhook_secret": hook_secret, "report_salt": salt}}))
+        "extra": {"webhook_secret": hook_secret, "report_salt_secret": salt}}))
     assert connection_secret("mobizon_recv") == hook_secret
     for secret in (hook_secret, salt):
         for name, form in encodings(secret).items():
