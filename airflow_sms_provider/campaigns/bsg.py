@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_sms_provider.campaigns.lease import Lease, fence
 from airflow_sms_provider.campaigns.ledger import Digest, Ledger
-from airflow_sms_provider.campaigns.reconcile import Expected, bsg_phones, verify_bsg_found
+from airflow_sms_provider.campaigns.reconcile import (
+    Expected,
+    audience_changed_error,
+    bsg_phones,
+    check_held_in_audience,
+    verify_bsg_found,
+)
 from airflow_sms_provider.campaigns.run import TaskRuntime, Work, build_params, count, invalid_rows, neutral_summary
 from airflow_sms_provider.concurrency import Throttle
 from airflow_sms_provider.exceptions import (
@@ -61,6 +67,9 @@ from airflow_sms_provider.validation import (
 _OPTION_FIELDS = ("validity", "tariff_code", "start_at", "callback_url")
 # Ours (BSG documents no limit): more creations at once than this is more likely a typo than a plan.
 MAX_CONCURRENT_CREATES = 16
+# A retry without durable state looks the audience's phones up by reference_id before creating
+# anything, one GET each (BSG filters by one id only): at most this many.
+RETRY_LOOKUPS = 1000
 
 
 # ------------------------------------------------------------------ found again by reference_id
@@ -163,15 +172,10 @@ def settle(
         messages = list(hook.iter_messages(campaign_id))
         phones = verify_bsg_found(campaign_id, messages, lambda p: expect(p, by_phone.get(p)), chunk=index)
         _check_whole_unless_derived(campaign_id, messages, by_phone, expect, index)
-        strangers = [p for p in phones if p not in by_phone and not in_audience(p)]
-        if strangers:
-            raise SmsFatalError(
-                f"the audience changed between tries: BSG campaign {campaign_id} (found by reference_id {ref!r}, "
-                f"created by an earlier try of this run) holds {len(strangers):,} phone(s) this try's audience no "
-                f"longer has, e.g. {strangers[:3]}. Resuming could message some numbers twice and skip others, so "
-                "this task stops without retry: check what was sent, then run the remainder as a new task",
-                provider="bsg",
-            )
+        # The one audience rule (campaigns/reconcile.py): a campaign of this run holding a phone the
+        # audience no longer has (a file rewritten between tries) stops the task, naming it.
+        check_held_in_audience({campaign_id: phones}, lambda p: p in by_phone or in_audience(p),
+                               why=f"found by reference_id {ref!r}, created by an earlier try of this run")
         found.add(hook.get_campaign(campaign_id), phones)
         log.info("Chunk %d: reference_id %r is in BSG campaign %s of an earlier request (%d phone(s), verified): "
                  "not sending those phones again", index + 1, ref, campaign_id, len(phones))  # fmt: skip
@@ -598,21 +602,26 @@ class BsgAudienceWork(CampaignSettings, Work):
         self.log.info("%d valid recipients (%d rejected): %d campaign(s)", count, audience.report.count, planned)
         audience.duplicates.log_line(self.log)
         prefix = proto.reference_prefix(*_run_key(context, self)) if self.auto_reference_ids else None
-        # A retry whose audience holds other phones than the earlier try's stops here, naming its campaigns.
-        Ledger(ckpt).check_audience(audience.digest, sent=_CampaignBook(ckpt).describe(), provider=proto.PROVIDER)
-        if started:
-            options = self._window_policy(ckpt, options, policy, planned)
         hook = self.hook()
-        # Fence overlapping tries: another live try's creations are waited for, then looked up
-        # by reference_id; without reference_ids nothing can be looked up, so a busy lease is fatal.
+        lease: Lease | None = None
         try:
+            # A retry whose audience holds other phones than the earlier try's stops here, naming its campaigns.
+            self._check_audience(hook, ckpt, audience.digest, audience.items)
+            if started:
+                options = self._window_policy(ckpt, options, policy, planned)
+            # Fence overlapping tries: another live try's creations are waited for, then looked up
+            # by reference_id; without reference_ids nothing can be looked up, so a busy lease is fatal.
             lease, waited = fence(context, self.checkpoint_key, hook, self.log, provider=proto.PROVIDER,
                                   lookup=self.auto_reference_ids)
+            if waited:
+                ckpt = Checkpoint(context, self.checkpoint_key)  # what the other try recorded meanwhile
+                # ... with the audience it read: checked again, the check above saw the state before the wait.
+                self._check_audience(hook, ckpt, audience.digest, audience.items)
         except Exception:
+            if lease is not None:
+                lease.release()
             hook.close()
             raise
-        if waited:
-            ckpt = Checkpoint(context, self.checkpoint_key)  # what the other try recorded meanwhile
         self._lease = lease
         try:
             campaigns = self._send_all(hook, audience.items(), options, prefix, ckpt, min(bound, planned),
@@ -626,6 +635,56 @@ class BsgAudienceWork(CampaignSettings, Work):
         # A split audience links its first campaign (the summary lists them all).
         self.runtime.persist_link(self.bsg_conn_id, summary)
         return summary
+
+    def _check_audience(self, hook: BsgHook, ckpt: Checkpoint, digest: Digest,
+                        reread: Callable[[], Iterable[dict[str, Any]]]) -> None:
+        """Compare the audience read now with the one recorded; a change after anything left stops the task.
+
+        The stop names what exists at BSG, read back rather than recorded: every campaign
+        earlier tries created or found (id, phones held, how many the audience no longer
+        has, masked examples), and the campaign of any chunk left pending (looked up by its
+        first reference_id). A pending chunk BSG does not hold is forgotten, and when nothing
+        exists the new audience is simply this task's audience. When BSG cannot be read the
+        stop names what the record says.
+        """
+        ledger, book = Ledger(ckpt), _CampaignBook(ckpt)
+        sent, before = book.describe(), ledger.audience
+        if before is None or before == digest or not sent:
+            ledger.check_audience(digest, sent=sent, provider=proto.PROVIDER)  # records it
+            return
+        why = f"an earlier try read {before.describe()}, this one {digest.describe()}"
+        try:
+            held, unsure = self._held_by_earlier(hook, book)
+        except Exception as err:  # the record's own description, and why it says no more
+            try:
+                ledger.check_audience(digest, sent=sent, provider=proto.PROVIDER)
+            except SmsFatalError as fatal:
+                fatal.args = (f"{fatal.args[0]} (BSG could not be read back to name the phones: "
+                              f"{type(err).__name__}: {str(err)[:200]})", *fatal.args[1:])  # fmt: skip
+                raise fatal from err
+            raise
+        if not held and not unsure:
+            for index in sorted(book.earlier_pending):
+                book.forget(index)  # never created: nothing of the earlier audience is at BSG
+            ledger.check_audience(digest, sent=None, provider=proto.PROVIDER)
+            return
+        phones = {self.phone_of(item) for item in reread()}
+        raise audience_changed_error(held, phones.__contains__, why=why, unsure=unsure)
+
+    def _held_by_earlier(self, hook: BsgHook, book: _CampaignBook) -> tuple[dict[int, list[int]], str | None]:
+        """What BSG holds of earlier tries (campaign id -> phones) and what may exist besides, or None."""
+        held = {int(r["id"]): bsg_phones(hook, int(r["id"])) for r in book.records()}
+        unsure = []
+        for index in sorted(book.earlier_pending):
+            probe = (book.contents.get(index) or {}).get("probe")
+            if not probe:
+                unsure.append(f"chunk {index + 1} may have been created (no reference_id to look it up by)")
+                continue
+            message = hook.find_message(probe)
+            if message is not None:  # created whole or not at all: its campaign holds the chunk
+                campaign_id = int(message["campaign_id"])
+                held.setdefault(campaign_id, bsg_phones(hook, campaign_id))
+        return held, "; ".join(unsure) or None
 
     def _window_policy(self, ckpt: Checkpoint, options: dict[str, Any], policy: str, planned: int
                        ) -> dict[str, Any]:
@@ -697,6 +756,8 @@ class BsgAudienceWork(CampaignSettings, Work):
             book.adopted or not self._same_chunks(reread(), book)
         ):
             sent, first = self._reconcile(hook, book)
+        if not book.ckpt.durable and (self._try_number or 1) > 1 and prefix is not None and reread is not None:
+            self._look_up_earlier(hook, reread, prefix)
         jobs = self._chunks(items, prefix, book, sent, first)
         if bound <= 1:
             for index, chunk in jobs:  # one after the other, in this thread: the behaviour before concurrency
@@ -711,6 +772,35 @@ class BsgAudienceWork(CampaignSettings, Work):
         else:
             self._create_concurrently(hook, jobs, options, book, bound)
         return book.records()
+
+    def _look_up_earlier(self, hook: BsgHook, reread: Callable[[], Iterable[dict[str, Any]]], prefix: str) -> None:
+        """A retry without durable state: find earlier tries' campaigns before creating anything.
+
+        BSG's message listing filters by one reference_id only (no prefix, no list), so the
+        audience's phones are looked up one GET each by the id derived from the run and the
+        phone, skipping phones held by a campaign found already: a campaign found costs one
+        lookup and a read of its messages, a phone never sent one lookup. Found campaigns
+        are verified and checked against the audience read now (a phone it holds that the
+        audience no longer has stops the task before anything is created) and their phones
+        are not sent again. At most :data:`RETRY_LOOKUPS` lookups: past that, BSG's refusal
+        of a repeated reference_id still keeps every phone from going out twice, but a
+        removed phone may be noticed only after other chunks were created.
+        """
+        lookups = 0
+        for item in reread():
+            phone = self.phone_of(item)
+            if self._found.holds(phone):
+                continue
+            if lookups >= RETRY_LOOKUPS:
+                self.log.info("Retry without durable state: %d reference_id lookups made (the bound); the other "
+                              "phones are settled if BSG refuses their ids", lookups)  # fmt: skip
+                return
+            lookups += 1
+            item.setdefault("reference_id", proto.auto_reference_id(prefix, phone))
+            self._settle(hook, 0, [item], full=True)
+        found = self._found.records()
+        self.log.info("Retry without durable state: %d reference_id lookup(s) found %d campaign(s) of earlier tries "
+                      "holding %d phone(s)", lookups, len(found), sum(r["phones"] for r in found))  # fmt: skip
 
     def _same_chunks(self, items: Iterable[dict[str, Any]], book: _CampaignBook) -> bool:
         """Whether this read's chunks at the positions earlier tries sent hold the phones they recorded."""
@@ -737,8 +827,9 @@ class BsgAudienceWork(CampaignSettings, Work):
         70 bytes of memory a phone (a ``set`` of ints), paid only on such a resume.
         """
         sent: set[int] = set()
+        held: dict[int, list[int]] = {}  # campaign id -> the phones BSG says it holds
         for index, record in sorted(book.created.items()):
-            phones = bsg_phones(hook, int(record["id"]))
+            phones = held[int(record["id"])] = bsg_phones(hook, int(record["id"]))
             self._check_held(index, int(record["id"]), phones, book)
             sent.update(phones)
         for index in sorted(book.earlier_pending):
@@ -752,12 +843,15 @@ class BsgAudienceWork(CampaignSettings, Work):
                 book.forget(index)
                 continue
             campaign = hook.get_campaign(int(message["campaign_id"]))
-            phones = bsg_phones(hook, int(campaign["id"]))
+            phones = held[int(campaign["id"])] = bsg_phones(hook, int(campaign["id"]))
             self._check_held(index, int(campaign["id"]), phones, book)
             book.done(index, len(phones), campaign)
             sent.update(phones)
-        for campaign_id in sorted(set(book.adopted) - {int(r["id"]) for r in book.created.values()}):
-            sent.update(bsg_phones(hook, campaign_id))  # verified when found; may span chunks
+        for campaign_id in sorted(set(book.adopted) - set(held)):
+            sent.update(held.setdefault(campaign_id, bsg_phones(hook, campaign_id)))  # verified when found
+        # The record says what each campaign held for the audience of its try; the audience read
+        # now decides (the same rule as for campaigns found by reference_id, campaigns/reconcile.py).
+        check_held_in_audience(held, self._in_audience, why="read back from BSG by campaign id")
         first = max([*book.created, *book.pending, *book.contents, -1]) + 1
         self.log.info("Resuming by content: BSG holds %d phone(s) in %d campaign(s) of earlier tries; sending the "
                       "audience's other phones from chunk %d on", len(sent), len(book.created), first + 1)

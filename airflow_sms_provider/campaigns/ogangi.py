@@ -260,6 +260,15 @@ class OgangiSendByFileWork(_AudienceMixin, _OgangiWork):
                 )
             self.log.info("These SMS were already sent by an earlier try; not sending again")
             return earlier
+        earlier = _earlier_try(context)
+        if earlier is not None and not ckpt.durable:
+            raise SmsFatalError(
+                f"try {earlier + 1} of this task runs without durable task state (Airflow < 3.3): it cannot know "
+                f"whether try {earlier} sent these SMS by file (its worker may have died with the upload in "
+                "flight) and Ogangi has no lookup, so the SMS may have been sent. Not sending again: check the "
+                "messages in Ogangi, then clear this task to send (the first try after a clear sends)",
+                provider=proto.PROVIDER,
+            )
         hook = self.hook()
         if self.check_shortcode and self._senders:
             try:
@@ -489,6 +498,16 @@ class OgangiBroadcastWork(_AudienceMixin, _OgangiWork):
                 "to create a new one",
                 provider=proto.PROVIDER,
             )
+        earlier = _earlier_try(self.runtime.context)
+        if earlier is not None and not ckpt.durable:
+            raise SmsFatalError(
+                f"try {earlier + 1} of this task runs without durable task state (Airflow < 3.3): it cannot know "
+                f"whether try {earlier} created broadcast {name!r} (its worker may have died with the create in "
+                "flight) and Ogangi has no lookup by name, so it may exist. Not creating another: look for it in "
+                "Ogangi (set broadcast_id to edit it), or clear this task to create it (the first try after a "
+                "clear creates)",
+                provider=proto.PROVIDER,
+            )
         ckpt.save(create_started=True, campaign_name=name, content=content)
         try:
             data = self._create(hook, items, name, when, None)
@@ -529,6 +548,25 @@ class OgangiBroadcastWork(_AudienceMixin, _OgangiWork):
                 provider=proto.PROVIDER,
             )  # fmt: skip
 
+
+
+def _earlier_try(context: Any) -> int | None:
+    """The number of this run's previous try when this try is a retry, else None.
+
+    The first try after a clear is not a retry (someone decided to run it again): Airflow
+    raises ``max_tries`` to the last try number plus the task's retries on a clear, so a
+    cycle's first try is ``max_tries - retries + 1`` (as the task runner computes it).
+    Without ``max_tries`` (an older runtime, a test's task instance) the first try is 1.
+    """
+    ti = context.get("ti") if isinstance(context, Mapping) else None
+    number = getattr(ti, "try_number", None)
+    if isinstance(number, bool) or not isinstance(number, int) or number <= 1:
+        return None
+    max_tries, retries = getattr(ti, "max_tries", None), getattr(getattr(ti, "task", None), "retries", None)
+    first = 1
+    if isinstance(max_tries, int) and isinstance(retries, int) and 0 <= retries <= max_tries:
+        first = max_tries - retries + 1
+    return number - 1 if number > first else None
 
 
 def _describe(err: BaseException) -> str:

@@ -14,7 +14,7 @@ Two rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from airflow_sms_provider.exceptions import SmsFatalError
@@ -138,12 +138,61 @@ def verify_bsg_found(
     return phones
 
 
+def outside_audience(held: Mapping[int, Iterable[int]], in_audience: Callable[[int], bool]) -> dict[int, list[int]]:
+    """The phones each campaign holds that the audience read now does not, by campaign id (empty lists kept)."""
+    return {campaign_id: [p for p in phones if not in_audience(p)] for campaign_id, phones in held.items()}
+
+
+def audience_changed_error(
+    held: Mapping[int, Sequence[int]], in_audience: Callable[[int], bool], *, provider: str = "bsg",
+    label: str = "BSG campaign", why: str = "", unsure: str | None = None,
+) -> SmsFatalError:
+    """The stop for an audience that changed after something was sent: every campaign named.
+
+    ``held``: each campaign that exists (id -> the phones the provider says it holds, read
+    back, not recorded). Each is named with how many phones it holds, how many of them this
+    try's audience no longer has, and at most three masked examples (never the list).
+    ``why``: what showed the change (a digest, a campaign found again); ``unsure``: what may
+    exist besides (a chunk that could not be looked up).
+    """
+    parts = []
+    for campaign_id, extra in outside_audience(held, in_audience).items():
+        total = len(held[campaign_id])
+        if extra:
+            examples = ", ".join(masked_number(str(p)) for p in sorted(extra)[:3])
+            parts.append(f"{label} {campaign_id} holds {len(extra):,} phone(s) this try's audience no longer has "
+                         f"(of {total:,}; e.g. {examples})")
+        else:
+            parts.append(f"{label} {campaign_id} holds {total:,} phone(s), all in this try's audience")
+    exists = "; ".join(parts) or f"no {label} found"
+    return SmsFatalError(
+        f"the audience changed between tries{f' ({why})' if why else ''}: {exists}"
+        f"{f'; {unsure}' if unsure else ''}. Resuming could message some numbers twice and skip others, so this "
+        "task stops without retry: check what was sent, then run the remainder as a new task",
+        provider=provider,
+    )
+
+
+def check_held_in_audience(
+    held: Mapping[int, Sequence[int]], in_audience: Callable[[int], bool], *, provider: str = "bsg",
+    label: str = "BSG campaign", why: str = "",
+) -> None:
+    """The audience rule for campaigns that exist: each phone they hold must be in the audience read now.
+
+    Shared by every resume path (durable state read back by campaign id, campaigns found
+    again by reference_id with or without durable state): a campaign holding a phone the
+    audience no longer has raises :func:`audience_changed_error` (no retry), naming them all.
+    """
+    if any(outside_audience(held, in_audience).values()):
+        raise audience_changed_error(held, in_audience, provider=provider, label=label, why=why)
+
+
 def bsg_phones(hook: Any, campaign_id: int) -> list[int]:
     """The phones of a BSG campaign's messages (one page of up to the API's limit at a time)."""
     return [int(message.get("phone") or 0) for message in hook.iter_messages(campaign_id)]
 
 
 __all__ = [
-    "Expected", "bsg_phones", "check_mobizon_audience", "mobizon_numbers", "verify_bsg_found",
-    "verify_mobizon_campaign",
+    "Expected", "audience_changed_error", "bsg_phones", "check_held_in_audience", "check_mobizon_audience",
+    "mobizon_numbers", "outside_audience", "verify_bsg_found", "verify_mobizon_campaign",
 ]

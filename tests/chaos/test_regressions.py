@@ -107,6 +107,20 @@ def test_bsg_retry_without_durable_state_in_another_order_seed(seed: int, sandbo
     assert result.survived, f"rerun with CHAOS_SEED={seed}: {result.line()}"
 
 
+# Ogangi without durable state, the worker killed after the create / upload was carried out: try 2 knew
+# nothing of it and created a second broadcast or sent every SMS again. Not drawn by seeds 9000-9149 (the
+# fresh run of #11); found by drawing (not running) seeds 9000-59999 for that shape, one per operator.
+OGANGI_KILL_SEEDS = [17479, 22483, 27575]
+
+
+@pytest.mark.parametrize("seed", OGANGI_KILL_SEEDS)
+def test_ogangi_retry_without_durable_state_after_a_kill_seed(seed: int, sandbox: Any, tmp_path: Any) -> None:
+    from tests.chaos.harness import draw, run_guarded
+
+    result = run_guarded(sandbox.url, draw(seed), tmp_path)
+    assert result.survived, f"rerun with CHAOS_SEED={seed}: {result.line()}"
+
+
 def _bsg_try(recipients: Any, text: str = "Sale") -> dict[str, Any]:
     from airflow_sms_provider.operators.bsg import BsgBulkCampaignOperator
 

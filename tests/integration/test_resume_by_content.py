@@ -294,7 +294,10 @@ def test_bsg_file_rewritten_with_other_phones_stops_naming_the_campaigns(bsg_one
     first, second = bsg_campaign_ids(url)
     path.write_text("\n".join(str(380600000001 + i) for i in range(7)) + "\n")
 
-    with pytest.raises(SmsFatalError, match=rf"BSG campaign\(s\) {first}, {second} hold 4 of its phones"):
+    # Read back, not recorded: each campaign with the phones of it the audience no longer has (masked examples).
+    wanted = (rf"BSG campaign {first} holds 2 phone\(s\) this try's audience no longer has "
+              rf"\(of 2; e\.g\. \.\.\.\d{{4}}, \.\.\.\d{{4}}\); BSG campaign {second} holds 2")
+    with pytest.raises(SmsFatalError, match=wanted):
         bulk(str(path)).execute(context(store))
     assert len(bsg_messages(url)) == 4
 
