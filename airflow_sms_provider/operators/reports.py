@@ -19,7 +19,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import BaseHook, BaseOperator
 
 from airflow_sms_provider.concurrency import prefetch
-from airflow_sms_provider.exceptions import SmsValidationError
+from airflow_sms_provider.exceptions import SmsNotFoundError, SmsProtocolError, SmsValidationError
 from airflow_sms_provider.hooks.base import DEFAULT_REPORT_CONCURRENCY
 from airflow_sms_provider.progress import Checkpoint, ProgressLog
 from airflow_sms_provider.providers import provider_for
@@ -213,6 +213,7 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
                           f", status changed since {since.isoformat()}" if since else "")
             # Asked before the destination is opened: a provider that cannot list messages fails here.
             records = hook.iter_delivery_records(ids, since=since, concurrency=concurrency)
+            self._check_campaigns(hook, ids)
             rows, statuses = self._export(sink, key, records, salt)
         finally:
             hook.close()
@@ -225,6 +226,20 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
                       ", ".join(f"{word} {count}" for word, count in statuses.items()))
         return summary
 
+    def _check_campaigns(self, hook: Any, ids: list[int]) -> None:
+        """Each campaign must be this account's: a listing filtered by an unknown id is empty, not an error,
+        and would pass as a campaign without messages (a typo exporting nothing, a full export wiping rows)."""
+        for campaign_id in ids:
+            try:
+                found = hook.read_campaign(campaign_id)
+            except SmsNotFoundError:
+                found = None
+            if found is None:
+                raise SmsNotFoundError(
+                    f"{hook.conn_type}: campaign {campaign_id} not found on connection {self.conn_id!r} (it does "
+                    "not exist, was deleted or belongs to another account); nothing was written"
+                )
+
     def _export(
         self, sink: ReportSink, key: str, records: Iterable[DeliveryRecord], salt: str | None
     ) -> tuple[int, dict[str, int]]:
@@ -235,7 +250,9 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
         # Pages are read and records built in a worker thread, up to WRITE_BEHIND batches ahead, while
         # this thread hashes and writes: a slow destination no longer stops the page reads, and the
         # writer (open, write, commit, abort) stays in the thread that opened it (sqlite3 requires it).
-        batches = prefetch(chunked(_once(records), self.batch_size), WRITE_BEHIND)
+        repeats: list[int] = [0]
+        once = _once(records, strict=not self.incremental, repeats=repeats)
+        batches = prefetch(chunked(once, self.batch_size), WRITE_BEHIND)
         try:
             for batch in batches:
                 if salt is not None:
@@ -250,13 +267,26 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
             writer.abort()
             raise
         progress.finish()
+        if repeats[0]:
+            self.log.info("Delivery report: %d message(s) listed again (moved across a page while the status "
+                          "changed) were written once", repeats[0])
         statuses = {word: counts.get(word, 0) for word in MESSAGE_STATUSES}
         statuses.update({word: n for word, n in counts.items() if word not in statuses})
         return rows, statuses
 
 
-def _once(records: Iterable[DeliveryRecord], window: int = RECENT_IDS) -> Iterator[DeliveryRecord]:
-    """``records`` without a repeat of a message among the last ``window`` ones (bounded memory)."""
+def _once(
+    records: Iterable[DeliveryRecord],
+    window: int = RECENT_IDS,
+    *,
+    strict: bool = False,
+    repeats: list[int] | None = None,
+) -> Iterator[DeliveryRecord]:
+    """``records`` without a repeat of a message among the last ``window`` ones (bounded memory).
+
+    ``strict`` (a full export, whose listing nothing enters or leaves): a repeat means the provider answered
+    a page twice, so SmsProtocolError. Otherwise ``repeats[0]`` counts the repeats dropped.
+    """
     # A set and a queue of its keys, oldest first: dropping a dict's first key again and again is slow
     # (iteration skips the deleted slots at its front), and this runs once per message.
     recent: set[tuple[str, str]] = set()
@@ -264,6 +294,14 @@ def _once(records: Iterable[DeliveryRecord], window: int = RECENT_IDS) -> Iterat
     for record in records:
         key = (record.campaign_id, record.message_id)
         if key in recent:
+            if strict:
+                raise SmsProtocolError(
+                    f"{record.provider}: the listing of campaign {record.campaign_id} gave message "
+                    f"{record.message_id!r} twice (a page answered twice or shifted); nothing of this export was "
+                    "written (a retry reads the campaign again)"
+                )
+            if repeats is not None:
+                repeats[0] += 1
             continue
         recent.add(key)
         order.append(key)
