@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import itertools
@@ -426,3 +427,52 @@ def test_a_bsg_page_answered_short_fails_the_export(bsg_conn: str, sandbox_url: 
     with pytest.raises(exc.SmsProtocolError, match="1000 message\\(s\\) were announced and 500 listed"):
         op.execute({"run_id": "manual"})
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("destination", ["csv", "table"])
+def test_a_status_that_changes_while_the_export_reads_is_in_the_next_export(
+    mobizon_conn: str, sandbox_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, destination: str
+) -> None:
+    """An export that takes a while: page 0 is read, then (while later pages are read) page 0's messages reach
+    their final status, and later pages carry even later changes. The watermark used to be the latest
+    updated_at read, which is after those changes: the next incremental export started after them and the
+    report kept page 0's messages as pending for good. It is now at most the provider's clock when the export
+    began (latest time read minus how long the export ran), with no overlap to hide behind."""
+    import sqlite3
+
+    from airflow_sms_provider.reports import files, sql
+
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "w.db")}))
+    set_clock(sandbox_url, speed=0)
+    httpx.post(f"{sandbox_url}/_sandbox/config", json={"send_rate": 1, "delivery_delay": 1000}).raise_for_status()
+    campaign_id = mobizon_campaign([f"770120{i:05d}" for i in range(1, 301)])  # three pages of 100
+    set_clock(sandbox_url, advance=50)  # page 0: the first ~48 accepted, none final yet
+    ran = [0.0]  # the export's clock runs with the provider's while the export "takes" 2,000 seconds
+    for module in (files, sql):
+        monkeypatch.setattr(module, "_clock", lambda: time.monotonic() + ran[0], raising=False)
+    original = MobizonHook._list
+
+    def slow_list(self: MobizonHook, module: str, criteria: Any, page: int, *args: Any, **kwargs: Any) -> Any:
+        if page == 1 and not ran[0]:
+            set_clock(sandbox_url, advance=2000)
+            ran[0] = 2000.0
+        return original(self, module, criteria, page, *args, **kwargs)
+
+    monkeypatch.setattr(MobizonHook, "_list", slow_list)
+
+    def export(name: str, run_id: str, **kwargs: Any) -> dict[str, str]:
+        where = ({"sql_conn_id": "warehouse", "table": "delivery", "create_table": True} if name != "truth"
+                 and destination == "table" else {"destination": str(tmp_path / name / "report.csv"),
+                                                  "watermark_path": str(tmp_path / "marks.json")})  # fmt: skip
+        SmsDeliveryReportOperator(task_id="report", conn_id=mobizon_conn, campaign_ids=campaign_id, concurrency=1,
+                                  batch_size=100, **where, **kwargs).execute({"run_id": run_id})  # fmt: skip
+        if "table" in where:
+            with contextlib.closing(sqlite3.connect(tmp_path / "w.db")) as db:
+                return dict(db.execute("SELECT message_id, provider_status FROM delivery"))
+        return {r["message_id"]: r["provider_status"] for r in read_csv(tmp_path / name / "report.csv")}
+
+    first = export("day1", "run1", incremental=True, watermark_overlap=dt.timedelta(0))
+    assert len(first) == 300 and sum(word in ("NEW", "ENQUEUD", "ACCEPTD") for word in first.values()) >= 100
+    second = export("day2", "run2", incremental=True, watermark_overlap=dt.timedelta(0))
+    truth = export("truth", "full")  # every message as the provider has it now
+    assert first | second == truth  # the newest file wins per message; a table holds the newest already
