@@ -92,7 +92,9 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
     "since", "hashed"}``: ``statuses`` counts rows by neutral status. No phone number is in it.
     """
 
-    template_fields: Sequence[str] = ("conn_id", "campaign_ids", "destination", "format", "table", "watermark_path")
+    template_fields: Sequence[str] = (
+        "conn_id", "campaign_ids", "destination", "format", "sql_conn_id", "table", "watermark_path",
+    )  # fmt: skip
     ui_color = "#d6eaf8"
 
     def __init__(
@@ -150,6 +152,10 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
 
             return FileSink(self.destination, format=self.format, watermark_path=self.watermark_path,  # type: ignore[arg-type]
                             csv_escape_formulas=self.csv_escape_formulas)
+        for name in ("format", "watermark_path", "csv_escape_formulas"):  # said, not silently ignored
+            if getattr(self, name) not in (None, "", False):
+                raise SmsValidationError(f"{name}={getattr(self, name)!r} applies to a file destination, not to a "
+                                         "SQL table", field=name, value=getattr(self, name))  # fmt: skip
         if not self.sql_conn_id or not self.table:
             missing = "sql_conn_id" if not self.sql_conn_id else "table"
             raise SmsValidationError(f"a SQL destination needs both sql_conn_id and table: {missing} is empty",
@@ -160,6 +166,18 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
             raise SmsValidationError(f"SQL destinations are not available here: {exc}", field="sql_conn_id",
                                      value=self.sql_conn_id) from exc
         return SqlSink(self.sql_conn_id, self.table, create_table=self.create_table)  # type: ignore[no-any-return,unused-ignore]
+
+    def _overlap(self) -> dt.timedelta:
+        value = self.watermark_overlap
+        if isinstance(value, (int, float)) and not isinstance(value, bool):  # seconds
+            value = dt.timedelta(seconds=value)
+        if not isinstance(value, dt.timedelta) or value < dt.timedelta(0):
+            raise SmsValidationError(
+                f"watermark_overlap={self.watermark_overlap!r} must be a timedelta (or seconds) of zero or more: a "
+                "negative one would start after the watermark and skip changes",
+                field="watermark_overlap", value=self.watermark_overlap,
+            )  # fmt: skip
+        return value
 
     def _salt(self) -> str | None:
         if not self.hash_recipients:
@@ -193,7 +211,7 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
             mark = sink.watermark(provider, campaign_ids)
         if mark is not None and mark.tzinfo is None:  # a database that drops the zone: rows are written in UTC
             mark = mark.replace(tzinfo=dt.timezone.utc)
-        since = None if mark is None else mark - self.watermark_overlap
+        since = None if mark is None else mark - self._overlap()
         ckpt.save(since=None if since is None else since.isoformat())
         return since
 
@@ -201,6 +219,7 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
         ids = self._campaign_ids()
         concurrency = self._concurrency()
         check_range(self.batch_size, 1, 100_000, "batch_size")
+        self._overlap()
         sink = self.make_sink()
         provider = provider_for(self.conn_id)
         salt = self._salt()

@@ -83,12 +83,27 @@ def check_listed(record: DeliveryRecord, campaign_id: int | str) -> DeliveryReco
         problem = f"has parts={record.parts} (expected 0..{MAX_PARTS})"
     elif record.cost is not None and not (record.cost.is_finite() and abs(record.cost) < MAX_COST):
         problem = f"has cost={record.cost} (expected a finite amount below {MAX_COST:,})"
+    elif not _encodable(record):
+        problem = "has a text that is not valid Unicode (a lone surrogate: bytes that were not UTF-8)"
     if problem is not None:
         raise SmsProtocolError(
             f"{record.provider}: the listing of campaign {asked} holds a message ({record.message_id[:40]!r}) that "
             f"{problem}; nothing of this export was written"
         )
     return record
+
+
+def _encodable(record: DeliveryRecord) -> bool:
+    """Every text of ``record`` can be written as UTF-8 (JSON's ``\\udc80`` escape gives a str that cannot)."""
+    texts = (record.campaign_id, record.message_id, record.recipient, record.status, record.provider_status,
+             record.error_code or "")  # fmt: skip
+    if "".join(texts).isascii():  # the usual case, cheap
+        return True
+    try:
+        "".join(texts).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_count(provider: str, campaign_id: int | str, listed: int, totals: Sequence[int], *, exact: bool) -> None:

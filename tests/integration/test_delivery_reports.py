@@ -124,6 +124,12 @@ def test_ogangi_fails_with_the_reason_and_writes_nothing(
         ({"concurrency": 99}, "concurrency", "99"),
         ({"batch_size": 0}, "batch_size", "0"),
         ({"hash_recipients": True}, "report_salt", "missing"),
+        # Independent checks: each of these used to pass validation.
+        ({"watermark_overlap": dt.timedelta(minutes=-5)}, "watermark_overlap", "zero or more"),
+        ({"watermark_overlap": "10m"}, "watermark_overlap", "'10m'"),
+        ({"destination": None, "sql_conn_id": "warehouse", "table": "t", "format": "csv"}, "format", "not to a SQL"),
+        ({"destination": None, "sql_conn_id": "warehouse", "table": "t", "watermark_path": "/tmp/w.json"},
+         "watermark_path", "not to a SQL"),
     ],
 )
 def test_bad_arguments_fail_before_any_request(
@@ -476,3 +482,41 @@ def test_a_status_that_changes_while_the_export_reads_is_in_the_next_export(
     second = export("day2", "run2", incremental=True, watermark_overlap=dt.timedelta(0))
     truth = export("truth", "full")  # every message as the provider has it now
     assert first | second == truth  # the newest file wins per message; a table holds the newest already
+
+
+def test_a_table_name_from_a_template_is_checked_after_rendering_before_any_request(
+    airflow_db: None, mobizon_conn: str, sandbox_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "w.db"
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", json.dumps({"conn_type": "sqlite", "host": str(db)}))
+    run = report_dag(conn_id=mobizon_conn, campaign_ids=[5], sql_conn_id="{{ params.sql }}", table="{{ params.table }}",
+                     create_table=True, params={"sql": "warehouse", "table": "t; DROP TABLE audience; --"})  # fmt: skip
+    assert task_states(run) == {"report": "failed"}
+    assert sandbox_requests(sandbox_url, "mobizon") == [] and not db.exists()
+    # sql_conn_id is templated too (it was not: the connection '{{ params.sql }}' was looked up).
+    set_clock(sandbox_url, speed=0)
+    campaign_id = mobizon_campaign(["77010000001", "77010000002"])
+    run = report_dag(conn_id=mobizon_conn, campaign_ids=[campaign_id], sql_conn_id="{{ params.sql }}",
+                     table="{{ params.table }}", create_table=True, params={"sql": "warehouse", "table": "sms_t"})
+    assert str(run.state).endswith("success"), task_states(run)
+    assert xcom(run, "report")["destination"] == "table sms_t on connection warehouse"
+
+
+@pytest.mark.parametrize("name", ["r.csv", "r.jsonl", "r.parquet"])
+def test_a_text_that_is_not_unicode_fails_naming_the_message(
+    mobizon_conn: str, sandbox_url: str, tmp_path: Path, name: str
+) -> None:
+    """JSON may carry "\\udc80" (bytes that were not UTF-8): the writer used to fail with a bare
+    UnicodeEncodeError (CSV, JSON Lines) naming neither the campaign nor the message."""
+    set_clock(sandbox_url, speed=0)
+    cid = mobizon_campaign(["77010000001"])
+    page = json.dumps({"code": 0, "message": "", "data": {"items": [listed_item(cid, 1), listed_item(cid, 2)],
+                                                           "totalItemCount": "2"}})  # fmt: skip
+    add_faults(sandbox_url, {"provider": "mobizon", "path": "message/list", "action": "http_status", "status": 200,
+                             "body": page.replace('"status": "DELIVRD"', '"status": "DELIV\\udc80"', 1)})  # fmt: skip
+    op = SmsDeliveryReportOperator(task_id="report", conn_id=mobizon_conn, campaign_ids=[cid],
+                                   destination=str(tmp_path / name))  # fmt: skip
+    with pytest.raises(exc.SmsProtocolError, match=f"campaign {cid} holds a message \\('1'\\) that has a text that is "
+                                                   "not valid Unicode"):  # fmt: skip
+        op.execute({"run_id": "manual"})
+    assert list(tmp_path.iterdir()) == []
