@@ -583,11 +583,18 @@ class BsgHook(SmsHook):
             pages: Iterator[dict[str, Any]] = ordered_map(
                 page, range(limit, first["total"], limit), concurrency, window=2 * concurrency
             ) if first["items"] else iter(())  # fmt: skip
+            # BSG lists every message whatever ``since`` is, so the listing must add up exactly: a page
+            # answered twice, cut or skipped must not pass as a smaller campaign.
+            totals: list[int] = []
+            listed = 0
             for answer in itertools.chain([first], pages):
+                totals.append(int(answer["total"]))
                 for item in answer["items"]:
-                    record = self.delivery_record(item)
+                    listed += 1
+                    record = rec.check_listed(self.delivery_record(item), cid)
                     if since is None or self._changed_since(record, since):
                         yield record
+            rec.check_count(self.conn_type, cid, listed, totals, exact=True)
 
     def _changed_since(self, record: rec.DeliveryRecord, since: dt.datetime) -> bool:
         if record.provider_status not in self._TIMED_FINAL:

@@ -703,12 +703,18 @@ class MobizonHook(SmsHook):
         if since is not None:
             criteria["statusUpdateTsFrom"] = since
         for campaign_id in campaign_ids:
+            cid = int(campaign_id)
+            totals: list[int] = []
             # Numbers left as sent: delivery_record converts the few it reads (the generic conversion of
             # every field was a third of the listing's CPU).
-            items = self._iter_pages("message", {"campaignIds": [int(campaign_id)], **criteria}, concurrency,
-                                     convert_numbers=False)  # fmt: skip
+            items = self._iter_pages("message", {"campaignIds": [cid], **criteria}, concurrency,
+                                     convert_numbers=False, on_total=totals.append)  # fmt: skip
+            listed = 0
             for item in items:
-                yield self.delivery_record(item)
+                listed += 1
+                yield rec.check_listed(self.delivery_record(item), cid)
+            # A page answered twice, cut or skipped must not pass as a smaller campaign.
+            rec.check_count(self.conn_type, cid, listed, totals, exact=since is None)
 
     def delivery_record(self, item: Mapping[str, Any]) -> rec.DeliveryRecord:
         """One message/list item as a delivery record."""
@@ -824,18 +830,26 @@ class MobizonHook(SmsHook):
         page_size: int = 100,
         sort: Mapping[str, str] | None = None,
         convert_numbers: bool = True,
+        on_total: Callable[[int], None] | None = None,
         **extra: Any,
     ) -> Iterator[dict[str, Any]]:
+        """Every item, page after page; ``on_total`` hears each page's ``totalItemCount`` (in page order)."""
         _check_concurrency(concurrency)
         gate = Gate() if concurrency > 1 else None
 
         def list_page(page: int) -> dict[str, Any]:
             return self._list(module, criteria, page, page_size, sort, gate, convert_numbers, **extra)
 
+        def total(answer: dict[str, Any]) -> int:
+            if on_total is not None:
+                on_total(answer["totalItemCount"])
+            return int(answer["totalItemCount"])
+
         first = list_page(0)
+        first_total = total(first)
         yield from first["items"]
         seen = len(first["items"])
-        if not first["items"] or seen >= first["totalItemCount"]:
+        if not first["items"] or seen >= first_total:
             return
         if concurrency == 1:
             pages: Iterable[dict[str, Any]] = (list_page(page) for page in itertools.count(1))
@@ -846,9 +860,10 @@ class MobizonHook(SmsHook):
             pages = ordered_map(list_page, range(1, last), concurrency, window=2 * concurrency)
         for answer in pages:
             items = answer["items"]
+            page_total = total(answer)
             yield from items
             seen += len(items)
-            if not items or seen >= answer["totalItemCount"]:
+            if not items or seen >= page_total:
                 return
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import BaseHook, BaseOperator
 
 from airflow_sms_provider.concurrency import prefetch
-from airflow_sms_provider.exceptions import SmsValidationError
+from airflow_sms_provider.exceptions import SmsNotFoundError, SmsProtocolError, SmsValidationError
 from airflow_sms_provider.hooks.base import DEFAULT_REPORT_CONCURRENCY
 from airflow_sms_provider.progress import Checkpoint, ProgressLog
 from airflow_sms_provider.providers import provider_for
@@ -95,7 +95,9 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
     "since", "hashed"}``: ``statuses`` counts rows by neutral status. No phone number is in it.
     """
 
-    template_fields: Sequence[str] = ("conn_id", "campaign_ids", "destination", "format", "table", "watermark_path")
+    template_fields: Sequence[str] = (
+        "conn_id", "campaign_ids", "destination", "format", "sql_conn_id", "table", "watermark_path",
+    )  # fmt: skip
     ui_color = "#d6eaf8"
 
     def __init__(
@@ -153,6 +155,10 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
 
             return FileSink(self.destination, format=self.format, watermark_path=self.watermark_path,  # type: ignore[arg-type]
                             csv_escape_formulas=self.csv_escape_formulas)
+        for name in ("format", "watermark_path", "csv_escape_formulas"):  # said, not silently ignored
+            if getattr(self, name) not in (None, "", False):
+                raise SmsValidationError(f"{name}={getattr(self, name)!r} applies to a file destination, not to a "
+                                         "SQL table", field=name, value=getattr(self, name))  # fmt: skip
         if not self.sql_conn_id or not self.table:
             missing = "sql_conn_id" if not self.sql_conn_id else "table"
             raise SmsValidationError(f"a SQL destination needs both sql_conn_id and table: {missing} is empty",
@@ -163,6 +169,18 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
             raise SmsValidationError(f"SQL destinations are not available here: {exc}", field="sql_conn_id",
                                      value=self.sql_conn_id) from exc
         return SqlSink(self.sql_conn_id, self.table, create_table=self.create_table)  # type: ignore[no-any-return,unused-ignore]
+
+    def _overlap(self) -> dt.timedelta:
+        value = self.watermark_overlap
+        if isinstance(value, (int, float)) and not isinstance(value, bool):  # seconds
+            value = dt.timedelta(seconds=value)
+        if not isinstance(value, dt.timedelta) or value < dt.timedelta(0):
+            raise SmsValidationError(
+                f"watermark_overlap={self.watermark_overlap!r} must be a timedelta (or seconds) of zero or more: a "
+                "negative one would start after the watermark and skip changes",
+                field="watermark_overlap", value=self.watermark_overlap,
+            )  # fmt: skip
+        return value
 
     def _salt(self) -> str | None:
         if not self.hash_recipients:
@@ -202,7 +220,7 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
             mark = sink.watermark(provider, campaign_ids)
         if mark is not None and mark.tzinfo is None:  # a database that drops the zone: rows are written in UTC
             mark = mark.replace(tzinfo=dt.timezone.utc)
-        since = None if mark is None else mark - self.watermark_overlap
+        since = None if mark is None else mark - self._overlap()
         ckpt.save(since=None if since is None else since.isoformat())
         return since
 
@@ -210,6 +228,7 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
         ids = self._campaign_ids()
         concurrency = self._concurrency()
         check_range(self.batch_size, 1, 100_000, "batch_size")
+        self._overlap()
         sink = self.make_sink()
         provider = provider_for(self.conn_id)
         salt = self._salt()
@@ -222,6 +241,7 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
                           f", status changed since {since.isoformat()}" if since else "")
             # Asked before the destination is opened: a provider that cannot list messages fails here.
             records = hook.iter_delivery_records(ids, since=since, concurrency=concurrency)
+            self._check_campaigns(hook, ids)
             rows, statuses = self._export(sink, key, records, salt)
         finally:
             hook.close()
@@ -234,6 +254,20 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
                       ", ".join(f"{word} {count}" for word, count in statuses.items()))
         return summary
 
+    def _check_campaigns(self, hook: Any, ids: list[int]) -> None:
+        """Each campaign must be this account's: a listing filtered by an unknown id is empty, not an error,
+        and would pass as a campaign without messages (a typo exporting nothing, a full export wiping rows)."""
+        for campaign_id in ids:
+            try:
+                found = hook.read_campaign(campaign_id)
+            except SmsNotFoundError:
+                found = None
+            if found is None:
+                raise SmsNotFoundError(
+                    f"{hook.conn_type}: campaign {campaign_id} not found on connection {self.conn_id!r} (it does "
+                    "not exist, was deleted or belongs to another account); nothing was written"
+                )
+
     def _export(
         self, sink: ReportSink, key: str, records: Iterable[DeliveryRecord], salt: str | None
     ) -> tuple[int, dict[str, int]]:
@@ -244,7 +278,9 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
         # Pages are read and records built in a worker thread, up to WRITE_BEHIND batches ahead, while
         # this thread hashes and writes: a slow destination no longer stops the page reads, and the
         # writer (open, write, commit, abort) stays in the thread that opened it (sqlite3 requires it).
-        batches = prefetch(chunked(_once(records), self.batch_size), WRITE_BEHIND)
+        repeats: list[int] = [0]
+        once = _once(records, strict=not self.incremental, repeats=repeats)
+        batches = prefetch(chunked(once, self.batch_size), WRITE_BEHIND)
         try:
             for batch in batches:
                 if salt is not None:
@@ -259,13 +295,26 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
             writer.abort()
             raise
         progress.finish()
+        if repeats[0]:
+            self.log.info("Delivery report: %d message(s) listed again (moved across a page while the status "
+                          "changed) were written once", repeats[0])
         statuses = {word: counts.get(word, 0) for word in MESSAGE_STATUSES}
         statuses.update({word: n for word, n in counts.items() if word not in statuses})
         return rows, statuses
 
 
-def _once(records: Iterable[DeliveryRecord], window: int = RECENT_IDS) -> Iterator[DeliveryRecord]:
-    """``records`` without a repeat of a message among the last ``window`` ones (bounded memory)."""
+def _once(
+    records: Iterable[DeliveryRecord],
+    window: int = RECENT_IDS,
+    *,
+    strict: bool = False,
+    repeats: list[int] | None = None,
+) -> Iterator[DeliveryRecord]:
+    """``records`` without a repeat of a message among the last ``window`` ones (bounded memory).
+
+    ``strict`` (a full export, whose listing nothing enters or leaves): a repeat means the provider answered
+    a page twice, so SmsProtocolError. Otherwise ``repeats[0]`` counts the repeats dropped.
+    """
     # A set and a queue of its keys, oldest first: dropping a dict's first key again and again is slow
     # (iteration skips the deleted slots at its front), and this runs once per message.
     recent: set[tuple[str, str]] = set()
@@ -273,6 +322,14 @@ def _once(records: Iterable[DeliveryRecord], window: int = RECENT_IDS) -> Iterat
     for record in records:
         key = (record.campaign_id, record.message_id)
         if key in recent:
+            if strict:
+                raise SmsProtocolError(
+                    f"{record.provider}: the listing of campaign {record.campaign_id} gave message "
+                    f"{record.message_id!r} twice (a page answered twice or shifted); nothing of this export was "
+                    "written (a retry reads the campaign again)"
+                )
+            if repeats is not None:
+                repeats[0] += 1
             continue
         recent.add(key)
         order.append(key)

@@ -25,6 +25,7 @@ import io
 import json
 import logging
 import re
+import time
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import IO, Any, Literal
@@ -41,6 +42,8 @@ FORMATS: dict[str, Format] = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "json
 SIDECAR = ".sms-report-watermarks.json"
 # Parquet rows buffered before a row group is written: bounded memory, row groups a reader likes.
 ROW_GROUP_ROWS = 20_000
+# How long an export ran (a test makes an export "take" an hour without waiting for it).
+_clock = time.monotonic
 
 
 def as_storage_path(path: str | ObjectStoragePath) -> ObjectStoragePath:
@@ -346,6 +349,7 @@ class _FileWriter:
         self.rows = 0
         self.latest: dict[tuple[str, str], dt.datetime] = {}  # (provider, campaign id) -> latest updated_at
         self.closed = False
+        self.started = _clock()  # before the first page is read: the operator opens the writer first
 
     def write(self, records: Sequence[DeliveryRecord]) -> None:
         self.encoder.write(records)
@@ -370,7 +374,12 @@ class _FileWriter:
     def commit(self) -> int:
         self._close()
         _move(self.partial, self.sink.path)
-        self.sink._record(self.export_key, {f"{provider}/{campaign}": moment
+        # The watermark is the latest updated_at read minus how long the export ran: a status that changed
+        # while the pages were read (on a page already read) is newer than the export's start, and the
+        # latest time read is at most the provider's clock at the end; so this is at most the provider's
+        # clock when the export began, whatever the skew between its clock and ours.
+        ran = dt.timedelta(seconds=max(0.0, _clock() - self.started))
+        self.sink._record(self.export_key, {f"{provider}/{campaign}": moment - ran
                                             for (provider, campaign), moment in self.latest.items()})
         log.info("Wrote %d delivery record(s) to %s", self.rows, self.sink.describe())
         return self.rows

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import MISSING, dataclass, fields
 from datetime import datetime
 from decimal import Decimal
@@ -57,3 +57,75 @@ def _record_builder() -> Callable[..., DeliveryRecord]:
 
 new_record = _record_builder()
 """``DeliveryRecord(...)`` (keywords only) for the once-per-message paths: about twice as fast."""
+
+
+# The widest values every destination holds: Parquet's int32 parts, SQL's NUMERIC(18, 6) cost.
+MAX_PARTS = 2**31 - 1
+MAX_COST = Decimal(10) ** 12
+
+
+def check_listed(record: DeliveryRecord, campaign_id: int | str) -> DeliveryRecord:
+    """``record`` as listed for ``campaign_id``, or SmsProtocolError saying what the provider got wrong.
+
+    A listing is the provider's word on which messages a campaign has: an item of another campaign, one
+    without an id, or a number no destination can hold would otherwise be written (or collapse into one
+    row) without a word. The error names the campaign, the message id and the field, never the phone.
+    """
+    from airflow_sms_provider.exceptions import SmsProtocolError
+
+    asked = str(campaign_id)
+    problem = None
+    if record.campaign_id != asked:
+        problem = f"is of campaign {record.campaign_id[:40]!r}"
+    elif record.message_id in ("", "None"):
+        problem = "has no message id"
+    elif record.parts is not None and not 0 <= record.parts <= MAX_PARTS:
+        problem = f"has parts={record.parts} (expected 0..{MAX_PARTS})"
+    elif record.cost is not None and not (record.cost.is_finite() and abs(record.cost) < MAX_COST):
+        problem = f"has cost={record.cost} (expected a finite amount below {MAX_COST:,})"
+    elif not _encodable(record):
+        problem = "has a text that is not valid Unicode (a lone surrogate: bytes that were not UTF-8)"
+    if problem is not None:
+        raise SmsProtocolError(
+            f"{record.provider}: the listing of campaign {asked} holds a message ({record.message_id[:40]!r}) that "
+            f"{problem}; nothing of this export was written"
+        )
+    return record
+
+
+def _encodable(record: DeliveryRecord) -> bool:
+    """Every text of ``record`` can be written as UTF-8 (JSON's ``\\udc80`` escape gives a str that cannot)."""
+    texts = (record.campaign_id, record.message_id, record.recipient, record.status, record.provider_status,
+             record.error_code or "")  # fmt: skip
+    if "".join(texts).isascii():  # the usual case, cheap
+        return True
+    try:
+        "".join(texts).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_count(provider: str, campaign_id: int | str, listed: int, totals: Sequence[int], *, exact: bool) -> None:
+    """SmsProtocolError unless the pages of one campaign's listing add up to the total they announced.
+
+    ``totals``: each page's announced total, first page first. ``exact`` (a full listing, where no message
+    enters or leaves): every page announces the first page's total and exactly that many items came. A
+    filtered listing ("changed since") may grow while it is read, never shrink: at least the first total.
+    """
+    from airflow_sms_provider.exceptions import SmsProtocolError
+
+    if not totals:
+        return
+    first = totals[0]
+    changed = sorted({t for t in totals if t != first})
+    if exact and changed:
+        problem = f"its total changed from {first} to {', '.join(map(str, changed))} during the listing"
+    elif (listed != first) if exact else (listed < first):
+        problem = f"{first} message(s) were announced and {listed} listed (a page answered twice, cut or skipped)"
+    else:
+        return
+    raise SmsProtocolError(
+        f"{provider}: the listing of campaign {campaign_id} is inconsistent: {problem}; nothing of this export "
+        "was written (a retry reads the campaign again)"
+    )

@@ -17,8 +17,9 @@ import functools
 import hashlib
 import logging
 import re
+import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow_sms_provider.exceptions import SmsValidationError
@@ -71,6 +72,29 @@ def create_table_sql(table: str) -> str:
     validate_table(table)
     columns = ",\n".join(f"    {name} {kind}" for name, kind in COLUMN_TYPES.items())
     return f"CREATE TABLE IF NOT EXISTS {table} (\n{columns},\n    PRIMARY KEY ({', '.join(KEY)})\n)"
+
+
+WATERMARKS = "sms_report_watermarks"
+"""Beside the target (same schema): per report table, provider and campaign, where the next incremental
+export may start. Kept apart from the rows because the latest ``updated_at`` a table holds can be later than
+a status change it missed (one made on a page already read while the export ran)."""
+
+# How long an export ran (a test makes an export "take" an hour without waiting for it).
+_clock = time.monotonic
+
+
+def watermarks_table(table: str) -> str:
+    """The watermark table that serves ``table`` (in its schema)."""
+    schema, _ = validate_table(table)
+    return f"{schema}.{WATERMARKS}" if schema else WATERMARKS
+
+
+def create_watermarks_sql(table: str) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` of the watermark table beside ``table``."""
+    return (f"CREATE TABLE IF NOT EXISTS {watermarks_table(table)} (\n    report_table VARCHAR(255) NOT NULL,\n"
+            "    provider VARCHAR(32) NOT NULL,\n    campaign_id VARCHAR(255) NOT NULL,\n"
+            "    updated_at TIMESTAMP WITH TIME ZONE NOT NULL,\n"
+            "    PRIMARY KEY (report_table, provider, campaign_id)\n)")  # fmt: skip
 
 
 def stage_table(table: str, export_key: str) -> str:
@@ -173,32 +197,36 @@ class SqlSink:
         if self.create_table:
             self.hook.run(create_table_sql(self.table))
         stage = stage_table(self.table, export_key)
-        self.hook.run([f"DROP TABLE IF EXISTS {stage}", create_table_sql(stage)])
+        self.hook.run([create_watermarks_sql(self.table), f"DROP TABLE IF EXISTS {stage}", create_table_sql(stage)])
         return SqlWriter(self, stage, incremental=incremental)
 
     def watermark(
         self, provider: str, campaign_ids: Sequence[str], *, export_key: str | None = None
     ) -> datetime | None:
-        """max(updated_at) of these campaigns' rows; None when there are none or the table cannot be read.
+        """The oldest of the campaigns' watermarks (:data:`WATERMARKS`); None when one has none.
 
-        A table that cannot be read means a full export, which is always correct (only slower); a broken
-        connection then fails on the first write. ``export_key`` is accepted for the file sink's sake and not
-        needed: rows a committed try wrote are in the table, so its retry may start from them.
+        None, too, when the watermark table cannot be read (a table exported before it existed): a full
+        export, which is always correct (only slower); a broken connection then fails on the first write.
+        ``export_key`` is accepted for the file sink's sake and not needed: rows a committed try wrote are in
+        the table, so its retry may start from them.
         """
-        ids = [str(campaign_id) for campaign_id in campaign_ids]
+        ids = sorted({str(campaign_id) for campaign_id in campaign_ids})
         if not ids:
             return None
-        marks = ", ".join([self.hook.placeholder] * len(ids))
+        mark = self.hook.placeholder
         sql = (
-            f"SELECT MAX(updated_at) FROM {self.table} "
-            f"WHERE provider = {self.hook.placeholder} AND campaign_id IN ({marks})"
+            f"SELECT campaign_id, updated_at FROM {watermarks_table(self.table)} "
+            f"WHERE report_table = {mark} AND provider = {mark} AND campaign_id IN ({', '.join([mark] * len(ids))})"
         )
         try:
-            row = self.hook.get_first(sql, parameters=[provider, *ids])
+            found = self.hook.get_records(sql, parameters=[self.table, provider, *ids])
         except Exception as exc:  # the drivers' "no such table" errors share no class
             log.warning("No watermark from %s (%s): exporting everything", self.describe(), type(exc).__name__)
             return None
-        return _as_utc(row[0]) if row else None
+        marks = {str(campaign_id): _as_utc(moment) for campaign_id, moment in found or ()}
+        if any(marks.get(campaign_id) is None for campaign_id in ids):
+            return None  # a campaign never exported here: all of it
+        return min(mark for mark in marks.values() if mark is not None)
 
 
 class SqlWriter:
@@ -219,6 +247,7 @@ class SqlWriter:
         self._conn: Any = None
         self._cur: Any = None
         self._sql: str | None = None
+        self.started = _clock()  # before the first page is read: the operator opens the writer first
 
     def write(self, records: Sequence[DeliveryRecord]) -> None:
         """Buffer the records; every ``batch_size`` of them go to the stage in one upserting executemany."""
@@ -282,8 +311,12 @@ class SqlWriter:
         try:
             cur.execute(f"SELECT COUNT(*) FROM {self.stage}")
             rows = int(cur.fetchone()[0])
+            cur.execute(f"SELECT provider, campaign_id, MAX(updated_at) FROM {self.stage} "
+                        "GROUP BY provider, campaign_id")
+            latest = list(cur.fetchall())
             for statement in self.commit_sql():
                 cur.execute(statement)
+            self._save_watermarks(cur, latest)
             self._conn.commit()
         except BaseException:
             self._release(rollback=True)
@@ -291,6 +324,32 @@ class SqlWriter:
         self._release(rollback=False)
         log.info("Report committed: %d rows into %s", rows, self.sink.describe())
         return rows
+
+    def _save_watermarks(self, cur: Any, latest: list[tuple[Any, Any, Any]]) -> None:
+        """Per campaign exported, the latest updated_at read minus how long the export ran (same transaction).
+
+        A status that changed while the pages were read (on a page already read) is newer than the export's
+        start; the latest time read is at most the provider's clock at the end; so this is at most the
+        provider's clock when the export began, whatever the skew between its clock and ours.
+        """
+        ran = timedelta(seconds=max(0.0, _clock() - self.started))
+        hook, table, mark = self.sink.hook, self.sink.table, self.sink.hook.placeholder
+        marks = watermarks_table(table)
+        for provider, campaign_id, moment in latest:
+            at = _as_utc(moment)
+            if at is None:  # no times at all (a provider without them): the next export reads everything
+                continue
+            key = (table, provider, campaign_id)
+            where = f"WHERE report_table = {mark} AND provider = {mark} AND campaign_id = {mark}"
+            cur.execute(f"SELECT updated_at FROM {marks} {where}", key)
+            before = [_as_utc(value) for (value,) in cur.fetchall()]
+            # Never backwards: an incremental export of a few early changes does not undo what an export before
+            # it already covered (both bounds hold; the later one reads less).
+            at = max([at - ran, *(moment for moment in before if moment is not None)])
+            cur.execute(f"DELETE FROM {marks} {where}", key)
+            cur.execute(f"INSERT INTO {marks} (report_table, provider, campaign_id, updated_at) "
+                        f"VALUES ({mark}, {mark}, {mark}, {mark})",
+                        tuple(hook._serialize_cells((*key, at), self._conn)))  # fmt: skip
 
     def _release(self, *, rollback: bool) -> None:
         conn, cur, self._conn, self._cur = self._conn, self._cur, None, None

@@ -68,7 +68,7 @@ def test_example_loads_the_report_and_checks_it(
         tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {recipient for _, _, recipient in rows} == PHONES and len(rows) == 6
     assert {(p, c) for p, c, _ in rows} == {(provider, checked["campaign_ids"][0])}
-    assert tables == {"sms_audience", "sms_delivery_report"}  # no stage left behind
+    assert tables == {"sms_audience", "sms_delivery_report", "sms_report_watermarks"}  # no stage left behind
 
 
 def test_the_check_fails_when_the_table_lost_a_row(

@@ -19,11 +19,13 @@ from typing import Any
 import pytest
 
 from airflow_sms_provider.exceptions import SmsValidationError
+from airflow_sms_provider.reports import sql
 from airflow_sms_provider.reports.record import COLUMNS, DeliveryRecord
 from airflow_sms_provider.reports.sql import SqlSink, _row, stage_table
 from tests.worker_kill import wait_until
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
+WATERMARKS = "sms_report_watermarks"  # the watermark table beside the report table
 
 
 def records(campaign: str, ids: range, status: str = "delivered", provider: str = "mobizon") -> list[DeliveryRecord]:
@@ -69,7 +71,7 @@ def test_export_creates_table_and_writes_every_field(db: Path) -> None:
          "2026-11-30T12:00:00+00:00", "2026-11-30T12:00:03+00:00", None)
     ]
     assert len(rows(db)) == 10
-    assert tables(db) == {"delivery"}  # the stage is gone
+    assert tables(db) == {"delivery", WATERMARKS}  # the stage is gone
 
 
 def test_a_message_listed_twice_is_one_row(db: Path) -> None:
@@ -111,7 +113,7 @@ def test_abort_drops_the_stage_and_leaves_the_target(db: Path) -> None:
     writer.write(records("7", range(3), "delivered"))
     assert stage_table("delivery", "b") in tables(db)
     writer.abort()
-    assert tables(db) == {"delivery"}
+    assert tables(db) == {"delivery", WATERMARKS}
     assert rows(db) == [("7-0", "pending"), ("7-1", "pending"), ("7-2", "pending")]
 
 
@@ -153,21 +155,25 @@ def test_export_killed_mid_way_leaves_the_target_and_its_retry_one_row_per_messa
     assert rows(db, "SELECT COUNT(*), COUNT(DISTINCT message_id), MIN(status) FROM delivery") == [
         (250, 250, "delivered")
     ]
-    assert tables(db) == {"delivery"}
+    assert tables(db) == {"delivery", WATERMARKS}
 
 
-def test_watermark(db: Path) -> None:
+def test_watermark(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Exports that take no time: the watermark is the data's.
+    monkeypatch.setattr(sql, "_clock", lambda: 0.0, raising=False)
     sink = SqlSink("reports_db", "delivery", create_table=True)
     assert sink.watermark("mobizon", ["7"]) is None  # no table yet
     export(sink, "a", [records("7", range(10)), records("8", range(20)), records("7", range(30), provider="bsg")])
     assert sink.watermark("mobizon", ["7"]) == T0 + timedelta(seconds=9)
-    assert sink.watermark("mobizon", ["7", "8"]) == T0 + timedelta(seconds=19)
+    # The oldest of the two (as documented); MAX over both campaigns gave 8's, skipping 7's changes in between.
+    assert sink.watermark("mobizon", ["7", "8"]) == T0 + timedelta(seconds=9)
     assert sink.watermark("mobizon", ["9"]) is None
     assert sink.watermark("ogangi", ["7"]) is None
     assert sink.watermark("mobizon", []) is None
 
 
-def test_schema_qualified_table(db: Path) -> None:
+def test_schema_qualified_table(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sql, "_clock", lambda: 0.0, raising=False)
     sink = SqlSink("reports_db", "main.delivery", create_table=True)  # SQLite's schema of the main database
     assert export(sink, "a", [records("7", range(3))]) == 3
     export(sink, "b", [records("7", range(1), "failed")], incremental=True)
@@ -235,3 +241,34 @@ def test_one_held_connection_and_one_executemany_per_batch(db: Path, monkeypatch
                                          f"VALUES ({','.join('?' * len(COLUMNS))})"}  # fmt: skip
     assert calls[0][1][0] == DbApiHook._serialize_cells(_row(batch[0]))
     assert rows(db, "SELECT COUNT(*) FROM delivery") == [(250,)]
+
+
+def test_the_watermark_is_kept_per_campaign_minus_how_long_the_export_ran(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MAX(updated_at) of the table was the watermark: later than a status change made, while the export ran,
+    on a page already read (the next export skipped it), and one value for all campaigns asked for."""
+    now = [0.0]
+    monkeypatch.setattr(sql, "_clock", lambda: now[0], raising=False)
+    sink = SqlSink("reports_db", "delivery", create_table=True)
+    writer = sink.open("a", incremental=False)
+    writer.write(records("7", range(10)))
+    now[0] = 3600.0  # the export read for an hour
+    writer.write(records("8", range(20)))
+    writer.commit()
+    assert sink.watermark("mobizon", ["8"]) == T0 + timedelta(seconds=19) - timedelta(hours=1)
+    assert sink.watermark("mobizon", ["7", "8"]) == T0 + timedelta(seconds=9) - timedelta(hours=1)
+    assert sink.watermark("mobizon", ["7", "9"]) is None  # 9 was never exported here
+    # An incremental export with nothing for 8 keeps 8's watermark; 7's moves, never backwards.
+    now[0] = 0.0
+    writer = sink.open("b", incremental=True)
+    writer.write(records("7", range(100, 101)))
+    writer.commit()
+    assert sink.watermark("mobizon", ["7"]) == T0 + timedelta(seconds=100)
+    writer = sink.open("c", incremental=True)
+    writer.write(records("7", range(1)))
+    writer.commit()
+    assert sink.watermark("mobizon", ["7"]) == T0 + timedelta(seconds=100)
+    assert sink.watermark("mobizon", ["8"]) == T0 + timedelta(seconds=19) - timedelta(hours=1)
+    assert rows(db, f"SELECT report_table, provider, campaign_id FROM {WATERMARKS} ORDER BY campaign_id") == [
+        ("delivery", "mobizon", "7"), ("delivery", "mobizon", "8")]

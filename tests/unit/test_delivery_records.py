@@ -71,8 +71,12 @@ def test_mobizon_lists_a_campaigns_messages_with_the_status_update_filter(mobizo
 
 @respx.mock
 def test_mobizon_without_since_sends_no_filter_and_reads_each_campaign(mobizon: MobizonHook) -> None:
-    route = respx.post(MOBIZON).mock(return_value=httpx.Response(200, json={
-        "code": 0, "message": "", "data": {"items": [mobizon_item(1, "SOMETHING_NEW")], "totalItemCount": "1"}}))
+    def answer(request: httpx.Request) -> httpx.Response:  # each campaign's own message
+        campaign = "7" if "%5D=7&" in request.content.decode() else "8"
+        item = {**mobizon_item(1, "SOMETHING_NEW"), "campaignId": campaign}
+        return httpx.Response(200, json={"code": 0, "message": "", "data": {"items": [item], "totalItemCount": "1"}})
+
+    route = respx.post(MOBIZON).mock(side_effect=answer)
     records = list(mobizon.iter_delivery_records([7, 8]))
     assert [call.request.content.decode() for call in route.calls] == [
         f"criteria%5BcampaignIds%5D%5B0%5D={cid}&pagination%5BcurrentPage%5D=0&pagination%5BpageSize%5D=100"

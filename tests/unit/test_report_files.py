@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from airflow_sms_provider import exceptions as exc
+from airflow_sms_provider.reports import files
 from airflow_sms_provider.reports.files import SIDECAR, FileSink
 from airflow_sms_provider.reports.record import COLUMNS, DeliveryRecord
 
@@ -193,7 +194,11 @@ def test_abort_leaves_the_destination_as_it_was(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_watermark_per_campaign_and_a_committed_retry_reads_the_same(tmp_path: Path) -> None:
+def test_watermark_per_campaign_and_a_committed_retry_reads_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Exports that take no time: the watermark is the data's.
+    monkeypatch.setattr(files, "_clock", lambda: 0.0, raising=False)
     sink = FileSink(str(tmp_path / "day1.csv"))
     assert sink.watermark("mobizon", ["42"]) is None
     writer = sink.open("run1", incremental=True)
@@ -236,3 +241,17 @@ def test_the_operator_drops_a_message_repeated_across_a_shifted_page() -> None:
     ids = ["1", "2", "3", "3", "4", "2", "5"]  # page 2 starts with the last row of page 1 again
     assert [r.message_id for r in _once(map(record, ids))] == ["1", "2", "3", "4", "5"]
     assert [r.message_id for r in _once(map(record, ids), window=1)] == ["1", "2", "3", "4", "2", "5"]
+
+
+def test_the_watermark_is_the_latest_time_read_minus_how_long_the_export_ran(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Statuses that changed on pages already read are newer than the export's start, not than its last row."""
+    now = [100.0]
+    monkeypatch.setattr(files, "_clock", lambda: now[0], raising=False)
+    sink = FileSink(str(tmp_path / "day1.csv"))
+    writer = sink.open("run1", incremental=True)
+    writer.write([FULL])
+    now[0] += 90.5  # the export read for 90.5 seconds
+    writer.commit()
+    assert sink.watermark("mobizon", ["42"]) == FULL.updated_at - dt.timedelta(seconds=90.5)

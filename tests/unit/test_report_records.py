@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from airflow_sms_provider.operators.reports import _once
 from airflow_sms_provider.reports.record import DeliveryRecord
 
@@ -44,3 +46,39 @@ def test_mobizon_record_from_the_raw_page_equals_the_one_from_the_converted_page
     assert record == hook.delivery_record(converted)
     assert (record.message_id, record.campaign_id, record.parts, str(record.cost)) == ("80012", "7001", 2, "0.050")
     assert record.updated_at is not None and record.updated_at.isoformat() == "2026-11-30T10:00:07+00:00"
+
+
+def test_check_listed_names_what_the_provider_got_wrong_never_the_phone() -> None:
+    import dataclasses
+    from decimal import Decimal
+
+    from airflow_sms_provider.exceptions import SmsProtocolError
+    from airflow_sms_provider.reports.record import DeliveryRecord, check_listed
+
+    good = DeliveryRecord("mobizon", "7", "70", "77010000001", "delivered", "DELIVRD", 1, Decimal("2.5"))
+    assert check_listed(good, 7) is good
+    for change, words in [({"campaign_id": "8"}, "is of campaign '8'"), ({"message_id": "None"}, "no message id"),
+                          ({"parts": 2**31}, "parts=2147483648"), ({"parts": -1}, "parts=-1"),
+                          ({"cost": Decimal("Infinity")}, "cost=Infinity"),
+                          ({"cost": Decimal("1E+12")}, "cost=1E\\+12")]:
+        bad = dataclasses.replace(good, **change)
+        with pytest.raises(SmsProtocolError, match=words) as info:
+            check_listed(bad, 7)
+        assert "77010000001" not in str(info.value) and "campaign 7" in str(info.value)
+
+
+def test_check_count_exact_for_a_full_listing_at_least_for_a_filtered_one() -> None:
+    from airflow_sms_provider.exceptions import SmsProtocolError
+    from airflow_sms_provider.reports.record import check_count
+
+    check_count("bsg", 1, 3, [3, 3], exact=True)
+    check_count("mobizon", 1, 5, [3, 4, 5], exact=False)  # messages entering a "changed since" listing
+    check_count("mobizon", 1, 0, [], exact=True)
+    with pytest.raises(SmsProtocolError, match="3 message\\(s\\) were announced and 2 listed"):
+        check_count("bsg", 1, 2, [3], exact=True)
+    with pytest.raises(SmsProtocolError, match="3 message\\(s\\) were announced and 4 listed"):
+        check_count("bsg", 1, 4, [3, 3], exact=True)
+    with pytest.raises(SmsProtocolError, match="total changed from 3 to 4"):
+        check_count("bsg", 1, 3, [3, 4], exact=True)
+    with pytest.raises(SmsProtocolError, match="3 message\\(s\\) were announced and 2 listed"):
+        check_count("mobizon", 1, 2, [3, 4], exact=False)
