@@ -17,14 +17,19 @@ Child: ``python -m bench.reports SINK COUNT WORKDIR``.
 
 **End to end** (``run_export``, once the hooks' ``iter_delivery_records`` is installed): one Mobizon
 campaign of N messages in the sandbox (in its own process, ``latency_ms`` per request and twice that per
-new connection), then, in one child and in turn: *listing*, ``MobizonHook.iter_messages`` by campaign with
-``concurrency`` pages in flight over keep-alive connections and nothing else (what the status endpoint
-gives: the limit), and for each sink the listing again and then ``SmsDeliveryReportOperator.execute`` as a DAG
-runs it (records built, batches, sink, commit). Throughput = messages per wall-clock second, compared with
-the listing measured just before it; client CPU per 1,000 messages; the peak RSS of each export above the
-child's idle RSS (counter reset before each).
+new connection), then, in one child and in turn: *limit* and *listing* (below), and for each sink both again
+and then ``SmsDeliveryReportOperator.execute`` as a DAG runs it (records built, batches, sink, commit).
+*listing* is ``MobizonHook.iter_messages`` by campaign with ``concurrency`` pages in flight and nothing else
+(the package's own page reads, JSON parsed to dicts). Throughput = messages per wall-clock second, compared
+with the limit (the goal) and the listing measured just before it; client CPU per 1,000 messages; the peak
+RSS of each export above the child's idle RSS (counter reset before each).
 
-Child: ``python -m bench.reports export COUNT WORKDIR LATENCY CONCURRENCY``.
+*limit* (the goal's denominator, like row 1's): a bare ``httpx.Client`` with ``concurrency`` threads asking
+for the same pages with the same request bodies (encoded before the clock starts) and reading each answer as
+bytes, nothing parsed. The sandbox's own CPU (``/proc/PID/stat``) is recorded for the limit, the listing and
+each export: what the server needs per 1,000 messages is the most the client may spend for 0.9x.
+
+Child: ``python -m bench.reports export COUNT WORKDIR LATENCY CONCURRENCY [SANDBOX_PID]``.
 """
 
 from __future__ import annotations
@@ -121,7 +126,47 @@ def run(count: int, workdir: Path) -> list[dict[str, Any]]:
     return results
 
 
-def export_child(count: int, workdir: Path, latency: float, concurrency: int) -> None:
+def keepalive_limit(url: str, campaign_id: int, count: int, concurrency: int) -> tuple[float, float, int]:
+    """The status endpoint's keep-alive limit: the listing's pages, asked for and read, nothing else.
+
+    One bare ``httpx.Client`` (a pool of keep-alive connections), ``concurrency`` threads, each page's
+    request body (the same one the hook sends) encoded before the clock starts, every answer read as
+    bytes and never parsed. Returns wall seconds, client CPU seconds and bytes read.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from airflow_sms_provider.protocols import mobizon as proto
+    from bench.common import API_KEY
+
+    pages = -(-count // 100)
+    requests = [proto.build("message", "list", API_KEY, {
+        "criteria": {"campaignIds": [campaign_id]}, "pagination": {"currentPage": page, "pageSize": 100}, "sort": {},
+    }) for page in range(pages)]  # fmt: skip
+    client = httpx.Client(base_url=url, timeout=120, limits=httpx.Limits(max_keepalive_connections=concurrency))
+
+    def fetch(request: Any) -> int:
+        return len(client.request(request.method, request.path, params=request.params, headers=request.headers,
+                                  content=request.content).read())  # fmt: skip
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(fetch, requests[: 2 * concurrency]))  # warm: connections open, nothing timed
+        with Timer() as timer:
+            size = sum(pool.map(fetch, requests))
+    client.close()
+    return timer.wall, timer.cpu, size
+
+
+def server_cpu(pid: int) -> float:
+    """User + system CPU seconds the sandbox process has used so far (see bench.common.Sandbox)."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def export_child(count: int, workdir: Path, latency: float, concurrency: int, server_pid: int = 0) -> None:
     import logging
     import os
 
@@ -155,24 +200,39 @@ def export_child(count: int, workdir: Path, latency: float, concurrency: int) ->
         operator(kind, warmup).execute(context)
     rows: dict[str, Any] = {}
 
+    def served() -> float:
+        return server_cpu(server_pid) if server_pid else 0.0
+
     def listing() -> dict[str, float]:
+        cpu = served()
         with Timer() as timer:
             listed = sum(1 for _ in hook.iter_messages({"campaignIds": [campaign_id]}, concurrency=concurrency))
         assert listed == count, listed
-        return {"seconds": timer.wall, "cpu_seconds": timer.cpu, "rate": count / timer.wall}
+        return {"seconds": timer.wall, "cpu_seconds": timer.cpu, "rate": count / timer.wall,
+                "server_cpu_seconds": served() - cpu}  # fmt: skip
 
+    def limit() -> dict[str, float]:
+        cpu = served()
+        seconds, client_cpu, size = keepalive_limit(url, campaign_id, count, concurrency)
+        return {"seconds": seconds, "cpu_seconds": client_cpu, "rate": count / seconds, "bytes": size,
+                "server_cpu_seconds": served() - cpu}  # fmt: skip
+
+    rows["limit"] = limit()
     rows["listing"] = listing()
     for kind in kinds:
-        # The limit measured again just before each export: on a shared machine the load changes within
-        # a run, and a ratio of two neighbouring measurements is the fairer one.
+        # The limit and the listing measured again just before each export: on a shared machine the load
+        # changes within a run, and a ratio of neighbouring measurements is the fairer one.
+        before_limit = limit()
         before = listing()
         idle = rss_mb()
         reset_peak_rss()
+        cpu = served()
         with Timer() as timer:
             summary = operator(kind, campaign_id).execute(context)
         assert summary["rows"] == count, summary
         rows[kind] = {"seconds": timer.wall, "cpu_seconds": timer.cpu, "rate": count / timer.wall, "idle_rss_mb": idle,
-                      "peak_above_idle_mb": peak_rss_mb() - idle, "listing_before": before}  # fmt: skip
+                      "peak_above_idle_mb": peak_rss_mb() - idle, "server_cpu_seconds": served() - cpu,
+                      "listing_before": before, "limit_before": before_limit}  # fmt: skip
     emit({"count": count, "latency_ms": latency, "concurrency": concurrency, "rows": rows})
 
 
@@ -181,11 +241,12 @@ def run_export(count: int, workdir: Path, latency: float, concurrency: int) -> d
 
     workdir.mkdir(parents=True, exist_ok=True)
     with sandbox() as box:
-        return run_child("reports", "export", count, workdir, latency, concurrency, url=box.url)
+        return run_child("reports", "export", count, workdir, latency, concurrency, box.process.pid, url=box.url)
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "export":
-        export_child(int(sys.argv[2]), Path(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]))
+        export_child(int(sys.argv[2]), Path(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]),
+                     int(sys.argv[6]) if len(sys.argv) > 6 else 0)
     else:
         child(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]))

@@ -179,21 +179,35 @@ def table(plan: Plan, results: dict[str, Any]) -> str:
         def per_1000(r: dict[str, Any]) -> float:
             return 1000 * 1000 * r["cpu_seconds"] / count
 
+        def server(r: dict[str, Any]) -> str:
+            cpu = r.get("server_cpu_seconds")
+            return f", sandbox {per_1000({'cpu_seconds': cpu}):.1f} ms" if cpu else ""
+
         first = export["rows"]["listing"]
-        row("8", f"{_n(count)} messages listed (message/list by campaign, the limit), {export['latency_ms']:g} ms "
-                 f"latency, concurrency {export['concurrency']}",
-            f"**{_n(first['rate'])}/s**; client CPU per 1,000: {per_1000(first):.1f} ms", "", "")  # fmt: skip
+        first_limit = export["rows"].get("limit")
+        if first_limit:
+            row("8", f"{_n(count)} messages, keep-alive limit (bare httpx, same pages, bytes read, nothing parsed), "
+                     f"{export['latency_ms']:g} ms latency, concurrency {export['concurrency']}",
+                f"**{_n(first_limit['rate'])}/s**; CPU per 1,000: client {per_1000(first_limit):.1f} ms"
+                f"{server(first_limit)}", "", "")  # fmt: skip
+        row("8", f"{_n(count)} messages listed (MobizonHook.iter_messages by campaign, dicts), "
+                 f"{export['latency_ms']:g} ms latency, concurrency {export['concurrency']}",
+            f"**{_n(first['rate'])}/s**; CPU per 1,000: client {per_1000(first):.1f} ms{server(first)}",
+            "", "")  # fmt: skip
         for kind, r in export["rows"].items():
-            if kind == "listing":
+            if kind in ("listing", "limit"):
                 continue
-            limit = r.get("listing_before", first)
+            listed = r.get("listing_before", first)
+            # The goal is against the keep-alive limit; the package's own listing is shown beside it.
+            limit = r.get("limit_before", first_limit) or listed
             ratio = r["rate"] / limit["rate"]
             row("8", f"{_n(count)} delivery records → {kind}, SmsDeliveryReportOperator end to end, "
                      f"{export['latency_ms']:g} ms latency, concurrency {export['concurrency']}",
-                f"**{_n(r['rate'])}/s** vs listing just before {_n(limit['rate'])}/s → **{ratio:.2f}x**; "
-                f"client CPU per 1,000: {per_1000(r):.1f} ms (listing {per_1000(limit):.1f}); "
+                f"**{_n(r['rate'])}/s** vs limit just before {_n(limit['rate'])}/s → **{ratio:.2f}x** (vs listing "
+                f"{_n(listed['rate'])}/s: {r['rate'] / listed['rate']:.2f}x); CPU per 1,000: client "
+                f"{per_1000(r):.1f} ms{server(r)} (listing {per_1000(listed):.1f}, limit {per_1000(limit):.1f}); "
                 f"**+{r['peak_above_idle_mb']:.1f} MB** peak RSS (idle {r['idle_rss_mb']:.0f} MB)",
-                "≥ 0.9x listing; ≤ 100 MB", _ok(ratio >= 0.9 and r["peak_above_idle_mb"] <= 100))  # fmt: skip
+                "≥ 0.9x limit; ≤ 100 MB", _ok(ratio >= 0.9 and r["peak_above_idle_mb"] <= 100))  # fmt: skip
     return "\n".join(lines)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -96,6 +98,72 @@ def test_one_campaign_pages_after_recipients_are_replaced(mobizon: Mobizon) -> N
     assert [page["totalItemCount"] for page in pages] == ["120"] * 3
     assert [item["to"] for page in pages for item in page["items"]] == numbers
     assert pages[2]["items"] == []
+
+
+def _filtered_pages(mobizon: Mobizon, ids: list[int], bounds: dict[str, str], size: int) -> tuple[list[Any], str]:
+    items, page, total = [], 0, ""
+    while True:
+        data = mobizon.ok("message/list", {"criteria": {"campaignIds": ids, **bounds},
+                                           "pagination": {"currentPage": page, "pageSize": size}})  # fmt: skip
+        items += data["items"]
+        total = data["totalItemCount"]
+        if len(data["items"]) < size:
+            return items, total
+        page += 1
+
+
+@pytest.mark.parametrize("partial", [False, True], ids=["plain", "with-a-partial-message"])
+def test_status_update_filtered_pages_equal_the_general_listing(mobizon: Mobizon, partial: bool) -> None:
+    """statusUpdateTsFrom/To on one campaign: pages found by bisection, the same as every message filtered."""
+    mobizon.configure(send_rate=10, delivery_delay=4, send_start_delay=1)
+    # 77077...: DELETED at the final time; 77055... with a long text: PDLIVRD (the walk is kept then).
+    numbers = [f"7701{i:07d}" for i in range(1, 230)] + [f"7707{i:07d}" for i in range(1, 20)]
+    numbers += [f"7705{i:07d}" for i in range(1, 10)] if partial else []
+    first = mobizon.campaign("x" * 200 if partial else "Hello", numbers=numbers)
+    other = mobizon.campaign(numbers=["77019990001"])  # never sent: no statusUpdateTs, matches no bound
+    mobizon.ok("campaign/send", {"id": first})
+    sent = mobizon.now()
+    checked = 0
+    for after in (0, 1.5, 2.2, 9.7, 14, 31):
+        mobizon.advance(after - (mobizon.now() - sent).total_seconds())
+        now = mobizon.now()
+        marks = [(now + timedelta(seconds=s)).strftime("%Y-%m-%d %H:%M:%S") for s in (-40, -20, -12, -7, -3, 0, 2)]
+        for bounds in [{"statusUpdateTsFrom": m} for m in marks] + [{"statusUpdateTsTo": m} for m in marks[:4]] + [
+            {"statusUpdateTsFrom": marks[1], "statusUpdateTsTo": marks[4]},
+            {"statusUpdateTsFrom": marks[4], "statusUpdateTsTo": marks[1]},  # an empty window
+        ]:
+            for size in (25, 100):
+                fast = _filtered_pages(mobizon, [first], bounds, size)
+                general = _filtered_pages(mobizon, [first, other], bounds, size)  # two campaigns: the walk
+                assert fast == general, (after, bounds, size)
+                checked += len(fast[0])
+    assert checked > 1000  # the windows were not all empty
+
+
+def test_status_update_filtered_paging_builds_each_row_once(mobizon: Mobizon, monkeypatch: Any) -> None:
+    """An incremental report of a big campaign: each page builds its own rows, not the whole campaign's."""
+    from airflow_sms_provider.sandbox.mobizon.state import MobizonState
+
+    mobizon.configure(send_rate=1000, delivery_delay=1)
+    campaign_id = mobizon.campaign()
+    for start in range(0, 3000, 500):
+        numbers = [f"7701{i:07d}" for i in range(start + 1, start + 501)]
+        mobizon.ok("campaign/addRecipients", {"id": campaign_id, "recipients": numbers})
+    mobizon.ok("campaign/send", {"id": campaign_id})
+    mobizon.advance(60)
+    built = []
+    original = MobizonState.message_row
+
+    def counted(self: MobizonState, *args: Any, **kw: Any) -> dict[str, Any]:
+        built.append(1)
+        return original(self, *args, **kw)
+
+    monkeypatch.setattr(MobizonState, "message_row", counted)
+    since = (mobizon.now() - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S")
+    items, total = _filtered_pages(mobizon, [campaign_id], {"statusUpdateTsFrom": since}, 100)
+    assert total == "3000" and len(items) == 3000
+    # The walk built every message's row for every page: 31 pages x 3,000 rows.
+    assert len(built) == 3000
 
 
 def test_background_task_releases_its_rows_but_reports_their_count(mobizon: Mobizon) -> None:

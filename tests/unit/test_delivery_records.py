@@ -115,6 +115,27 @@ def test_mobizon_record_is_built_without_the_frozen_init(mobizon: MobizonHook, m
         bare.status = "delivered"  # type: ignore[misc]
 
 
+def test_mobizon_page_to_records_matches_one_item_at_a_time(mobizon: MobizonHook) -> None:
+    """``delivery_records`` turns a page at a time (the report's path): the records of each item, in order,
+    odd items included (numbers converted or not, fields missing or empty, an unknown status)."""
+    odd = [
+        {"id": 9, "campaignId": 42, "segNum": 1, "segUserBuy": 0.05, "to": 77010000009, "status": "UNDELIV",
+         "startSendTs": "2026-05-01T10:00:00+05:00", "statusUpdateTs": None},
+        {"id": "10", "campaignId": "42", "status": "SOMETHING_NEW", "segNum": "", "segUserBuy": "x"},
+        {"id": "11", "campaignId": "42", "to": None, "status": None, "segNum": "3", "segUserBuy": None,
+         "startSendTs": "", "statusUpdateTs": "not a time"},
+    ]  # fmt: skip
+    page = [mobizon_item(7), mobizon_item(8, "ACCEPTD", to="77010000008"), *odd]
+    records = mobizon.delivery_records(page)
+    assert records == [mobizon.delivery_record(item) for item in page]
+    assert [(r.message_id, r.status, r.parts, r.cost) for r in records] == [
+        ("7", "delivered", 2, Decimal("0.1")), ("8", "pending", 2, Decimal("0.1")),
+        ("9", "undelivered", 1, Decimal("0.05")), ("10", "pending", None, None), ("11", "pending", 3, None),
+    ]  # fmt: skip
+    assert records[2].created_at == dt.datetime(2026, 5, 1, 5, 0, tzinfo=UTC) and records[2].updated_at is None
+    assert mobizon.delivery_records([]) == []
+
+
 # ------------------------------------------------------------------------ BSG
 
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -170,3 +171,16 @@ def test_sqlite_rows_are_made_per_batch_without_a_hook_lookup_per_record(
     assert rows[0] == ("mobizon", "42", "7", "77010000001", "delivered", "DELIVRD", 2, 0.1,
                        "2026-05-01T05:00:00+00:00", None, None)  # fmt: skip
     assert [row[2] for row in rows] == ["7", "8", "9"]
+
+
+def test_the_operator_stages_a_batch_per_executemany_and_commit() -> None:
+    """The operator's ``batch_size`` is the SQL sink's: one executemany and one stage commit per batch handed
+    over (the sink's own default of 1,000 committed five times per default batch of 5,000)."""
+    from airflow_sms_provider.operators.reports import DEFAULT_BATCH_SIZE, SmsDeliveryReportOperator
+
+    def sink(**kw: Any) -> SqlSink:
+        return SmsDeliveryReportOperator(task_id="t", conn_id="mobizon_default", campaign_ids=[1],  # type: ignore[return-value]
+                                         sql_conn_id="reports_db", table="delivery", **kw).make_sink()  # fmt: skip
+
+    assert sink().batch_size == DEFAULT_BATCH_SIZE == 5000
+    assert sink(batch_size=250).batch_size == 250

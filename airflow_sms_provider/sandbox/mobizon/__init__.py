@@ -76,7 +76,9 @@ Files: CSV (``params[recipientsFile*]`` options honoured) or Excel "only XLS" re
 Big campaigns (benchmarks load a million recipients): messages are slotted objects;
 a completed task's rows are dropped once added; counters of a campaign not yet sent
 are counted, not walked; ``message/list`` of one campaign in id order (the usual
-paging) slices instead of filtering and sorting every message; form bodies are
+paging) slices instead of filtering and sorting every message, also with a
+``statusUpdateTsFrom``/``To`` bound (an incremental report: the matching messages are
+found by bisection, unless the campaign has a partially delivered one); form bodies are
 parsed with a short cut for ``recipients%5B7%5D`` keys. Answers are unchanged.
 """
 

@@ -354,13 +354,20 @@ def _campaign_matches(call: Call, camp: Campaign, criteria: Mapping[str, Any], i
     return all(check(criteria[key]) for key, check in checks if _present(criteria.get(key)))
 
 
+# Criteria the one-campaign path answers without walking every message (see _one_campaign_in_id_order).
+_UPDATE_BOUNDS = ("statusUpdateTsFrom", "statusUpdateTsTo")
+
+
 def _one_campaign_in_id_order(call: Call, criteria: Mapping[str, Any]) -> Campaign | None:
     """The campaign whose messages a plain "messages of campaign X by id" list reads, else None.
 
     Such a list needs no per-message filtering or sorting (a campaign's messages are kept in
-    id order), so a page is a slice: paging through a million messages stays linear.
+    id order), so a page is a slice: paging through a million messages stays linear. A
+    ``statusUpdateTsFrom``/``To`` bound (an incremental delivery report) is allowed too: see
+    :func:`_updated_between`.
     """
-    if set(k for k, v in criteria.items() if _present(v)) != {"campaignIds"}:
+    present = {k for k, v in criteria.items() if _present(v)}
+    if "campaignIds" not in present or not present <= {"campaignIds", *_UPDATE_BOUNDS}:
         return None
     if _present(call.params.get("sort")) and call.params.get("sort") not in ({"id": "ASC"}, {"id": "asc"}):
         return None
@@ -370,16 +377,73 @@ def _one_campaign_in_id_order(call: Call, criteria: Mapping[str, Any]) -> Campai
     return camps[0] if len(camps) == 1 else None
 
 
+def _first(lo: int, hi: int, past: Callable[[int], bool]) -> int:
+    """The first index in [lo, hi) where ``past`` holds (false, then true along the range), else hi."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if past(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def _updated_between(
+    call: Call, camp: Campaign, bounds: tuple[datetime | None, datetime | None]
+) -> list[range] | None:
+    """Positions in ``camp.ordered`` of the messages whose statusUpdateTs is within ``bounds``, in id order.
+
+    What the general path finds by building every message's row, found by bisection: a message
+    has no statusUpdateTs until it is accepted, ``accepted(i)`` while in flight and ``final(i)``
+    once final, and both grow with the sending order, so the final messages are a prefix
+    ([0, done)), those in flight the next run ([done, sent)), and within each run the matching
+    ones are a range. None (walk every message) when a partially delivered message exists:
+    its time after the validity is not on that line.
+    """
+    if camp.partial_index >= 0:
+        return None
+    line = call.st.timeline(camp)
+    if line is None or camp.declined or call.now < line.approve:
+        return []  # no message has a statusUpdateTs yet, so none is within a bound
+    now, count = call.now, len(camp.ordered)
+    done = _first(0, count, lambda i: line.final(i) > now)
+    sent = _first(done, count, lambda i: line.accepted(i) > now)
+    start, end = bounds
+
+    def within(lo: int, hi: int, moment: Callable[[int], datetime]) -> range:
+        # Compared as the general path compares: the row's whole-second text, read back.
+        def wall(i: int) -> datetime:
+            return _parse_ts(_ts(moment(i))) or moment(i)
+
+        first = lo if start is None else _first(lo, hi, lambda i: wall(i) >= start)
+        last = hi if end is None else _first(first, hi, lambda i: wall(i) > end)
+        return range(first, last)
+
+    return [within(0, done, line.final), within(done, sent, line.accepted)]
+
+
+def _slice(runs: list[range], start: int, stop: int) -> list[int]:
+    """Items ``start:stop`` of the runs taken one after another (no run is walked)."""
+    out: list[int] = []
+    for run in runs:
+        out.extend(run[max(start, 0) : max(stop, 0)])
+        start, stop = start - len(run), stop - len(run)
+    return out
+
+
 def message_list(call: Call) -> Reply:
     criteria = _criteria(call.params)
     camp = _one_campaign_in_id_order(call, criteria)
     if camp is not None:
-        size, page = _pagination(call.params)
-        number_info = _int(call.params.get("withNumberInfo"), 0) == 1
-        line = call.st.timeline(camp)
-        window = camp.ordered[page * size : (page + 1) * size]
-        items = [call.st.message_row(camp, msg, call.now, number_info, line) for msg in window]
-        return Reply(OK, {"items": items, "totalItemCount": str(len(camp.messages))})
+        bounds = _time_range(criteria, "statusUpdateTs")
+        runs = [range(len(camp.ordered))] if bounds == (None, None) else _updated_between(call, camp, bounds)
+        if runs is not None:
+            size, page = _pagination(call.params)
+            number_info = _int(call.params.get("withNumberInfo"), 0) == 1
+            line = call.st.timeline(camp)
+            window = [camp.ordered[i] for i in _slice(runs, page * size, (page + 1) * size)]
+            items = [call.st.message_row(camp, msg, call.now, number_info, line) for msg in window]
+            return Reply(OK, {"items": items, "totalItemCount": str(sum(map(len, runs)))})
     ranges = {
         name: _time_range(criteria, name)
         for name in ("campaignCreateTs", "campaignSentTs", "startSendTs", "statusUpdateTs")
