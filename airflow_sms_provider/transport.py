@@ -42,7 +42,7 @@ import socket
 import ssl
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -260,9 +260,17 @@ def _grow(body: bytearray, chunk: bytes) -> None:
         raise _TooLarge
 
 
-def _receive(client: httpx.Client, request: Request, deadline: float | None = None) -> Response:
+def _receive(
+    client: httpx.Client, request: Request, deadline: float | None = None, on_sent: Callable[[], None] | None = None
+) -> Response:
     started = time.monotonic()
-    resp = client.send(client.build_request(request.method, **_kwargs(client, request)), stream=True)
+    kwargs = _kwargs(client, request)
+    if on_sent is not None and "content" in kwargs:
+        kwargs["content"] = _then(request.content, on_sent)  # type: ignore[arg-type]
+        # The length a bytes body gets, given up front: the same header, in the same place (httpx adds it
+        # after the merged headers either way), and no chunked encoding for the generator body.
+        kwargs["headers"] = {**(request.headers or {}), "Content-Length": str(len(request.content))}  # type: ignore[arg-type]
+    resp = client.send(client.build_request(request.method, **kwargs), stream=True)
     if deadline is not None and time.monotonic() > started + deadline:
         resp.close()
         raise DeadlineExceeded(deadline, resp.request)
@@ -423,19 +431,39 @@ def _kwargs(client: httpx.Client | httpx.AsyncClient, request: Request) -> dict[
     return kwargs
 
 
+def _then(body: bytes, on_sent: Callable[[], None]) -> Iterator[bytes]:
+    """``body`` as a one-chunk stream that calls ``on_sent`` once httpcore has written the chunk."""
+    yield body
+    on_sent()
+
+
 def send(
     client: httpx.Client,
     request: Request,
     parse: Parser[T],
     policy: RetryPolicy,
     sleep: Callable[[float], None] = time.sleep,
+    on_sent: Callable[[], None] | None = None,
 ) -> T:
-    """Send ``request`` with ``client`` and return ``parse(answer)``, retrying as the policy allows."""
+    """Send ``request`` with ``client`` and return ``parse(answer)``, retrying as the policy allows.
+
+    ``on_sent``: called once, in this thread, as soon as a body (``request.content``) has been
+    written to the socket and before the answer is awaited: the moment to wake worker threads
+    without making them compete for the GIL with this request's own sending (httpcore's
+    check of a kept-alive connection releases the GIL just before the write).
+    """
     retry = _Retry(request, parse, policy)
     deadline = deadline_of(client)
+    fired: list[bool] = []
+
+    def once() -> None:  # a retried attempt writes the body again: call on_sent for the first only
+        if not fired:
+            fired.append(True)
+            on_sent()  # type: ignore[misc]
+
     while True:
         try:
-            done, value = retry.after(resp=_receive(client, request, deadline))
+            done, value = retry.after(resp=_receive(client, request, deadline, once if on_sent and not fired else None))
         except httpx.HTTPError as exc:
             done, value = retry.after(exc=exc)
         except _TooLarge:

@@ -12,6 +12,7 @@ answer; "limit-like" is the limit's own client work over the same transport.
 from __future__ import annotations
 
 import cProfile
+import functools
 import json
 import os
 import pstats
@@ -128,7 +129,8 @@ def main(argv: list[str]) -> None:
     if "--profile" in argv:
         from airflow_sms_provider.hooks import mobizon as hooks
 
-        with mock.patch.object(hooks, "prefetch", lambda items, depth: iter(items)):
+        inline = functools.partialmethod(hooks.MobizonHook.add_recipient_portions, prefetch_portions=0)
+        with mock.patch.object(hooks.MobizonHook, "add_recipient_portions", inline):
             profile = cProfile.Profile()
             profile.runcall(whole, n)
         pstats.Stats(profile).sort_stats("tottime").print_stats(30)

@@ -16,9 +16,9 @@ import functools
 import io
 import itertools
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property, partial
@@ -27,7 +27,7 @@ from urllib.parse import SplitResult
 
 import httpx
 
-from airflow_sms_provider.concurrency import Gate, ordered_map, prefetch, yield_gil
+from airflow_sms_provider.concurrency import Gate, ordered_map, yield_gil
 from airflow_sms_provider.connections import HttpSettings, as_float, as_zone, register_connection_secrets
 from airflow_sms_provider.exceptions import SmsProviderError, SmsValidationError
 from airflow_sms_provider.hooks.base import (
@@ -532,11 +532,12 @@ class MobizonHook(SmsHook):
 
         The campaign is locked while a portion is added, so portions are sequential;
         ``on_portion(rows_sent_so_far, result)`` runs after each one (progress, checkpoints).
-        While one portion is on the wire, the next ``prefetch_portions`` are read from
-        ``rows`` and encoded in a worker thread, and the previous answer's per-recipient
-        results are counted (and ``on_portion`` called) in another; so the upload waits
-        on the network, not on this process. ``prefetch_portions=0`` does everything in
-        the calling thread. Each portion's body is the one :meth:`add_recipients` would send.
+        While one portion is on the wire, one worker thread counts the previous answer's
+        per-recipient results (and calls ``on_portion``), then reads and encodes up to
+        ``prefetch_portions`` next portions from ``rows``; so the upload waits on the network,
+        not on this process. The worker is woken only once a request's body is written, so
+        it never holds up the next request. ``prefetch_portions=0`` does everything in the
+        calling thread. Each portion's body is the one :meth:`add_recipients` would send.
         """
         if not 1 <= portion <= proto.MAX_RECIPIENTS_PER_CALL:
             raise SmsValidationError(
@@ -584,20 +585,55 @@ class MobizonHook(SmsHook):
         on_portion: Callable[[int, AddResult], None] | None,
         prefetch_portions: int,
     ) -> AddResult:
-        client, settings = self.get_conn(), self.settings  # resolved here, not in the worker threads
+        client, settings = self.get_conn(), self.settings  # resolved here, not in the worker thread
         result = AddResult()
-        books = _Books(result, keep_message_ids, keep_rejections, on_portion, background=prefetch_portions > 0)
+        books = _Books(result, keep_message_ids, keep_rejections, on_portion)
+        requests = _portion_requests(settings, campaign_id, portions, placeholders_flag)
         sent = 0
-        requests = prefetch(_portion_requests(settings, campaign_id, portions, placeholders_flag), prefetch_portions)
-        try:
+        if prefetch_portions <= 0:
             for size, request in requests:
-                answer = send(client, request, books.parse, settings.retry)
+                answer = send(client, request, _PARSE_RESULTS, settings.retry)
                 sent += size
-                books.add(answer, sent)
-            books.finish()
+                books.record(answer, sent)
+            return result
+        worker = _Worker(requests, books, prefetch_portions)
+        unhanded: list[tuple[proto.Answer | _Unread, int]] = []  # answers received, not yet given to the worker
+
+        woken = [0]
+
+        def hand_over() -> None:
+            # Runs once this portion's body is written (send's on_sent): only now is the worker woken.
+            woken[0] += 1
+            worker.wake(unhanded[:])
+            unhanded.clear()
+
+        ok = False
+        try:
+            while (item := worker.next_request()) is not None:
+                size, request = item
+                before = woken[0]
+                deferred = send(client, request, _parse_deferred, settings.retry, on_sent=hand_over)
+                if woken[0] == before:  # a transport that never read the body (a test's mock): wake it now
+                    hand_over()
+                sent += size
+                unhanded.append((deferred, sent))
+            ok = True
         finally:
-            requests.close()  # stops the workers when an upload fails half-way
-            books.close()
+            # The worker counts what it was given (and stops producing); the answers it never got
+            # (the last one, or those before a request that failed unwritten) are counted here, in order.
+            # After a failure, a producer stuck in a slow source is not waited for past 5 s (as
+            # prefetch() did); its answers then stay uncounted rather than counted out of order.
+            finished = worker.stop(timeout=None if ok else 5)
+            failed = worker.failed
+            if finished and failed is None:
+                for pending, at in unhanded:
+                    if ok:
+                        books.record(pending, at)
+                    else:
+                        with contextlib.suppress(Exception):  # the upload's own error is the one to raise
+                            books.record(pending, at)
+        if failed is not None:
+            raise failed
         return result
 
     def delete_campaign(self, campaign_id: int) -> None:
@@ -903,57 +939,120 @@ class _Unread:
     content: bytes
 
 
+def _parse_deferred(resp: Response) -> proto.Answer | _Unread:
+    """An accepted answer is left for the worker to read; any other is parsed at once, so errors
+    and retries are decided exactly as when everything runs in one thread."""
+    if resp.status_code == 200 and resp.content.startswith(_ACCEPTED):
+        return _Unread(resp.content)
+    return _PARSE_RESULTS(resp)
+
+
+@dataclass
 class _Books:
-    """Counts each portion's per-recipient results, in order, and reports them to ``on_portion``.
+    """Counts each portion's per-recipient results, in order, and reports them to ``on_portion``."""
 
-    With ``background``, an accepted answer is parsed and counted (and ``on_portion``
-    called) in a worker thread while the next portion is on the wire; any other answer is
-    parsed at once, so errors and retries are decided exactly as without it.
-    """
+    result: AddResult
+    keep_ids: int
+    keep_rejections: int
+    on_portion: Callable[[int, AddResult], None] | None
 
-    def __init__(
-        self,
-        result: AddResult,
-        keep_ids: int,
-        keep_rejections: int,
-        on_portion: Callable[[int, AddResult], None] | None,
-        background: bool,
-    ) -> None:
-        self.result, self.on_portion = result, on_portion
-        self.keep_ids, self.keep_rejections = keep_ids, keep_rejections
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="sms-books") if background else None
-        self._pending: deque[Future[None]] = deque()
-
-    def parse(self, resp: Response) -> proto.Answer | _Unread:
-        if self._pool is not None and resp.status_code == 200 and resp.content.startswith(_ACCEPTED):
-            return _Unread(resp.content)
-        return _PARSE_RESULTS(resp)
-
-    def _record(self, answer: proto.Answer | _Unread, sent: int) -> None:
+    def record(self, answer: proto.Answer | _Unread, sent: int) -> None:
+        """Count ``answer`` (rows sent so far: ``sent``) and report it."""
         if isinstance(answer, _Unread):
             answer = _PARSE_RESULTS(Response(200, answer.content, {}))
         self.result.record(answer.data or [], self.keep_ids, self.keep_rejections)
         if self.on_portion is not None:
             self.on_portion(sent, self.result)
 
-    def add(self, answer: proto.Answer | _Unread, sent: int) -> None:
-        """Count ``answer`` (rows sent so far: ``sent``) and report it."""
-        if self._pool is None:
-            self._record(answer, sent)
-            return
-        # Every answer goes through the one worker, so they are counted in order; the
-        # previous one's outcome (an error it raised) is collected here.
-        self._pending.append(self._pool.submit(self._record, answer, sent))
-        while len(self._pending) > 1:
-            self._pending.popleft().result()
 
-    def finish(self) -> None:
-        while self._pending:
-            self._pending.popleft().result()
+class _Worker:
+    """The upload's one worker thread: counts the answers and prepares the next requests.
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+    It works only between a request's write and its answer: the caller wakes it (:meth:`wake`,
+    from ``send``'s ``on_sent``) once a body is on the wire, handing it the answers received
+    so far; it counts them (``on_portion`` too), then encodes requests until ``depth`` wait
+    ready, and sleeps. Taking a ready request (:meth:`next_request`) does not wake it, so when
+    an answer arrives the caller has the GIL to itself until its next request is written.
+    A producer's error is raised by :meth:`next_request` where it happened (what came before
+    is still sent); a counting error by the next :meth:`next_request` (or is :attr:`failed`).
+    """
+
+    def __init__(self, requests: Iterator[tuple[int, Request]], books: _Books, depth: int) -> None:
+        self._requests, self._books, self._depth = requests, books, depth
+        self._cond = threading.Condition()
+        self._ready: deque[tuple[int, Request] | None] = deque()  # None: the requests ended
+        self._answers: deque[tuple[proto.Answer | _Unread, int]] = deque()
+        self._error: BaseException | None = None  # the producer's, delivered in order
+        self._failed: BaseException | None = None  # counting's, delivered at once
+        self._ended = self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="sms-portions", daemon=True)
+        self._thread.start()
+
+    def wake(self, answers: list[tuple[proto.Answer | _Unread, int]]) -> None:
+        with self._cond:
+            self._answers.extend(answers)
+            self._cond.notify_all()
+
+    def next_request(self) -> tuple[int, Request] | None:
+        """The next prepared request (waits while the worker encodes it); None after the last."""
+        with self._cond:
+            while not self._ready and self._failed is None:
+                self._cond.wait()
+            if self._failed is not None:
+                raise self._failed
+            item = self._ready.popleft()
+        if item is None and self._error is not None:
+            raise self._error
+        return item
+
+    @property
+    def failed(self) -> BaseException | None:
+        """The error counting an answer raised (the worker stopped there), if any."""
+        return self._failed
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Count what was handed over, stop producing, and wait; False if still busy after ``timeout``."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _idle(self) -> bool:
+        return not self._answers and (self._ended or self._stopping or len(self._ready) >= self._depth)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    while self._idle() and not (self._stopping and not self._answers):
+                        self._cond.wait()
+                    if self._stopping and not self._answers:
+                        return
+                    job = self._answers.popleft() if self._answers else None
+                if job is not None:
+                    try:
+                        self._books.record(*job)
+                    except BaseException as exc:
+                        with self._cond:
+                            self._failed = exc
+                            self._cond.notify_all()
+                        return
+                    continue
+                try:
+                    item: tuple[int, Request] | None = next(self._requests)
+                except StopIteration:
+                    item = None
+                except BaseException as exc:  # delivered to the caller after the portions before it
+                    item, self._error = None, exc
+                with self._cond:
+                    self._ended = item is None
+                    self._ready.append(item)
+                    self._cond.notify_all()
+        finally:
+            close = getattr(self._requests, "close", None)
+            if not self._ended and close is not None:
+                close()  # a generator left half-way: run its finally blocks in the thread that ran it
 
 
 def _int_or_none(value: Any) -> int | None:

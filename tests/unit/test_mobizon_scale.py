@@ -149,7 +149,49 @@ def test_a_failed_upload_stops_the_prefetch_worker(hook: MobizonHook) -> None:
         hook.add_recipients_in_portions(1, audience(), prefetch_portions=2)
     time.sleep(0.2)
     assert len(read) <= 500 * 4, "the worker kept reading after the upload failed"
-    assert not [t for t in threading.enumerate() if t.name == "sms-prefetch"]
+    assert not [t for t in threading.enumerate() if t.name in ("sms-prefetch", "sms-portions")]
+
+
+def test_the_worker_counts_an_answer_only_once_the_next_body_is_written(
+    hook: MobizonHook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Sequential portions: between an answer and the next request's write the caller must have
+    # the GIL to itself (the worker woken earlier took it at httpcore's connection check and held
+    # the request back by its whole parse and count). Each request reaches this transport, waits
+    # 0.2 s (a worker already woken would count meanwhile), notes what was counted, then is read.
+    counted: list[int] = []
+    at_arrival: list[list[int]] = []
+
+    class Transport(httpx.BaseTransport):  # not MockTransport: that reads the body before its handler runs
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            time.sleep(0.2)
+            at_arrival.append(list(counted))
+            request.read()
+            return ok([{"code": 0, "messageId": 1}])
+
+    def client(base_url: str, timeout: float, verify: bool) -> httpx.Client:
+        return httpx.Client(transport=Transport(), base_url=base_url)
+
+    monkeypatch.setattr("airflow_sms_provider.hooks.mobizon.sync_client", client)
+    result = hook.add_recipients_in_portions(1, [f"7701{i:07d}" for i in range(4)], portion=1,
+                                             on_portion=lambda sent, _: counted.append(sent))  # fmt: skip
+    assert at_arrival == [[], [], [1], [1, 2]]
+    assert counted == [1, 2, 3, 4] and result.added == 4
+
+
+@respx.mock
+def test_answers_received_before_a_failed_request_are_still_counted(hook: MobizonHook) -> None:
+    # The third request fails before its body is written: the second answer, never handed to the
+    # worker, is counted by the caller, so the checkpoint after a failure covers both portions.
+    route = respx.post(f"{BASE}/service/campaign/addRecipients").mock(side_effect=[
+        ok([{"code": 0, "messageId": 1}]), ok([{"code": 0, "messageId": 2}]), httpx.ConnectError("down"),
+        httpx.ConnectError("down"), httpx.ConnectError("down"), httpx.ConnectError("down"), httpx.ConnectError("down"),
+    ])  # fmt: skip
+    seen: list[int] = []
+    with pytest.raises(Exception, match=r"down|connect"):
+        hook.add_recipients_in_portions(1, [f"7701{i:07d}" for i in range(3)], portion=1,
+                                        on_portion=lambda sent, _: seen.append(sent))  # fmt: skip
+    assert route.call_count >= 3 and seen == [1, 2]
 
 
 # ------------------------------------------------------------------ concurrency helpers

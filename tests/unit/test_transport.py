@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 
 import httpx
 import pytest
 import respx
 
 from airflow_sms_provider import exceptions as exc
+from airflow_sms_provider import transport
 from airflow_sms_provider.protocols import mobizon as proto
 from airflow_sms_provider.redaction import RedactingFilter, redact_text, register_secret
 from airflow_sms_provider.transport import RetryPolicy, send
@@ -228,3 +231,84 @@ def test_refusals_are_the_providers_no_or_a_request_that_never_left() -> None:
     assert not is_refusal(exc.SmsProtocolError("unreadable"))
     assert not is_refusal(ValueError("x"))
     assert not is_refusal(RecursionError())
+
+
+class _OneConnection:
+    """A raw HTTP/1.1 server on 127.0.0.1 for one keep-alive connection: records each request's bytes
+    and answers it only once ``sent`` is set (or after 2 s, answering ``late``); stops by itself."""
+
+    def __init__(self, answers: list[bytes]) -> None:
+        self.answers, self.requests = answers, []
+        self.sent = threading.Event()
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.settimeout(10)
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self._sock.accept()
+        with conn, self._sock:
+            conn.settimeout(10)
+            data = b""
+            for answer in self.answers:
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, data = data.partition(b"\r\n\r\n")
+                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length:")))  # fmt: skip
+                while len(data) < length:
+                    data += conn.recv(65536)
+                self.requests.append(head + b"\r\n\r\n" + data[:length])
+                data = data[length:]
+                body = answer if self.sent.wait(2) else b"late"
+                self.sent.clear()
+                status = b"503 Service Unavailable" if body == b"503" else b"200 OK"
+                conn.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    def join(self) -> None:
+        self._thread.join(timeout=10)
+
+
+def test_on_sent_runs_once_the_body_is_written_and_the_wire_bytes_stay_the_same() -> None:
+    # The upload wakes its worker thread from on_sent: it must run after the body left and before
+    # the answer is awaited (this server answers only once it ran), and change nothing on the wire.
+    req = proto.build("campaign", "addRecipients", KEY, {"id": 7, "recipients": ["77011112233"]})
+    server = _OneConnection([b"one", b"two"])
+    calls = []
+
+    def on_sent() -> None:
+        calls.append(True)
+        server.sent.set()
+
+    with httpx.Client(base_url=server.url) as client:
+        first = send(client, req, lambda resp: resp.content, FAST, on_sent=on_sent)
+        server.sent.set()  # the plain call: no on_sent, answered at once
+        second = send(client, req, lambda resp: resp.content, FAST)
+    server.join()
+    assert (first, second) == (b"one", b"two") and len(calls) == 1
+    with_hook, plain = server.requests
+    assert with_hook == plain
+    assert b"\r\ncontent-length: %d\r\n" % len(req.content or b"") in with_hook.lower()
+    assert b"transfer-encoding" not in with_hook.lower()
+
+
+def test_on_sent_runs_once_however_many_attempts_write_the_body() -> None:
+    req = proto.build("campaign", "get", KEY, {"id": 7})
+    server = _OneConnection([b"503", b"ok"])
+    calls = []
+
+    def on_sent() -> None:
+        calls.append(True)
+        server.sent.set()
+
+    with httpx.Client(base_url=server.url) as client:
+        answer = send(client, req, _content_unless_5xx, FAST, sleep=lambda _: server.sent.set(), on_sent=on_sent)
+    server.join()
+    assert answer == b"ok" and len(calls) == 1 and len(server.requests) == 2
+
+
+def _content_unless_5xx(resp: transport.Response) -> bytes:
+    if resp.status_code >= 500:
+        raise exc.SmsServerError("503", provider="test", code=503)
+    return resp.content
