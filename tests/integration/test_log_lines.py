@@ -25,22 +25,39 @@ def context() -> dict[str, Any]:
     return {"ti": SimpleNamespace(dag_id="dag", task_id="task", run_id="manual__1", map_index=-1)}
 
 
+FROZEN_POLLS = 5  # status reads answered with the clock frozen before it moves: repeats the log must not show
+
+
 def run_until_event(trigger: Any, url: str, *, advance: float) -> dict[str, Any]:
-    """Run ``trigger`` with the clock frozen for ~40 polls, then move the clock so the wait ends."""
+    """Run ``trigger`` with the clock frozen until the sandbox has answered ``FROZEN_POLLS`` of its status
+    reads, then move the clock so the wait ends.
+
+    Counting the reads, not sleeping a fixed time: on a loaded machine the trigger's start (connection,
+    login) outlasted a fixed pause, its first read already saw the end, and the log had one line.
+    """
 
     async def main() -> dict[str, Any]:
-        async def move_clock() -> None:
-            await asyncio.sleep(0.5)
-            async with httpx.AsyncClient() as client:
-                (await client.post(f"{url}/_sandbox/clock", json={"advance": advance})).raise_for_status()
+        async with httpx.AsyncClient(base_url=url) as client:
+            start = len((await client.get("/_sandbox/requests")).json()["items"])
 
-        mover = asyncio.create_task(move_clock())
-        async for event in trigger.run():
-            await mover
-            return event.payload
-        raise AssertionError("the trigger ended without an event")
+            async def move_clock() -> None:
+                while True:
+                    items = (await client.get("/_sandbox/requests")).json()["items"][start:]
+                    if sum(1 for item in items if item["method"] == "GET") >= FROZEN_POLLS:
+                        break
+                    await asyncio.sleep(0.02)
+                (await client.post("/_sandbox/clock", json={"advance": advance})).raise_for_status()
 
-    return asyncio.run(asyncio.wait_for(main(), timeout=30))
+            mover = asyncio.create_task(move_clock())
+            async for event in trigger.run():
+                if not mover.done():  # the wait cannot end with the clock frozen: say so, do not hang
+                    mover.cancel()
+                    raise AssertionError(f"the trigger ended before the clock moved: {event.payload}")
+                await mover
+                return event.payload
+            raise AssertionError("the trigger ended without an event")
+
+    return asyncio.run(asyncio.wait_for(main(), timeout=120))
 
 
 @pytest.fixture

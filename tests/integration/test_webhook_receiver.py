@@ -88,7 +88,9 @@ def test_duplicates_and_disorder_make_one_asset_event_with_the_counts(harness: H
     campaign_id = send_campaign(numbers)
     harness.advance(60)
     wait_for(lambda: harness.sunk)
-    # every event, twice for every second one: the duplicates changed nothing
+    # every event, twice for every second one: the duplicates changed nothing. An attempt is logged when its
+    # answer is back, which can be after the receiver sank the campaign: wait for the log, not the sink.
+    wait_for(lambda: len(harness.deliveries()) >= 7)
     attempts = [(d["eventId"], d["attempt"]) for d in harness.deliveries()]
     assert len(attempts) == 7 and {a for _, a in attempts} == {1, 2}
     assert sorted(e["event_id"] for e in harness.receiver.store.events()) == [1, 2, 3, 4, 5]

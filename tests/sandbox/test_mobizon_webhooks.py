@@ -106,6 +106,12 @@ def deliveries(mobizon: Mobizon) -> list[dict[str, Any]]:
     return mobizon.client.get("/_sandbox/mobizon/webhooks").json()["deliveries"]
 
 
+def waiting(mobizon: Mobizon) -> list[tuple[int, str]]:
+    """The attempts queued: (attempt, due in simulated time)."""
+    queue = mobizon.client.get("/_sandbox/mobizon/webhooks").json()["waiting"]
+    return [(w["attempt"], w["due"]) for w in queue]
+
+
 def test_a_final_status_is_posted_as_documented(mobizon: Mobizon, capture: Capture, hook_url: str) -> None:
     start(mobizon)
     assert register(mobizon, hook_url, secret=SECRET)["id"] == 1
@@ -151,16 +157,19 @@ def test_retries_follow_the_documented_schedule(mobizon: Mobizon, capture: Captu
     send(mobizon, ["77011112222"])
     mobizon.advance(10)
     wait_for(lambda: len(deliveries(mobizon)) == 1)  # answered, and attempt 2 scheduled
-    mobizon.advance(59)  # attempt 2 is due one minute after attempt 1
-    time.sleep(0.3)
+    # The schedule is read from the queue, not inferred from a quiet pause: attempt 2 is due one minute
+    # after attempt 1, attempt 3 two minutes after attempt 2.
+    assert waiting(mobizon) == [(2, "2030-01-01T00:01:10+00:00")]
+    mobizon.advance(59)
     assert len(capture.bodies) == 1
     mobizon.advance(1)
     wait_for(lambda: len(deliveries(mobizon)) == 2)
-    mobizon.advance(119)  # then two minutes
-    time.sleep(0.3)
+    assert waiting(mobizon) == [(3, "2030-01-01T00:03:10+00:00")]
+    mobizon.advance(119)
     assert len(capture.bodies) == 2
     mobizon.advance(1)
-    wait_for(lambda: len(capture.bodies) == 3)
+    # The sandbox logs an attempt once its answer is back, after the handler saw the body: wait for the log.
+    wait_for(lambda: len(deliveries(mobizon)) == 3)
     events = capture.events
     assert [e["attempt"] for e in events] == [1, 2, 3]
     assert {e["eventId"] for e in events} == {1} and {e["eventCreateTs"] for e in events} == {"2030-01-01 00:00:10"}
