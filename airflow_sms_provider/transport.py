@@ -54,6 +54,7 @@ import httpx
 from airflow_sms_provider.exceptions import (
     SmsAmbiguousError,
     SmsFatalError,
+    SmsNotFoundError,
     SmsProtocolError,
     SmsProviderError,
     SmsRetryableError,
@@ -168,6 +169,16 @@ def origin(url: str | httpx.URL) -> str:
         return "the host"
     port = url.port or {"http": 80, "https": 443}.get(url.scheme)
     return f"{url.scheme}://{url.host}:{port}" if port else f"{url.scheme}://{url.host}"
+
+
+def not_found(what: str, object_id: Any, base_url: str, exc: SmsProviderError) -> SmsNotFoundError:
+    """``campaign 123 not found at https://host:443: deleted?``, keeping the provider's words."""
+    return SmsNotFoundError(
+        f"{what} {object_id} not found at {origin(base_url)}: deleted? ({exc})",
+        provider=exc.provider,
+        code=exc.code,
+        details=exc.details,
+    )
 
 
 def where(exc: Exception) -> str:

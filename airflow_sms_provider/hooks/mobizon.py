@@ -249,6 +249,8 @@ class MobizonHook(SmsHook):
     default_conn_name = "mobizon_default"
     conn_type = "mobizon"
     hook_name = "Mobizon"
+    # The send's per-row length rule, shared with estimate (one rule).
+    filled_text_problem = staticmethod(proto.filled_text_problem)
     # campaign/get ``commonStatus``. SENT: every message left, delivery reports still come.
     status_vocabulary = {
         "NEW": PENDING, "MODERATION": PENDING, "READY_FOR_SEND": PENDING, "AUTO_READY_FOR_SEND": PENDING,
@@ -707,8 +709,12 @@ class MobizonHook(SmsHook):
             # every field was a third of the listing's CPU).
             items = self._iter_pages("message", {"campaignIds": [int(campaign_id)], **criteria}, concurrency,
                                      convert_numbers=False)  # fmt: skip
+            listed = False
             for item in items:
+                listed = True
                 yield self.delivery_record(item)
+            if not listed:  # an unknown campaign lists nothing too: fail naming it, not an empty report
+                self.confirm_campaign(int(campaign_id))
 
     def delivery_record(self, item: Mapping[str, Any]) -> rec.DeliveryRecord:
         """One message/list item as a delivery record."""

@@ -131,6 +131,7 @@ MOBIZON: dict[str, Callable[[MobizonHook], Any]] = {
     "add_recipients": lambda h: h.add_recipients(1, [PHONE]),
     "add_recipients_in_portions": lambda h: h.add_recipients_in_portions(1, [PHONE]),
     "call": lambda h: h.call("campaign", "get", {"id": 1}),
+    "confirm_campaign": lambda h: h.confirm_campaign(1),
     "create_campaign": lambda h: h.create_campaign("Hi"),
     "delete_campaign": lambda h: h.delete_campaign(1),
     "find_sms": lambda h: h.find_sms(PHONE, "Hi", since=NOW),
@@ -159,6 +160,7 @@ MOBIZON: dict[str, Callable[[MobizonHook], Any]] = {
 BSG: dict[str, Callable[[BsgHook], Any]] = {
     "call": lambda h: h.call(bsg_proto.get_balance()),
     "campaign_price": lambda h: h.campaign_price([PHONE], "Hi", "Sender"),
+    "confirm_campaign": lambda h: h.confirm_campaign(1),
     "estimate": lambda h: h.estimate("Hi", [PHONE], "Sender"),
     "find_message": lambda h: h.find_message("ref1"),
     "get_balance": lambda h: h.get_balance(),
@@ -182,6 +184,7 @@ BSG: dict[str, Callable[[BsgHook], Any]] = {
 OGANGI: dict[str, Callable[[OgangiHook], Any]] = {
     "broadcast_action": lambda h: h.broadcast_action("stop", 1),
     "call": lambda h: h.call(Request("GET", "shortcodes", "shortcodes")),
+    "confirm_campaign": lambda h: h.confirm_campaign(1),
     "create_broadcast": lambda h: h.create_broadcast([PHONE], text="Hi", shortcode="123"),
     "delete_broadcast": lambda h: h.delete_broadcast(1),
     "get_broadcast": lambda h: h.get_broadcast(1),
@@ -203,7 +206,7 @@ TABLE: dict[type, dict[str, Callable[[Any], Any]]] = {MobizonHook: MOBIZON, BsgH
 NO_HTTP = {
     "campaign_word", "close", "dashboard_page", "delivery_record", "describe_campaign", "for_connection",
     "get_conn", "message_status", "neutral_word", "status_reached", "pricer", "events_callback_url",
-    "get_connection_form_widgets", "get_ui_field_behaviour",
+    "get_connection_form_widgets", "get_ui_field_behaviour", "filled_text_problem",
     # estimate prices from the connection's extras on Mobizon and Ogangi (BSG's asks its price endpoint:
     # in the table); Ogangi has no counts endpoint (async_counts_reader returns None).
     "estimate", "async_counts_reader",
