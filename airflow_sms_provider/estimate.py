@@ -14,7 +14,7 @@ send): samples and examples are capped, parts are a histogram.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
@@ -23,6 +23,7 @@ from airflow_sms_provider.exceptions import SmsValidationError
 from airflow_sms_provider.recipients import (
     DuplicateReport,
     RejectReport,
+    check_filled_length,
     fill_placeholders,
     iter_recipients,
     placeholders,
@@ -168,10 +169,12 @@ def estimate_audience(
     max_digits: int = 15,
     sample_size: int = 3,
     max_reported: int = 20,
+    text_problem: Callable[[str], str | None] | None = None,
 ) -> Estimate:
     """Read ``recipients`` once and estimate sending ``text`` to them (see the module docstring).
 
-    A row whose ``{placeholder}`` has no value is rejected like a row with a bad number.
+    A row whose ``{placeholder}`` has no value is rejected like a row with a bad number; so is a
+    row whose values make the text too long for the provider (``text_problem``, the send's rule).
     Raises :class:`SmsValidationError` for a bad text or a bad source, not for a bad row.
     """
     text = check_text(text)
@@ -200,6 +203,12 @@ def estimate_audience(
         if parts == 0:
             report.add(recipient.row, recipient.raw, "the text filled with this row's values is empty")
             continue
+        if text_problem is not None and needed:
+            try:  # the send's own check and words: a row it would refuse is never counted (nor priced)
+                check_filled_length(text, recipient.params, None, text_problem)
+            except SmsValidationError as err:
+                report.add(recipient.row, recipient.raw, str(err))
+                continue
         count += 1
         total += parts
         parts_of[parts] = parts_of.get(parts, 0) + 1

@@ -20,10 +20,11 @@ trickles its answer a byte at a time would hold a call for ever. Each attempt al
 an overall deadline, from the start of the request to the last byte of the answer:
 :data:`DEADLINE_FACTOR` times the client's timeout (the connection's ``timeout``
 extra, 30 s by default, so 60 s). An attempt past it is a request that left without an
-answer: repeated when idempotent, :class:`SmsAmbiguousError` otherwise. The sync path
-checks the clock between the chunks of the answer (a chunk is one read, each bounded by
-the timeout), so it ends at most one timeout after the deadline; the async path cancels
-the attempt at the deadline itself.
+answer: repeated when idempotent, :class:`SmsAmbiguousError` otherwise. The async path
+cancels the attempt at the deadline; the sync path gives every socket operation of the
+attempt (connect, TLS handshake, each write and each read of the status line, headers and
+body) only the time left before the deadline, so a server trickling even its headers is
+cut at the deadline itself (:class:`_DeadlineBackend`).
 
 **Unreadable answers.** Any exception a parser raises that is not one of ours (a
 ``ValueError``, ``KeyError``, ``RecursionError``...) means the answer could not be read:
@@ -40,17 +41,20 @@ import logging
 import random
 import socket
 import ssl
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import httpcore
 import httpx
 
 from airflow_sms_provider.exceptions import (
     SmsAmbiguousError,
     SmsFatalError,
+    SmsNotFoundError,
     SmsProtocolError,
     SmsProviderError,
     SmsRetryableError,
@@ -167,6 +171,16 @@ def origin(url: str | httpx.URL) -> str:
     return f"{url.scheme}://{url.host}:{port}" if port else f"{url.scheme}://{url.host}"
 
 
+def not_found(what: str, object_id: Any, base_url: str, exc: SmsProviderError) -> SmsNotFoundError:
+    """``campaign 123 not found at https://host:443: deleted?``, keeping the provider's words."""
+    return SmsNotFoundError(
+        f"{what} {object_id} not found at {origin(base_url)}: deleted? ({exc})",
+        provider=exc.provider,
+        code=exc.code,
+        details=exc.details,
+    )
+
+
 def where(exc: Exception) -> str:
     """:func:`origin` of the request ``exc`` is about, or "" when it names none."""
     try:
@@ -260,10 +274,108 @@ def _grow(body: bytearray, chunk: bytes) -> None:
         raise _TooLarge
 
 
+# The end (time.monotonic()) of the sync attempt this thread is making, or None: read by the
+# network streams of every sync client (threads of one hook share its client, not their attempts).
+_ATTEMPT = threading.local()
+
+
+def _left(timeout: float | None, late: type[Exception]) -> float | None:
+    """``timeout`` cut to what is left of this thread's attempt; ``late`` raised when nothing is."""
+    end = getattr(_ATTEMPT, "end", None)
+    if end is None:
+        return timeout
+    left = end - time.monotonic()
+    if left <= 0:
+        raise late("the attempt's overall deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket stream whose every wait ends by the attempt's deadline (see the module docstring)."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        tls = self._inner.start_tls(ssl_context, server_hostname, _left(timeout, httpcore.ConnectTimeout))
+        return _DeadlineStream(tls)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's sync backend with :class:`_DeadlineStream` streams and connects cut to the deadline."""
+
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Any = None) -> httpcore.NetworkStream:  # fmt: skip
+        left = _left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._inner.connect_tcp(host, port, left, local_address, socket_options))
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Any = None) -> httpcore.NetworkStream:  # fmt: skip
+        left = _left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._inner.connect_unix_socket(path, left, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+_BOUNDED: weakref.WeakSet[httpx.Client] = weakref.WeakSet()
+
+
+def _bound(client: httpx.Client) -> None:
+    """Give every connection pool of ``client`` (its transport, proxy mounts) the deadline backend, once.
+
+    httpx has no public hook for it: the pools' ``_network_backend`` is wrapped where it exists
+    (httpcore 1.x). ``tests/integration/test_every_call_deadline.py`` fails if an upgrade moves it.
+    """
+    if client in _BOUNDED:
+        return
+    for transport in [getattr(client, "_transport", None), *getattr(client, "_mounts", {}).values()]:
+        pool = getattr(transport, "_pool", None)
+        backend = getattr(pool, "_network_backend", None)
+        if backend is not None and not isinstance(backend, _DeadlineBackend):
+            pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
+    _BOUNDED.add(client)
+
+
 def _receive(
     client: httpx.Client, request: Request, deadline: float | None = None, on_sent: Callable[[], None] | None = None
 ) -> Response:
-    started = time.monotonic()
+    if deadline is None:
+        return _receive_all(client, request, on_sent)
+    _bound(client)
+    _ATTEMPT.end = time.monotonic() + deadline
+    try:
+        return _receive_all(client, request, on_sent)
+    except httpx.TimeoutException as exc:
+        if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)) or time.monotonic() < _ATTEMPT.end:
+            raise
+        try:
+            built: httpx.Request | None = exc.request
+        except RuntimeError:
+            built = None
+        raise DeadlineExceeded(deadline, built) from None  # a request that left: named as such
+    finally:
+        _ATTEMPT.end = None
+
+
+def _receive_all(client: httpx.Client, request: Request, on_sent: Callable[[], None] | None = None) -> Response:
     kwargs = _kwargs(client, request)
     if on_sent is not None and "content" in kwargs:
         kwargs["content"] = _then(request.content, on_sent)  # type: ignore[arg-type]
@@ -271,32 +383,18 @@ def _receive(
         # after the merged headers either way), and no chunked encoding for the generator body.
         kwargs["headers"] = {**(request.headers or {}), "Content-Length": str(len(request.content))}  # type: ignore[arg-type]
     resp = client.send(client.build_request(request.method, **kwargs), stream=True)
-    if deadline is not None and time.monotonic() > started + deadline:
-        resp.close()
-        raise DeadlineExceeded(deadline, resp.request)
     try:
-        # A chunk is one read from the socket: the clock is checked between reads, so a server
-        # that trickles the answer is cut at the deadline (plus at most one read timeout).
-        end = None if deadline is None else started + deadline
-        if _declared_ok(resp):
-            chunks = []  # the common case: no counting per chunk, one join (what resp.read() does)
-            for chunk in resp.iter_bytes():
-                chunks.append(chunk)
-                if end is not None and time.monotonic() > end:
-                    raise DeadlineExceeded(deadline, resp.request)  # type: ignore[arg-type]
-            content = b"".join(chunks)
-        else:
-            body = bytearray()
-            for chunk in resp.iter_bytes():
-                _grow(body, chunk)
-                if end is not None and time.monotonic() > end:
-                    raise DeadlineExceeded(deadline, resp.request)  # type: ignore[arg-type]
-            content = bytes(body)
-        if end is not None and time.monotonic() > end:
-            raise DeadlineExceeded(deadline, resp.request)  # type: ignore[arg-type]
+        content = resp.read() if _declared_ok(resp) else _counted(resp)
     finally:
         resp.close()
     return Response(resp.status_code, content, resp.headers)
+
+
+def _counted(resp: httpx.Response) -> bytes:
+    body = bytearray()
+    for chunk in resp.iter_bytes():
+        _grow(body, chunk)
+    return bytes(body)
 
 
 async def _areceive_all(client: httpx.AsyncClient, built: httpx.Request) -> Response:

@@ -50,7 +50,6 @@ from airflow_sms_provider.recipients import (
     chunked,
     iter_recipients,
     placeholders,
-    sms_parts,
 )
 from airflow_sms_provider.transport import Request
 from airflow_sms_provider.validation import (
@@ -1108,11 +1107,7 @@ class BsgBulkWork(BsgAudienceWork):
         return proto.send_bulk(items, self._text, self._sender, **options, transliterate=self.transliterate)
 
 
-def _text_problem(text: str) -> str | None:
-    """What is wrong with a filled per-recipient text's length, or None (BSG's limits)."""
-    encoding, length, _ = sms_parts(text)
-    limit = proto.TEXT_LIMITS[encoding]
-    return None if length <= limit else f"{length} {encoding} characters; BSG allows at most {limit}"
+_text_problem = proto.filled_text_problem  # the rule lives with BSG's other limits
 
 
 class BsgIndividualWork(BsgAudienceWork):

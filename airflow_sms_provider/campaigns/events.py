@@ -28,7 +28,7 @@ from airflow_sms_provider.exceptions import (
     SmsValidationError,
 )
 from airflow_sms_provider.redaction import redact_text
-from airflow_sms_provider.transport import origin
+from airflow_sms_provider.transport import not_found
 
 # Classes an event may name and execute_complete raises again (their constructors take a message only).
 _KINDS: Mapping[str, type[SmsProviderError]] = {
@@ -58,16 +58,6 @@ def raise_for_error(event: Mapping[str, Any], what: str, provider: str) -> None:
     if kind is None or not fatal:
         kind = SmsFatalError if fatal else SmsProviderError
     raise kind(message, provider=provider)
-
-
-def not_found(what: str, object_id: Any, base_url: str, exc: SmsProviderError) -> SmsNotFoundError:
-    """``campaign 123 not found at https://host:443: deleted?``, keeping the provider's words."""
-    return SmsNotFoundError(
-        f"{what} {object_id} not found at {origin(base_url)}: deleted? ({exc})",
-        provider=exc.provider,
-        code=exc.code,
-        details=exc.details,
-    )
 
 
 __all__ = ["error_event", "not_found", "raise_for_error"]

@@ -45,7 +45,6 @@ from airflow_sms_provider.recipients import (
     placeholders,
     regroup,
     require_nonempty,
-    sms_parts,
 )
 from airflow_sms_provider.validation import check_choice
 
@@ -104,12 +103,7 @@ def _count(value: Any, field: str) -> int | None:
     return number
 
 
-def filled_text_problem(filled: str) -> str | None:
-    """What is wrong with a template text once Mobizon fills a row's values in, or None."""
-    encoding, chars, parts = sms_parts(filled)
-    if parts <= proto.MAX_TEXT_PARTS:
-        return None
-    return f"{chars} {encoding} characters, {parts} SMS parts; Mobizon sends at most {proto.MAX_TEXT_PARTS}"
+filled_text_problem = proto.filled_text_problem  # the rule lives with Mobizon's other limits
 
 
 class RecipientsMixin:

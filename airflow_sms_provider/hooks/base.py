@@ -40,7 +40,9 @@ import httpx
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_sms_provider.estimate import Estimate, Pricer, connection_rate, estimate_audience
+from airflow_sms_provider.exceptions import SmsNotFoundError
 from airflow_sms_provider.reports.record import PENDING, DeliveryRecord
+from airflow_sms_provider.transport import not_found, origin
 
 # Requests in flight at once while a report reads message pages (the hooks' status-read concurrency).
 DEFAULT_REPORT_CONCURRENCY = 4
@@ -130,6 +132,29 @@ class SmsHook(BaseHook):
     def api_base_url(self) -> str:
         """The API base URL errors name (never the credentials)."""
         return str(self.settings.http.base_url)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def filled_text_problem(filled: str) -> str | None:
+        """What is wrong with one row's filled text (over the provider's length limit), or None.
+
+        The send refuses such a row and the estimate counts it as rejected: one rule, the provider's
+        (its protocol module's ``filled_text_problem``). None here: no per-row limit.
+        """
+        return None
+
+    def confirm_campaign(self, campaign_id: int) -> None:
+        """Raise, naming the campaign id and host, when the provider does not know ``campaign_id``.
+
+        For listings that found no message: "no message" and "no such campaign" (deleted, a
+        mistyped id, another account's) look the same there, and a report must not quietly be empty.
+        """
+        try:
+            found = self.read_campaign(campaign_id)
+        except SmsNotFoundError as err:
+            raise not_found("campaign", campaign_id, self.api_base_url, err) from err
+        if found is None:
+            raise SmsNotFoundError(f"campaign {campaign_id} not found at {origin(self.api_base_url)}: the provider "
+                                   "reports it deleted")  # fmt: skip
 
     def read_campaign(self, campaign_id: int) -> Mapping[str, Any] | None:
         """The provider's read of one campaign; ``None`` when the provider reports it deleted.
@@ -242,7 +267,8 @@ class SmsHook(BaseHook):
         low, high = self.phone_digits
         return estimate_audience(text, recipients, self.pricer(sender), provider=self.conn_type,
                                  number_field=number_field, min_digits=low, max_digits=high,
-                                 sample_size=sample_size, max_reported=max_reported)  # fmt: skip
+                                 sample_size=sample_size, max_reported=max_reported,
+                                 text_problem=self.filled_text_problem)  # fmt: skip
 
     # ------------------------------------------------------------ the notifier
 

@@ -268,6 +268,8 @@ class BsgHook(SmsHook):
     default_conn_name = "bsg_default"
     conn_type = "bsg"
     hook_name = "BSG One-API"
+    # The send's per-row length rule, shared with estimate (one rule).
+    filled_text_problem = staticmethod(proto.filled_text_problem)
     # GET /api/campaigns/{id} ``status``.
     status_vocabulary = {
         "creation": PENDING, "moderation": PENDING, "scheduled": PENDING, "paused": PENDING,
@@ -579,6 +581,8 @@ class BsgHook(SmsHook):
                 return self.list_messages(campaign_id=cid, offset=offset, limit=limit, sort="id", way="asc")
 
             first = page(0)
+            if not first["items"]:  # an unknown campaign lists nothing too: fail naming it, not an empty report
+                self.confirm_campaign(cid)
             # Twice as many pages asked for as in flight: the workers go on while the caller handles one.
             pages: Iterator[dict[str, Any]] = ordered_map(
                 page, range(limit, first["total"], limit), concurrency, window=2 * concurrency

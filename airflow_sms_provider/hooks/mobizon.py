@@ -249,6 +249,8 @@ class MobizonHook(SmsHook):
     default_conn_name = "mobizon_default"
     conn_type = "mobizon"
     hook_name = "Mobizon"
+    # The send's per-row length rule, shared with estimate (one rule).
+    filled_text_problem = staticmethod(proto.filled_text_problem)
     # campaign/get ``commonStatus``. SENT: every message left, delivery reports still come.
     status_vocabulary = {
         "NEW": PENDING, "MODERATION": PENDING, "READY_FOR_SEND": PENDING, "AUTO_READY_FOR_SEND": PENDING,
@@ -751,6 +753,8 @@ class MobizonHook(SmsHook):
                 listed += len(items)
                 for record in self.delivery_records(items):
                     yield check(record, cid)
+            if not listed:  # an unknown campaign lists nothing too: fail naming it, not an empty report
+                self.confirm_campaign(cid)
             # A page answered twice, cut or skipped must not pass as a smaller campaign.
             rec.check_count(self.conn_type, cid, listed, totals, exact=since is None)
 

@@ -262,14 +262,12 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
         and would pass as a campaign without messages (a typo exporting nothing, a full export wiping rows)."""
         for campaign_id in ids:
             try:
-                found = hook.read_campaign(campaign_id)
-            except SmsNotFoundError:
-                found = None
-            if found is None:
+                hook.confirm_campaign(campaign_id)
+            except SmsNotFoundError as err:
                 raise SmsNotFoundError(
                     f"{hook.conn_type}: campaign {campaign_id} not found on connection {self.conn_id!r} (it does "
-                    "not exist, was deleted or belongs to another account); nothing was written"
-                )
+                    f"not exist, was deleted or belongs to another account); nothing was written: {err}"
+                ) from err
 
     def _export(
         self, sink: ReportSink, key: str, records: Iterable[DeliveryRecord], salt: str | None

@@ -63,6 +63,16 @@ REFERENCE_ID_MAX = 32
 # Five concatenated parts: 5 x 153 GSM-7 septets, 5 x 67 UCS-2 units. The seed says
 # 335 for UCS-2 and the spec's prose 355; 335 is the one that is 5 whole parts.
 TEXT_LIMITS = {"GSM-7": 765, "UCS-2": 335}
+
+
+def filled_text_problem(filled: str) -> str | None:
+    """What is wrong with a filled per-recipient text's length, or None (BSG's limits).
+
+    The one per-row rule: the send (``campaigns.bsg``) and the estimate both use it.
+    """
+    encoding, length, _ = sms_parts(filled)
+    limit = TEXT_LIMITS[encoding]
+    return None if length <= limit else f"{length} {encoding} characters; BSG allows at most {limit}"
 CALLBACK_URL_MAX = 100
 MESSAGES_PAGE_LIMITS = (15, 500)
 # Ours (BSG documents none): the largest answer accepted. A page of 500 messages is far below.

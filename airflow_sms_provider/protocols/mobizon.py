@@ -32,6 +32,7 @@ from airflow_sms_provider.exceptions import (
     SmsValidationError,
     SmsWrongDomainError,
 )
+from airflow_sms_provider.recipients import sms_parts
 from airflow_sms_provider.redaction import redact_text
 from airflow_sms_provider.transport import Request, Response
 
@@ -51,6 +52,17 @@ PAGE_SIZES = (25, 50, 100)
 # Decision (the reference names no limit): a message of at most 10 SMS parts, 1,530 GSM-7 or
 # 670 UCS-2 characters; longer texts are almost always a template mistake and bill 10x per number.
 MAX_TEXT_PARTS = 10
+
+
+def filled_text_problem(filled: str) -> str | None:
+    """What is wrong with a template text once Mobizon fills a row's values in, or None.
+
+    The one per-row rule: the send (``campaigns.mobizon_upload``) and the estimate both use it.
+    """
+    encoding, chars, parts = sms_parts(filled)
+    if parts <= MAX_TEXT_PARTS:
+        return None
+    return f"{chars} {encoding} characters, {parts} SMS parts; Mobizon sends at most {MAX_TEXT_PARTS}"
 # Decision (sender IDs must be registered; the reference gives no syntax): the usual SMS rule,
 # up to 11 Latin letters, digits, spaces, '.', '-' or '_', or up to 15 digits.
 SENDER_PATTERN = r"[A-Za-z0-9 ._-]{1,11}|\+?[0-9]{1,15}"

@@ -27,6 +27,7 @@ from airflow_sms_provider.sensors.mobizon import MobizonCampaignSensor, MobizonT
 from airflow_sms_provider.sensors.ogangi import OgangiBroadcastSensor
 from airflow_sms_provider.triggers.bsg import BsgCampaignsTrigger
 from airflow_sms_provider.triggers.campaign import SmsCampaignTrigger
+from airflow_sms_provider.triggers.campaign_event import SmsCampaignEventTrigger
 from airflow_sms_provider.triggers.mobizon import MobizonCampaignTrigger, MobizonTaskTrigger
 from airflow_sms_provider.triggers.ogangi import OgangiBroadcastTrigger
 from tests.helpers import add_faults, sandbox_requests, set_clock
@@ -96,6 +97,18 @@ def test_an_outage_during_a_wait_is_not_fatal_in_every_trigger(
         with pytest.raises(exc.SmsProviderError, match="123 failed") as raised:
             sensor.execute_complete({}, event)
         assert not isinstance(raised.value, AirflowFailException), type(trigger).__name__  # Airflow retries
+
+
+@pytest.mark.parametrize("ratio", [None, 0.5], ids=["until-final", "delivered-ratio"])
+def test_a_revoked_key_is_a_fatal_event_of_the_event_trigger(provider: str, sandbox_url: str,
+                                                             ratio: float | None) -> None:  # fmt: skip
+    """The AssetWatcher's trigger too (#11 audit): a refused key ends its polling with a fatal event."""
+    if ratio is not None and provider == "ogangi":
+        pytest.skip("Ogangi gives no per-status counts: delivered_ratio is refused as a fatal event itself")
+    add_faults(sandbox_url, REFUSED[provider])
+    event = run_trigger(SmsCampaignEventTrigger(f"{provider}_default", [123], 0.01, ratio))
+    assert event["status"] == "error" and event["fatal"] is True, event
+    assert event["error"] == "SmsAuthError", event
 
 
 def test_an_event_of_an_older_release_without_fatal_stays_retryable() -> None:

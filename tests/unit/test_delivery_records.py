@@ -187,11 +187,14 @@ def test_bsg_pages_by_offset_in_id_order_and_filters_since_itself(bsg: BsgHook) 
 
 
 @respx.mock
-def test_bsg_empty_campaign_is_one_request(bsg: BsgHook) -> None:
+def test_bsg_empty_campaign_is_one_listing_and_one_read(bsg: BsgHook) -> None:
     login_route(TOKEN)
     route = respx.get(BSG).mock(return_value=bsg_page([], 0, 0))
+    # An empty listing is also what an unknown id gives: the campaign is read once to tell them apart.
+    read = respx.get("https://one-api.bsg.world/api/campaigns/1").mock(
+        return_value=httpx.Response(200, json={"data": {"id": 1, "status": "finished"}}))
     assert list(bsg.iter_delivery_records([1])) == []
-    assert route.call_count == 1
+    assert (route.call_count, read.call_count) == (1, 1)
 
 
 def test_bsg_statuses() -> None:
