@@ -204,12 +204,26 @@ OGANGI: dict[str, Callable[[OgangiHook], Any]] = {
 TABLE: dict[type, dict[str, Callable[[Any], Any]]] = {MobizonHook: MOBIZON, BsgHook: BSG, OgangiHook: OGANGI}
 # Public methods that make no HTTP call: pure mappings, the client itself, and Airflow's own.
 NO_HTTP = {
-    "campaign_word", "close", "dashboard_page", "delivery_record", "describe_campaign", "for_connection",
-    "get_conn", "message_status", "neutral_word", "status_reached", "pricer", "events_callback_url",
-    "get_connection_form_widgets", "get_ui_field_behaviour", "filled_text_problem",
+    "campaign_word",
+    "close",
+    "dashboard_page",
+    "delivery_record",
+    "delivery_records",
+    "describe_campaign",
+    "for_connection",
+    "get_conn",
+    "message_status",
+    "neutral_word",
+    "status_reached",
+    "pricer",
+    "events_callback_url",
+    "get_connection_form_widgets",
+    "get_ui_field_behaviour",
+    "filled_text_problem",
     # estimate prices from the connection's extras on Mobizon and Ogangi (BSG's asks its price endpoint:
     # in the table); Ogangi has no counts endpoint (async_counts_reader returns None).
-    "estimate", "async_counts_reader",
+    "estimate",
+    "async_counts_reader",
 }
 NO_HTTP_ON = {OgangiHook: {"iter_delivery_records"}}  # refused before any request: Ogangi lists no messages
 CASES = [pytest.param(cls, name, id=f"{cls.__name__}.{name}") for cls, calls in TABLE.items() for name in calls]
