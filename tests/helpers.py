@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -115,3 +116,24 @@ class DurableStore:
 
     def set(self, key: str, value: Any) -> None:
         self.values[key] = json.loads(json.dumps(value))
+
+
+def within(seconds: float, call: Any, what: str = "the call") -> tuple[float, dict[str, Any]]:
+    """Run ``call`` in a thread; fail (instead of hanging) when it has not ended after ``seconds``.
+
+    Returns the seconds it took and ``{"value": ...}`` or ``{"error": ...}``.
+    """
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as err:  # handed to the test
+            outcome["error"] = err
+
+    started = time.monotonic()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"{what} still waiting after {seconds:.0f} s: no overall deadline"
+    return time.monotonic() - started, outcome

@@ -8,7 +8,6 @@ The connection's timeout is 1 s here, so an attempt ends within ~2 s (DEADLINE_F
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from typing import Any
 
@@ -22,7 +21,7 @@ from airflow_sms_provider.sensors.mobizon import MobizonCampaignSensor
 from airflow_sms_provider.transport import Request, RetryPolicy, send, sync_client
 from airflow_sms_provider.triggers.mobizon import MobizonCampaignTrigger
 from tests.conftest import mobizon_conn_uri
-from tests.helpers import add_faults
+from tests.helpers import add_faults, within
 
 TIMEOUT = 1.0
 DEADLINE_FACTOR = getattr(transport, "DEADLINE_FACTOR", 2.0)  # getattr: the module runs on the old code too
@@ -41,24 +40,6 @@ def slow_mobizon(sandbox_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 def trickled(url: str) -> int:
     """How many requests the trickle rule answered (the request log has them only once answered)."""
     return sum(rule["hits"] for rule in httpx.get(f"{url}/_sandbox/faults").json()["faults"])
-
-
-def within(seconds: float, call: Any) -> tuple[float, Any]:
-    """Run ``call`` in a thread; fail (instead of hanging) when it has not ended after ``seconds``."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = call()
-        except BaseException as err:  # handed to the test
-            outcome["error"] = err
-
-    started = time.monotonic()
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"still waiting for the answer after {seconds:.0f} s: no overall deadline"
-    return time.monotonic() - started, outcome
 
 
 def test_a_sensor_poke_against_a_trickling_server_ends_within_the_deadline(slow_mobizon: str) -> None:

@@ -30,6 +30,7 @@ from airflow_sms_provider.hooks.mobizon import MobizonHook
 from airflow_sms_provider.hooks.ogangi import OgangiHook
 from airflow_sms_provider.protocols import bsg as bsg_proto
 from airflow_sms_provider.transport import Request
+from tests.helpers import within
 
 TIMEOUT = 0.5
 DEADLINE = transport.DEADLINE_FACTOR * TIMEOUT
@@ -249,22 +250,11 @@ def test_every_call_ends_by_its_deadline_against_trickled_headers(
     slow_connections: TricklingServer, cls: type, name: str
 ) -> None:
     hook = cls()
-    outcome: dict[str, Any] = {}
     before = slow_connections.requests
-
-    def run() -> None:
-        try:
-            outcome["value"] = _drain(TABLE[cls][name](hook))
-        except BaseException as err:  # handed to the test
-            outcome["error"] = err
-
-    started = time.monotonic()
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(BOUND)
-    took = time.monotonic() - started
-    hook.close()
-    assert not thread.is_alive(), f"{cls.__name__}.{name} still waiting after {BOUND:.0f} s: no overall deadline"
+    try:
+        took, outcome = within(BOUND, lambda: _drain(TABLE[cls][name](hook)), f"{cls.__name__}.{name}")
+    finally:
+        hook.close()
     assert slow_connections.requests > before, f"{name} never reached the server: {outcome}"  # the table is honest
     error = outcome.get("error")
     if error is not None:  # test_connection answers (False, why) instead of raising
