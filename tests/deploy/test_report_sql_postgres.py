@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from airflow_sms_provider.reports import sql
 from airflow_sms_provider.reports.sql import SqlSink, stage_table
 from tests.deploy.services import PostgreSQL
 from tests.integration.test_report_sql import T0, records
@@ -51,7 +52,10 @@ def select(conn_id: str, sql: str) -> list[tuple[Any, ...]]:
     return [tuple(row) for row in SqlSink(conn_id, "delivery").hook.get_records(sql)]
 
 
-def test_export_retry_incremental_and_watermark_on_postgres(pg_conn: str) -> None:
+def test_export_retry_incremental_and_watermark_on_postgres(pg_conn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Exports that take no time: the watermark is the data's (it is the latest time read minus how long the
+    # export ran: tests/integration/test_report_sql.py::test_the_watermark_is_kept_per_campaign_minus_…).
+    monkeypatch.setattr(sql, "_clock", lambda: 0.0)
     sink = SqlSink(pg_conn, "sms.delivery", create_table=True, batch_size=3)
     assert sink.watermark("mobizon", ["7"]) is None  # no table yet
 
@@ -71,7 +75,8 @@ def test_export_retry_incremental_and_watermark_on_postgres(pg_conn: str) -> Non
     writer.write(records("7", range(1), "failed"))
     writer.commit()
     assert select(pg_conn, "SELECT status, COUNT(*) FROM sms.delivery GROUP BY status ORDER BY status") == [
-        ("delivered", 7), ("failed", 1)
+        ("delivered", 7),
+        ("failed", 1),
     ]
     assert sink.watermark("mobizon", ["7"]) == T0 + timedelta(seconds=7)
     assert sink.watermark("mobizon", ["8"]) is None
@@ -80,5 +85,9 @@ def test_export_retry_incremental_and_watermark_on_postgres(pg_conn: str) -> Non
     writer.write(records("7", range(3), "undelivered"))
     writer.abort()
     assert select(pg_conn, "SELECT COUNT(*) FROM sms.delivery WHERE status = 'undelivered'") == [(0,)]
-    tables = select(pg_conn, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'sms'")
-    assert tables == [("delivery",)], f"stages left: {tables} (e.g. {stage_table('sms.delivery', 'd/t/r3')})"
+    tables = select(pg_conn, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'sms' "
+                             "ORDER BY table_name")  # fmt: skip
+    # The report and its watermarks (per campaign, beside it in its schema); no stage left.
+    assert tables == [("delivery",), ("sms_report_watermarks",)], (
+        f"stages left: {tables} (e.g. {stage_table('sms.delivery', 'd/t/r3')})"
+    )
