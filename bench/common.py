@@ -32,6 +32,17 @@ def phone(i: int) -> str:
     return f"77{i:08d}1"
 
 
+def phones(start: int, count: int) -> Iterator[str]:
+    """``phone(i) for i in range(start, start + count)``, made in C: an audience costs its reader next to nothing.
+
+    A generator of f-strings cost ~0.6 ms of CPU per 1,000 numbers, counted as the package's in row 1
+    (the limit's bodies are encoded before its clock starts).
+    """
+    if not 0 <= start <= start + count <= 10**8:
+        raise ValueError(f"phones({start}, {count}): only the first 10**8 numbers have 11 digits")
+    return map(str, range(77_000_000_001 + 10 * start, 77_000_000_001 + 10 * (start + count), 10))
+
+
 # ------------------------------------------------------------------ sandbox
 
 

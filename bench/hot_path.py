@@ -24,7 +24,7 @@ from unittest import mock
 
 import httpx
 
-from bench.common import API_KEY, CONN_ID, phone
+from bench.common import API_KEY, CONN_ID, phone, phones
 
 N = 200_000
 
@@ -47,11 +47,11 @@ def _operator(n: int) -> Any:
     from airflow_sms_provider.operators.mobizon import MobizonAddRecipientsOperator
 
     return MobizonAddRecipientsOperator(task_id="t", mobizon_conn_id=CONN_ID, campaign_id=1,
-                                        recipients=(phone(i) for i in range(n)), expected_count=n)  # fmt: skip
+                                        recipients=phones(0, n), expected_count=n)  # fmt: skip
 
 
 def source(n: int) -> None:
-    for _ in (phone(i) for i in range(n)):
+    for _ in phones(0, n):
         pass
 
 
@@ -73,12 +73,11 @@ def producer(n: int) -> None:
 
 
 def answers(n: int) -> None:
-    from airflow_sms_provider.hooks.mobizon import _PARSE_RESULTS, AddResult
-    from airflow_sms_provider.transport import Response
+    from airflow_sms_provider.hooks.mobizon import AddResult, _Books, _Unread
 
-    result = AddResult()
+    books = _Books(AddResult(), 100, 20, None)
     for _ in range(n // 500):
-        result.record(_PARSE_RESULTS(Response(200, ANSWER, {})).data, 100, 20)
+        books.record(_Unread(ANSWER), 0)
 
 
 def whole(n: int) -> None:
@@ -133,7 +132,8 @@ def main(argv: list[str]) -> None:
         with mock.patch.object(hooks.MobizonHook, "add_recipient_portions", inline):
             profile = cProfile.Profile()
             profile.runcall(whole, n)
-        pstats.Stats(profile).sort_stats("tottime").print_stats(30)
+        order, top = os.environ.get("SORT", "tottime"), int(os.environ.get("TOP", "30"))
+        pstats.Stats(profile).sort_stats(order).print_stats(top)
         return
     print(f"{n:,} recipients, CPU ms per 1,000")
     for name, piece, repeats in [

@@ -26,6 +26,7 @@ from typing import IO, Any
 from urllib.parse import SplitResult
 
 import httpx
+import msgspec
 
 from airflow_sms_provider.concurrency import Gate, ordered_map, yield_gil
 from airflow_sms_provider.connections import HttpSettings, as_float, as_zone, register_connection_secrets
@@ -962,11 +963,49 @@ class _Books:
 
     def record(self, answer: proto.Answer | _Unread, sent: int) -> None:
         """Count ``answer`` (rows sent so far: ``sent``) and report it."""
-        if isinstance(answer, _Unread):
-            answer = _PARSE_RESULTS(Response(200, answer.content, {}))
-        self.result.record(answer.data or [], self.keep_ids, self.keep_rejections)
+        if not (isinstance(answer, _Unread) and self._all_added(answer.content)):
+            if isinstance(answer, _Unread):
+                answer = _PARSE_RESULTS(Response(200, answer.content, {}))
+            self.result.record(answer.data or [], self.keep_ids, self.keep_rejections)
         if self.on_portion is not None:
             self.on_portion(sent, self.result)
+
+    def _all_added(self, content: bytes) -> bool:
+        """Count an answer whose every result is "added" (nearly all of a big upload) and say True; any
+        other answer (a rejection, a code as a string, an unexpected shape) is left to the full parse.
+
+        Reads only each result's code and messageId, into slotted objects: half orjson's time for a
+        500-result answer, the rest of each result skipped in C.
+        """
+        try:
+            items = _ACCEPTED_ANSWER.decode(content).data
+        except msgspec.DecodeError:  # also a ValidationError: another shape
+            return False
+        if [item.code for item in items].count(proto.RECIPIENT_ADDED) != len(items):
+            return False
+        result, keep = self.result, self.keep_ids
+        result.added += len(items)
+        ids = result.message_ids
+        for item in items:
+            if len(ids) >= keep:
+                break
+            if item.messageId is not None:
+                ids.append(int(item.messageId))
+        return True
+
+
+class _AddedResult(msgspec.Struct, gc=False):
+    """One per-recipient result of addRecipients, the fields counting reads (any JSON value: checked after)."""
+
+    code: Any = 99
+    messageId: Any = None
+
+
+class _AcceptedAnswer(msgspec.Struct, gc=False):
+    data: list[_AddedResult]
+
+
+_ACCEPTED_ANSWER = msgspec.json.Decoder(_AcceptedAnswer)
 
 
 class _Worker:

@@ -18,6 +18,7 @@ import respx
 from airflow_sms_provider import transport
 from airflow_sms_provider.concurrency import Gate, ordered_map, prefetch, yield_gil
 from airflow_sms_provider.exceptions import SmsValidationError
+from airflow_sms_provider.hooks import mobizon as hooks_mobizon
 from airflow_sms_provider.hooks.mobizon import MobizonHook
 from airflow_sms_provider.progress import ProgressLog
 from airflow_sms_provider.protocols import mobizon as proto
@@ -412,3 +413,47 @@ def test_a_garbled_accepted_answer_still_fails_the_upload(hook: MobizonHook) -> 
         return_value=httpx.Response(200, content=b'{"code":0,"data":[{"code":0,'))
     with pytest.raises(Exception, match="not the API's JSON envelope"):
         hook.add_recipients_in_portions(1, [f"7701{i:07d}" for i in range(1500)], prefetch_portions=2)
+
+
+# Accepted answers as a server might write them: the worker's fast count (msgspec, codes and ids only)
+# must give exactly what the full parse gives, or raise the same error.
+_ACCEPTED_BODIES = [
+    b'{"code":0,"data":[{"code":0,"messageId":1},{"code":0,"messageId":2}],"message":""}',
+    b'{"code":0,"data":[{"recipient":"77011112233","code":0,"messageId":"3","number":"x","extra":{"a":[1]}}]}',
+    b'{"code":0,"data":[{"code":0,"messageId":null},{"code":0}]}',
+    b'{"code":0,"data":[]}',
+    b'{"code":0,"data":[{"code":"0","messageId":4}]}',  # a code as a string: the full parse decides
+    b'{"code":0,"data":[{"code":0,"messageId":5},{"code":4,"recipient":"77011112233"}]}',
+    b'{"code":0,"data":[{"code":0,"messageId":6},{"code":1}]}',
+    b'{"code":0,"data":[{"code":false,"messageId":7}]}',
+    b'{"code":0,"data":[{"code":0,"code":5,"messageId":8}]}',  # a repeated key: the last one counts
+    b'{"code":0,"data":[{"code":0,"messageId":12345678901234567890123}]}',
+    b'{"code":0,"data":[{"code":0,"messageId":"x"}]}',
+    b'{"code":0,"data":{"code":0}}',
+    b'{"code":0,"data":[{"code":0}],"data":[{"code":4}]}',
+    b'{"code":0,"data":null}',
+    b'{"code":0,"message":""}',
+    b'{"code":0,"data":[0, "x"]}',
+    b'{"code":98,"data":[{"code":0,"messageId":9},{"code":2}]}',
+    b'{"code":99,"data":[{"code":2},{"code":3}]}',
+]
+
+
+@pytest.mark.parametrize("body", _ACCEPTED_BODIES)
+@pytest.mark.parametrize("keep_ids", [0, 1, 100])
+def test_the_fast_count_of_an_accepted_answer_is_the_full_parses(body: bytes, keep_ids: int) -> None:
+    from airflow_sms_provider.hooks.mobizon import _PARSE_RESULTS, AddResult, _Books, _Unread
+
+    def counted(fast: bool) -> object:
+        result = AddResult(message_ids=[99], added=1)  # what earlier portions counted
+        try:
+            if fast:
+                _Books(result, keep_ids, 20, None).record(_Unread(body), 0)
+            else:
+                result.record(_PARSE_RESULTS(transport.Response(200, body, {})).data or [], keep_ids, 20)
+        except Exception as err:
+            return type(err)
+        return result
+
+    assert body.startswith(hooks_mobizon._ACCEPTED)
+    assert counted(fast=True) == counted(fast=False)
