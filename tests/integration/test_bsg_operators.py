@@ -261,10 +261,11 @@ def test_deferrable_sensor_and_trigger_survive_expiring_tokens(bsg_conn: str, sa
     assert isinstance(trigger, BsgCampaignsTrigger) and trigger.campaign_ids == ids
     assert deferred.value.method_name == "execute_complete"
 
-    # Tokens live 8 simulated seconds (0.4 s real at speed 20) while the campaigns take 22:
-    # tokens expire during the wait, and each is renewed without ending it.
+    # Tokens live 8 simulated seconds (1.6 s real at speed 5) while the campaigns take 22:
+    # tokens expire during the wait, and each is renewed without ending it. (At speed 20 a token lived
+    # 0.4 s real: on a loaded CI machine a login and the call after it could take longer than that.)
     bsg_config(sandbox_url, jwt_ttl=8)
-    set_clock(sandbox_url, speed=20)
+    set_clock(sandbox_url, speed=5)
     event = run_trigger(trigger)
     assert event["status"] == proto.SUCCEEDED, event
     auth = bsg_state(sandbox_url, messages=False)["auth"]
