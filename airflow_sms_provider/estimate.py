@@ -23,8 +23,8 @@ from airflow_sms_provider.exceptions import SmsValidationError
 from airflow_sms_provider.recipients import (
     DuplicateReport,
     RejectReport,
-    check_filled_length,
     fill_placeholders,
+    fill_problem,
     iter_recipients,
     placeholders,
     sms_parts,
@@ -193,22 +193,13 @@ def estimate_audience(
     rows: Iterable[Any] = iter_recipients(recipients, number_field=number_field, on_invalid="skip", report=report,
                                           min_digits=min_digits, max_digits=max_digits, duplicates=duplicates)
     for recipient in rows:
-        missing = needed.difference(recipient.params) if needed else ()
-        if missing:
-            report.add(recipient.row, recipient.raw,
-                       "no value for " + ", ".join("{" + name + "}" for name in sorted(missing)))
+        # The sends' own per-row rule and words (recipients.fill_problem): a row a send skips is never counted.
+        problem = fill_problem(text, recipient.params, text_problem) if needed else None
+        if problem is not None:
+            report.add(recipient.row, recipient.raw, problem)
             continue
         filled = fill_placeholders(text, recipient.params) if needed else text
         encoding, _, parts = sms_parts(filled)
-        if parts == 0:
-            report.add(recipient.row, recipient.raw, "the text filled with this row's values is empty")
-            continue
-        if text_problem is not None and needed:
-            try:  # the send's own check and words: a row it would refuse is never counted (nor priced)
-                check_filled_length(text, recipient.params, None, text_problem)
-            except SmsValidationError as err:
-                report.add(recipient.row, recipient.raw, str(err))
-                continue
         count += 1
         total += parts
         parts_of[parts] = parts_of.get(parts, 0) + 1

@@ -45,8 +45,10 @@ __all__ = [
     "check_template",
     "chunked",
     "fill_placeholders",
+    "fill_problem",
     "iter_recipient_batches",
     "iter_recipients",
+    "no_value_reason",
     "normalize_phone",
     "placeholders",
     "regroup",
@@ -1244,6 +1246,42 @@ def check_filled_length(
         field=longest,
         value=len(str(params[longest] or "")),
     )
+
+
+NO_TEXT_REASON = "the text filled with this row's values is empty"
+
+
+def no_value_reason(missing: Iterable[str]) -> str:
+    """The reject reason for a row without a value for some placeholders: ``no value for {a}, {b}``."""
+    return "no value for " + ", ".join("{" + name + "}" for name in sorted(missing))
+
+
+def fill_problem(
+    text: str, params: Mapping[str, Any], fits: Callable[[str], str | None] | None = None, *,
+    missing_allowed: bool = False,
+) -> str | None:
+    """Why one row's ``params`` cannot fill ``text``, or None: the one per-row rule of the estimate and the sends.
+
+    In order: a placeholder without a value (unless ``missing_allowed``: the provider keeps
+    or removes it), an empty filled text, a filled text ``fits`` refuses (its
+    :func:`check_filled_length` message without the row). The words are the reject reasons
+    the estimate reports, so a send under ``on_invalid="skip"`` reports the same.
+    """
+    needed = _placeholders(text)
+    if not needed:
+        return None
+    missing = needed.difference(params)
+    if missing and not missing_allowed:
+        return no_value_reason(missing)
+    filled = fill_placeholders(text, params)  # once: this runs per row of a send
+    if not filled and not missing:  # "" is the only text of 0 parts
+        return NO_TEXT_REASON
+    if fits is not None and fits(filled) is not None:
+        try:  # the rare refused row: its message names the longest value
+            check_filled_length(text, params, None, fits)
+        except SmsValidationError as err:
+            return str(err)
+    return None
 
 
 def sms_parts(text: str) -> tuple[str, int, int]:

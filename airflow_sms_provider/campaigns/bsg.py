@@ -48,6 +48,7 @@ from airflow_sms_provider.recipients import (
     RejectReport,
     check_filled_length,
     chunked,
+    fill_problem,
     iter_recipients,
     placeholders,
 )
@@ -367,7 +368,8 @@ class _Audience:
                 if self.on_invalid != "skip":
                     raise SmsValidationError(f"recipients row {recipient.row}: {err}", field=err.field,
                                              value=recipient.row) from None
-                report.add(recipient.row, recipient.raw, str(err))
+                # The estimate's words for a row the text cannot be filled with (_Unfillable), so both agree.
+                report.add(recipient.row, recipient.raw, getattr(err, "reason", None) or str(err))
                 continue
             yield item
 
@@ -1110,6 +1112,14 @@ class BsgBulkWork(BsgAudienceWork):
 _text_problem = proto.filled_text_problem  # the rule lives with BSG's other limits
 
 
+class _Unfillable(SmsValidationError):
+    """A row whose values cannot fill the text; ``reason`` is the estimate's word for it (the skip report's)."""
+
+    def __init__(self, message: str, *, reason: str | None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.reason = reason or message
+
+
 class BsgIndividualWork(BsgAudienceWork):
     """Each phone its own text (``sms/send-individual``)."""
 
@@ -1133,13 +1143,20 @@ class BsgIndividualWork(BsgAudienceWork):
             )
         values = set(recipient.params) - {self.reference_field, self.sender_field, self.text_field}
         check_values_used(self.text, values, None)
+        # The estimate's per-row rule (no value, an empty filled text, past BSG's limit): under
+        # on_invalid="skip" the row is reported with the estimate's words, under "fail" with these.
+        problem = fill_problem(self.text, recipient.params, _text_problem)
         try:
             filled = proto.fill_placeholders(self.text, recipient.params)
         except KeyError as missing:
-            raise SmsValidationError(f"placeholder {{{missing.args[0]}}} has no value in the row",
-                                     field="text", value=missing.args[0]) from None
-        # The audience rule: a value that pushes the filled text past BSG's limit names itself and its length.
-        check_filled_length(self.text, recipient.params, None, _text_problem)
+            raise _Unfillable(f"placeholder {{{missing.args[0]}}} has no value in the row", reason=problem,
+                              field="text", value=missing.args[0]) from None
+        if problem is not None:
+            try:  # a value that pushes the filled text past BSG's limit names itself and its length
+                check_filled_length(self.text, recipient.params, None, _text_problem)
+                proto.check_message_text(filled)
+            except SmsValidationError as err:
+                raise _Unfillable(str(err), reason=problem, field=err.field, value=err.value) from None
         return filled
 
     def to_item(self, recipient: Recipient) -> dict[str, Any]:

@@ -41,7 +41,9 @@ from airflow_sms_provider.recipients import (
     RejectReport,
     check_filled_length,
     chunked,
+    fill_problem,
     iter_recipient_batches,
+    no_value_reason,
     placeholders,
     regroup,
     require_nonempty,
@@ -146,37 +148,47 @@ class RecipientsMixin:
         Runs of clean numbers are checked a batch at a time (:func:`iter_recipient_batches`);
         the same errors, at the same rows, as row by row.
         """
-        pieces = require_nonempty(
-            iter_recipient_batches(
-                self.recipients, size=proto.MAX_RECIPIENTS_PER_CALL, number_field=self.number_field,
-                on_invalid=self.on_invalid, report=report,
-                duplicates=duplicates if duplicates is not None else DuplicateReport(cap=0),
-            ),
-            report,
+        pieces = iter_recipient_batches(
+            self.recipients, size=proto.MAX_RECIPIENTS_PER_CALL, number_field=self.number_field,
+            on_invalid=self.on_invalid, report=report,
+            duplicates=duplicates if duplicates is not None else DuplicateReport(cap=0),
         )  # fmt: skip
-        return regroup(self._items(pieces, report, text), proto.MAX_RECIPIENTS_PER_CALL)
+        # Non-empty after the per-row fill rule too: an audience whose every row is skipped stops here.
+        return regroup(require_nonempty(self._items(pieces, report, text), report), proto.MAX_RECIPIENTS_PER_CALL)
 
     def _items(self, pieces: Iterable[Any], report: RejectReport, text: str | None) -> Iterator[list[Any]]:
+        """Mobizon's ``recipients`` items; a row whose values cannot fill ``text`` follows ``on_invalid``.
+
+        The rule is the estimate's (:func:`fill_problem`): a placeholder without a value (unless
+        ``placeholders_flag`` 1 or 2 keeps or removes it), an empty filled text, a filled text
+        past Mobizon's limit. ``fail`` names the row before anything is sent (a re-readable
+        audience is read ahead by :meth:`_prevalidate`); ``skip`` leaves the row out and reports it.
+        """
         needed = placeholders(text) if text else set()
+        missing_allowed = self.placeholders_flag in (1, 2)
+        skip = self.on_invalid == "skip"
         for piece in pieces:
             if type(piece) is tuple:  # a run of clean rows: numbers without params
                 first_row, numbers = piece
-                if needed and self.placeholders_flag in (None, 3):
-                    raise _no_value(first_row, needed)
+                if needed and not missing_allowed:
+                    if not skip:
+                        raise _no_value(first_row, needed)
+                    reason = no_value_reason(needed)
+                    for offset, number in enumerate(numbers):
+                        report.add(first_row + offset, number, reason)
+                    continue
                 yield [{"recipient": number} for number in numbers] if needed else numbers
                 continue
             recipient = piece
             if recipient.params or needed:
-                missing = needed - set(recipient.params)
-                if missing and self.placeholders_flag in (None, 3):
-                    raise _no_value(recipient.row, missing)
-                if needed and recipient.params:
-                    try:  # Mobizon fills a template campaign's placeholders: the filled text must fit
-                        check_filled_length(text, recipient.params, recipient.row, filled_text_problem)  # type: ignore[arg-type]
-                    except SmsValidationError as err:
-                        if self.on_invalid != "skip":
-                            raise SmsValidationError(f"recipients {err}", field=err.field, value=err.value) from None
-                        report.add(recipient.row, recipient.raw, str(err))
+                if needed:
+                    template = text or ""
+                    problem = fill_problem(template, recipient.params, filled_text_problem,
+                                           missing_allowed=missing_allowed)
+                    if problem is not None:
+                        if not skip:
+                            _refuse(template, recipient, needed, problem)
+                        report.add(recipient.row, recipient.raw, problem)
                         continue
                 yield [{"recipient": recipient.number, **recipient.params}]
             else:
@@ -478,6 +490,18 @@ class RecipientsMixin:
             "message_ids": [],
             "rejections": [],
         }
+
+
+def _refuse(text: str, recipient: Any, needed: set[str], problem: str) -> None:
+    """Raise the ``on_invalid="fail"`` error for a row :func:`fill_problem` refused, naming the row."""
+    missing = needed - set(recipient.params)
+    if missing:
+        raise _no_value(recipient.row, missing)
+    try:  # too long: the error names the longest value (its field) and its length
+        check_filled_length(text, recipient.params, recipient.row, filled_text_problem)
+    except SmsValidationError as err:
+        raise SmsValidationError(f"recipients {err}", field=err.field, value=err.value) from None
+    raise SmsValidationError(f"recipients row {recipient.row}: {problem}", field="recipients", value=recipient.row)
 
 
 def _no_value(row: int, missing: set[str]) -> SmsValidationError:

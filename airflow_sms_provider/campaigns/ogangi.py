@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 from airflow_sms_provider.campaigns.lease import fence
 from airflow_sms_provider.campaigns.ledger import Digest, lines_digest
@@ -30,11 +30,13 @@ from airflow_sms_provider.hooks.ogangi import OgangiHook, build_sms_file, read_u
 from airflow_sms_provider.progress import Checkpoint
 from airflow_sms_provider.protocols import ogangi as proto
 from airflow_sms_provider.recipients import (
+    NO_TEXT_REASON,
     DuplicateReport,
     Recipient,
     RejectReport,
     check_template,
     fill_placeholders,
+    fill_problem,
     iter_recipients,
 )
 from airflow_sms_provider.transport import origin
@@ -47,6 +49,8 @@ from airflow_sms_provider.validation import (
     check_window_once,
     parse_when,
 )
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -132,6 +136,25 @@ class _AudienceMixin:
             )  # fmt: skip
 
 
+def _skip_or_raise(on_invalid: str, report: RejectReport, recipient: Recipient, reason: str, *, field: str,
+                   value: Any) -> None:
+    """A row whose values cannot fill the text: ``fail`` raises naming the row, ``skip`` reports it."""
+    if on_invalid != "skip":
+        raise SmsValidationError(f"recipients row {recipient.row}: {reason}", field=field, value=value)
+    report.add(recipient.row, recipient.raw, reason)
+
+
+def _nonempty(rows: Iterable[T], report: RejectReport) -> Iterator[T]:
+    """``rows``, raising "no valid row" once they are read if the fill rule skipped every one (before any request)."""
+    empty = True
+    for row in rows:
+        empty = False
+        yield row
+    if empty:
+        raise SmsValidationError(f"recipients: no valid row ({report.count} rejected)", field="recipients",
+                                 value=report.count)
+
+
 def summarize_messages(messages: Sequence[Mapping[str, Any]], cap: int) -> dict[str, Any]:
     """Counts by status and the first ``cap`` (id, status) pairs: no numbers, no texts."""
     counts: dict[str, int] = {}
@@ -179,8 +202,12 @@ class OgangiSendByFileWork(_AudienceMixin, _OgangiWork):
             )
         return given[0]
 
-    def _row(self, recipient: Recipient) -> dict[str, Any]:
-        """One row of the Ogangi file from a recipient; template values checked against the text."""
+    def _row(self, recipient: Recipient, report: RejectReport) -> dict[str, Any] | None:
+        """One row of the Ogangi file from a recipient; template values checked against the text.
+
+        A row whose values cannot fill the text (a template parameter without a value, a ``{N}``
+        past its values, an empty filled text) follows ``on_invalid``: None when skipped.
+        """
         params = dict(recipient.params)
         row: dict[str, Any] = {key: params.pop(key) for key in proto.SMS_FILE_COLUMNS if key in params}
         row["number"] = recipient.number
@@ -190,11 +217,9 @@ class OgangiSendByFileWork(_AudienceMixin, _OgangiWork):
         if self.template_params is not None:
             missing = [name for name in self.template_params if name not in params]
             if missing:
-                raise SmsValidationError(
-                    f"recipients row {recipient.row}: no value for template parameter(s) {missing}",
-                    field="template_params",
-                    value=missing,
-                )
+                _skip_or_raise(self.on_invalid, report, recipient, f"no value for template parameter(s) {missing}",
+                               field="template_params", value=missing)
+                return None
             values = [params[name] for name in self.template_params]
         else:
             values = list(params.values())
@@ -204,16 +229,17 @@ class OgangiSendByFileWork(_AudienceMixin, _OgangiWork):
             check_values_used(text, names if values else (), recipient.row, pattern=proto.FILE_PLACEHOLDER)
         needed = [int(index) for index in proto.FILE_PLACEHOLDER.findall(text)]
         if needed and max(needed) >= len(values):
-            raise SmsValidationError(
-                f"recipients row {recipient.row}: the text uses {{{max(needed)}}} but the row has "
-                f"{len(values)} template value(s)",
-                field="text",
-                value=recipient.row,
-            )
+            _skip_or_raise(self.on_invalid, report, recipient,
+                           f"the text uses {{{max(needed)}}} but the row has {len(values)} template value(s)",
+                           field="text", value=recipient.row)
+            return None
         if needed:
             # Filled here, so the row is right whether or not the server fills {0}… itself
             # (the document only points to a "Recipient List" page we do not have).
             row["text"] = proto.FILE_PLACEHOLDER.sub(lambda m: str(values[int(m.group(1))]), text)
+            if not row["text"].strip():  # else the file's default text, "{0}" unfilled, would go out
+                _skip_or_raise(self.on_invalid, report, recipient, NO_TEXT_REASON, field="text", value=recipient.row)
+                return None
         row["params"] = values
         return row
 
@@ -221,7 +247,8 @@ class OgangiSendByFileWork(_AudienceMixin, _OgangiWork):
         self._senders = {}
         defaults = {"from": self.sender, "carrier": self.carrier, "text": self.text,
                     "encoding": self.encoding or proto.DEFAULT_ENCODING, "timezone": self.timezone}
-        rows = (self._row(recipient) for recipient in self._audience(report))
+        made = (self._row(recipient, report) for recipient in self._audience(report))
+        rows = _nonempty((row for row in made if row is not None), report)
         content, count = build_sms_file(rows, defaults=defaults)
         return "recipients.csv", content, count
 
@@ -380,19 +407,29 @@ class OgangiBroadcastWork(_AudienceMixin, _OgangiWork):
         return ".".join(str(part) for part in parts if part)
 
     def _items(self, text: str, report: RejectReport) -> list[dict[str, Any]]:
-        """Every recipient as a ``to`` item, placeholders checked row by row before anything is sent."""
+        """Every recipient as a ``to`` item, placeholders checked row by row before anything is sent.
+
+        A row whose values cannot fill ``text`` (a placeholder without a value, an empty filled
+        text) follows ``on_invalid`` like a bad number: the task fails naming it, or it is skipped
+        and reported (the estimate's rule and words, :func:`fill_problem`).
+        """
         items = []
         for recipient in self._audience(report):
-            try:
-                check_template(text, recipient.params.keys(), recipient.row)
-            except SmsValidationError as err:  # "row 3: ..." -> "recipients row 3: ...", the parameter named
-                raise SmsValidationError(f"recipients {err}", field=err.field, value=err.value) from None
+            problem = fill_problem(text, recipient.params)  # the estimate's rule: no value, or an empty text
+            if problem is not None:
+                if self.on_invalid != "skip":
+                    try:
+                        check_template(text, recipient.params.keys(), recipient.row)
+                    except SmsValidationError as err:  # "row 3: ..." -> "recipients row 3: ...", the parameter named
+                        raise SmsValidationError(f"recipients {err}", field=err.field, value=err.value) from None
+                _skip_or_raise(self.on_invalid, report, recipient, problem, field="text", value=recipient.row)
+                continue
             check_values_used(text, recipient.params.keys(), recipient.row)
             if self.server_side_params:
                 items.append(proto.broadcast_recipient(recipient.number, text, recipient.params))
             else:  # filled here: right whether or not the instance fills params (it is not documented)
                 items.append(proto.broadcast_recipient(recipient.number, fill_placeholders(text, recipient.params)))
-        return items
+        return list(_nonempty(items, report))
 
     def run(self) -> dict[str, Any]:
         """The broadcast's summary; its id is pushed to XCom under ``broadcast_id`` too."""

@@ -10,6 +10,10 @@ Found (#11 audit): the estimate counted (and priced) a row whose value makes the
 which the send then refuses; on BSG the whole estimate failed, the price endpoint refusing the
 over-length text. The estimate now applies the send's own per-row rule (``filled_text_problem``
 of the provider's protocol module, through the hook).
+
+Found too: a row without a value for ``{name}`` was rejected by the estimate but failed the whole
+send on Mobizon and Ogangi under ``on_invalid="skip"``; every send now skips it (and reports it with
+the estimate's words), so the rejected counts agree.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ HOSTILE = [
     {"recipient": "380500000004", "name": "x" * 1600},  # too long once filled, on every provider
     {"recipient": "380-50-000-0002", "name": "Bo again"},
     {"recipient": "380500000005", "name": "Di"},
+    {"recipient": "380500000006"},  # no {name} value: rejected by the estimate, skipped by every send
+    {"recipient": "380500000007", "nickname": "Ed"},  # a value, but not the one the text needs
 ]
 SENDER = {"mobizon": None, "bsg": "Vet klinika", "ogangi": None}
 
@@ -71,3 +77,4 @@ def test_the_estimate_counts_what_the_send_then_sends(provider: str, sandbox_url
     # Mobizon and BSG refuse the over-length row; Ogangi has no per-row length limit and sends it.
     long_row = ["380500000004"] if provider == "ogangi" else []
     assert sorted(numbers) == sorted(["380500000001", "380500000002", "380500000005", *long_row]), numbers
+    assert summary["rejected"] == 4 - len(long_row)  # "not a number", the long row, the two rows without {name}

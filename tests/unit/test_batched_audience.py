@@ -28,6 +28,7 @@ from airflow_sms_provider.recipients import (
     RejectReport,
     check_filled_length,
     chunked,
+    fill_problem,
     iter_recipient_batches,
     iter_recipients,
     placeholders,
@@ -144,30 +145,39 @@ def test_regroup_is_chunked_after_a_skip() -> None:
 
 def _reference_stream(op: MobizonAddRecipientsOperator, report: RejectReport, text: str | None) -> Iterator[Any]:
     """The operator's per-row ``_stream`` as it was before the batched path (the reference)."""
-    rows = require_nonempty(iter_recipients(op.recipients, number_field=op.number_field, on_invalid=op.on_invalid,
-                                            report=report, duplicates=DuplicateReport(cap=0)), report)
+    rows = iter_recipients(op.recipients, number_field=op.number_field, on_invalid=op.on_invalid, report=report,
+                           duplicates=DuplicateReport(cap=0))
     needed = placeholders(text) if text else set()
-    for recipient in rows:
-        if recipient.params or needed:
-            missing = needed - set(recipient.params)
-            if missing and op.placeholders_flag in (None, 3):
-                raise SmsValidationError(
-                    f"recipients row {recipient.row}: placeholder(s) "
-                    f"{', '.join('{' + m + '}' for m in sorted(missing))} have no value "
-                    "(set placeholders_flag=1 to keep them or 2 to remove them)",
-                    field="recipients", value=recipient.row,
-                )  # fmt: skip
-            if needed and recipient.params:
-                try:
-                    check_filled_length(text, recipient.params, recipient.row, filled_text_problem)  # type: ignore[arg-type]
-                except SmsValidationError as err:
+
+    def items() -> Iterator[Any]:
+        for recipient in rows:
+            if recipient.params or needed:
+                missing = needed - set(recipient.params)
+                # The one per-row fill rule (issue 11): under "skip" a row without a value is left out too.
+                problem = fill_problem(text, recipient.params, filled_text_problem,  # type: ignore[arg-type]
+                                       missing_allowed=op.placeholders_flag in (1, 2)) if needed else None
+                if problem is not None:
+                    if op.on_invalid != "skip" and missing and op.placeholders_flag in (None, 3):
+                        raise SmsValidationError(
+                            f"recipients row {recipient.row}: placeholder(s) "
+                            f"{', '.join('{' + m + '}' for m in sorted(missing))} have no value "
+                            "(set placeholders_flag=1 to keep them or 2 to remove them)",
+                            field="recipients", value=recipient.row,
+                        )  # fmt: skip
                     if op.on_invalid != "skip":
-                        raise SmsValidationError(f"recipients {err}", field=err.field, value=err.value) from None
-                    report.add(recipient.row, recipient.raw, str(err))
+                        try:
+                            check_filled_length(text, recipient.params, recipient.row, filled_text_problem)  # type: ignore[arg-type]
+                        except SmsValidationError as err:
+                            raise SmsValidationError(f"recipients {err}", field=err.field, value=err.value) from None
+                        raise SmsValidationError(f"recipients row {recipient.row}: {problem}", field="recipients",
+                                                 value=recipient.row)
+                    report.add(recipient.row, recipient.raw, problem)
                     continue
-            yield {"recipient": recipient.number, **recipient.params}
-        else:
-            yield recipient.number
+                yield {"recipient": recipient.number, **recipient.params}
+            else:
+                yield recipient.number
+
+    return require_nonempty(items(), report)
 
 
 def _portions_of(read: Any) -> tuple[list[Any], Any, dict[str, Any]]:

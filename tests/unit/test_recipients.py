@@ -21,6 +21,7 @@ from airflow_sms_provider.recipients import (
     RejectReport,
     check_template,
     chunked,
+    fill_problem,
     iter_recipients,
     normalize_phone,
     placeholders,
@@ -640,3 +641,29 @@ def test_gsm7_tables() -> None:
 )
 def test_sms_parts(text: str, expected: tuple[str, int, int]) -> None:
     assert sms_parts(text) == expected
+
+
+# --------------------------------------------------------------------------- fill_problem (one per-row rule)
+
+
+def _at_most_ten(filled: str) -> str | None:
+    return None if len(filled) <= 10 else f"{len(filled)} characters, at most 10"
+
+
+@pytest.mark.parametrize(
+    ("text", "params", "missing_allowed", "expected"),
+    [
+        ("Hi", {}, False, None),  # no placeholder: nothing to fill
+        ("Hi {name}", {"name": "Ana"}, False, None),
+        ("Hi {name}", {}, False, "no value for {name}"),
+        ("{b} {a}", {"x": "1"}, False, "no value for {a}, {b}"),
+        ("Hi {name}", {}, True, None),  # Mobizon placeholders_flag 1/2: the provider keeps or removes it
+        ("{name}", {"name": ""}, False, "the text filled with this row's values is empty"),
+        ("Hi {name}", {"name": "x" * 20}, False,
+         "the text filled with this row's values is 23 characters, at most 10; its longest value, 'name', "
+         "is 20 characters"),
+    ],
+)
+def test_fill_problem_is_the_estimate_s_reason(text: str, params: dict[str, str], missing_allowed: bool,
+                                               expected: str | None) -> None:
+    assert fill_problem(text, params, _at_most_ten, missing_allowed=missing_allowed) == expected
