@@ -8,7 +8,9 @@ report: memory is one batch plus the pages in flight. See docs/delivery-reports.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import hashlib
 import inspect
 import itertools
@@ -51,6 +53,23 @@ OLD_SALT_EXTRA = "report_salt"
 # The salt must be long enough to be a secret (redaction masks nothing shorter than 6 characters).
 MIN_SALT_LENGTH = 16
 CHECKPOINT_KEY = "delivery_report"
+
+
+# The garbage collector's first threshold while an export runs (Python's default: 700). Records live for a
+# few batches, so a collection every 700 new objects walked the same batches again and again: about 1 ms
+# of CPU per 1,000 records. The records hold no cycles; what a cycle elsewhere holds waits a little longer.
+GC_THRESHOLD = 10_000
+
+
+@contextlib.contextmanager
+def fewer_collections(threshold: int = GC_THRESHOLD) -> Iterator[None]:
+    """Raise the collector's first threshold to at least ``threshold`` for the block, then put it back."""
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], threshold), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def hashed_recipient(salt: str, phone: str) -> str:
@@ -287,13 +306,14 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
         once = _once_pages(pages, strict=not self.incremental, repeats=repeats)
         batches = prefetch(regroup(once, self.batch_size), WRITE_BEHIND)
         try:
-            for batch in batches:
-                if salt is not None:
-                    batch = list(_hashed(batch, salt))
-                writer.write(batch)
-                counts.update(map(_STATUS, batch))
-                done += len(batch)
-                progress.update(done)
+            with fewer_collections():
+                for batch in batches:
+                    if salt is not None:
+                        batch = list(_hashed(batch, salt))
+                    writer.write(batch)
+                    counts.update(map(_STATUS, batch))
+                    done += len(batch)
+                    progress.update(done)
             rows = writer.commit()
         except BaseException:
             batches.close()  # stops the reader thread before the writer is dropped

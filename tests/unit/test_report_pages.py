@@ -220,3 +220,26 @@ def test_the_default_page_reader_groups_the_records_and_fails_at_the_call() -> N
     assert [r.message_id for r in itertools.chain.from_iterable(pages)] == [str(i) for i in range(1, 1201)]
     with pytest.raises(SmsProtocolError, match="cannot list"):
         Listing().iter_delivery_pages([])
+
+
+def test_the_collector_runs_less_often_during_the_export_and_as_before_after_it() -> None:
+    import gc
+
+    before = gc.get_threshold()
+    seen: list[int] = []
+
+    class Watching(_ListSink):
+        def write(self, records: list[DeliveryRecord]) -> None:
+            seen.append(gc.get_threshold()[0])
+            super().write(records)
+
+    class Failing(_ListSink):
+        def commit(self) -> int:
+            raise RuntimeError("the destination went away")
+
+    op = SmsDeliveryReportOperator(task_id="report", conn_id="c", campaign_ids=[7], destination="r.csv")
+    op._export(Watching(), "key", iter([[record("1")], [record("2")]]), None)  # type: ignore[arg-type]
+    assert seen == [max(before[0], 10_000)] and gc.get_threshold() == before
+    with pytest.raises(RuntimeError, match="went away"):
+        op._export(Failing(), "key", iter([[record("1")]]), None)  # type: ignore[arg-type]
+    assert gc.get_threshold() == before
