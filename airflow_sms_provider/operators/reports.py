@@ -14,6 +14,7 @@ import gc
 import hashlib
 import inspect
 import itertools
+import threading
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -61,15 +62,29 @@ CHECKPOINT_KEY = "delivery_report"
 GC_THRESHOLD = 10_000
 
 
+_gc_lock = threading.Lock()
+_gc_state: dict[str, Any] = {"exports": 0, "before": None}
+
+
 @contextlib.contextmanager
 def fewer_collections(threshold: int = GC_THRESHOLD) -> Iterator[None]:
-    """Raise the collector's first threshold to at least ``threshold`` for the block, then put it back."""
-    before = gc.get_threshold()
-    gc.set_threshold(max(before[0], threshold), *before[1:])
+    """Raise the collector's first threshold to at least ``threshold`` for the block, then put it back.
+
+    The setting is the process's: exports overlapping in threads share it, and the last one to end puts
+    back what was there before the first began.
+    """
+    with _gc_lock:
+        if _gc_state["exports"] == 0:
+            _gc_state["before"] = before = gc.get_threshold()
+            gc.set_threshold(max(before[0], threshold), *before[1:])
+        _gc_state["exports"] += 1
     try:
         yield
     finally:
-        gc.set_threshold(*before)
+        with _gc_lock:
+            _gc_state["exports"] -= 1
+            if _gc_state["exports"] == 0:
+                gc.set_threshold(*_gc_state["before"])
 
 
 def hashed_recipient(salt: str, phone: str) -> str:

@@ -243,3 +243,19 @@ def test_the_collector_runs_less_often_during_the_export_and_as_before_after_it(
     with pytest.raises(RuntimeError, match="went away"):
         op._export(Failing(), "key", iter([[record("1")]]), None)  # type: ignore[arg-type]
     assert gc.get_threshold() == before
+
+
+def test_exports_overlapping_in_threads_put_the_collector_back_as_it_was() -> None:
+    import gc
+
+    from airflow_sms_provider.operators.reports import fewer_collections
+
+    before = gc.get_threshold()
+    first, second = fewer_collections(), fewer_collections()
+    first.__enter__()
+    second.__enter__()
+    assert gc.get_threshold()[0] == max(before[0], 10_000)
+    first.__exit__(None, None, None)  # the first to begin ends first: the other still runs
+    assert gc.get_threshold()[0] == max(before[0], 10_000)
+    second.__exit__(None, None, None)
+    assert gc.get_threshold() == before
