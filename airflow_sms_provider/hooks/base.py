@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+import itertools
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -46,6 +47,8 @@ from airflow_sms_provider.transport import not_found, origin
 
 # Requests in flight at once while a report reads message pages (the hooks' status-read concurrency).
 DEFAULT_REPORT_CONCURRENCY = 4
+# Records per list of the default SmsHook.iter_delivery_pages (a hook that reads pages hands on its own).
+DEFAULT_PAGE_RECORDS = 500
 
 # (client, campaign id) -> the read answer, or None for a campaign the provider reports gone-as-deleted.
 AsyncReader = Callable[[httpx.AsyncClient, int], Awaitable[Mapping[str, Any] | None]]
@@ -229,6 +232,23 @@ class SmsHook(BaseHook):
         the provider filters or the hook does). ``concurrency``: page reads in flight at once.
         """
         raise NotImplementedError
+
+    def iter_delivery_pages(
+        self,
+        campaign_ids: Sequence[int | str],
+        *,
+        since: dt.datetime | None = None,
+        concurrency: int = DEFAULT_REPORT_CONCURRENCY,
+    ) -> Iterator[list[DeliveryRecord]]:
+        """:meth:`iter_delivery_records` a list (a page, none empty) at a time: what the report operator reads.
+
+        A hook that reads pages overrides it to hand each page on whole, checked
+        (:func:`~airflow_sms_provider.reports.record.check_page`): no Python step per record between the
+        listing and the destination. This default groups the records (``iter_delivery_records`` is called
+        now, so a provider that cannot list messages fails here, not at the first page).
+        """
+        records = iter(self.iter_delivery_records(campaign_ids, since=since, concurrency=concurrency))
+        return iter(lambda: list(itertools.islice(records, DEFAULT_PAGE_RECORDS)), [])
 
     # ------------------------------------------------------------ links
 

@@ -570,9 +570,26 @@ class BsgHook(SmsHook):
         delivered time is at or after ``since``, or when its status is not delivered/read (its change
         carries no time: a late "undelivered" must not be missed).
         """
+        yield from itertools.chain.from_iterable(
+            self.iter_delivery_pages(campaign_ids, since=since, concurrency=concurrency)
+        )
+
+    def iter_delivery_pages(
+        self,
+        campaign_ids: Sequence[int | str],
+        *,
+        since: dt.datetime | None = None,
+        concurrency: int = DEFAULT_REPORT_CONCURRENCY,
+    ) -> Iterator[list[rec.DeliveryRecord]]:
+        """:meth:`iter_delivery_records` a page (the records of up to 500 messages kept, each checked) at a time."""
         if concurrency < 1:
             raise SmsValidationError(f"concurrency={concurrency} must be at least 1", field="concurrency",
                                      value=concurrency)
+        return self._delivery_pages(campaign_ids, since, concurrency)
+
+    def _delivery_pages(
+        self, campaign_ids: Sequence[int | str], since: dt.datetime | None, concurrency: int
+    ) -> Iterator[list[rec.DeliveryRecord]]:
         limit = proto.MESSAGES_PAGE_LIMITS[1]
         for campaign_id in campaign_ids:
             cid = int(campaign_id)
@@ -593,11 +610,12 @@ class BsgHook(SmsHook):
             listed = 0
             for answer in itertools.chain([first], pages):
                 totals.append(int(answer["total"]))
-                for item in answer["items"]:
-                    listed += 1
-                    record = rec.check_listed(self.delivery_record(item), cid)
-                    if since is None or self._changed_since(record, since):
-                        yield record
+                listed += len(answer["items"])
+                records = rec.check_page(list(map(self.delivery_record, answer["items"])), cid)
+                if since is not None:
+                    records = [record for record in records if self._changed_since(record, since)]
+                if records:
+                    yield records
             rec.check_count(self.conn_type, cid, listed, totals, exact=True)
 
     def _changed_since(self, record: rec.DeliveryRecord, since: dt.datetime) -> bool:

@@ -737,7 +737,24 @@ class MobizonHook(SmsHook):
         ``since`` is the provider's filter ``criteria[statusUpdateTsFrom]`` (inclusive, whole seconds in
         the account's zone). Cost is ``segUserBuy`` (the price of one segment) times ``segNum``.
         """
+        yield from itertools.chain.from_iterable(
+            self.iter_delivery_pages(campaign_ids, since=since, concurrency=concurrency)
+        )
+
+    def iter_delivery_pages(
+        self,
+        campaign_ids: Sequence[int | str],
+        *,
+        since: dt.datetime | None = None,
+        concurrency: int = DEFAULT_REPORT_CONCURRENCY,
+    ) -> Iterator[list[rec.DeliveryRecord]]:
+        """:meth:`iter_delivery_records` a page (a list of up to 100, each checked) at a time."""
         _check_concurrency(concurrency)
+        return self._delivery_pages(campaign_ids, since, concurrency)
+
+    def _delivery_pages(
+        self, campaign_ids: Sequence[int | str], since: dt.datetime | None, concurrency: int
+    ) -> Iterator[list[rec.DeliveryRecord]]:
         criteria: dict[str, Any] = {}
         if since is not None:
             criteria["statusUpdateTsFrom"] = since
@@ -749,11 +766,9 @@ class MobizonHook(SmsHook):
             pages = self._pages("message", {"campaignIds": [cid], **criteria}, concurrency,
                                 convert_numbers=False, on_total=totals.append)  # fmt: skip
             listed = 0
-            check = rec.check_listed
             for items in pages:
                 listed += len(items)
-                for record in self.delivery_records(items):
-                    yield check(record, cid)
+                yield rec.check_page(self.delivery_records(items), cid)
             if not listed:  # an unknown campaign lists nothing too: fail naming it, not an empty report
                 self.confirm_campaign(cid)
             # A page answered twice, cut or skipped must not pass as a smaller campaign.

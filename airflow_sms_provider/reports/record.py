@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import MISSING, dataclass, fields
 from datetime import datetime
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any, cast
 
 
@@ -104,6 +105,43 @@ def _encodable(record: DeliveryRecord) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+_CAMPAIGN, _MESSAGE, _PARTS, _COST = (attrgetter(name) for name in ("campaign_id", "message_id", "parts", "cost"))
+_TEXTS = tuple(attrgetter(name) for name in ("recipient", "status", "provider_status"))
+_ERROR = attrgetter("error_code")
+
+
+def check_page(records: list[DeliveryRecord], campaign_id: int | str) -> list[DeliveryRecord]:
+    """:func:`check_listed` of every record of a page (``records``, returned as they are).
+
+    The page is checked a column at a time with C-level operations (a count, ``in``, a set of the few
+    distinct part counts and costs, one ``isascii`` of all its texts); a page that does not pass them all
+    is checked record by record, so the error is :func:`check_listed`'s for the first bad record (or none:
+    a page of valid non-ASCII texts, say). Never accepts a page the per-record check refuses.
+    """
+    asked = str(campaign_id)
+    try:
+        campaigns = list(map(_CAMPAIGN, records))
+        messages = list(map(_MESSAGE, records))
+        fine = (
+            campaigns.count(asked) == len(records)
+            and "" not in messages
+            and "None" not in messages
+            # The same conditions as check_listed's, on each distinct value once (a page has a few).
+            and all(0 <= parts <= MAX_PARTS for parts in set(map(_PARTS, records)) - {None})
+            and all(cost.is_finite() and abs(cost) < MAX_COST for cost in set(map(_COST, records)) - {None})
+            and "".join(campaigns).isascii()
+            and "".join(messages).isascii()
+            and all("".join(map(get, records)).isascii() for get in _TEXTS)
+            and "".join(filter(None, map(_ERROR, records))).isascii()
+        )
+    except Exception:  # an odd value (unhashable, not a str): the per-record check says what is wrong
+        fine = False
+    if not fine:
+        for record in records:
+            check_listed(record, asked)
+    return records
 
 
 def check_count(provider: str, campaign_id: int | str, listed: int, totals: Sequence[int], *, exact: bool) -> None:

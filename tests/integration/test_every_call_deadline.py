@@ -144,6 +144,7 @@ MOBIZON: dict[str, Callable[[MobizonHook], Any]] = {
     "get_task_status": lambda h: h.get_task_status(1),
     "iter_campaigns": lambda h: h.iter_campaigns(),
     "iter_delivery_records": lambda h: h.iter_delivery_records([1]),
+    "iter_delivery_pages": lambda h: h.iter_delivery_pages([1]),
     "iter_messages": lambda h: h.iter_messages(),
     "iter_sms_status": lambda h: h.iter_sms_status([1]),
     "list_campaigns": lambda h: h.list_campaigns(),
@@ -168,6 +169,7 @@ BSG: dict[str, Callable[[BsgHook], Any]] = {
     "get_campaign": lambda h: h.get_campaign(1),
     "get_campaign_detail": lambda h: h.get_campaign_detail(1),
     "iter_delivery_records": lambda h: h.iter_delivery_records([1]),
+    "iter_delivery_pages": lambda h: h.iter_delivery_pages([1]),
     "iter_messages": lambda h: h.iter_messages(1),
     "list_messages": lambda h: h.list_messages(campaign_id=1),
     "neutral_status": lambda h: h.neutral_status(1),
@@ -226,7 +228,8 @@ NO_HTTP = {
     "estimate",
     "async_counts_reader",
 }
-NO_HTTP_ON = {OgangiHook: {"iter_delivery_records"}}  # refused before any request: Ogangi lists no messages
+# Refused before any request: Ogangi lists no messages.
+NO_HTTP_ON = {OgangiHook: {"iter_delivery_records", "iter_delivery_pages"}}
 CASES = [pytest.param(cls, name, id=f"{cls.__name__}.{name}") for cls, calls in TABLE.items() for name in calls]
 
 
