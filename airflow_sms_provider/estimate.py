@@ -14,7 +14,7 @@ send): samples and examples are capped, parts are a histogram.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
@@ -158,6 +158,38 @@ class Estimate:
         return f"{self.cost:.6f}".rstrip("0").rstrip(".") + f" {self.currency} ({self.cost_basis})"
 
 
+# One row's values -> (why the send refuses the row, or None; the text the provider sends for it).
+RowRule = Callable[[Mapping[str, Any]], tuple[str | None, str]]
+
+
+def fill_rule(
+    text: str,
+    text_problem: Callable[[str], str | None] | None = None,
+    *,
+    missing_allowed: bool = False,
+    remove_missing: bool = False,
+    own_columns: Collection[str] = (),
+) -> RowRule:
+    """The sends' ``{name}`` rule (:func:`fill_problem`) as a :data:`RowRule`.
+
+    ``missing_allowed`` / ``remove_missing``: Mobizon's ``placeholders_flag`` 1 / 2 (a row
+    without a value is sent with the placeholder kept / removed, and counted with that text);
+    ``own_columns``: columns the provider reads itself (BSG's ``reference_id``), not values.
+    """
+    needed = bool(placeholders(text))
+
+    def rule(params: Mapping[str, Any]) -> tuple[str | None, str]:
+        if not params and not needed:  # the common plain row: nothing to fill, nothing to check
+            return None, text
+        problem = fill_problem(text, params, text_problem, missing_allowed=missing_allowed,
+                               remove_missing=remove_missing, own_columns=own_columns)  # fmt: skip
+        if problem is not None or not needed:
+            return problem, text
+        return None, fill_placeholders(text, params, remove_missing=remove_missing)
+
+    return rule
+
+
 def estimate_audience(
     text: Any,
     recipients: Any,
@@ -170,20 +202,24 @@ def estimate_audience(
     sample_size: int = 3,
     max_reported: int = 20,
     text_problem: Callable[[str], str | None] | None = None,
+    row_rule: RowRule | None = None,
 ) -> Estimate:
     """Read ``recipients`` once and estimate sending ``text`` to them (see the module docstring).
 
     A row whose ``{placeholder}`` has no value is rejected like a row with a bad number; so is a
-    row whose values make the text too long for the provider (``text_problem``, the send's rule).
-    Raises :class:`SmsValidationError` for a bad text or a bad source, not for a bad row.
+    row whose values make the text too long for the provider (``text_problem``, the send's rule),
+    and a row bringing values to a text without placeholders. ``row_rule`` replaces that rule
+    when the send fills rows otherwise (:func:`fill_rule` with a provider's options, or
+    Ogangi's file rule). Raises :class:`SmsValidationError` for a bad text or a bad source,
+    not for a bad row.
     """
     text = check_text(text)
+    rule = row_rule if row_rule is not None else fill_rule(text, text_problem)
     if isinstance(sample_size, bool) or not isinstance(sample_size, int) or sample_size < 0:
         raise SmsValidationError(f"sample_size must be an integer >= 0, got {sample_size!r}",
                                  field="sample_size", value=sample_size)
     if recipients is None or recipients == [] or recipients == "":
         raise SmsValidationError("recipients is empty: there is no audience", field="recipients", value=recipients)
-    needed = placeholders(text)
     report = RejectReport(cap=max_reported)
     duplicates = DuplicateReport(cap=max_reported)
     parts_of: dict[int, int] = {}
@@ -194,11 +230,10 @@ def estimate_audience(
                                           min_digits=min_digits, max_digits=max_digits, duplicates=duplicates)
     for recipient in rows:
         # The sends' own per-row rule and words (recipients.fill_problem): a row a send skips is never counted.
-        problem = fill_problem(text, recipient.params, text_problem) if needed else None
+        problem, filled = rule(recipient.params)
         if problem is not None:
             report.add(recipient.row, recipient.raw, problem)
             continue
-        filled = fill_placeholders(text, recipient.params) if needed else text
         encoding, _, parts = sms_parts(filled)
         count += 1
         total += parts
@@ -222,8 +257,10 @@ __all__ = [
     "Estimate",
     "Pricer",
     "RatePricer",
+    "RowRule",
     "UnknownPricer",
     "connection_rate",
     "estimate_audience",
+    "fill_rule",
     "masked",
 ]

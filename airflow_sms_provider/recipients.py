@@ -25,7 +25,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from operator import itemgetter
@@ -54,6 +54,7 @@ __all__ = [
     "regroup",
     "require_nonempty",
     "sms_parts",
+    "unused_values_reason",
 ]
 
 log = logging.getLogger(__name__)
@@ -1210,14 +1211,18 @@ def check_template(text: str, params_keys: Iterable[str], row: int) -> None:
     raise SmsValidationError(message, field="recipients", value=missing)
 
 
-def fill_placeholders(text: str, values: Mapping[str, Any]) -> str:
-    """``text`` with each ``{name}`` that has a value in ``values`` replaced by it (others kept)."""
+def fill_placeholders(text: str, values: Mapping[str, Any], *, remove_missing: bool = False) -> str:
+    """``text`` with each ``{name}`` that has a value in ``values`` replaced by it (others kept,
+    or removed with ``remove_missing``: Mobizon's ``placeholders_flag=2``)."""
     if not _placeholders(text):
         return text
+    missing = "" if remove_missing else None
 
     def replace(match: re.Match[str]) -> str:
         name = match.group(1)
-        return str(values[name]) if name in values and values[name] is not None else match.group(0)
+        if name in values and values[name] is not None:
+            return str(values[name])
+        return match.group(0) if missing is None else missing
 
     return _PLACEHOLDER.sub(replace, text)
 
@@ -1256,27 +1261,42 @@ def no_value_reason(missing: Iterable[str]) -> str:
     return "no value for " + ", ".join("{" + name + "}" for name in sorted(missing))
 
 
+def unused_values_reason(names: Iterable[str]) -> str:
+    """The reject reason for a row bringing values to a text without placeholders (they would be dropped)."""
+    shown = ", ".join(sorted(str(name) for name in names)[:5])
+    return (f"values for {shown} but the text has no placeholders to put them in; add them to the text or leave "
+            "those columns out")
+
+
 def fill_problem(
     text: str, params: Mapping[str, Any], fits: Callable[[str], str | None] | None = None, *,
-    missing_allowed: bool = False,
+    missing_allowed: bool = False, remove_missing: bool = False, own_columns: Collection[str] = (),
 ) -> str | None:
     """Why one row's ``params`` cannot fill ``text``, or None: the one per-row rule of the estimate and the sends.
 
-    In order: a placeholder without a value (unless ``missing_allowed``: the provider keeps
-    or removes it), an empty filled text, a filled text ``fits`` refuses (its
+    In order: values brought to a text without placeholders (columns in ``own_columns``, which
+    the provider reads itself, e.g. BSG's ``reference_id``, do not count), a placeholder
+    without a value (unless ``missing_allowed``: the provider keeps it, or removes it with
+    ``remove_missing``), an empty filled text, a filled text ``fits`` refuses (its
     :func:`check_filled_length` message without the row). The words are the reject reasons
     the estimate reports, so a send under ``on_invalid="skip"`` reports the same.
     """
     needed = _placeholders(text)
     if not needed:
-        return None
+        if not params:
+            return None
+        unused = [name for name in params if name not in own_columns]
+        return unused_values_reason(unused) if unused else None
     missing = needed.difference(params)
     if missing and not missing_allowed:
         return no_value_reason(missing)
-    filled = fill_placeholders(text, params)  # once: this runs per row of a send
-    if not filled and not missing:  # "" is the only text of 0 parts
+    # Once: this runs per row of a send. What the provider sends: a missing value kept or removed.
+    filled = fill_placeholders(text, params, remove_missing=remove_missing)
+    if not filled:  # "" is the only text of 0 parts
         return NO_TEXT_REASON
     if fits is not None and fits(filled) is not None:
+        if missing:  # kept or removed placeholders: check_filled_length fills only the values given
+            return f"the text filled with this row's values is {fits(filled)}"
         try:  # the rare refused row: its message names the longest value
             check_filled_length(text, params, None, fits)
         except SmsValidationError as err:

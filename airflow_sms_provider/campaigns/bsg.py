@@ -55,7 +55,6 @@ from airflow_sms_provider.recipients import (
 from airflow_sms_provider.transport import Request
 from airflow_sms_provider.validation import (
     check_choice,
-    check_values_used,
     check_window_once,
     check_window_policy,
     parse_when,
@@ -1089,6 +1088,10 @@ class BsgBulkWork(BsgAudienceWork):
         self._sender = proto.check_sender(self.sender)
 
     def to_item(self, recipient: Recipient) -> dict[str, Any]:
+        if recipient.params:  # values the one text cannot hold are refused, as every provider does
+            problem = fill_problem(self._text, recipient.params, own_columns=(self.reference_field,))
+            if problem is not None:
+                raise _Unfillable(problem, reason=problem, field="text", value=recipient.row)
         item: dict[str, Any] = {"number": int(recipient.number)}
         ref = self._reference(recipient)
         if ref is not None:
@@ -1141,11 +1144,13 @@ class BsgIndividualWork(BsgAudienceWork):
                 f"no text: the row has no {self.text_field!r} column and the operator no text template",
                 field="text",
             )
-        values = set(recipient.params) - {self.reference_field, self.sender_field, self.text_field}
-        check_values_used(self.text, values, None)
-        # The estimate's per-row rule (no value, an empty filled text, past BSG's limit): under
-        # on_invalid="skip" the row is reported with the estimate's words, under "fail" with these.
-        problem = fill_problem(self.text, recipient.params, _text_problem)
+        # The estimate's per-row rule (values without a placeholder, no value, an empty filled text,
+        # past BSG's limit): under on_invalid="skip" the row is reported with the estimate's words,
+        # under "fail" with these.
+        problem = fill_problem(self.text, recipient.params, _text_problem,
+                               own_columns=(self.reference_field, self.sender_field, self.text_field))
+        if problem is not None and not placeholders(self.text):
+            raise _Unfillable(problem, reason=problem, field="text", value=recipient.row)
         try:
             filled = proto.fill_placeholders(self.text, recipient.params)
         except KeyError as missing:

@@ -159,7 +159,8 @@ class RecipientsMixin:
     def _items(self, pieces: Iterable[Any], report: RejectReport, text: str | None) -> Iterator[list[Any]]:
         """Mobizon's ``recipients`` items; a row whose values cannot fill ``text`` follows ``on_invalid``.
 
-        The rule is the estimate's (:func:`fill_problem`): a placeholder without a value (unless
+        The rule is the estimate's (:func:`fill_problem`): values for a text without placeholders,
+        a placeholder without a value (unless
         ``placeholders_flag`` 1 or 2 keeps or removes it), an empty filled text, a filled text
         past Mobizon's limit. ``fail`` names the row before anything is sent (a re-readable
         audience is read ahead by :meth:`_prevalidate`); ``skip`` leaves the row out and reports it.
@@ -181,15 +182,17 @@ class RecipientsMixin:
                 continue
             recipient = piece
             if recipient.params or needed:
-                if needed:
-                    template = text or ""
-                    problem = fill_problem(template, recipient.params, filled_text_problem,
-                                           missing_allowed=missing_allowed)
-                    if problem is not None:
-                        if not skip:
-                            _refuse(template, recipient, needed, problem)
-                        report.add(recipient.row, recipient.raw, problem)
-                        continue
+                # Values for a known text without placeholders are refused too (they would be dropped
+                # unsaid); text None: rows added to an existing campaign whose text is not read here.
+                template = text or ""
+                problem = None if text is None else fill_problem(
+                    template, recipient.params, filled_text_problem, missing_allowed=missing_allowed,
+                    remove_missing=self.placeholders_flag == 2)  # fmt: skip
+                if problem is not None:
+                    if not skip:
+                        _refuse(template, recipient, needed, problem)
+                    report.add(recipient.row, recipient.raw, problem)
+                    continue
                 yield [{"recipient": recipient.number, **recipient.params}]
             else:
                 yield [recipient.number]
@@ -495,7 +498,7 @@ class RecipientsMixin:
 def _refuse(text: str, recipient: Any, needed: set[str], problem: str) -> None:
     """Raise the ``on_invalid="fail"`` error for a row :func:`fill_problem` refused, naming the row."""
     missing = needed - set(recipient.params)
-    if missing:
+    if missing and problem.startswith("no value"):  # not with placeholders_flag 1/2: there the text was refused
         raise _no_value(recipient.row, missing)
     try:  # too long: the error names the longest value (its field) and its length
         check_filled_length(text, recipient.params, recipient.row, filled_text_problem)

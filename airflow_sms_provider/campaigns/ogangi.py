@@ -38,13 +38,13 @@ from airflow_sms_provider.recipients import (
     fill_placeholders,
     fill_problem,
     iter_recipients,
+    unused_values_reason,
 )
 from airflow_sms_provider.transport import origin
 from airflow_sms_provider.validation import (
     as_int,
     check_choice,
     check_text,
-    check_values_used,
     check_window,
     check_window_once,
     parse_when,
@@ -171,6 +171,51 @@ def summarize_messages(messages: Sequence[Mapping[str, Any]], cap: int) -> dict[
 
 
 
+@dataclasses.dataclass(frozen=True)
+class FileFill:
+    """One file row's fate: ``problem`` (and the error's field and value) when refused, else the
+    filled text (None: the file's default text, unchanged, goes out) and the row's ``{N}`` values."""
+
+    problem: str | None = None
+    field: str = "text"
+    value: Any = None
+    filled: str | None = None
+    values: list[Any] = dataclasses.field(default_factory=list)
+
+
+def file_fill(text: Any, params: Mapping[str, Any], template_params: Sequence[str] | None) -> FileFill:
+    """The file send's per-row rule, shared with the estimate (``OgangiHook.estimate_rule``, ``by_file``).
+
+    A row's values (its columns but :data:`~airflow_sms_provider.protocols.ogangi.SMS_FILE_COLUMNS`),
+    in ``template_params`` order or the row's own, fill ``{0}``, ``{1}``… of its ``text`` column
+    or else ``text``. Refused, with the estimate's words: a template parameter without a value,
+    values for a text without ``{N}`` (they would be dropped), a ``{N}`` past the values, an
+    empty filled text.
+    """
+    values_of = {key: value for key, value in params.items() if key not in proto.SMS_FILE_COLUMNS}
+    if template_params is not None:
+        missing = [name for name in template_params if name not in values_of]
+        if missing:
+            return FileFill(f"no value for template parameter(s) {missing}", "template_params", missing)
+        values = [values_of[name] for name in template_params]
+    else:
+        values = list(values_of.values())
+    own = params.get("text")
+    template = str(own or text or "")
+    needed = [int(index) for index in proto.FILE_PLACEHOLDER.findall(template)]
+    if not own and values and not needed:  # a row's own text may leave its other columns unused
+        names = template_params if template_params is not None else list(values_of)
+        return FileFill(unused_values_reason(names), "text", text)
+    if needed and max(needed) >= len(values):
+        return FileFill(f"the text uses {{{max(needed)}}} but the row has {len(values)} template value(s)", "text")
+    if not needed:
+        return FileFill(filled=None, values=values)
+    filled = proto.FILE_PLACEHOLDER.sub(lambda m: str(values[int(m.group(1))]), template)
+    if not filled.strip():  # else the file's default text, "{0}" unfilled, would go out
+        return FileFill(NO_TEXT_REASON, "text")
+    return FileFill(filled=filled, values=values)
+
+
 class OgangiSendByFileWork(_AudienceMixin, _OgangiWork):
     """sendSMSByFile at most once: the result is durable, an unanswered upload stops the retry."""
 
@@ -205,8 +250,9 @@ class OgangiSendByFileWork(_AudienceMixin, _OgangiWork):
     def _row(self, recipient: Recipient, report: RejectReport) -> dict[str, Any] | None:
         """One row of the Ogangi file from a recipient; template values checked against the text.
 
-        A row whose values cannot fill the text (a template parameter without a value, a ``{N}``
-        past its values, an empty filled text) follows ``on_invalid``: None when skipped.
+        A row whose values cannot fill the text (:func:`file_fill`: values without a ``{N}``, a
+        template parameter without a value, a ``{N}`` past its values, an empty filled text)
+        follows ``on_invalid``: None when skipped.
         """
         params = dict(recipient.params)
         row: dict[str, Any] = {key: params.pop(key) for key in proto.SMS_FILE_COLUMNS if key in params}
@@ -214,33 +260,16 @@ class OgangiSendByFileWork(_AudienceMixin, _OgangiWork):
         sender = row.get("from") or self.sender
         if sender:
             self._senders.setdefault(str(sender), recipient.row)
-        if self.template_params is not None:
-            missing = [name for name in self.template_params if name not in params]
-            if missing:
-                _skip_or_raise(self.on_invalid, report, recipient, f"no value for template parameter(s) {missing}",
-                               field="template_params", value=missing)
-                return None
-            values = [params[name] for name in self.template_params]
-        else:
-            values = list(params.values())
-        text = row.get("text") or self.text or ""
-        if not row.get("text"):  # a row's own text may leave its other columns unused
-            names = self.template_params if self.template_params is not None else list(params)
-            check_values_used(text, names if values else (), recipient.row, pattern=proto.FILE_PLACEHOLDER)
-        needed = [int(index) for index in proto.FILE_PLACEHOLDER.findall(text)]
-        if needed and max(needed) >= len(values):
-            _skip_or_raise(self.on_invalid, report, recipient,
-                           f"the text uses {{{max(needed)}}} but the row has {len(values)} template value(s)",
-                           field="text", value=recipient.row)
+        fill = file_fill(self.text, recipient.params, self.template_params)
+        if fill.problem is not None:
+            _skip_or_raise(self.on_invalid, report, recipient, fill.problem, field=fill.field,
+                           value=fill.value if fill.value is not None else recipient.row)
             return None
-        if needed:
+        if fill.filled is not None:
             # Filled here, so the row is right whether or not the server fills {0}… itself
             # (the document only points to a "Recipient List" page we do not have).
-            row["text"] = proto.FILE_PLACEHOLDER.sub(lambda m: str(values[int(m.group(1))]), text)
-            if not row["text"].strip():  # else the file's default text, "{0}" unfilled, would go out
-                _skip_or_raise(self.on_invalid, report, recipient, NO_TEXT_REASON, field="text", value=recipient.row)
-                return None
-        row["params"] = values
+            row["text"] = fill.filled
+        row["params"] = fill.values
         return row
 
     def _file(self, report: RejectReport) -> tuple[str, bytes, int]:
@@ -424,7 +453,6 @@ class OgangiBroadcastWork(_AudienceMixin, _OgangiWork):
                         raise SmsValidationError(f"recipients {err}", field=err.field, value=err.value) from None
                 _skip_or_raise(self.on_invalid, report, recipient, problem, field="text", value=recipient.row)
                 continue
-            check_values_used(text, recipient.params.keys(), recipient.row)
             if self.server_side_params:
                 items.append(proto.broadcast_recipient(recipient.number, text, recipient.params))
             else:  # filled here: right whether or not the instance fills params (it is not documented)

@@ -40,10 +40,11 @@ from urllib.parse import SplitResult
 import httpx
 from airflow.providers.common.compat.sdk import BaseHook
 
-from airflow_sms_provider.estimate import Estimate, Pricer, connection_rate, estimate_audience
+from airflow_sms_provider.estimate import Estimate, Pricer, RowRule, connection_rate, estimate_audience, fill_rule
 from airflow_sms_provider.exceptions import SmsNotFoundError
 from airflow_sms_provider.reports.record import PENDING, DeliveryRecord
 from airflow_sms_provider.transport import not_found, origin
+from airflow_sms_provider.validation import check_text
 
 # Requests in flight at once while a report reads message pages (the hooks' status-read concurrency).
 DEFAULT_REPORT_CONCURRENCY = 4
@@ -277,18 +278,31 @@ class SmsHook(BaseHook):
         number_field: str = "recipient",
         sample_size: int = 3,
         max_reported: int = 20,
+        options: Mapping[str, Any] | None = None,
     ) -> Estimate:
         """Audience size, SMS parts and cost of sending ``text`` to ``recipients``; no SMS is sent.
 
         The audience is read once, streaming, with the send's rules (invalid rows reported, a
         number repeated counted once); each row's placeholders are filled before its parts are
-        counted. See :mod:`airflow_sms_provider.estimate`.
+        counted. ``options``: the send's provider options (``SmsCampaignOperator``'s
+        ``provider_options`` for this provider) where they change which rows are sent or their
+        text (:meth:`estimate_rule`). See :mod:`airflow_sms_provider.estimate`.
         """
         low, high = self.phone_digits
         return estimate_audience(text, recipients, self.pricer(sender), provider=self.conn_type,
                                  number_field=number_field, min_digits=low, max_digits=high,
                                  sample_size=sample_size, max_reported=max_reported,
-                                 text_problem=self.filled_text_problem)  # fmt: skip
+                                 text_problem=self.filled_text_problem,
+                                 row_rule=self.estimate_rule(check_text(text), dict(options or {})))  # fmt: skip
+
+    def estimate_rule(self, text: str, options: Mapping[str, Any]) -> RowRule:
+        """The per-row rule the send applies with ``options``: which rows it refuses, what it sends.
+
+        This default is the provider-neutral ``{name}`` rule (:func:`~airflow_sms_provider.estimate.fill_rule`),
+        options ignored. A provider whose options change it (Mobizon's ``placeholders_flag``,
+        BSG's ``reference_field``, Ogangi's file send) overrides this.
+        """
+        return fill_rule(text, self.filled_text_problem)
 
     # ------------------------------------------------------------ the notifier
 

@@ -25,6 +25,7 @@ import httpx
 
 from airflow_sms_provider.concurrency import ordered_map
 from airflow_sms_provider.connections import HttpSettings, as_float, as_zone, register_connection_secrets
+from airflow_sms_provider.estimate import RowRule, fill_rule
 from airflow_sms_provider.exceptions import SmsAuthError, SmsProviderError, SmsValidationError
 from airflow_sms_provider.hooks.base import (
     DEFAULT_REPORT_CONCURRENCY,
@@ -270,6 +271,12 @@ class BsgHook(SmsHook):
     hook_name = "BSG One-API"
     # The send's per-row length rule, shared with estimate (one rule).
     filled_text_problem = staticmethod(proto.filled_text_problem)
+
+    def estimate_rule(self, text: str, options: Mapping[str, Any]) -> RowRule:
+        """The send's rule; the ``reference_field`` column (default ``reference_id``) is BSG's, not a
+        value for the text (a text without placeholders goes out in bulk, which reads only that)."""
+        own = [options.get("reference_field") or "reference_id"]
+        return fill_rule(text, self.filled_text_problem, own_columns=own)
     # GET /api/campaigns/{id} ``status``.
     status_vocabulary = {
         "creation": PENDING, "moderation": PENDING, "scheduled": PENDING, "paused": PENDING,

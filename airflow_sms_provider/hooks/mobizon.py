@@ -30,6 +30,7 @@ import msgspec
 
 from airflow_sms_provider.concurrency import Gate, ordered_map, yield_gil
 from airflow_sms_provider.connections import HttpSettings, as_float, as_zone, register_connection_secrets
+from airflow_sms_provider.estimate import RowRule, fill_rule
 from airflow_sms_provider.exceptions import SmsProviderError, SmsValidationError
 from airflow_sms_provider.hooks.base import (
     DEFAULT_REPORT_CONCURRENCY,
@@ -46,6 +47,7 @@ from airflow_sms_provider.redaction import redact_text
 from airflow_sms_provider.reports import record as rec
 from airflow_sms_provider.status_map import DONE, FAILED, PENDING, RUNNING
 from airflow_sms_provider.transport import Request, Response, RetryPolicy, asend, async_client, send, sync_client
+from airflow_sms_provider.validation import check_choice
 
 # The campaign's page on the dashboard (links.py).
 DASHBOARD_CAMPAIGN_PATH = "/campaign/view/{id}"
@@ -252,6 +254,13 @@ class MobizonHook(SmsHook):
     hook_name = "Mobizon"
     # The send's per-row length rule, shared with estimate (one rule).
     filled_text_problem = staticmethod(proto.filled_text_problem)
+
+    def estimate_rule(self, text: str, options: Mapping[str, Any]) -> RowRule:
+        """The send's rule with ``placeholders_flag``: 1 sends a row without a value with its
+        ``{name}`` kept, 2 with it removed (counted with that text); 3 or unset refuses the row."""
+        flag = options.get("placeholders_flag")
+        check_choice(flag, (1, 2, 3), "placeholders_flag")
+        return fill_rule(text, self.filled_text_problem, missing_allowed=flag in (1, 2), remove_missing=flag == 2)
     # campaign/get ``commonStatus``. SENT: every message left, delivery reports still come.
     status_vocabulary = {
         "NEW": PENDING, "MODERATION": PENDING, "READY_FOR_SEND": PENDING, "AUTO_READY_FOR_SEND": PENDING,

@@ -21,6 +21,7 @@ from urllib.parse import SplitResult
 import httpx
 
 from airflow_sms_provider.connections import HttpSettings, as_float, register_connection_secrets
+from airflow_sms_provider.estimate import RowRule
 from airflow_sms_provider.exceptions import SmsNotFoundError, SmsNotSupportedError, SmsValidationError
 from airflow_sms_provider.hooks.base import (
     DEFAULT_REPORT_CONCURRENCY,
@@ -271,6 +272,32 @@ class OgangiHook(SmsHook):
         super().__init__(**kwargs)
         self.ogangi_conn_id = ogangi_conn_id
         self._client: httpx.Client | None = None
+
+    def estimate_rule(self, text: str, options: Mapping[str, Any]) -> RowRule:
+        """The broadcast's ``{name}`` rule, or with ``by_file=True`` the file send's
+        (``OgangiSendSmsByFileOperator``: ``{0}``, ``{1}``… filled from the row's values in
+        ``template_params`` order, or the row's own; a row's ``text`` column is its text)."""
+        template_params = options.get("template_params")
+        if not options.get("by_file"):
+            if template_params is not None:
+                raise SmsValidationError(
+                    "template_params is an option of the file send (OgangiSendSmsByFileOperator): give by_file=True "
+                    "too, or the estimate would read {0} as a placeholder named '0'",
+                    field="template_params", value=template_params,
+                )  # fmt: skip
+            return super().estimate_rule(text, options)
+        if template_params is not None and (
+            isinstance(template_params, str) or not all(isinstance(p, str) for p in template_params)
+        ):
+            raise SmsValidationError(f"template_params={template_params!r} must be a list of field names",
+                                     field="template_params", value=template_params)
+        from airflow_sms_provider.campaigns.ogangi import file_fill  # the campaigns import this module
+
+        def rule(params: Mapping[str, Any]) -> tuple[str | None, str]:
+            fill = file_fill(text, params, template_params)
+            return fill.problem, fill.filled if fill.filled is not None else str(params.get("text") or text)
+
+        return rule
 
     def __repr__(self) -> str:
         return f"OgangiHook(ogangi_conn_id={self.ogangi_conn_id!r})"

@@ -21,6 +21,7 @@ from airflow.providers.common.compat.sdk import AirflowOptionalProviderFeatureEx
 
 from airflow_sms_provider.estimate import Estimate
 from airflow_sms_provider.exceptions import SmsValidationError
+from airflow_sms_provider.operators.campaign import options_for
 from airflow_sms_provider.providers import per_provider, provider_for
 from airflow_sms_provider.templating import DataFieldsMixin
 
@@ -81,6 +82,11 @@ class SmsApprovalOperator(DataFieldsMixin, ApprovalOperator):
     :param sender: the send's sender, or a mapping by connection type (templated). BSG prices with it.
     :param number_field: the column or key holding the number (default ``recipient``; ``phone``,
         ``number`` and ``msisdn`` are found too).
+    :param provider_options: the send's provider options where they change which rows are sent or
+        their text (templated): as ``SmsCampaignOperator`` takes them (a key per connection type, or
+        plain keys), e.g. ``{"mobizon": {"placeholders_flag": 1}}`` (a row without a value is sent with
+        ``{name}`` kept; 2: removed), ``{"bsg": {"reference_field": "order"}}``, or for
+        ``OgangiSendSmsByFileOperator`` ``{"ogangi": {"by_file": True, "template_params": [...]}}``.
     :param sample_size: how many filled texts the approver sees (default 3; numbers masked).
     :param max_recipients: fail, without asking, when the audience is larger (nothing is sent).
     :param auto_approve_below_cost: approve without asking when the estimated cost is known and below
@@ -95,7 +101,8 @@ class SmsApprovalOperator(DataFieldsMixin, ApprovalOperator):
     as ``estimate`` (counts, cost, masked samples; never the audience).
     """
 
-    template_fields: Sequence[str] = ("subject", "body", "conn_id", "text", "recipients", "sender")
+    template_fields: Sequence[str] = ("subject", "body", "conn_id", "text", "recipients", "sender",
+                                      "provider_options")
 
     def __init__(
         self,
@@ -105,6 +112,7 @@ class SmsApprovalOperator(DataFieldsMixin, ApprovalOperator):
         recipients: Any,
         sender: str | Mapping[str, str] | None = None,
         number_field: str = "recipient",
+        provider_options: Mapping[str, Any] | None = None,
         sample_size: int = 3,
         max_recipients: int | None = None,
         auto_approve_below_cost: float | None = None,
@@ -117,6 +125,7 @@ class SmsApprovalOperator(DataFieldsMixin, ApprovalOperator):
         super().__init__(subject=subject or "", body=body, **kwargs)
         self.conn_id, self.text, self.recipients, self.sender = conn_id, text, recipients, sender
         self.number_field, self.sample_size = number_field, sample_size
+        self.provider_options = provider_options
         self.max_recipients, self.auto_approve_below_cost = max_recipients, auto_approve_below_cost
 
     def estimate(self) -> tuple[Estimate, str]:
@@ -124,8 +133,9 @@ class SmsApprovalOperator(DataFieldsMixin, ApprovalOperator):
         hook = provider_for(self.conn_id).hook(self.conn_id)
         try:
             sender = per_provider(self.sender, hook.conn_type)
+            options = options_for(self.provider_options, hook.conn_type)
             return hook.estimate(self.text, self.recipients, sender, number_field=self.number_field,
-                                 sample_size=self.sample_size), hook.conn_type  # fmt: skip
+                                 sample_size=self.sample_size, options=options), hook.conn_type  # fmt: skip
         finally:
             hook.close()
 

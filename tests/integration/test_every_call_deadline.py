@@ -223,6 +223,7 @@ NO_HTTP = {
     "get_connection_form_widgets",
     "get_ui_field_behaviour",
     "filled_text_problem",
+    "estimate_rule",  # the per-row rule of an estimate: pure
     # estimate prices from the connection's extras on Mobizon and Ogangi (BSG's asks its price endpoint:
     # in the table); Ogangi has no counts endpoint (async_counts_reader returns None).
     "estimate",

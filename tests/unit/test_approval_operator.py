@@ -131,7 +131,7 @@ def test_a_cost_below_the_threshold_is_approved_without_asking(conn: str, asked:
 @needs_hitl
 def test_an_unknown_cost_is_always_asked(monkeypatch: pytest.MonkeyPatch, asked: list[dict[str, Any]]) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_MZ_NORATE", json.dumps({"conn_type": "mobizon", "host": "h", "password": KEY}))
-    op = SmsApprovalOperator(task_id="approve", conn_id="mz_norate", text="Hi", recipients=ROWS[:1],
+    op = SmsApprovalOperator(task_id="approve", conn_id="mz_norate", text="Hi {name}", recipients=ROWS[:1],
                              auto_approve_below_cost=1000)  # fmt: skip
     run(op)
     (request,) = asked
@@ -155,3 +155,15 @@ def test_before_airflow_3_1_construction_names_the_requirement(monkeypatch: pyte
     monkeypatch.setattr(approval, "HITL_MISSING", missing)
     with pytest.raises(AirflowOptionalProviderFeatureException, match=r"needs Airflow 3\.1\+"):
         SmsApprovalOperator(task_id="approve", conn_id="c", text="Hi", recipients=["77011234567"])
+
+
+@needs_hitl
+def test_the_send_s_provider_options_reach_the_estimate(conn: str) -> None:
+    # Mobizon's placeholders_flag=2 sends a row without {name} (removed): the approver sees it counted (#11).
+    rows = [{"recipient": "77011234567", "name": "Ann"}, {"recipient": "77011234568"}]
+    without = SmsApprovalOperator(task_id="a1", conn_id=conn, text="Hi {name}!", recipients=rows)
+    flagged = SmsApprovalOperator(task_id="a2", conn_id=conn, text="Hi {name}!", recipients=rows,
+                                  provider_options={"mobizon": {"placeholders_flag": 2}, "bsg": {"x": 1}})
+    assert "provider_options" in SmsApprovalOperator.template_fields
+    assert (without.estimate()[0].recipients, flagged.estimate()[0].recipients) == (1, 2)
+    assert [s["text"] for s in flagged.estimate()[0].samples] == ["Hi Ann!", "Hi !"]

@@ -154,8 +154,10 @@ def _reference_stream(op: MobizonAddRecipientsOperator, report: RejectReport, te
             if recipient.params or needed:
                 missing = needed - set(recipient.params)
                 # The one per-row fill rule (issue 11): under "skip" a row without a value is left out too.
+                # Values for a known text without placeholders too (issue 11: one rule with the estimate).
                 problem = fill_problem(text, recipient.params, filled_text_problem,  # type: ignore[arg-type]
-                                       missing_allowed=op.placeholders_flag in (1, 2)) if needed else None
+                                       missing_allowed=op.placeholders_flag in (1, 2),
+                                       remove_missing=op.placeholders_flag == 2) if text is not None else None
                 if problem is not None:
                     if op.on_invalid != "skip" and missing and op.placeholders_flag in (None, 3):
                         raise SmsValidationError(

@@ -205,3 +205,49 @@ def test_bsg_null_price_is_unknown_not_free() -> None:
     pricer.add("380661230101", "Hi", 1)
     cost, currency, basis = pricer.result()
     assert (cost, currency) == (None, None) and basis.startswith("unknown: BSG answered no price for 1 recipients")
+
+
+# ------------------------------------------------------------------ the send's options (#11 item 7)
+
+
+def test_the_estimate_counts_a_row_without_a_value_with_the_text_mobizon_sends() -> None:
+    from airflow_sms_provider.estimate import fill_rule
+
+    rows = [{"recipient": "77011234567", "name": "Ana"}, {"recipient": "77011234568"}]
+    kept = estimate_audience("Hi {name}", rows, UnknownPricer("c"), provider="mobizon",
+                             row_rule=fill_rule("Hi {name}", missing_allowed=True))  # fmt: skip
+    removed = estimate_audience("Hi {name}", rows, UnknownPricer("c"), provider="mobizon",
+                                row_rule=fill_rule("Hi {name}", missing_allowed=True, remove_missing=True))
+    refused = estimate_audience("Hi {name}", rows, UnknownPricer("c"), provider="mobizon")
+    assert [s["text"] for s in kept.samples] == ["Hi Ana", "Hi {name}"]
+    assert [s["text"] for s in removed.samples] == ["Hi Ana", "Hi "]
+    assert (refused.recipients, refused.rejected) == (1, 1)
+
+
+def test_the_estimate_rejects_values_for_a_text_without_placeholders() -> None:
+    from airflow_sms_provider.recipients import unused_values_reason
+
+    rows = [{"recipient": "77011234567", "name": "Ana"}, {"recipient": "77011234568"}]
+    estimate = estimate_audience("Hi", rows, UnknownPricer("c"), provider="ogangi")
+    assert (estimate.recipients, estimate.rejected) == (1, 1)
+    assert estimate.rejected_examples[0]["reason"] == unused_values_reason(["name"])
+    assert unused_values_reason(["name"]).startswith("values for name but the text has no placeholders")
+
+
+@pytest.mark.parametrize(
+    ("params", "template_params", "expected"),
+    [
+        ({"a": "1", "b": "2"}, None, (None, "1-2")),
+        ({"b": "2", "a": "1"}, ["a", "b"], (None, "1-2")),  # template_params order, not the row's
+        ({"a": "1"}, ["a", "b"], ("no value for template parameter(s) ['b']", None)),
+        ({"a": "1"}, None, ("the text uses {1} but the row has 1 template value(s)", None)),
+        ({"a": "1", "b": "2", "text": "own {1}"}, None, (None, "own 2")),
+        ({"a": "", "b": " "}, None, (None, "- ")),
+    ],
+)
+def test_the_ogangi_file_rule_fills_positionally(params: dict[str, str], template_params: list[str] | None,
+                                                 expected: tuple[str | None, str | None]) -> None:
+    from airflow_sms_provider.campaigns.ogangi import file_fill
+
+    fill = file_fill("{0}-{1}", params, template_params)
+    assert (fill.problem, fill.filled) == expected

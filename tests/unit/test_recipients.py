@@ -21,6 +21,7 @@ from airflow_sms_provider.recipients import (
     RejectReport,
     check_template,
     chunked,
+    fill_placeholders,
     fill_problem,
     iter_recipients,
     normalize_phone,
@@ -667,3 +668,32 @@ def _at_most_ten(filled: str) -> str | None:
 def test_fill_problem_is_the_estimate_s_reason(text: str, params: dict[str, str], missing_allowed: bool,
                                                expected: str | None) -> None:
     assert fill_problem(text, params, _at_most_ten, missing_allowed=missing_allowed) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "params", "options", "expected"),
+    [
+        # Values for a text without placeholders would be dropped unsaid: refused by every send (#11).
+        ("Hi", {"name": "Ana"}, {},
+         "values for name but the text has no placeholders to put them in; add them to the text or leave those "
+         "columns out"),
+        ("Hi", {"reference_id": "7"}, {"own_columns": ("reference_id",)}, None),  # BSG reads it itself
+        ("Hi", {"reference_id": "7", "b": "1"}, {"own_columns": ("reference_id",)},
+         "values for b but the text has no placeholders to put them in; add them to the text or leave those "
+         "columns out"),
+        # Mobizon placeholders_flag=2: the missing placeholder is removed, and the rest is what counts.
+        ("{name}", {}, {"missing_allowed": True, "remove_missing": True},
+         "the text filled with this row's values is empty"),
+        ("{name}{x}", {"x": "y" * 9}, {"missing_allowed": True, "remove_missing": True}, None),
+        ("{name}{x}", {"x": "y" * 9}, {"missing_allowed": True},  # kept: 6 + 9 characters
+         "the text filled with this row's values is 15 characters, at most 10"),
+    ],
+)
+def test_fill_problem_follows_the_send_s_options(text: str, params: dict[str, str], options: dict[str, Any],
+                                                 expected: str | None) -> None:
+    assert fill_problem(text, params, _at_most_ten, **options) == expected
+
+
+def test_fill_placeholders_removes_missing_ones_as_mobizon_flag_2_does() -> None:
+    assert fill_placeholders("Hi {name}, {code}", {"code": "7"}, remove_missing=True) == "Hi , 7"
+    assert fill_placeholders("Hi {name}, {code}", {"code": "7"}) == "Hi {name}, 7"
