@@ -41,7 +41,7 @@ import httpx
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_sms_provider.estimate import Estimate, Pricer, RowRule, connection_rate, estimate_audience, fill_rule
-from airflow_sms_provider.exceptions import SmsNotFoundError
+from airflow_sms_provider.exceptions import SmsNotFoundError, SmsValidationError
 from airflow_sms_provider.reports.record import PENDING, DeliveryRecord
 from airflow_sms_provider.transport import not_found, origin
 from airflow_sms_provider.validation import check_text
@@ -336,11 +336,50 @@ class SmsHook(BaseHook):
         return httpx.AsyncClient(), send_text
 
 
+
+class ListsPages:
+    """``iter_delivery_records`` and ``iter_delivery_pages`` of a hook whose provider lists a campaign's
+    messages: the hook gives ``_delivery_pages`` (checked pages, in order) and says there what ``since``
+    means. Put before :class:`SmsHook` in the bases.
+    """
+
+    def _delivery_pages(
+        self, campaign_ids: Sequence[int | str], since: dt.datetime | None, concurrency: int
+    ) -> Iterator[list[DeliveryRecord]]:
+        raise NotImplementedError
+
+    def iter_delivery_records(
+        self,
+        campaign_ids: Sequence[int | str],
+        *,
+        since: dt.datetime | None = None,
+        concurrency: int = DEFAULT_REPORT_CONCURRENCY,
+    ) -> Iterator[DeliveryRecord]:
+        """Every message of ``campaign_ids`` as a checked delivery record (see ``_delivery_pages``)."""
+        return itertools.chain.from_iterable(
+            self.iter_delivery_pages(campaign_ids, since=since, concurrency=concurrency)
+        )
+
+    def iter_delivery_pages(
+        self,
+        campaign_ids: Sequence[int | str],
+        *,
+        since: dt.datetime | None = None,
+        concurrency: int = DEFAULT_REPORT_CONCURRENCY,
+    ) -> Iterator[list[DeliveryRecord]]:
+        """The provider's pages of delivery records, each checked; the arguments are checked now."""
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise SmsValidationError(f"concurrency={concurrency!r} must be a positive integer", field="concurrency",
+                                     value=concurrency)  # fmt: skip
+        return self._delivery_pages(campaign_ids, since, concurrency)
+
+
 __all__ = [
     "DEFAULT_REPORT_CONCURRENCY",
     "AsyncReader",
     "AsyncTextSender",
     "CampaignParams",
+    "ListsPages",
     "SmsHook",
     "masked_number",
     "provider_time",

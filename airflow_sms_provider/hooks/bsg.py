@@ -28,10 +28,10 @@ from airflow_sms_provider.connections import HttpSettings, as_float, as_zone, re
 from airflow_sms_provider.estimate import RowRule, fill_rule
 from airflow_sms_provider.exceptions import SmsAuthError, SmsProviderError, SmsValidationError
 from airflow_sms_provider.hooks.base import (
-    DEFAULT_REPORT_CONCURRENCY,
     AsyncCountsReader,
     AsyncReader,
     AsyncTextSender,
+    ListsPages,
     SmsHook,
     provider_time,
 )
@@ -252,7 +252,7 @@ class BsgSession:
                 return stop.value
 
 
-class BsgHook(SmsHook):
+class BsgHook(ListsPages, SmsHook):
     """Talks to BSG One-API (``https://one-api.bsg.world`` unless the connection says otherwise).
 
     :param bsg_conn_id: the Airflow connection of type ``bsg``: Password is the API key
@@ -562,13 +562,9 @@ class BsgHook(SmsHook):
             if not page["items"] or offset >= page["total"]:
                 return
 
-    def iter_delivery_records(
-        self,
-        campaign_ids: Sequence[int | str],
-        *,
-        since: dt.datetime | None = None,
-        concurrency: int = DEFAULT_REPORT_CONCURRENCY,
-    ) -> Iterator[rec.DeliveryRecord]:
+    def _delivery_pages(
+        self, campaign_ids: Sequence[int | str], since: dt.datetime | None, concurrency: int
+    ) -> Iterator[list[rec.DeliveryRecord]]:
         """GET /api/messages by campaign, 500 a page in id order; pages after the first
         (known from ``meta.page.total``) with ``concurrency`` reads in flight.
 
@@ -577,26 +573,6 @@ class BsgHook(SmsHook):
         delivered time is at or after ``since``, or when its status is not delivered/read (its change
         carries no time: a late "undelivered" must not be missed).
         """
-        yield from itertools.chain.from_iterable(
-            self.iter_delivery_pages(campaign_ids, since=since, concurrency=concurrency)
-        )
-
-    def iter_delivery_pages(
-        self,
-        campaign_ids: Sequence[int | str],
-        *,
-        since: dt.datetime | None = None,
-        concurrency: int = DEFAULT_REPORT_CONCURRENCY,
-    ) -> Iterator[list[rec.DeliveryRecord]]:
-        """:meth:`iter_delivery_records` a page (the records of up to 500 messages kept, each checked) at a time."""
-        if concurrency < 1:
-            raise SmsValidationError(f"concurrency={concurrency} must be at least 1", field="concurrency",
-                                     value=concurrency)
-        return self._delivery_pages(campaign_ids, since, concurrency)
-
-    def _delivery_pages(
-        self, campaign_ids: Sequence[int | str], since: dt.datetime | None, concurrency: int
-    ) -> Iterator[list[rec.DeliveryRecord]]:
         limit = proto.MESSAGES_PAGE_LIMITS[1]
         for campaign_id in campaign_ids:
             cid = int(campaign_id)

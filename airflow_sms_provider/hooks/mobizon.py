@@ -33,10 +33,10 @@ from airflow_sms_provider.connections import HttpSettings, as_float, as_zone, re
 from airflow_sms_provider.estimate import RowRule, fill_rule
 from airflow_sms_provider.exceptions import SmsProviderError, SmsValidationError
 from airflow_sms_provider.hooks.base import (
-    DEFAULT_REPORT_CONCURRENCY,
     AsyncCountsReader,
     AsyncReader,
     AsyncTextSender,
+    ListsPages,
     SmsHook,
     masked_number,
     provider_time,
@@ -238,7 +238,7 @@ def list_criteria(criteria: Mapping[str, Any] | None, tz: dt.tzinfo = dt.timezon
     return out
 
 
-class MobizonHook(SmsHook):
+class MobizonHook(ListsPages, SmsHook):
     """Talks to the Mobizon SMS API of the regional domain named in the connection.
 
     :param mobizon_conn_id: the Airflow connection of type ``mobizon``: Host is the API
@@ -734,36 +734,14 @@ class MobizonHook(SmsHook):
             kw["withNumberInfo"] = kw.pop("with_number_info")
         return self._iter_pages("message", criteria, concurrency, **kw)
 
-    def iter_delivery_records(
-        self,
-        campaign_ids: Sequence[int | str],
-        *,
-        since: dt.datetime | None = None,
-        concurrency: int = DEFAULT_REPORT_CONCURRENCY,
-    ) -> Iterator[rec.DeliveryRecord]:
+    def _delivery_pages(
+        self, campaign_ids: Sequence[int | str], since: dt.datetime | None, concurrency: int
+    ) -> Iterator[list[rec.DeliveryRecord]]:
         """message/list by campaign, one campaign after another, 100 messages a page.
 
         ``since`` is the provider's filter ``criteria[statusUpdateTsFrom]`` (inclusive, whole seconds in
         the account's zone). Cost is ``segUserBuy`` (the price of one segment) times ``segNum``.
         """
-        yield from itertools.chain.from_iterable(
-            self.iter_delivery_pages(campaign_ids, since=since, concurrency=concurrency)
-        )
-
-    def iter_delivery_pages(
-        self,
-        campaign_ids: Sequence[int | str],
-        *,
-        since: dt.datetime | None = None,
-        concurrency: int = DEFAULT_REPORT_CONCURRENCY,
-    ) -> Iterator[list[rec.DeliveryRecord]]:
-        """:meth:`iter_delivery_records` a page (a list of up to 100, each checked) at a time."""
-        _check_concurrency(concurrency)
-        return self._delivery_pages(campaign_ids, since, concurrency)
-
-    def _delivery_pages(
-        self, campaign_ids: Sequence[int | str], since: dt.datetime | None, concurrency: int
-    ) -> Iterator[list[rec.DeliveryRecord]]:
         criteria: dict[str, Any] = {}
         if since is not None:
             criteria["statusUpdateTsFrom"] = since
