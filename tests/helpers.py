@@ -137,3 +137,13 @@ def within(seconds: float, call: Any, what: str = "the call") -> tuple[float, di
     thread.join(seconds)
     assert not thread.is_alive(), f"{what} still waiting after {seconds:.0f} s: no overall deadline"
     return time.monotonic() - started, outcome
+
+
+def task_context(run_id: str, store: DurableStore | None = None, *, task_id: str = "send", **ti: Any) -> dict[str, Any]:
+    """The context an operator's ``execute`` gets from a task runner: a task instance (``ti`` adds fields such
+    as ``try_number``) and the durable store (a new one unless given)."""
+    from types import SimpleNamespace
+
+    instance = SimpleNamespace(dag_id="dag", task_id=task_id, run_id=run_id, map_index=-1,
+                               xcom_push=lambda **kw: None, **ti)  # fmt: skip
+    return {"ti": instance, "task_state_store": store if store is not None else DurableStore()}

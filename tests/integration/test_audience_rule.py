@@ -5,7 +5,6 @@ is sent. Every check is made on the sandbox's side."""
 from __future__ import annotations
 
 import logging
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -16,7 +15,7 @@ from airflow_sms_provider.operators.bsg import BsgBulkCampaignOperator, BsgIndiv
 from airflow_sms_provider.operators.campaign import SmsCampaignOperator
 from airflow_sms_provider.operators.mobizon import MobizonCampaignOperator
 from airflow_sms_provider.operators.ogangi import OgangiCreateBroadcastOperator, OgangiSendSmsByFileOperator
-from tests.helpers import DurableStore, sandbox_requests, sandbox_state, set_clock
+from tests.helpers import DurableStore, sandbox_requests, sandbox_state, set_clock, task_context
 
 # Three rows repeat an earlier number once normalised ("+", spaces, dashes).
 AUDIENCE = ["380500000001", "+380 50 000 0002", "380-50-000-0001", "380500000003", "+380500000002",
@@ -25,9 +24,7 @@ UNIQUE = ["380500000001", "380500000002", "380500000003"]
 
 
 def context(store: DurableStore | None = None) -> dict[str, Any]:
-    ti = SimpleNamespace(dag_id="dag", task_id="send", run_id="manual__audience", map_index=-1,
-                         xcom_push=lambda **kw: None)
-    return {"ti": ti, "task_state_store": store if store is not None else DurableStore()}
+    return task_context("manual__audience", store)
 
 
 @pytest.fixture

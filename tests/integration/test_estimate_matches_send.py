@@ -18,7 +18,6 @@ the estimate's words), so the rejected counts agree.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -27,7 +26,7 @@ import pytest
 from airflow_sms_provider.exceptions import SmsValidationError
 from airflow_sms_provider.operators.campaign import SmsCampaignOperator
 from airflow_sms_provider.providers import provider_named
-from tests.helpers import DurableStore, set_clock
+from tests.helpers import set_clock, task_context
 
 TEXT = "Hi {name}"
 HOSTILE = [
@@ -45,9 +44,7 @@ SENDER = {"mobizon": None, "bsg": "Vet klinika", "ogangi": None}
 
 
 def context() -> dict[str, Any]:
-    ti = SimpleNamespace(dag_id="dag", task_id="send", run_id="manual__estimate", map_index=-1,
-                         xcom_push=lambda **kw: None)
-    return {"ti": ti, "task_state_store": DurableStore()}
+    return task_context("manual__estimate")
 
 
 def received(url: str, provider: str) -> list[str]:

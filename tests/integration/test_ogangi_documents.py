@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -18,7 +17,7 @@ from airflow_sms_provider import exceptions as exc
 from airflow_sms_provider.hooks.ogangi import OgangiHook
 from airflow_sms_provider.operators.ogangi import OgangiCreateBroadcastOperator, OgangiSendSmsByFileOperator
 from airflow_sms_provider.sandbox import ogangi as sb
-from tests.helpers import DurableStore, add_faults, sandbox_requests, sandbox_state, set_clock
+from tests.helpers import DurableStore, add_faults, sandbox_requests, sandbox_state, set_clock, task_context
 
 NUMBERS = ["14155550100", "14155550101"]
 XLS = Path(__file__).parents[1] / "data" / "ogangi_recipients.xls"  # written once with xlwt 1.3.0
@@ -29,9 +28,7 @@ def state(url: str) -> dict[str, Any]:
 
 
 def context(store: DurableStore) -> dict[str, Any]:
-    ti = SimpleNamespace(dag_id="dag", task_id="create", run_id="manual__1", map_index=-1,
-                         xcom_push=lambda **kw: None)  # fmt: skip
-    return {"ti": ti, "task_state_store": store}
+    return task_context("manual__1", store, task_id="create")
 
 
 @pytest.fixture

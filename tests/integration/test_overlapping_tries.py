@@ -8,23 +8,20 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from airflow_sms_provider.operators.mobizon import MobizonCampaignOperator, MobizonSendSmsOperator
 from airflow_sms_provider.operators.ogangi import OgangiCreateBroadcastOperator
-from tests.helpers import DurableStore, add_faults, sandbox_state, set_clock
+from tests.helpers import DurableStore, add_faults, sandbox_state, set_clock, task_context
 
 NUMBERS = [f"7701222{i:04d}" for i in range(1, 13)]
 HOLD = 2.0  # seconds the sandbox holds the first try's request before carrying it out
 
 
 def context(store: DurableStore, try_number: int) -> dict[str, Any]:
-    ti = SimpleNamespace(dag_id="dag", task_id="send", run_id="manual__overlap", map_index=-1,
-                         try_number=try_number, xcom_push=lambda **kw: None)
-    return {"ti": ti, "task_state_store": store}
+    return task_context("manual__overlap", store, try_number=try_number)
 
 
 class Try(threading.Thread):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -19,16 +18,14 @@ from airflow_sms_provider.campaigns import mobizon as mobizon_work
 from airflow_sms_provider.operators.bsg import BsgBulkCampaignOperator
 from airflow_sms_provider.operators.mobizon import MobizonCampaignOperator
 from airflow_sms_provider.operators.ogangi import OgangiCreateBroadcastOperator
-from tests.helpers import DurableStore, add_faults, sandbox_state, set_clock
+from tests.helpers import DurableStore, add_faults, sandbox_state, set_clock, task_context
 
 NUMBERS = [f"7701111{i:04d}" for i in range(1, 13)]
 PHONES = [str(380500000000 + i) for i in range(5)]
 
 
 def context(store: DurableStore) -> dict[str, Any]:
-    ti = SimpleNamespace(dag_id="dag", task_id="send", run_id="manual__window", map_index=-1,
-                         xcom_push=lambda **kw: None)
-    return {"ti": ti, "task_state_store": store}
+    return task_context("manual__window", store)
 
 
 def now() -> dt.datetime:

@@ -10,7 +10,6 @@ rejected and the others as sent. Every check is made on the sandbox's side.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -21,16 +20,14 @@ from airflow_sms_provider.operators.bsg import BsgIndividualCampaignOperator
 from airflow_sms_provider.operators.mobizon import MobizonCampaignOperator
 from airflow_sms_provider.operators.ogangi import OgangiCreateBroadcastOperator, OgangiSendSmsByFileOperator
 from tests.conftest import mobizon_conn_uri
-from tests.helpers import DurableStore, add_faults, sandbox_requests, sandbox_state, set_clock
+from tests.helpers import DurableStore, add_faults, sandbox_requests, sandbox_state, set_clock, task_context
 
 NO_NAME = "no value for {name}"
 EMPTY = "the text filled with this row's values is empty"
 
 
 def context(store: DurableStore | None = None) -> dict[str, Any]:
-    ti = SimpleNamespace(dag_id="dag", task_id="send", run_id="manual__fill", map_index=-1,
-                         xcom_push=lambda **kw: None)
-    return {"ti": ti, "task_state_store": store if store is not None else DurableStore()}
+    return task_context("manual__fill", store)
 
 
 @pytest.fixture
