@@ -16,7 +16,8 @@ the export's own.
 Child: ``python -m bench.reports SINK COUNT WORKDIR``.
 
 **End to end** (``run_export``, once the hooks' ``iter_delivery_records`` is installed): one Mobizon
-campaign of N messages in the sandbox (in its own process, ``latency_ms`` per request and twice that per
+campaign of N messages in the sandbox, sent and final (a day later on the sandbox's clock: delivered, both
+timestamps set) (in its own process, ``latency_ms`` per request and twice that per
 new connection), then, in one child and in turn: *limit* and *listing* (below), and for each sink both again
 and then ``SmsDeliveryReportOperator.execute`` as a DAG runs it (records built, batches, sink, commit).
 *listing* is ``MobizonHook.iter_messages`` by campaign with ``concurrency`` pages in flight and nothing else
@@ -185,6 +186,11 @@ def export_child(count: int, workdir: Path, latency: float, concurrency: int, se
     hook.add_recipients_in_portions(campaign_id, (phone(i) for i in range(count)))
     warmup = new_campaign()
     hook.add_recipients_in_portions(warmup, (phone(i) for i in range(BATCH)))
+    # Reported once final, as a DAG does: sent, and a day later on the sandbox's clock every message has its
+    # final status and both timestamps (a report of unsent messages would skip the timestamps' parsing).
+    for sent in (campaign_id, warmup):
+        hook.send_campaign(sent)
+    httpx.post(f"{url}/_sandbox/clock", json={"advance": 86_400}).raise_for_status()
     wire = {"latency_ms": latency, "connect_latency_ms": 2 * latency}
     httpx.post(f"{url}/_sandbox/config", json=wire).raise_for_status()
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property, partial
-from typing import IO, Any
+from typing import IO, Any, cast
 from urllib.parse import SplitResult
 
 import httpx
@@ -31,7 +31,7 @@ import msgspec
 from airflow_sms_provider.concurrency import Gate, ordered_map, yield_gil
 from airflow_sms_provider.connections import HttpSettings, as_float, as_zone, register_connection_secrets
 from airflow_sms_provider.estimate import RowRule, fill_rule
-from airflow_sms_provider.exceptions import SmsProviderError, SmsValidationError
+from airflow_sms_provider.exceptions import SmsProtocolError, SmsProviderError, SmsValidationError
 from airflow_sms_provider.hooks.base import (
     AsyncCountsReader,
     AsyncReader,
@@ -324,16 +324,19 @@ class MobizonHook(ListsPages, SmsHook):
         idempotent: bool = True,
         gate: Gate | None = None,
         convert_numbers: bool = True,
+        parse: Callable[[Response], proto.Answer] | None = None,
     ) -> proto.Answer:
         """Call any API method and return its parsed answer (raises the typed error on failure).
 
         ``gate``: the shared pause of a bounded-concurrent job (waited on before the call,
         and paused by this call's retries, so a rate-limit answer slows every worker).
         ``convert_numbers=False``: numeric strings stay as sent (see ``protocols.mobizon.parse``).
+        ``parse``: another parser of the answer, with the same errors as ``protocols.mobizon.parse``.
         """
         request = self.settings.request(module, method, params, files=files, idempotent=idempotent)
         policy = self.settings.retry_for(module, method)
-        parse = proto.parse if convert_numbers else _PARSE_RESULTS
+        if parse is None:
+            parse = proto.parse if convert_numbers else _PARSE_RESULTS
         if gate is None:
             return send(self.get_conn(), request, parse, policy)
         gate.wait()
@@ -751,7 +754,7 @@ class MobizonHook(ListsPages, SmsHook):
             # Numbers left as sent: delivery_records converts the few it reads (the generic conversion of
             # every field was a third of the listing's CPU). A page at a time: no generator step per item.
             pages = self._pages("message", {"campaignIds": [cid], **criteria}, concurrency,
-                                convert_numbers=False, on_total=totals.append)  # fmt: skip
+                                parse=_parse_listed, on_total=totals.append)  # fmt: skip
             listed = 0
             for items in pages:
                 listed += len(items)
@@ -765,24 +768,25 @@ class MobizonHook(ListsPages, SmsHook):
         """One message/list item as a delivery record."""
         return self.delivery_records((item,))[0]
 
-    def delivery_records(self, items: Iterable[Mapping[str, Any]]) -> list[rec.DeliveryRecord]:
-        """message/list items (a page) as delivery records, in order.
+    def delivery_records(self, items: Iterable[Mapping[str, Any] | _Listed]) -> list[rec.DeliveryRecord]:
+        """message/list items (a page: dicts as parsed, or the report's decoded items) as delivery records.
 
         Once per message in a report: what every item shares (zone, provider, the helpers) is looked up
-        once per page, and each item's fields through one bound ``get``.
+        once per page, and each item's fields are attributes of a :class:`_Listed`.
         """
         zone, provider, status_of = self.settings.timezone, self.conn_type, self.message_status
         new, when, parts_of, cost_of = rec.new_record, provider_time, _int_or_none, _cost
         out = []
-        for item in items:
-            get = item.get
-            word = str(get("status") or "")
-            parts = parts_of(get("segNum"))
+        # A decoded page as it is (its item types checked in C); anything else converted item by item.
+        listed = items if isinstance(items, list) and set(map(type, items)) <= {_Listed} else map(_listed_of, items)
+        for item in cast("Iterable[_Listed]", listed):
+            word = str(item.status or "")
+            parts = parts_of(item.seg_num)
             out.append(new(
-                provider=provider, campaign_id=str(get("campaignId")), message_id=str(get("id")),
-                recipient=str(get("to") or ""), status=status_of(word), provider_status=word, parts=parts,
-                cost=cost_of(get("segUserBuy"), parts), created_at=when(get("startSendTs"), zone),
-                updated_at=when(get("statusUpdateTs"), zone),
+                provider=provider, campaign_id=str(item.campaign_id), message_id=str(item.id),
+                recipient=str(item.to or ""), status=status_of(word), provider_status=word, parts=parts,
+                cost=cost_of(item.seg_user_buy, parts), created_at=when(item.start_send_ts, zone),
+                updated_at=when(item.status_update_ts, zone),
             ))  # fmt: skip
         return out
 
@@ -858,6 +862,7 @@ class MobizonHook(ListsPages, SmsHook):
         sort: Mapping[str, str] | None,
         gate: Gate | None = None,
         convert_numbers: bool = True,
+        parse: Callable[[Response], proto.Answer] | None = None,
         **extra: Any,
     ) -> dict[str, Any]:
         if page_size not in proto.PAGE_SIZES:
@@ -870,7 +875,7 @@ class MobizonHook(ListsPages, SmsHook):
             "sort": dict(sort or {}),
             **extra,
         }
-        data = self.call(module, "list", params, gate=gate, convert_numbers=convert_numbers).data or {}
+        data = self.call(module, "list", params, gate=gate, convert_numbers=convert_numbers, parse=parse).data or {}
         return {"items": list(data.get("items") or []), "totalItemCount": int(data.get("totalItemCount") or 0)}
 
     def _iter_pages(
@@ -892,16 +897,17 @@ class MobizonHook(ListsPages, SmsHook):
         page_size: int = 100,
         sort: Mapping[str, str] | None = None,
         convert_numbers: bool = True,
+        parse: Callable[[Response], proto.Answer] | None = None,
         on_total: Callable[[int], None] | None = None,
         **extra: Any,
-    ) -> Iterator[list[dict[str, Any]]]:
+    ) -> Iterator[list[Any]]:
         """The items of every page matching ``criteria``, a page (a list) at a time, in page order;
-        ``on_total`` hears each page's ``totalItemCount`` (in page order)."""
+        ``on_total`` hears each page's ``totalItemCount`` (in page order); ``parse``: see :meth:`call`."""
         _check_concurrency(concurrency)
         gate = Gate() if concurrency > 1 else None
 
         def list_page(page: int) -> dict[str, Any]:
-            return self._list(module, criteria, page, page_size, sort, gate, convert_numbers, **extra)
+            return self._list(module, criteria, page, page_size, sort, gate, convert_numbers, parse, **extra)
 
         def total(answer: dict[str, Any]) -> int:
             if on_total is not None:
@@ -1008,6 +1014,69 @@ class _AcceptedAnswer(msgspec.Struct, gc=False):
 
 
 _ACCEPTED_ANSWER = msgspec.json.Decoder(_AcceptedAnswer)
+
+
+class _Listed(msgspec.Struct, gc=False, rename="camel"):
+    """One message/list item: the fields a delivery record reads, as sent (any JSON value); the rest of the
+    item is skipped in C. A report reads a million of them: no dict per item."""
+
+    id: Any = None
+    campaign_id: Any = None
+    to: Any = None
+    status: Any = None
+    seg_num: Any = None
+    seg_user_buy: Any = None
+    start_send_ts: Any = None
+    status_update_ts: Any = None
+
+
+class _ListedData(msgspec.Struct, gc=False, rename="camel"):
+    items: list[_Listed]
+    total_item_count: Any = None
+
+
+class _ListedAnswer(msgspec.Struct, gc=False):
+    code: int
+    data: _ListedData
+
+
+_LISTED_ANSWER = msgspec.json.Decoder(_ListedAnswer)
+# Each field's name in the answer (campaign_id: campaignId), for items parsed as dicts.
+_LISTED_FIELDS = {field.name: field.encode_name for field in msgspec.structs.fields(_Listed)}
+
+
+def _listed_of(item: Any) -> _Listed:
+    """A message/list item parsed as a dict (or one already decoded) as a :class:`_Listed`."""
+    if isinstance(item, _Listed):
+        return item
+    if not isinstance(item, Mapping):
+        raise SmsProtocolError(f"mobizon: a message/list item is {type(item).__name__}, not an object",
+                               provider=proto.PROVIDER)  # fmt: skip
+    return _Listed(**{name: item.get(key) for name, key in _LISTED_FIELDS.items()})
+
+
+def _parse_listed(resp: Response) -> proto.Answer:
+    """A message/list answer with its items as :class:`_Listed`, for a delivery report.
+
+    An answer that is not plainly "code 0 with a list of item objects" (an error, a code as a string, an
+    odd shape or a value msgspec refuses where ``json`` reads it, such as NaN or a lone surrogate) goes
+    through the full parse: the same values and errors as ``protocols.mobizon.parse``, items converted
+    afterwards. msgspec reads integers of any length exactly and keeps the last of repeated keys, as
+    ``json`` does.
+    """
+    if resp.status_code == 200 and len(resp.content) <= proto.MAX_RESPONSE_BYTES:
+        try:
+            answer = _LISTED_ANSWER.decode(resp.content)
+        except msgspec.DecodeError:  # also a ValidationError: another shape
+            answer = None
+        if answer is not None and answer.code == proto.OK:  # not a second "code" key further on
+            page = answer.data
+            return proto.Answer(proto.OK, {"items": page.items, "totalItemCount": page.total_item_count}, "")
+    parsed = _PARSE_RESULTS(resp)
+    data = parsed.data
+    if isinstance(data, Mapping) and isinstance(data.get("items"), list):
+        data = {**data, "items": [_listed_of(item) for item in data["items"]]}
+    return proto.Answer(parsed.code, data, parsed.message)
 
 
 class _Worker:

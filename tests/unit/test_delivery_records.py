@@ -136,6 +136,68 @@ def test_mobizon_page_to_records_matches_one_item_at_a_time(mobizon: MobizonHook
     assert mobizon.delivery_records([]) == []
 
 
+def _listed_body(*items: str, code: str = "0", total: str = '"2"', head: str = "") -> bytes:
+    return (f'{{"code":{code},{head}"data":{{"items":[{",".join(items)}],"totalItemCount":{total}}},"message":""}}'
+            .encode())  # fmt: skip
+
+
+_ITEM = ('{"id":"7","campaignId":"42","segNum":"2","segUserBuy":"0.0500","from":"Shop","to":"77010000001",'
+         '"text":"Sale","status":"DELIVRD","groups":"","uuid":"u","startSendTs":"2026-05-01 10:00:00",'
+         '"statusUpdateTs":"2026-05-01 10:00:07"}')  # fmt: skip
+# message/list answers a report may meet: each must give the records the full JSON parse gives, or its error.
+_LISTED_BODIES = [
+    _listed_body(_ITEM, _ITEM.replace('"7"', '"8"')),
+    _listed_body(_ITEM, code='"0"'),  # the code as a string: not the fast shape
+    _listed_body(_ITEM, head='"code":3,'),  # a second code key: the last one counts, as json reads it
+    _listed_body(_ITEM.replace('"id":"7"', '"id":12345678901234567890123456789')),  # exact, not a float
+    _listed_body(_ITEM.replace('"segUserBuy":"0.0500"', '"segUserBuy":0.1000000000000000055511151231257827')),
+    _listed_body(_ITEM.replace('"segUserBuy":"0.0500"', '"segUserBuy":NaN')),  # json reads NaN, msgspec not
+    _listed_body(_ITEM.replace('"to":"77010000001"', '"to":"\\ud800\\u0041"')),  # a lone surrogate
+    _listed_body(_ITEM.replace('"id":"7",', '"id":"7","id":"9",')),  # a repeated key: the last one
+    _listed_body(_ITEM.replace('"status":"DELIVRD"', '"status":{"nested":[1,2]}')),  # any JSON value
+    _listed_body('{"id":"5"}', "{}"),  # fields missing
+    _listed_body(_ITEM, total="null"),
+    _listed_body(_ITEM, "7"),  # an item that is not an object
+    b'{"code":0,"data":{"items":null,"totalItemCount":"0"},"message":""}',
+    b'{"code":0,"data":[],"message":""}',
+    b'{ "code" : 0 , "data" : { "items" : [ ' + _ITEM.encode() + b' ] , "totalItemCount" : "1" } }',
+    b'{"code":1,"data":{"items":[]},"message":"wrong key"}',
+    b'{"code":0,"data":{"items":[' + _ITEM.encode() + b"]}} trailing",
+    b"not json",
+]
+
+
+@pytest.mark.parametrize("body", _LISTED_BODIES)
+def test_the_report_decode_of_a_message_page_is_the_full_parses(mobizon: MobizonHook, body: bytes) -> None:
+    """The report decodes message/list pages into slotted structs (msgspec); what a page gives, records or
+    error, must be what json's full parse of it gives."""
+    from airflow_sms_provider.hooks.mobizon import _PARSE_RESULTS, _parse_listed
+    from airflow_sms_provider.transport import Response
+
+    def records(fast: bool) -> object:
+        try:
+            answer = (_parse_listed if fast else _PARSE_RESULTS)(Response(200, body, {}))
+            data = answer.data if isinstance(answer.data, dict) else {}
+            return answer.code, data.get("totalItemCount"), mobizon.delivery_records(data.get("items") or [])
+        except Exception as err:
+            return type(err), str(err)
+
+    assert records(fast=True) == records(fast=False)
+
+
+def test_a_plain_message_page_is_decoded_without_dicts() -> None:
+    from airflow_sms_provider.hooks.mobizon import _Listed, _parse_listed
+    from airflow_sms_provider.transport import Response
+
+    items = _parse_listed(Response(200, _LISTED_BODIES[0], {})).data["items"]
+    assert [type(item) for item in items] == [_Listed, _Listed] and items[1].id == "8"
+
+
+def test_a_message_page_item_that_is_not_an_object_is_named(mobizon: MobizonHook) -> None:
+    with pytest.raises(exc.SmsProtocolError, match="a message/list item is int, not an object"):
+        mobizon.delivery_records([json.loads(_ITEM), 7])  # type: ignore[list-item]
+
+
 # ------------------------------------------------------------------------ BSG
 
 
