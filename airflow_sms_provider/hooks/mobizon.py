@@ -1040,6 +1040,7 @@ class _ListedAnswer(msgspec.Struct, gc=False):
     data: _ListedData
 
 
+# One decoder for the report's page-reading threads: msgspec's decoders are thread-safe (since 0.16).
 _LISTED_ANSWER = msgspec.json.Decoder(_ListedAnswer)
 # Each field's name in the answer (campaign_id: campaignId), for items parsed as dicts.
 _LISTED_FIELDS = {field.name: field.encode_name for field in msgspec.structs.fields(_Listed)}
