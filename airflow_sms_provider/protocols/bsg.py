@@ -609,6 +609,9 @@ def parse_page(resp: Response) -> dict[str, Any]:
         raise _not_json(resp)
     page = (doc.get("meta") or {}).get("page") or {}
     items = list(doc["data"])
+    odd = set(map(type, items)) - {dict}  # every documented list item is an object; checked in C
+    if odd:
+        raise SmsProtocolError(f"bsg: a list item is {min(t.__name__ for t in odd)}, not an object", provider=PROVIDER)
     return {
         "items": items,
         "total": int(page.get("total", len(items))),

@@ -138,6 +138,11 @@ class TestParse:
         doc = {"data": [{"id": 1}], "meta": {"page": {"limit": 30, "offset": 0, "total": 1}}}
         assert proto.parse_page(answer(200, doc)) == {"items": [{"id": 1}], "total": 1, "offset": 0, "limit": 30}
 
+    def test_page_items_must_be_objects(self) -> None:
+        doc = {"data": [{"id": 1}, 2], "meta": {"page": {"limit": 30, "offset": 0, "total": 2}}}
+        with pytest.raises(exc.SmsProtocolError, match="a list item is int, not an object"):
+            proto.parse_page(answer(200, doc))
+
     def test_not_json(self) -> None:
         with pytest.raises(exc.SmsProtocolError, match="not the API's JSON"):
             proto.parse(Response(200, b"<html>maintenance</html>", {}))

@@ -259,6 +259,17 @@ def test_bsg_empty_campaign_is_one_listing_and_one_read(bsg: BsgHook) -> None:
     assert (route.call_count, read.call_count) == (1, 1)
 
 
+@respx.mock
+@pytest.mark.parametrize("odd", [7, "7", None, [1]])
+def test_a_bsg_page_item_that_is_not_an_object_fails_the_listing_naming_it(bsg: BsgHook, odd: object) -> None:
+    """A lying server: the report stops with the provider's error, once (not retried), not an AttributeError."""
+    login_route(TOKEN)
+    route = respx.get(BSG).mock(return_value=bsg_page([bsg_item(1), odd], 2, 0))  # type: ignore[list-item]
+    with pytest.raises(exc.SmsProtocolError, match=f"bsg: a list item is {type(odd).__name__}, not an object"):
+        list(bsg.iter_delivery_records([58982653]))
+    assert route.call_count == 1
+
+
 def test_bsg_statuses() -> None:
     assert {w: BsgHook.message_status(w) for w in ("sent", "delivered", "read", "expired", "failed", "new-word")} == {
         "sent": "pending", "delivered": "delivered", "read": "delivered", "expired": "undelivered",
