@@ -592,6 +592,10 @@ class BsgHook(ListsPages, SmsHook):
             totals: list[int] = []
             listed = 0
             for answer in itertools.chain([first], pages):
+                if not answer["items"]:
+                    # Short of the announced total: stop here (check_count names it), not read a lying
+                    # total's worth of empty pages.
+                    break
                 totals.append(int(answer["total"]))
                 listed += len(answer["items"])
                 records = rec.check_page(list(map(self.delivery_record, answer["items"])), cid)

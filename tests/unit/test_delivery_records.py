@@ -270,6 +270,17 @@ def test_a_bsg_page_item_that_is_not_an_object_fails_the_listing_naming_it(bsg: 
     assert route.call_count == 1
 
 
+@respx.mock
+def test_a_bsg_listing_that_announces_more_than_it_has_stops_at_the_first_empty_page(bsg: BsgHook) -> None:
+    """A lying total (10**9 messages) must not be read page after empty page: the export stops and says so."""
+    login_route(TOKEN)
+    first = bsg_page([bsg_item(i) for i in range(1, 501)], 10**9, 0)
+    route = respx.get(BSG).mock(side_effect=[first] + [bsg_page([], 10**9, 500)] * 200)
+    with pytest.raises(exc.SmsProtocolError, match=r"1000000000 message\(s\) were announced and 500 listed"):
+        list(bsg.iter_delivery_records([58982653], concurrency=2))
+    assert route.call_count <= 1 + 2 * 2 + 1  # the first page, the pages asked for ahead, one more at most
+
+
 def test_bsg_statuses() -> None:
     assert {w: BsgHook.message_status(w) for w in ("sent", "delivered", "read", "expired", "failed", "new-word")} == {
         "sent": "pending", "delivered": "delivered", "read": "delivered", "expired": "undelivered",
