@@ -876,7 +876,19 @@ class MobizonHook(ListsPages, SmsHook):
             **extra,
         }
         data = self.call(module, "list", params, gate=gate, convert_numbers=convert_numbers, parse=parse).data or {}
-        return {"items": list(data.get("items") or []), "totalItemCount": int(data.get("totalItemCount") or 0)}
+        items, total = (data.get("items") or [], data.get("totalItemCount") or 0) if isinstance(data, Mapping) else (
+            data, None)  # fmt: skip
+        # A lying server's page (an item that is not an object, a total that is not a count) stops the listing
+        # as the provider's error here, not as an AttributeError in whoever reads the items.
+        odd = set(map(type, items)) - {dict, _Listed} if isinstance(items, list) else {type(items)}
+        if odd or not (isinstance(total, (int, str)) and str(total).isdigit()):
+            kinds = ", ".join(sorted(t.__name__ for t in odd)) or "dict"
+            raise SmsProtocolError(
+                f"mobizon: {module}/list answered something that is not a page of items (items of type {kinds}, "
+                f"totalItemCount of type {type(total).__name__})",
+                provider=proto.PROVIDER,
+            )
+        return {"items": list(items), "totalItemCount": int(total)}
 
     def _iter_pages(
         self,

@@ -198,6 +198,30 @@ def test_a_message_page_item_that_is_not_an_object_is_named(mobizon: MobizonHook
         mobizon.delivery_records([json.loads(_ITEM), 7])  # type: ignore[list-item]
 
 
+@respx.mock
+@pytest.mark.parametrize("data", [
+    {"items": [mobizon_item(1), 7], "totalItemCount": "2"},
+    {"items": [mobizon_item(1), None], "totalItemCount": "2"},
+    {"items": {"0": mobizon_item(1)}, "totalItemCount": "1"},
+    {"items": [mobizon_item(1)], "totalItemCount": "one"},
+    {"items": [mobizon_item(1)], "totalItemCount": -1},
+    [mobizon_item(1)],
+])  # fmt: skip
+@pytest.mark.parametrize("read", ["report", "listing"])
+def test_a_mobizon_page_that_is_not_a_page_of_objects_stops_the_listing_once(
+    mobizon: MobizonHook, data: object, read: str
+) -> None:
+    """A lying server: the report and the public listing (which the recovery of an unanswered sendSmsMessage
+    reads) stop with the provider's error, one request, not an AttributeError or ValueError later on."""
+    route = respx.post(MOBIZON).mock(return_value=httpx.Response(200, json={"code": 0, "message": "", "data": data}))
+    with pytest.raises(exc.SmsProtocolError, match=r"not a page of items|not an object"):
+        if read == "report":
+            list(mobizon.iter_delivery_records(["42"], concurrency=1))
+        else:
+            list(mobizon.iter_messages({"campaignIds": [42]}))
+    assert route.call_count == 1
+
+
 # ------------------------------------------------------------------------ BSG
 
 
