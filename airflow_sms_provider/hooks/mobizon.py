@@ -707,7 +707,8 @@ class MobizonHook(ListsPages, SmsHook):
         gate = Gate() if concurrency > 1 else None
 
         def one_call(chunk: list[int | str]) -> list[dict[str, Any]]:
-            return list(self.call("message", "getSMSStatus", {"ids": [str(i) for i in chunk]}, gate=gate).data or [])
+            data = self.call("message", "getSMSStatus", {"ids": [str(i) for i in chunk]}, gate=gate).data or []
+            return _objects(data, "message/getSMSStatus")
 
         for statuses in ordered_map(one_call, chunked(message_ids, proto.MAX_STATUS_IDS_PER_CALL), concurrency):
             yield from statuses
@@ -876,19 +877,14 @@ class MobizonHook(ListsPages, SmsHook):
             **extra,
         }
         data = self.call(module, "list", params, gate=gate, convert_numbers=convert_numbers, parse=parse).data or {}
-        items, total = (data.get("items") or [], data.get("totalItemCount") or 0) if isinstance(data, Mapping) else (
-            data, None)  # fmt: skip
-        # A lying server's page (an item that is not an object, a total that is not a count) stops the listing
-        # as the provider's error here, not as an AttributeError in whoever reads the items.
-        odd = set(map(type, items)) - {dict, _Listed} if isinstance(items, list) else {type(items)}
-        if odd or not (isinstance(total, (int, str)) and str(total).isdigit()):
-            kinds = ", ".join(sorted(t.__name__ for t in odd)) or "dict"
-            raise SmsProtocolError(
-                f"mobizon: {module}/list answered something that is not a page of items (items of type {kinds}, "
-                f"totalItemCount of type {type(total).__name__})",
-                provider=proto.PROVIDER,
-            )
-        return {"items": list(items), "totalItemCount": int(total)}
+        if not isinstance(data, Mapping):
+            raise SmsProtocolError(f"mobizon: {module}/list answered data of type {type(data).__name__}, not a page "
+                                   "of items", provider=proto.PROVIDER)  # fmt: skip
+        total = data.get("totalItemCount") or 0
+        if not (isinstance(total, (int, str)) and str(total).isdigit()):
+            raise SmsProtocolError(f"mobizon: {module}/list answered a totalItemCount of type "
+                                   f"{type(total).__name__} that is not a count", provider=proto.PROVIDER)  # fmt: skip
+        return {"items": _objects(data.get("items") or [], f"{module}/list"), "totalItemCount": int(total)}
 
     def _iter_pages(
         self,
@@ -1056,6 +1052,19 @@ class _ListedAnswer(msgspec.Struct, gc=False):
 _LISTED_ANSWER = msgspec.json.Decoder(_ListedAnswer)
 # Each field's name in the answer (campaign_id: campaignId), for items parsed as dicts.
 _LISTED_FIELDS = {field.name: field.encode_name for field in msgspec.structs.fields(_Listed)}
+
+
+def _objects(items: Any, what: str) -> list[Any]:
+    """``items`` as a list, or SmsProtocolError naming what ``what`` answered instead of a list of objects.
+
+    A lying server's item that is a number or null would otherwise reach whoever reads the items (a report,
+    a stats operator, the recovery of an unanswered send) as an AttributeError outside the parser.
+    """
+    odd = set(map(type, items)) - {dict, _Listed} if isinstance(items, list) else {type(items)}  # types, in C
+    if odd:
+        kinds = ", ".join(sorted(kind.__name__ for kind in odd))
+        raise SmsProtocolError(f"mobizon: {what} answered items of type {kinds}, not objects", provider=proto.PROVIDER)
+    return list(items)
 
 
 def _listed_of(item: Any) -> _Listed:

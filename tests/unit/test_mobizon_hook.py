@@ -160,6 +160,16 @@ def test_get_sms_status_splits_ids_by_100(hook: MobizonHook) -> None:
 
 
 @respx.mock
+@pytest.mark.parametrize("data", [{"1": {"id": 1}}, [{"id": 1, "status": "DELIVRD"}, 2], "DELIVRD"])
+def test_get_sms_status_refuses_statuses_that_are_not_objects(hook: MobizonHook, data: object) -> None:
+    """A lying server's statuses stop the read with the provider's error, not an AttributeError in the caller."""
+    r = respx.post(f"{BASE}/service/message/getSMSStatus").mock(return_value=ok(data))
+    with pytest.raises(exc.SmsProtocolError, match=r"message/getSMSStatus answered items of type .*, not objects"):
+        hook.get_sms_status([1, 2])
+    assert r.call_count == 1
+
+
+@respx.mock
 def test_iter_campaigns_walks_every_page(hook: MobizonHook) -> None:
     def answer(request: httpx.Request) -> httpx.Response:
         fields = dict(parse_qsl(request.content.decode()))
