@@ -1091,7 +1091,7 @@ def _parse_listed(resp: Response) -> proto.Answer:
             answer = _LISTED_ANSWER.decode(resp.content)
         except msgspec.DecodeError:  # also a ValidationError: another shape
             answer = None
-        if answer is not None and answer.code == proto.OK:  # not a second "code" key further on
+        if answer is not None and answer.code == proto.OK:  # any other code: the full parse decides
             page = answer.data
             return proto.Answer(proto.OK, {"items": page.items, "totalItemCount": page.total_item_count}, "")
     parsed = _PARSE_RESULTS(resp)
