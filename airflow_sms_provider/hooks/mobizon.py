@@ -457,8 +457,7 @@ class MobizonHook(ListsPages, SmsHook):
             "shortenLinks": shorten_links,
             "trackShortLinkRecipients": track_short_link_recipients,
         }
-        answer = self.call("campaign", "create", {"data": data}, idempotent=False)
-        return int(answer.data)
+        return int(self.call("campaign", "create", {"data": data}, idempotent=False, parse=_PARSE_ID).data)
 
     def add_recipients(
         self,
@@ -688,7 +687,7 @@ class MobizonHook(ListsPages, SmsHook):
 
     def send_campaign(self, campaign_id: int) -> int:
         """campaign/send; returns 1 when the campaign went to moderation, 2 when sent."""
-        return int(self.call("campaign", "send", {"id": campaign_id}, idempotent=False).data)
+        return int(self.call("campaign", "send", {"id": campaign_id}, idempotent=False, parse=_PARSE_ID).data)
 
     # ------------------------------------------------------------ message
 
@@ -810,7 +809,7 @@ class MobizonHook(ListsPages, SmsHook):
         """
         params = sms_params(self.settings, recipient, text, sender=sender, name=name, deferred_to=deferred_to,
                             shorten_links=shorten_links, validity=validity, mclass=mclass)
-        return dict(self.call("message", "sendSmsMessage", params, idempotent=False).data)
+        return dict(self.call("message", "sendSmsMessage", params, idempotent=False, parse=_PARSE_OBJECT).data)
 
     def find_sms(
         self,
@@ -1065,6 +1064,37 @@ def _objects(items: Any, what: str) -> list[Any]:
         kinds = ", ".join(sorted(kind.__name__ for kind in odd))
         raise SmsProtocolError(f"mobizon: {what} answered items of type {kinds}, not objects", provider=proto.PROVIDER)
     return list(items)
+
+
+def _shaped(shape: Callable[[Any], Any]) -> Callable[[Response], proto.Answer]:
+    """``protocols.mobizon.parse`` with the data made into what the call returns inside the parser.
+
+    Code 0 with data of another shape is an answer that cannot be read: for a paid call (create, send) the
+    transport says it may have been carried out (SmsAmbiguousError), so it is looked up, never repeated; a
+    ValueError after the parser would have passed as a failure like any other.
+    """
+
+    def parse(resp: Response) -> proto.Answer:
+        answer = proto.parse(resp)
+        return proto.Answer(answer.code, shape(answer.data), answer.message)
+
+    return parse
+
+
+def _whole_number(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
+        raise ValueError(f"data of type {type(value).__name__} where an id or a status number belongs")
+    return int(value)
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"data of type {type(value).__name__} where an object belongs")
+    return dict(value)
+
+
+_PARSE_ID = _shaped(_whole_number)
+_PARSE_OBJECT = _shaped(_mapping)
 
 
 def _listed_of(item: Any) -> _Listed:

@@ -18,7 +18,7 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_sms_provider import exceptions as exc
-from airflow_sms_provider.operators.mobizon import MobizonCampaignOperator
+from airflow_sms_provider.operators.mobizon import MobizonCampaignOperator, MobizonSendSmsOperator
 from airflow_sms_provider.operators.ogangi import OgangiCreateBroadcastOperator, OgangiSendSmsByFileOperator
 from airflow_sms_provider.protocols import mobizon as mobizon_proto
 from tests.helpers import DurableStore, add_faults, sandbox_requests, sandbox_state, set_clock
@@ -121,3 +121,44 @@ def test_a_retry_whose_recorded_broadcast_is_gone_names_it(frozen: str) -> None:
     operator = OgangiCreateBroadcastOperator(task_id="t", text="Hi", recipients=NUMBERS, campaign_name="Gone")
     with pytest.raises(exc.SmsNotFoundError, match=r"broadcast 4321 .*not found at http://127\.0\.0\.1:\d+: deleted\?"):
         operator.execute({"task_state_store": store})
+
+
+# Mobizon answers code 0 (done) with data that is not what the call returns: carried out, unreadable.
+LYING = {"code": 0, "data": "queued", "message": ""}
+
+
+def mobizon_sends(url: str, method: str) -> int:
+    return sum(r["path"].endswith(f"/{method}") for r in sandbox_requests(url, "mobizon"))
+
+
+def test_a_single_sms_answered_done_with_unreadable_data_is_never_sent_twice(mobizon_conn: str,
+                                                                               sandbox_url: str) -> None:
+    add_faults(sandbox_url, {"provider": "mobizon", "path": "message/sendSmsMessage", "action": "answer_instead",
+                             "status": 200, "body": LYING})  # fmt: skip
+    store = DurableStore()
+    ti = SimpleNamespace(dag_id="d", task_id="sms", run_id="r1", map_index=-1, xcom_push=lambda **k: None)
+    operator = MobizonSendSmsOperator(task_id="sms", recipient="77011112201", text="Your code is 1234")
+    for _ in range(2):  # the try, and Airflow's retry if it failed
+        try:
+            operator.execute({"ti": ti, "task_state_store": store})
+        except exc.SmsProviderError as err:
+            assert "may have been" in str(err) or isinstance(err, exc.SmsAmbiguousError), repr(err)
+    assert mobizon_sends(sandbox_url, "sendSmsMessage") == 1
+    assert len(sandbox_state(sandbox_url, "mobizon")["campaigns"]) == 1
+
+
+def test_a_campaign_send_answered_done_with_unreadable_data_is_never_sent_twice(mobizon_conn: str,
+                                                                                 sandbox_url: str) -> None:
+    add_faults(sandbox_url, {"provider": "mobizon", "path": "campaign/send", "action": "answer_instead",
+                             "status": 200, "body": LYING})  # fmt: skip
+    store = DurableStore()
+    ti = SimpleNamespace(dag_id="d", task_id="send", run_id="r1", map_index=-1, xcom_push=lambda **k: None)
+    operator = MobizonCampaignOperator(task_id="send", text="Sale", recipients=["77011112201", "77011112202"],
+                                       wait_for_completion=False)  # fmt: skip
+    for _ in range(2):
+        try:
+            operator.execute({"ti": ti, "task_state_store": store})
+        except exc.SmsProviderError as err:
+            assert "may have been" in str(err) or isinstance(err, exc.SmsAmbiguousError), repr(err)
+    assert mobizon_sends(sandbox_url, "campaign/send") == 1
+    assert len(sandbox_state(sandbox_url, "mobizon")["campaigns"]) == 1

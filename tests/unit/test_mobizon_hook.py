@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
@@ -38,6 +39,27 @@ def sent(r: respx.Route) -> httpx.Request:
     request = r.calls.last.request
     assert request.url.query.decode() == QUERY
     return request
+
+
+@respx.mock
+@pytest.mark.parametrize(("path", "call", "data"), [
+    ("campaign/create", lambda hook: hook.create_campaign("Sale"), {"id": 42}),
+    ("campaign/create", lambda hook: hook.create_campaign("Sale"), "forty-two"),
+    ("campaign/create", lambda hook: hook.create_campaign("Sale"), True),
+    ("campaign/send", lambda hook: hook.send_campaign(42), "sent"),
+    ("campaign/send", lambda hook: hook.send_campaign(42), [2]),
+    ("message/sendSmsMessage", lambda hook: hook.send_sms("77010000001", "Hi"), "queued"),
+    ("message/sendSmsMessage", lambda hook: hook.send_sms("77010000001", "Hi"), [{"messageId": 1}]),
+])  # fmt: skip
+def test_a_paid_call_answered_code_0_with_data_of_another_shape_may_have_been_carried_out(
+    hook: MobizonHook, path: str, call: Any, data: object
+) -> None:
+    """A lying server: code 0 whose data is not what the call returns is an answer that cannot be read, so
+    the call may have happened (looked up, never repeated), not a ValueError that passes as any failure."""
+    r = route("POST", path, ok(data))
+    with pytest.raises(exc.SmsAmbiguousError, match=r"could not be read.*may have been carried out"):
+        call(hook)
+    assert r.call_count == 1
 
 
 @respx.mock
