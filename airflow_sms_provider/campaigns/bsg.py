@@ -994,7 +994,7 @@ class BsgAudienceWork(CampaignSettings, Work):
                 owner = self._found.owner([self.phone_of(item) for item in chunk])
                 return owner, len(chunk) if owner is not None else 0  # found whole: the chunk's own campaign
             try:
-                return dict(hook.call(self.build(remaining, options))), len(remaining)
+                return hook.call(self.build(remaining, options), proto.parse_object), len(remaining)
             except (SmsAmbiguousError, proto.BsgDuplicateRequestError) as err:
                 if not remaining[0].get("reference_id"):
                     # Nothing to look it up by: a retry would send the chunk again (durable state or not).

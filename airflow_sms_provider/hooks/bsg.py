@@ -483,7 +483,7 @@ class BsgHook(ListsPages, SmsHook):
         """
         request = _bulk_request(self.settings, phones, text, sender, validity=validity, tariff_code=tariff_code,
                                 start_at=start_at, transliterate=transliterate, callback_url=callback_url)
-        return dict(self.call(request))
+        return self.call(request, proto.parse_object)
 
     def send_groups(
         self,
@@ -503,7 +503,7 @@ class BsgHook(ListsPages, SmsHook):
             group_ids, proto.check_message_text(text), proto.check_sender(sender),
             **self._campaign_options(validity, tariff_code, start_at, callback_url), transliterate=transliterate,
         )
-        return dict(self.call(request))
+        return self.call(request, proto.parse_object)
 
     def send_individual(
         self,
@@ -520,7 +520,7 @@ class BsgHook(ListsPages, SmsHook):
         proto.check_audience_size(len(items), "messages")
         proto.check_unique_references(items, "messages")
         request = proto.send_individual(items, **self._campaign_options(validity, tariff_code, start_at, callback_url))
-        return dict(self.call(request))
+        return self.call(request, proto.parse_object)
 
     def get_campaign(self, campaign_id: int) -> dict[str, Any]:
         """GET /api/campaigns/{id}: status and short statistics (sent, delivered)."""

@@ -573,6 +573,18 @@ def parse(resp: Response) -> Any:
     return doc["data"]
 
 
+def parse_object(resp: Response) -> dict[str, Any]:
+    """:func:`parse` of an answer whose data is an object (a campaign, a send's result).
+
+    Data of another shape raises inside the parser, so the transport's rule applies: after a paid request
+    it is an answer that cannot be read, and the call may have been carried out (SmsAmbiguousError).
+    """
+    data = parse(resp)
+    if not isinstance(data, Mapping):
+        raise ValueError(f"data of type {type(data).__name__} where an object belongs")
+    return dict(data)
+
+
 def parse_price(resp: Response) -> tuple[float | None, str | None]:
     """``(price, currency)`` of a price answer (top-level, no ``data``); the price may be null."""
     doc = _document(resp)

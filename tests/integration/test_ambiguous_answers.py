@@ -18,10 +18,11 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_sms_provider import exceptions as exc
+from airflow_sms_provider.operators.bsg import BsgBulkCampaignOperator
 from airflow_sms_provider.operators.mobizon import MobizonCampaignOperator, MobizonSendSmsOperator
 from airflow_sms_provider.operators.ogangi import OgangiCreateBroadcastOperator, OgangiSendSmsByFileOperator
 from airflow_sms_provider.protocols import mobizon as mobizon_proto
-from tests.helpers import DurableStore, add_faults, sandbox_requests, sandbox_state, set_clock
+from tests.helpers import DurableStore, add_faults, sandbox_requests, sandbox_state, set_clock, task_context
 
 NUMBERS = ["584141234567", "584241234568", "584161234569"]
 
@@ -162,3 +163,25 @@ def test_a_campaign_send_answered_done_with_unreadable_data_is_never_sent_twice(
             assert "may have been" in str(err) or isinstance(err, exc.SmsAmbiguousError), repr(err)
     assert mobizon_sends(sandbox_url, "campaign/send") == 1
     assert len(sandbox_state(sandbox_url, "mobizon")["campaigns"]) == 1
+
+
+# As text, not JSON: the fault's own answer (which the BSG contract plugin does not judge); the hook reads it alike.
+@pytest.mark.parametrize("body", ['{"data": "queued"}', '{"data": [1, 2]}'])
+def test_a_bsg_send_answered_ok_with_data_that_is_not_an_object_is_never_sent_twice(
+    bsg_conn: str, sandbox_url: str, body: str
+) -> None:
+    import httpx
+
+    add_faults(sandbox_url, {"provider": "bsg", "path": "campaigns/sms/send", "action": "answer_instead",
+                             "status": 200, "body": body})  # fmt: skip
+    store = DurableStore()
+    operator = BsgBulkCampaignOperator(task_id="send", recipients=["380500000001", "380500000002"], text="Sale",
+                                       sender="Vet klinika")  # fmt: skip
+    for _ in range(2):  # the try, and Airflow's retry if it failed
+        try:
+            operator.execute(task_context("manual__lying", store))
+        except exc.SmsProviderError as err:
+            assert "may have been" in str(err) or isinstance(err, exc.SmsAmbiguousError), repr(err)
+    state = httpx.get(f"{sandbox_url}/_sandbox/bsg/state", params={"messages": "true"}).json()
+    phones = sorted(str(m.get("phone") or m.get("number")) for c in state["campaigns"] for m in c["messages"])
+    assert phones == ["380500000001", "380500000002"]  # each once
