@@ -42,6 +42,7 @@ from airflow_sms_provider.hooks.base import (
     provider_time,
 )
 from airflow_sms_provider.protocols import mobizon as proto
+from airflow_sms_provider.protocols.shapes import non_object_types, object_data
 from airflow_sms_provider.recipients import chunked
 from airflow_sms_provider.redaction import redact_text
 from airflow_sms_provider.reports import record as rec
@@ -1059,10 +1060,10 @@ def _objects(items: Any, what: str) -> list[Any]:
     A lying server's item that is a number or null would otherwise reach whoever reads the items (a report,
     a stats operator, the recovery of an unanswered send) as an AttributeError outside the parser.
     """
-    odd = set(map(type, items)) - {dict, _Listed} if isinstance(items, list) else {type(items)}  # types, in C
+    odd = non_object_types(items, _OBJECTS)
     if odd:
-        kinds = ", ".join(sorted(kind.__name__ for kind in odd))
-        raise SmsProtocolError(f"mobizon: {what} answered items of type {kinds}, not objects", provider=proto.PROVIDER)
+        raise SmsProtocolError(f"mobizon: {what} answered items of type {', '.join(odd)}, not objects",
+                               provider=proto.PROVIDER)  # fmt: skip
     return list(items)
 
 
@@ -1087,14 +1088,11 @@ def _whole_number(value: Any) -> int:
     return int(value)
 
 
-def _mapping(value: Any) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ValueError(f"data of type {type(value).__name__} where an object belongs")
-    return dict(value)
-
-
 _PARSE_ID = _shaped(_whole_number)
-_PARSE_OBJECT = _shaped(_mapping)
+_PARSE_OBJECT = _shaped(object_data)
+
+
+_OBJECTS = frozenset({dict, _Listed})  # a page's items as parsed, or as the report decodes them
 
 
 def _listed_of(item: Any) -> _Listed:

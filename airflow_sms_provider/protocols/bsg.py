@@ -32,6 +32,7 @@ from airflow_sms_provider.exceptions import (
     SmsServerError,
     SmsValidationError,
 )
+from airflow_sms_provider.protocols.shapes import non_object_types, object_data
 from airflow_sms_provider.recipients import normalize_phone, sms_parts
 from airflow_sms_provider.redaction import redact_text
 from airflow_sms_provider.transport import Request, Response
@@ -579,10 +580,7 @@ def parse_object(resp: Response) -> dict[str, Any]:
     Data of another shape raises inside the parser, so the transport's rule applies: after a paid request
     it is an answer that cannot be read, and the call may have been carried out (SmsAmbiguousError).
     """
-    data = parse(resp)
-    if not isinstance(data, Mapping):
-        raise ValueError(f"data of type {type(data).__name__} where an object belongs")
-    return dict(data)
+    return object_data(parse(resp))
 
 
 def parse_price(resp: Response) -> tuple[float | None, str | None]:
@@ -621,9 +619,9 @@ def parse_page(resp: Response) -> dict[str, Any]:
         raise _not_json(resp)
     page = (doc.get("meta") or {}).get("page") or {}
     items = list(doc["data"])
-    odd = set(map(type, items)) - {dict}  # every documented list item is an object; checked in C
+    odd = non_object_types(items)  # every documented list item is an object
     if odd:
-        raise SmsProtocolError(f"bsg: a list item is {min(t.__name__ for t in odd)}, not an object", provider=PROVIDER)
+        raise SmsProtocolError(f"bsg: a list item is {odd[0]}, not an object", provider=PROVIDER)
     return {
         "items": items,
         "total": int(page.get("total", len(items))),
