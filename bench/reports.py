@@ -16,8 +16,8 @@ the export's own.
 Child: ``python -m bench.reports SINK COUNT WORKDIR``.
 
 **End to end** (``run_export``, once the hooks' ``iter_delivery_records`` is installed): one Mobizon
-campaign of N messages in the sandbox, sent and final (a day later on the sandbox's clock: delivered, both
-timestamps set) (in its own process, ``latency_ms`` per request and twice that per
+campaign of N messages, sent and final (a day later on the sandbox's clock: delivered, both timestamps set),
+in the sandbox (in its own process, ``latency_ms`` per request and twice that per
 new connection), then, in one child and in turn: *limit* and *listing* (below), and for each sink both again
 and then ``SmsDeliveryReportOperator.execute`` as a DAG runs it (records built, batches, sink, commit).
 *listing* is ``MobizonHook.iter_messages`` by campaign with ``concurrency`` pages in flight and nothing else
