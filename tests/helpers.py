@@ -44,6 +44,20 @@ def add_faults(url: str, *rules: dict[str, Any]) -> None:
     httpx.post(f"{url}/_sandbox/faults", json=list(rules)).raise_for_status()
 
 
+def portion_size(request: httpx.Request) -> int:
+    """How many recipients a Mobizon addRecipients body holds (``recipients[N]`` or ``recipients[N][field]``)."""
+    from urllib.parse import parse_qsl
+
+    keys = (key for key, _ in parse_qsl(request.content.decode(), keep_blank_values=True))
+    return len({key.split("]", 1)[0] for key in keys if key.startswith("recipients[")})
+
+
+def all_added(request: httpx.Request, code: Any = 0, message_id: Any = 1) -> httpx.Response:
+    """A mocked addRecipients answer: every recipient of the portion added (one result each, as Mobizon answers)."""
+    results = [{"code": code, "messageId": message_id}] * portion_size(request)
+    return httpx.Response(200, json={"code": 0, "data": results, "message": ""})
+
+
 def load_example(filename: str, dag_id: str) -> Any:
     """The DAG object ``dag_id`` defined in an example DAG file."""
     import runpy

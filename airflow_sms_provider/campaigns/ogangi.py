@@ -25,8 +25,8 @@ from airflow_sms_provider.exceptions import (
     SmsProviderError,
     SmsValidationError,
 )
-from airflow_sms_provider.hooks.base import CampaignParams
-from airflow_sms_provider.hooks.ogangi import OgangiHook, build_sms_file, read_upload
+from airflow_sms_provider.hooks.base import CampaignParams, masked_number
+from airflow_sms_provider.hooks.ogangi import OgangiHook, build_sms_file, read_upload, unanswered
 from airflow_sms_provider.progress import Checkpoint
 from airflow_sms_provider.protocols import ogangi as proto
 from airflow_sms_provider.recipients import (
@@ -155,6 +155,30 @@ def _nonempty(rows: Iterable[T], report: RejectReport) -> Iterator[T]:
                                  value=report.count)
 
 
+def _answer_gaps(messages: Sequence[Mapping[str, Any]], numbers: Sequence[str] | None) -> dict[str, Any]:
+    """What an OK sendSMSByFile answer leaves unaccounted for (empty when it names one message per row of
+    ``numbers``): counts and a few masked examples. ``None``: a file uploaded as it is, not read here."""
+    if numbers is None:
+        return {}
+    missing, extra = unanswered(messages, numbers)
+    if not missing and not extra:
+        return {}
+    return {"rows_without_message": len(missing), "messages_for_other_numbers": len(extra),
+            "examples": [masked_number(n) for n in missing[:5]] + [
+                masked_number(str(m.get("to") or "?")) for m in extra[:5]]}  # fmt: skip
+
+
+def _gaps_message(rows: int | None, messages: Sequence[Mapping[str, Any]], gaps: Mapping[str, Any]) -> str:
+    return (
+        f"sendSMSByFile accepted the file of {rows} row(s) (status OK) but its answer names {len(messages)} "
+        f"message(s): {gaps['rows_without_message']} number(s) sent to have no message in it and "
+        f"{gaps['messages_for_other_numbers']} message(s) are beyond one per row (for a number not in the file "
+        f"or a second one for a number; e.g. "
+        f"{', '.join(gaps['examples'])}). Whether those were sent is unknown: not sending again. Check the "
+        "messages in Ogangi; the answer's messages are in this task's state and the log"
+    )
+
+
 def summarize_messages(messages: Sequence[Mapping[str, Any]], cap: int) -> dict[str, Any]:
     """Counts by status and the first ``cap`` (id, status) pairs: no numbers, no texts."""
     counts: dict[str, int] = {}
@@ -270,10 +294,12 @@ class OgangiSendByFileWork(_AudienceMixin, _OgangiWork):
             # (the document only points to a "Recipient List" page we do not have).
             row["text"] = fill.filled
         row["params"] = fill.values
+        self._numbers.append(recipient.number)
         return row
 
     def _file(self, report: RejectReport) -> tuple[str, bytes, int]:
         self._senders = {}
+        self._numbers: list[str] = []  # the file's numbers, one per row: what the answer must account for
         defaults = {"from": self.sender, "carrier": self.carrier, "text": self.text,
                     "encoding": self.encoding or proto.DEFAULT_ENCODING, "timezone": self.timezone}
         made = (self._row(recipient, report) for recipient in self._audience(report))
@@ -371,8 +397,15 @@ class OgangiSendByFileWork(_AudienceMixin, _OgangiWork):
                    "invalid": report.summary()}
         if self.duplicates is not None:
             summary["audience_duplicates"] = self.duplicates.summary()
+        gaps = _answer_gaps(messages, self._numbers if rows is not None else None)
+        if gaps:
+            summary["unaccounted"] = gaps
         ckpt.save(summary=summary)
         lease.release()
+        if gaps:
+            self.log.error("sendSMSByFile answered for %d of %d row(s): %s; messages: %s", summary["total"], rows,
+                           summary["status_counts"], summary["messages"])  # fmt: skip
+            raise SmsFatalError(_gaps_message(rows, messages, gaps), provider=proto.PROVIDER)
         self.log.info("Sent %d SMS by file: %s", summary["total"], summary["status_counts"])
         return summary
 

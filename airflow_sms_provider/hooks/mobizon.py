@@ -977,16 +977,31 @@ class _Books:
     keep_rejections: int
     on_portion: Callable[[int, AddResult], None] | None
 
+    counted: int = 0  # rows whose answers were counted
+
     def record(self, answer: proto.Answer | _Unread, sent: int) -> None:
-        """Count ``answer`` (rows sent so far: ``sent``) and report it."""
-        if not (isinstance(answer, _Unread) and self._all_added(answer.content)):
+        """Count ``answer`` (rows sent so far: ``sent``) and report it.
+
+        An accepted answer holds one result per recipient of its portion: any other count (or results that
+        are not objects) is SmsProtocolError, which recipients were added being unknown; the upload's
+        reconcile reads the campaign instead of trusting the counts.
+        """
+        size, self.counted = sent - self.counted, sent
+        if not (isinstance(answer, _Unread) and self._all_added(answer.content, size)):
             if isinstance(answer, _Unread):
                 answer = _PARSE_RESULTS(Response(200, answer.content, {}))
-            self.result.record(answer.data or [], self.keep_ids, self.keep_rejections)
+            items = _objects(answer.data if answer.data is not None else [], "campaign/addRecipients")
+            if len(items) != size:
+                raise SmsProtocolError(
+                    f"mobizon: campaign/addRecipients answered {len(items)} result(s) for a portion of {size} "
+                    f"recipient(s) (rows {sent - size + 1}-{sent}): which of them are in the campaign is unknown",
+                    provider=proto.PROVIDER,
+                )
+            self.result.record(items, self.keep_ids, self.keep_rejections)
         if self.on_portion is not None:
             self.on_portion(sent, self.result)
 
-    def _all_added(self, content: bytes) -> bool:
+    def _all_added(self, content: bytes, size: int) -> bool:
         """Count an answer whose every result is "added" (nearly all of a big upload) and say True; any
         other answer (a rejection, a code as a string, an unexpected shape) is left to the full parse.
 
@@ -997,7 +1012,7 @@ class _Books:
             items = _ACCEPTED_ANSWER.decode(content).data
         except msgspec.DecodeError:  # also a ValidationError: another shape
             return False
-        if [item.code for item in items].count(proto.RECIPIENT_ADDED) != len(items):
+        if len(items) != size or [item.code for item in items].count(proto.RECIPIENT_ADDED) != len(items):
             return False
         result, keep = self.result, self.keep_ids
         result.added += len(items)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -142,10 +143,39 @@ def build_sms_file(
     return out.getvalue(), count
 
 
-def _not_reached(messages: Sequence[Mapping[str, Any]]) -> list[str]:
-    """send_text's lines: the rows sendSMSByFile answered with a failed status."""
-    return [f"{masked_number(str(m.get('to') or '?'))}: {m.get('status')}" for m in messages
-            if m.get("status") in proto.MESSAGE_FAILED_STATUSES]
+def _digits(number: Any) -> str:
+    return "".join(filter(str.isdigit, str(number or "")))
+
+
+def unanswered(
+    messages: Sequence[Mapping[str, Any]], numbers: Iterable[str]
+) -> tuple[list[str], list[Mapping[str, Any]]]:
+    """What a sendSMSByFile answer (one message per row) does not account for, numbers compared as digits:
+    the numbers sent that no message is for (one per row), and the messages for no number sent."""
+    left = Counter(map(_digits, numbers))
+    extra = []
+    for message in messages:
+        key = _digits(message.get("to"))
+        if left[key] > 0:
+            left[key] -= 1
+        else:
+            extra.append(message)
+    return list(left.elements()), extra
+
+
+def _not_reached(messages: Sequence[Mapping[str, Any]], numbers: Sequence[str]) -> list[str]:
+    """send_text's lines: the rows sendSMSByFile answered with a failed status, the numbers it gave no
+    message for (their fate is unknown) and any message for a number that was not sent to."""
+    missing, extra = unanswered(messages, numbers)
+    extra_ids = {id(message) for message in extra}
+    return [
+        *(f"{masked_number(str(m.get('to') or '?'))}: {m.get('status')}" for m in messages
+          if m.get("status") in proto.MESSAGE_FAILED_STATUSES and id(m) not in extra_ids),
+        *(f"{masked_number(number)}: no message in the provider's answer (unknown whether it was sent)"
+          for number in missing),
+        *(f"{masked_number(str(m.get('to') or '?'))}: a message ({m.get('status')}) for a number not sent to"
+          for m in extra),
+    ]  # fmt: skip
 
 
 def _mime(name: str) -> str:
@@ -399,14 +429,14 @@ class OgangiHook(SmsHook):
             rows = [{"number": number} for number in numbers]
             content, _ = build_sms_file(rows, defaults={"text": text, "from": sender or None})
             request = proto.send_sms_by_file(settings.account, "recipients.csv", content, _mime("recipients.csv"))
-            return _not_reached(proto.messages(await settings.acall(client, request)))
+            return _not_reached(proto.messages(await settings.acall(client, request)), numbers)
 
         return settings.async_client(), send_text
 
     def send_text(self, numbers: Sequence[str], text: str, sender: Any) -> list[str]:
         """One sendSMSByFile; it answers per row (BAD_TO, NOT_SENT... mean that number gets nothing)."""
         messages = self.send_sms_rows([{"number": number} for number in numbers], text=text, sender=sender or None)
-        return _not_reached(messages)
+        return _not_reached(messages, numbers)
 
     def iter_delivery_records(
         self,
@@ -504,4 +534,4 @@ class OgangiHook(SmsHook):
         return self.broadcast_action("delete", broadcast_id)
 
 
-__all__ = ["OgangiHook", "OgangiSettings", "build_sms_file", "read_upload", "recipient_items"]
+__all__ = ["OgangiHook", "OgangiSettings", "build_sms_file", "read_upload", "recipient_items", "unanswered"]

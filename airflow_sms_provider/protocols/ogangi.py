@@ -597,8 +597,21 @@ def shortcodes(answer: Answer) -> list[str]:
 
 
 def messages(answer: Answer) -> list[dict[str, Any]]:
-    """sendSMSByFile: one dict per message (id, to, status, statusDescription…)."""
-    return [dict(item) for item in (_section(answer, "messages") or []) if isinstance(item, Mapping)]
+    """sendSMSByFile: one dict per message (id, to, status, statusDescription…).
+
+    ``<messages>`` holding text, or a child that is not a message's fields, is an unreadable answer to a
+    send (:class:`SmsProtocolError`): dropping those items would report the SMS they stand for as never sent.
+    """
+    section = _section(answer, "messages")
+    items = [] if section is None else section
+    if not isinstance(items, list) or not all(isinstance(item, Mapping) for item in items):
+        odd = items if not isinstance(items, list) else next(item for item in items if not isinstance(item, Mapping))
+        raise SmsProtocolError(
+            f"ogangi {answer.input}: OK answer whose <messages> holds {type(odd).__name__} "
+            f"{_excerpt(str(odd).encode())!r}, not one message's fields per item",
+            provider=PROVIDER,
+        )
+    return [dict(item) for item in items]
 
 
 def broadcast(answer: Answer) -> dict[str, Any]:

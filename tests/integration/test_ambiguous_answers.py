@@ -93,6 +93,51 @@ def test_an_unreadable_send_by_file_answer_keeps_the_flag(frozen: str) -> None:
     assert creates(frozen, "sendSMSByFile") == 1
 
 
+_MESSAGE = "<message><id>{i}</id><to>{to}</to><status>SENT_TO_CARRIER</status></message>"
+UNREADABLE_MESSAGES = {
+    "text": "queued",
+    "text-items": "<message>a</message><message>b</message><message>c</message>",
+}
+UNACCOUNTED = {  # an OK answer that does not name one message per row sent
+    "none": ("", r"names 0 message\(s\): 3 number\(s\) sent to have no message"),
+    "fewer": (_MESSAGE.format(i=1, to=NUMBERS[0]), r"names 1 message\(s\): 2 number\(s\)"),
+    "other numbers": ("".join(_MESSAGE.format(i=i, to=f"58111111111{i}") for i in range(3)),
+                      r"3 number\(s\) sent to have no message in it and 3 message\(s\) are beyond one per row"),
+    "twice": ("".join(_MESSAGE.format(i=i, to=NUMBERS[i % 3]) for i in range(6)),
+              r"0 number\(s\) sent to have no message in it and 3 message\(s\)"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(UNREADABLE_MESSAGES))
+def test_a_send_by_file_answered_ok_with_unreadable_messages_is_never_sent_twice(frozen: str, kind: str) -> None:
+    body = _envelope(f"<result><messages>{UNREADABLE_MESSAGES[kind]}</messages></result>", "sendSMSByFile")
+    garble(frozen, body, path="sendSMSByFile")
+    store = DurableStore()
+    operator = OgangiSendSmsByFileOperator(task_id="t", recipients=NUMBERS, text="Hi")
+    with pytest.raises(exc.SmsProtocolError, match="<messages> holds str"):  # was: success, "0 SMS sent"
+        operator.execute({"task_state_store": store})
+    with pytest.raises(exc.SmsFatalError, match="may have been sent"):
+        operator.execute({"task_state_store": store})
+    assert creates(frozen, "sendSMSByFile") == 1
+
+
+@pytest.mark.parametrize("kind", sorted(UNACCOUNTED))
+def test_a_send_by_file_answer_that_does_not_account_for_every_row_fails_naming_the_gap(frozen: str,
+                                                                                        kind: str) -> None:
+    messages, expected = UNACCOUNTED[kind]
+    garble(frozen, _envelope(f"<result><messages>{messages}</messages></result>", "sendSMSByFile"),
+           path="sendSMSByFile")  # fmt: skip
+    store = DurableStore()
+    operator = OgangiSendSmsByFileOperator(task_id="t", recipients=NUMBERS, text="Hi")
+    with pytest.raises(exc.SmsFatalError, match=expected) as failed:  # was: success with total != rows
+        operator.execute({"task_state_store": store})
+    assert "584141234567" not in str(failed.value)  # numbers masked
+    # What the answer said is kept: a rerun after a clear does not send again.
+    assert store.get("ogangi_send_by_file")["summary"]["unaccounted"]
+    assert operator.execute({"task_state_store": store})["rows"] == 3
+    assert creates(frozen, "sendSMSByFile") == 1
+
+
 def test_an_explicit_refusal_still_lets_the_retry_create(frozen: str) -> None:
     add_faults(frozen, {"provider": "ogangi", "path": "createBroadcastFromJson", "action": "http_status",
                         "status": 200, "body": "<response><input>createBroadcastFromJson</input><status>ERROR</status>"
@@ -185,3 +230,32 @@ def test_a_bsg_send_answered_ok_with_data_that_is_not_an_object_is_never_sent_tw
     state = httpx.get(f"{sandbox_url}/_sandbox/bsg/state", params={"messages": "true"}).json()
     phones = sorted(str(m.get("phone") or m.get("number")) for c in state["campaigns"] for m in c["messages"])
     assert phones == ["380500000001", "380500000002"]  # each once
+
+
+PORTION = [f"7701111220{i}" for i in range(5)]
+# addRecipients answers one result per recipient of the portion; these accept it with another count.
+MISCOUNTED = {
+    "fewer": {"code": 0, "data": [{"code": 0, "messageId": 1, "recipient": PORTION[0]}], "message": ""},
+    "none": {"code": 0, "data": [], "message": ""},
+    "more": {"code": 0, "data": [{"code": 0, "messageId": i, "recipient": PORTION[i % 5]} for i in range(8)],
+             "message": ""},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(MISCOUNTED))
+def test_an_add_recipients_answer_with_another_count_is_reconciled_not_trusted(mobizon_conn: str, sandbox_url: str,
+                                                                                kind: str) -> None:
+    # Was: the upload counted 1 (or 0, or 8) of 5 added and the campaign was sent as if that were so.
+    add_faults(sandbox_url, {"provider": "mobizon", "path": "campaign/addRecipients", "action": "answer_instead",
+                             "status": 200, "body": MISCOUNTED[kind]})  # fmt: skip
+    store = DurableStore()
+    ti = SimpleNamespace(dag_id="d", task_id="send", run_id="r1", map_index=-1, xcom_push=lambda **k: None)
+    operator = MobizonCampaignOperator(task_id="send", text="Sale", recipients=PORTION, wait_for_completion=False)
+    count = len(MISCOUNTED[kind]["data"])
+    with pytest.raises(exc.SmsProtocolError, match=rf"answered {count} result\(s\) for a portion of 5 recipient"):
+        operator.execute({"ti": ti, "task_state_store": store})
+    operator.execute({"ti": ti, "task_state_store": store})  # the retry reads the campaign instead
+    campaign = next(c for c in sandbox_state(sandbox_url, "mobizon")["campaigns"] if c["sendCalls"])
+    assert sorted(campaign["recipients"]) == PORTION and campaign["recipientsCount"] == 5
+    assert mobizon_sends(sandbox_url, "campaign/send") == 1
+    assert mobizon_sends(sandbox_url, "campaign/addRecipients") == 1  # reconciled: nothing added twice

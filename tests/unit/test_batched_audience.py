@@ -35,6 +35,7 @@ from airflow_sms_provider.recipients import (
     regroup,
     require_nonempty,
 )
+from tests.helpers import all_added
 from tests.unit.test_mobizon_scale import BASE, hook, ok  # noqa: F401 (the hook fixture)
 
 CLEAN = [f"7701{i:07d}" for i in range(12)]
@@ -221,7 +222,7 @@ def test_operator_portions_are_the_per_row_stream_in_portions_of_500(text: str |
 @respx.mock
 def test_portions_send_the_bytes_of_rows_in_portions(hook: MobizonHook) -> None:  # noqa: F811
     route = respx.post(f"{BASE}/service/campaign/addRecipients").mock(
-        side_effect=lambda request: ok([{"code": "0", "messageId": "1"}]))
+        side_effect=lambda request: all_added(request, code="0", message_id="1"))
     rows = [f"7701{i:07d}" for i in range(1100)] + [{"recipient": "77019999999", "name": "Ann Lee"}]
     hook.add_recipients_in_portions(9, iter(rows), placeholders_flag=2)
     hook.add_recipient_portions(9, chunked(rows, 500), placeholders_flag=2)

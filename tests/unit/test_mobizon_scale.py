@@ -15,6 +15,7 @@ import httpx
 import pytest
 import respx
 
+from airflow_sms_provider import exceptions as exc
 from airflow_sms_provider import transport
 from airflow_sms_provider.concurrency import Gate, ordered_map, prefetch, yield_gil
 from airflow_sms_provider.exceptions import SmsValidationError
@@ -23,6 +24,7 @@ from airflow_sms_provider.hooks.mobizon import MobizonHook
 from airflow_sms_provider.progress import ProgressLog
 from airflow_sms_provider.protocols import mobizon as proto
 from airflow_sms_provider.recipients import CsvSpool, normalize_phone
+from tests.helpers import all_added
 
 KEY = "abcdefghij0123456789abcdefghij0123456789"
 BASE = "https://api.mobizon.kz"
@@ -111,7 +113,7 @@ def test_clean_number_fast_path_agrees_with_the_rules(value: str) -> None:
 @respx.mock
 def test_prefetched_portions_send_the_bodies_add_recipients_would(hook: MobizonHook) -> None:
     route = respx.post(f"{BASE}/service/campaign/addRecipients").mock(
-        side_effect=lambda request: ok([{"code": "0", "messageId": "1"}]))
+        side_effect=lambda request: all_added(request, code="0", message_id="1"))
     rows = [f"7701{i:07d}" for i in range(1100)] + [{"recipient": "77019999999", "name": "Ann Lee"}]
     hook.add_recipients_in_portions(9, iter(rows), placeholders_flag=2, prefetch_portions=2)
     hook.add_recipients_in_portions(9, iter(rows), placeholders_flag=2, prefetch_portions=0)
@@ -444,16 +446,20 @@ _ACCEPTED_BODIES = [
 def test_the_fast_count_of_an_accepted_answer_is_the_full_parses(body: bytes, keep_ids: int) -> None:
     from airflow_sms_provider.hooks.mobizon import _PARSE_RESULTS, AddResult, _Books, _Unread
 
-    def counted(fast: bool) -> object:
+    data = json.loads(body).get("data")
+    size = len(data) if isinstance(data, list) else 0  # the portion the answer is for: one result per recipient
+
+    def counted(fast: bool, size: int = size) -> object:
         result = AddResult(message_ids=[99], added=1)  # what earlier portions counted
+        books = _Books(result, keep_ids, 20, None, counted=500)
         try:
-            if fast:
-                _Books(result, keep_ids, 20, None).record(_Unread(body), 0)
-            else:
-                result.record(_PARSE_RESULTS(transport.Response(200, body, {})).data or [], keep_ids, 20)
+            books.record(_Unread(body) if fast else _PARSE_RESULTS(transport.Response(200, body, {})), 500 + size)
         except Exception as err:
             return type(err)
         return result
 
     assert body.startswith(hooks_mobizon._ACCEPTED)
     assert counted(fast=True) == counted(fast=False)
+    # An answer with another count of results than the portion's recipients: which were added is unknown.
+    for other in (size + 1, size - 1) if size else (1,):
+        assert counted(fast=True, size=other) is counted(fast=False, size=other) is exc.SmsProtocolError

@@ -255,6 +255,20 @@ class TestParse:
                 "<result><messages><message><id>5</id><status>SENT</status></message></messages></result>")
         assert proto.messages(proto.parse(answer(body))) == [{"id": "5", "status": "SENT"}]
 
+    @pytest.mark.parametrize("inside", ["queued", "<message>a</message><message>b</message>",
+                                        "<message><id>5</id></message><message/>"])
+    def test_messages_that_are_not_messages_are_an_unreadable_answer(self, inside: str) -> None:
+        # Dropping them would report the SMS they stand for as never sent.
+        body = ("<input>sendSMSByFile</input><status>OK</status><description>Completed</description>"
+                f"<result><messages>{inside}</messages></result>")
+        with pytest.raises(exc.SmsProtocolError, match="<messages> holds"):
+            proto.messages(proto.parse(answer(body)))
+
+    def test_no_messages_is_an_empty_list(self) -> None:
+        body = ("<input>sendSMSByFile</input><status>OK</status><description>Completed</description>"
+                "<result><messages/></result>")
+        assert proto.messages(proto.parse(answer(body))) == []
+
     def test_shortcodes_keep_leading_zeros(self) -> None:
         assert proto.shortcodes(proto.parse(answer(SHORTCODES))) == ["0000000", "1111111"]
 
