@@ -144,7 +144,7 @@ def build_sms_file(
 
 
 def _digits(number: Any) -> str:
-    return "".join(filter(str.isdigit, str(number or "")))
+    return "".join(char for char in str(number or "") if "0" <= char <= "9")  # ASCII only: isdigit takes "²"
 
 
 def unanswered(
