@@ -222,6 +222,27 @@ def format_ts(value: dt.datetime | str | None, tz: dt.tzinfo = dt.timezone.utc) 
     return str(value)
 
 
+def wall_floor(since: dt.datetime, tz: dt.tzinfo, until: dt.datetime | None = None) -> str:
+    """``since`` as the lower bound of Mobizon's wall-time filter in ``tz``: its own wall time, less what a
+    clock turned back (a DST fall-back) between ``since`` and ``until`` (default now) takes away.
+
+    The provider compares wall times: after a fall-back, a message changed an hour after ``since`` has an
+    earlier wall time than ``since``, and an incremental report filtered by it would never list it.
+    """
+    start = (since if since.tzinfo else since.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
+    end = max(start, until or dt.datetime.now(dt.timezone.utc))
+    # The lowest offset the window sees: zones keep an offset for months, so hourly samples miss none
+    # (at most 10,000 of them: a watermark years old samples less often).
+    step = max(dt.timedelta(hours=1), (end - start) / 10_000)
+    own = lowest = start.astimezone(tz).utcoffset() or dt.timedelta(0)
+    moment = start
+    while moment < end:
+        moment = min(moment + step, end)
+        lowest = min(lowest, moment.astimezone(tz).utcoffset() or dt.timedelta(0))
+    wall = start.astimezone(tz).replace(tzinfo=None, microsecond=0) - (own - lowest)
+    return wall.strftime(proto.TIMESTAMP_FORMAT)
+
+
 def list_criteria(criteria: Mapping[str, Any] | None, tz: dt.tzinfo = dt.timezone.utc) -> dict[str, Any]:
     """list criteria with every date and datetime in the documented ``YYYY-MM-DD HH:MM:SS``.
 
@@ -744,11 +765,12 @@ class MobizonHook(ListsPages, SmsHook):
         """message/list by campaign, one campaign after another, 100 messages a page.
 
         ``since`` is the provider's filter ``criteria[statusUpdateTsFrom]`` (inclusive, whole seconds in
-        the account's zone). Cost is ``segUserBuy`` (the price of one segment) times ``segNum``.
+        the account's zone, earlier by what a DST fall-back since then turned the clocks back: see
+        :func:`wall_floor`). Cost is ``segUserBuy`` (the price of one segment) times ``segNum``.
         """
         criteria: dict[str, Any] = {}
         if since is not None:
-            criteria["statusUpdateTsFrom"] = since
+            criteria["statusUpdateTsFrom"] = wall_floor(since, self.settings.timezone)
         for campaign_id in campaign_ids:
             cid = int(campaign_id)
             totals: list[int] = []

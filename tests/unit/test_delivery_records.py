@@ -69,6 +69,46 @@ def test_mobizon_lists_a_campaigns_messages_with_the_status_update_filter(mobizo
     assert (records[-1].status, records[-1].provider_status) == ("failed", "REJECTD")
 
 
+NEW_YORK = "America/New_York"  # clocks turned back at 2026-11-01 06:00 UTC (02:00 EDT -> 01:00 EST)
+
+
+@pytest.mark.parametrize(("since", "until", "wall"), [
+    # A watermark in the hour before the fall-back: after it, a message changed 25 minutes later reads
+    # "01:05" (EST), before "01:40" (EDT): the filter starts an hour earlier.
+    (dt.datetime(2026, 11, 1, 5, 40, tzinfo=UTC), dt.datetime(2026, 11, 1, 6, 5, tzinfo=UTC), "2026-11-01 00:40:00"),
+    (dt.datetime(2026, 11, 1, 5, 40, tzinfo=UTC), dt.datetime(2026, 11, 1, 5, 59, tzinfo=UTC), "2026-11-01 01:40:00"),
+    (dt.datetime(2026, 10, 30, 12, 0, tzinfo=UTC), dt.datetime(2027, 1, 1, tzinfo=UTC), "2026-10-30 07:00:00"),
+    # Clocks going forward skip wall times: nothing is read as earlier, the bound is the wall time itself.
+    (dt.datetime(2027, 3, 14, 6, 30, tzinfo=UTC), dt.datetime(2027, 3, 14, 8, 0, tzinfo=UTC), "2027-03-14 01:30:00"),
+    (dt.datetime(2026, 11, 1, 6, 30, 0, 999, tzinfo=UTC), None, "2026-11-01 01:30:00"),  # EST, whole seconds
+    (dt.datetime(2016, 11, 6, 5, 40), None, "2016-11-06 00:40:00"),  # naive is UTC; ten years of samples
+])  # fmt: skip
+def test_the_status_update_filter_starts_before_any_clock_turned_back_since(
+    since: dt.datetime, until: dt.datetime | None, wall: str
+) -> None:
+    from zoneinfo import ZoneInfo
+
+    from airflow_sms_provider.hooks.mobizon import wall_floor
+
+    assert wall_floor(since, ZoneInfo(NEW_YORK), until) == wall
+    assert wall_floor(since, ZoneInfo("Asia/Almaty"), until) == (since.replace(tzinfo=UTC) + dt.timedelta(hours=5)
+                                                                  ).strftime("%Y-%m-%d %H:%M:%S")  # fmt: skip
+
+
+@respx.mock
+def test_an_incremental_listing_in_a_zone_that_turned_its_clocks_back_reads_from_an_hour_earlier(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    conn = {"conn_type": "mobizon", "host": "api.mobizon.kz", "password": MOBIZON_KEY,
+            "extra": {"timezone": NEW_YORK}}  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_MOBIZON_DEFAULT", json.dumps(conn))
+    route = respx.post(MOBIZON).mock(return_value=httpx.Response(200, json={"code": 0, "message": "", "data": {
+        "items": [mobizon_item(1)], "totalItemCount": "1"}}))  # fmt: skip
+    since = dt.datetime(2026, 11, 1, 5, 40, tzinfo=UTC)  # 01:40 EDT; now is past the fall-back
+    list(MobizonHook().iter_delivery_records(["42"], since=since, concurrency=1))
+    assert "criteria%5BstatusUpdateTsFrom%5D=2026-11-01+00%3A40%3A00&" in route.calls[0].request.content.decode()
+
+
 @respx.mock
 def test_mobizon_without_since_sends_no_filter_and_reads_each_campaign(mobizon: MobizonHook) -> None:
     def answer(request: httpx.Request) -> httpx.Response:  # each campaign's own message
