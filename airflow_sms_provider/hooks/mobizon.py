@@ -623,7 +623,7 @@ class MobizonHook(ListsPages, SmsHook):
     ) -> AddResult:
         client, settings = self.get_conn(), self.settings  # resolved here, not in the worker thread
         result = AddResult()
-        books = _Books(result, keep_message_ids, keep_rejections, on_portion)
+        books = _Books(result, keep_message_ids, keep_rejections, on_portion, campaign_id=campaign_id)
         requests = _portion_requests(settings, campaign_id, portions, placeholders_flag)
         sent = 0
         if prefetch_portions <= 0:
@@ -1000,6 +1000,7 @@ class _Books:
     on_portion: Callable[[int, AddResult], None] | None
 
     counted: int = 0  # rows whose answers were counted
+    campaign_id: int | None = None  # named in errors
 
     def record(self, answer: proto.Answer | _Unread, sent: int) -> None:
         """Count ``answer`` (rows sent so far: ``sent``) and report it.
@@ -1015,8 +1016,9 @@ class _Books:
             items = _objects(answer.data if answer.data is not None else [], "campaign/addRecipients")
             if len(items) != size:
                 raise SmsProtocolError(
-                    f"mobizon: campaign/addRecipients answered {len(items)} result(s) for a portion of {size} "
-                    f"recipient(s) (rows {sent - size + 1}-{sent}): which of them are in the campaign is unknown",
+                    f"mobizon: campaign/addRecipients of campaign {self.campaign_id} answered {len(items)} result(s) "
+                    f"for a portion of {size} recipient(s) (rows {sent - size + 1}-{sent}): which of them are in the "
+                    "campaign is unknown",
                     provider=proto.PROVIDER,
                 )
             self.result.record(items, self.keep_ids, self.keep_rejections)
