@@ -75,6 +75,19 @@ TEXT = "Chaos drill"
 SENDER = {"mobizon": None, "bsg": "Vet klinika", "ogangi": "24365"}
 
 
+def _ogangi_ok(path: str) -> str:
+    inside = "<broadcast>queued</broadcast>" if "roadcast" in path else "<messages/>"
+    return (f'<?xml version="1.0" encoding="UTF-8"?><response><input>{path or "sendSMSByFile"}</input>'
+            f"<status>OK</status><description>Completed</description><result>{inside}</result></response>")
+
+
+LYING_DONE: dict[str, Any] = {
+    "mobizon": lambda path: {"code": 0, "data": [], "message": ""},
+    "bsg": lambda path: '{"data": "queued"}',  # as text: what a server writes, not judged by the contract plugin
+    "ogangi": _ogangi_ok,
+}
+
+
 def ogangi_error_body(path: str) -> str:
     return (f'<?xml version="1.0" encoding="UTF-8"?><response><input>{path}</input><status>ERROR</status>'
             "<description>Service temporarily unavailable</description></response>")
@@ -107,6 +120,8 @@ def _fault(rng: random.Random, kind: str) -> dict[str, Any]:
         kinds.append(("http_status", {"status": 401, "body": {"code": 401, "message": "Expired JWT Token"}}))
     else:
         kinds.append(("http_status", {"status": 200, "body": ogangi_error_body(path or "sendSMSByFile")}))
+    # "Done", with data that lies (the handler ran): another shape, or no result for any recipient.
+    kinds.append(("answer_instead", {"status": 200, "body": LYING_DONE[provider](path or "")}))
     action, args = rng.choice(kinds)
     times = 1 if action in ("timeout_after", "trickle") else rng.randint(1, 2)
     return {"provider": provider, "path": path, "action": action, "skip": rng.randint(0, 6), "times": times, **args}
@@ -598,6 +613,10 @@ def _run_task(
             if any(r["action"] == "delay" and r["seconds"] == OVERLAP_HOLD and r["hits"] for r in rules):
                 break
             time.sleep(0.02)
+        if not one.is_alive() and one.error is not None and _is_fatal(one.error):
+            # Try 1 failed without retry before its held request: Airflow starts no other try, so none
+            # overlaps (starting one anyway sent what try 1's error could not know of).
+            return "fatal", one.error, None, 1
         time.sleep(0.2)  # inside the hold: try 1's request is in flight
         two = _Try(lambda: task.make(2).execute(_context(task.task_id, run_id, 2, store)))
         two.start()
