@@ -168,7 +168,10 @@ class AddResult:
         """Count one answer's per-recipient results (codes and ids may arrive as strings)."""
         # Fast path: a portion where every recipient was added (nearly all of a big upload) is counted by
         # one list scan in C instead of a Python step per recipient (~0.2 µs each); same counts, same ids.
-        items = items if isinstance(items, list) else list(items)
+        if isinstance(items, (tuple, Iterator)):
+            items = list(items)
+        # A lying answer's data (text, an object, numbers among the results): SmsProtocolError, not AttributeError.
+        items = _objects(items, "campaign/addRecipients")
         if [item.get("code", 99) for item in items].count(proto.RECIPIENT_ADDED) == len(items):
             self.added += len(items)
             if len(self.message_ids) < keep_ids:

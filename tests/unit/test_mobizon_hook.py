@@ -373,3 +373,14 @@ def test_txt_goes_as_csv_and_xlsx_is_converted_to_csv(hook: MobizonHook, tmp_pat
     name, content, fields = _uploaded(r.calls.last.request)
     assert (name, content) == ("Audience.csv", b"recipient,name\n77011112233,'Aida, Almaty'\n")
     assert fields["params[recipientsFileEncoding]"] == "UTF-8"
+
+
+@pytest.mark.parametrize("data", ["queued", {"code": 0}, [1, {"code": 0}], [None], 5])
+def test_per_recipient_results_that_are_not_objects_are_a_protocol_error(data: object) -> None:
+    from airflow_sms_provider.hooks.mobizon import AddResult
+
+    with pytest.raises(exc.SmsProtocolError, match="campaign/addRecipients answered items of type"):
+        AddResult().record(data, 10, 10)  # type: ignore[arg-type]  # was: AttributeError / TypeError
+    result = AddResult()
+    result.record(({"code": 0, "messageId": 7}, {"code": 1, "recipient": "7701"}), 10, 10)  # a tuple is fine
+    assert (result.added, result.rejected, result.message_ids) == (1, 1, [7])
