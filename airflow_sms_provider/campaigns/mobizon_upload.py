@@ -396,7 +396,9 @@ class RecipientsMixin:
                 provider=proto.PROVIDER,
             )
         progress.finish(f"{result.added:,} added, {result.rejected:,} rejected, {result.duplicates:,} duplicates")
-        return {"upload": "portions", **result.summary()}
+        # "added" counts this try's; what earlier tries put in the campaign is said too, or a resumed upload
+        # would read as a campaign of its last few portions.
+        return {"upload": "portions", **result.summary(), "already_uploaded": done}
 
     # ------------------------------------------------------------ files
 
