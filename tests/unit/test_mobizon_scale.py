@@ -127,7 +127,7 @@ def test_prefetched_portions_send_the_bodies_add_recipients_would(hook: MobizonH
 
 @respx.mock
 def test_an_error_in_the_audience_surfaces_after_the_portions_before_it(hook: MobizonHook) -> None:
-    route = respx.post(f"{BASE}/service/campaign/addRecipients").mock(return_value=ok([]))
+    route = respx.post(f"{BASE}/service/campaign/addRecipients").mock(side_effect=all_added)
 
     def audience():
         yield from (f"7701{i:07d}" for i in range(1000))
