@@ -623,13 +623,13 @@ def _run_task(
         one.join(120)
         two.join(120)
         try_number = 2
-        for t in (one, two):
-            if t.error is not None and _is_fatal(t.error):
-                return "fatal", t.error, None, try_number
-        for t in (two, one):
-            if t.error is None:
-                return "sent", None, t.result, try_number
-        err = two.error or one.error
+        # Airflow took try 1 for dead when it started try 2: try 2's outcome is the task's (a stale try's
+        # report is refused), and what try 1 still did is judged on the provider's side like the rest.
+        if two.error is None:
+            return "sent", None, two.result, try_number
+        if _is_fatal(two.error):
+            return "fatal", two.error, None, try_number
+        err = two.error
     while try_number < limit:
         try_number += 1
         reaper.next_try()
