@@ -13,7 +13,6 @@ answers the given body instead of its own.
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -50,8 +49,9 @@ def creates(url: str, method: str = "createBroadcastFromJson") -> int:
     return sum(f"/{method}/" in r["path"] for r in sandbox_requests(url, "ogangi"))
 
 
-def garble(url: str, body: str, path: str = "createBroadcastFromJson") -> None:
-    add_faults(url, {"provider": "ogangi", "path": path, "action": "answer_instead", "status": 200, "body": body})
+def garble(url: str, body: Any, path: str = "createBroadcastFromJson", provider: str = "ogangi") -> None:
+    """The provider carries the call out, then answers ``body`` (status 200) instead of its own answer."""
+    add_faults(url, {"provider": provider, "path": path, "action": "answer_instead", "status": 200, "body": body})
 
 
 @pytest.mark.parametrize("kind", sorted(GARBLED))
@@ -156,11 +156,10 @@ def test_a_retry_whose_recorded_campaign_is_gone_names_it(mobizon_conn: str, san
     store.set("mobizon_campaign", {"create_started": True, "campaign_id": 9876})  # recorded by an earlier try
     add_faults(sandbox_url, {"provider": "mobizon", "path": "campaign/get", "action": "mobizon_code",
                              "code": mobizon_proto.NOT_FOUND, "message": "Campaign not found", "times": None})
-    ti = SimpleNamespace(dag_id="d", task_id="send", run_id="r1", map_index=-1, xcom_push=lambda **k: None)
     operator = MobizonCampaignOperator(task_id="send", text="Sale", recipients=["77011112201"],
                                        wait_for_completion=False)  # fmt: skip
     with pytest.raises(exc.SmsNotFoundError, match=r"campaign 9876 not found at http://127\.0\.0\.1:\d+: deleted\?"):
-        operator.execute({"ti": ti, "task_state_store": store})
+        operator.execute(task_context("r1", store))
 
 
 def test_a_retry_whose_recorded_broadcast_is_gone_names_it(frozen: str) -> None:
@@ -191,25 +190,21 @@ def mobizon_sends(url: str, method: str) -> int:
 
 def test_a_single_sms_answered_done_with_unreadable_data_is_never_sent_twice(mobizon_conn: str,
                                                                                sandbox_url: str) -> None:
-    add_faults(sandbox_url, {"provider": "mobizon", "path": "message/sendSmsMessage", "action": "answer_instead",
-                             "status": 200, "body": LYING})  # fmt: skip
+    garble(sandbox_url, LYING, "message/sendSmsMessage", "mobizon")
     store = DurableStore()
-    ti = SimpleNamespace(dag_id="d", task_id="sms", run_id="r1", map_index=-1, xcom_push=lambda **k: None)
     operator = MobizonSendSmsOperator(task_id="sms", recipient="77011112201", text="Your code is 1234")
-    try_twice(operator, lambda: {"ti": ti, "task_state_store": store})
+    try_twice(operator, lambda: task_context("r1", store, task_id="sms"))
     assert mobizon_sends(sandbox_url, "sendSmsMessage") == 1
     assert len(sandbox_state(sandbox_url, "mobizon")["campaigns"]) == 1
 
 
 def test_a_campaign_send_answered_done_with_unreadable_data_is_never_sent_twice(mobizon_conn: str,
                                                                                  sandbox_url: str) -> None:
-    add_faults(sandbox_url, {"provider": "mobizon", "path": "campaign/send", "action": "answer_instead",
-                             "status": 200, "body": LYING})  # fmt: skip
+    garble(sandbox_url, LYING, "campaign/send", "mobizon")
     store = DurableStore()
-    ti = SimpleNamespace(dag_id="d", task_id="send", run_id="r1", map_index=-1, xcom_push=lambda **k: None)
     operator = MobizonCampaignOperator(task_id="send", text="Sale", recipients=["77011112201", "77011112202"],
                                        wait_for_completion=False)  # fmt: skip
-    try_twice(operator, lambda: {"ti": ti, "task_state_store": store})
+    try_twice(operator, lambda: task_context("r1", store))
     assert mobizon_sends(sandbox_url, "campaign/send") == 1
     assert len(sandbox_state(sandbox_url, "mobizon")["campaigns"]) == 1
 
@@ -221,8 +216,7 @@ def test_a_bsg_send_answered_ok_with_data_that_is_not_an_object_is_never_sent_tw
 ) -> None:
     import httpx
 
-    add_faults(sandbox_url, {"provider": "bsg", "path": "campaigns/sms/send", "action": "answer_instead",
-                             "status": 200, "body": body})  # fmt: skip
+    garble(sandbox_url, body, "campaigns/sms/send", "bsg")
     store = DurableStore()
     operator = BsgBulkCampaignOperator(task_id="send", recipients=["380500000001", "380500000002"], text="Sale",
                                        sender="Vet klinika")  # fmt: skip
@@ -246,16 +240,14 @@ MISCOUNTED = {
 def test_an_add_recipients_answer_with_another_count_is_reconciled_not_trusted(mobizon_conn: str, sandbox_url: str,
                                                                                 kind: str) -> None:
     # Was: the upload counted 1 (or 0, or 8) of 5 added and the campaign was sent as if that were so.
-    add_faults(sandbox_url, {"provider": "mobizon", "path": "campaign/addRecipients", "action": "answer_instead",
-                             "status": 200, "body": MISCOUNTED[kind]})  # fmt: skip
+    garble(sandbox_url, MISCOUNTED[kind], "campaign/addRecipients", "mobizon")
     store = DurableStore()
-    ti = SimpleNamespace(dag_id="d", task_id="send", run_id="r1", map_index=-1, xcom_push=lambda **k: None)
     operator = MobizonCampaignOperator(task_id="send", text="Sale", recipients=PORTION, wait_for_completion=False)
     count = len(MISCOUNTED[kind]["data"])
     with pytest.raises(exc.SmsProtocolError,
                        match=rf"campaign \d+ answered {count} result\(s\) for a portion of 5 recipient"):
-        operator.execute({"ti": ti, "task_state_store": store})
-    summary = operator.execute({"ti": ti, "task_state_store": store})  # the retry reads the campaign instead
+        operator.execute(task_context("r1", store))
+    summary = operator.execute(task_context("r1", store))  # the retry reads the campaign instead
     assert (summary["added"], summary["already_uploaded"]) == (0, 5)
     campaign = next(c for c in sandbox_state(sandbox_url, "mobizon")["campaigns"] if c["sendCalls"])
     assert sorted(campaign["recipients"]) == PORTION and campaign["recipientsCount"] == 5
