@@ -74,6 +74,7 @@ from airflow_sms_provider.exceptions import (
     SmsServerError,
     SmsValidationError,
 )
+from airflow_sms_provider.protocols.shapes import non_object_types
 from airflow_sms_provider.redaction import redact_text
 from airflow_sms_provider.transport import Request, Response, is_refusal
 
@@ -604,13 +605,10 @@ def messages(answer: Answer) -> list[dict[str, Any]]:
     """
     section = _section(answer, "messages")
     items = [] if section is None else section
-    if not isinstance(items, list) or not all(isinstance(item, Mapping) for item in items):
-        odd = items if not isinstance(items, list) else next(item for item in items if not isinstance(item, Mapping))
-        raise SmsProtocolError(
-            f"ogangi {answer.input}: OK answer whose <messages> holds {type(odd).__name__} "
-            f"{_excerpt(str(odd).encode())!r}, not one message's fields per item",
-            provider=PROVIDER,
-        )
+    odd = non_object_types(items)
+    if odd:
+        raise SmsProtocolError(f"ogangi {answer.input}: OK answer whose <messages> holds {', '.join(odd)}, not one "
+                               "message's fields per item", provider=PROVIDER)  # fmt: skip
     return [dict(item) for item in items]
 
 
