@@ -39,7 +39,7 @@ from airflow_sms_provider.protocols import bsg as proto
 from airflow_sms_provider.redaction import redact_text, register_token
 from airflow_sms_provider.reports import record as rec
 from airflow_sms_provider.status_map import DONE, FAILED, PENDING, RUNNING
-from airflow_sms_provider.transport import Parser, Request, RetryPolicy, asend, client_options, send
+from airflow_sms_provider.transport import Parser, Request, RetryPolicy, asend, client_options, send, sync_client
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class BsgSettings:
                    api_key=api_key, retry=retry, timezone=as_zone(extra.get("timezone")))
 
     def client(self) -> httpx.Client:
-        return httpx.Client(**client_options(self.http.base_url, self.http.timeout, self.http.verify))
+        return sync_client(self.http.base_url, self.http.timeout, self.http.verify)
 
     def async_client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(**client_options(self.http.base_url, self.http.timeout, self.http.verify))

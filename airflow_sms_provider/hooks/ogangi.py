@@ -36,7 +36,7 @@ from airflow_sms_provider.recipients import fill_placeholders
 from airflow_sms_provider.redaction import redact_text
 from airflow_sms_provider.reports import record as rec
 from airflow_sms_provider.status_map import DONE, FAILED, PENDING, RUNNING
-from airflow_sms_provider.transport import Request, RetryPolicy, asend, client_options, send
+from airflow_sms_provider.transport import Request, RetryPolicy, asend, client_options, send, sync_client
 
 # The broadcast's page on the MMC server (links.py).
 DASHBOARD_BROADCAST_PATH = "/broadcasts/{id}"
@@ -359,7 +359,7 @@ class OgangiHook(SmsHook):
         """The keep-alive client every call of this hook shares."""
         if self._client is None:
             http = self.settings.http
-            self._client = httpx.Client(**client_options(http.base_url, http.timeout, http.verify))
+            self._client = sync_client(http.base_url, http.timeout, http.verify)
         return self._client
 
     def close(self) -> None:

@@ -10,7 +10,8 @@ message, or the task failed without retry naming what exists at the provider —
 recipient messaged twice, never a silent loss. A failure carries the seed and a one-line
 description, so ``CHAOS_SEED=<n>`` reruns that schedule alone.
 
-The kill is in-process: a wrapper around ``httpx.Client.send`` raises :class:`Killed`
+The kill is in-process: a wrapper around ``httpx.Client.send`` and the sync hooks' lane
+(``http11.Lane.exchange``) raises :class:`Killed`
 (a ``BaseException``, so no ``except Exception`` of the operator sees it) before the N-th
 request leaves or after the provider acted on it; from then on the durable store ignores
 writes (what a SIGKILLed process writes in its ``finally`` blocks never lands), every
@@ -38,9 +39,11 @@ from typing import Any
 import httpx
 from airflow.providers.common.compat.sdk import AirflowFailException
 
+from airflow_sms_provider import http11
 from tests.helpers import DurableStore
 
 _REAL_SEND = httpx.Client.send  # before any schedule wraps it (a hung schedule never unwraps its own)
+_REAL_EXCHANGE = http11.Lane.exchange
 
 # ------------------------------------------------------------------ what a schedule draws
 
@@ -302,27 +305,35 @@ class Reaper:
         reaper = self
 
         def send(client: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
-            if request.url.path.startswith("/_sandbox/"):
-                return reaper._real(client, request, **kwargs)
-            with reaper._lock:
-                if reaper.dead:
-                    raise Killed("a request of a killed try")
-                reaper.count += 1
-                fire = reaper.kill_at is not None and not reaper.fired and reaper.count == reaper.kill_at
-                if fire:
-                    reaper.fired = True
-                    if not reaper.after:
-                        reaper._die()
-            if fire and reaper.after:
-                response = reaper._real(client, request, **kwargs)
-                response.close()
-                with reaper._lock:
-                    reaper._die()
-            if fire:
-                raise Killed(f"killed at provider request {reaper.count}")
-            return reaper._real(client, request, **kwargs)
+            return reaper._guard(request.url.path, lambda: reaper._real(client, request, **kwargs),
+                                 lambda response: response.close())  # fmt: skip
+
+        def exchange(lane: http11.Lane, method: str, url: httpx.URL, *args: Any, **kwargs: Any) -> http11.Answer:
+            # The sync hooks' own HTTP/1.1 lane: the same count and the same kill as httpx's sends.
+            return reaper._guard(url.path, lambda: _REAL_EXCHANGE(lane, method, url, *args, **kwargs))
 
         httpx.Client.send = send  # type: ignore[method-assign,assignment]
+        http11.Lane.exchange = exchange  # type: ignore[method-assign]
+
+    def _guard(self, path: str, call: Callable[[], Any], discard: Callable[[Any], None] = lambda _: None) -> Any:
+        if path.startswith("/_sandbox/"):
+            return call()
+        with self._lock:
+            if self.dead:
+                raise Killed("a request of a killed try")
+            self.count += 1
+            fire = self.kill_at is not None and not self.fired and self.count == self.kill_at
+            if fire:
+                self.fired = True
+                if not self.after:
+                    self._die()
+        if fire and self.after:
+            discard(call())
+            with self._lock:
+                self._die()
+        if fire:
+            raise Killed(f"killed at provider request {self.count}")
+        return call()
 
     def _die(self) -> None:
         self.dead = True
@@ -331,6 +342,7 @@ class Reaper:
 
     def uninstall(self) -> None:
         httpx.Client.send = self._real  # type: ignore[method-assign]
+        http11.Lane.exchange = _REAL_EXCHANGE  # type: ignore[method-assign]
 
     def next_try(self) -> None:
         """The next try is a new process: the killed one's lease names a process that is gone."""
@@ -662,6 +674,7 @@ def run_guarded(url: str, schedule: Schedule, workdir: Path | None = None, limit
     thread.join(limit)
     if thread.is_alive():
         httpx.Client.send = _REAL_SEND  # type: ignore[method-assign]
+        http11.Lane.exchange = _REAL_EXCHANGE  # type: ignore[method-assign]
         return Result(schedule, "hung", 0, problems=[f"still running after {limit:.0f} s (a deadlock?)"],
                       seconds=limit)
     if "error" in box:

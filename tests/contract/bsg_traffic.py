@@ -1,7 +1,8 @@
 """pytest plugin: every BSG exchange with the sandbox during the suite, checked against BSG's OpenAPI spec.
 
 Loaded for every run (``-p tests.contract.bsg_traffic`` in pyproject's addopts). It wraps
-``httpx.Client.send`` / ``httpx.AsyncClient.send``: a request to ``/api/…`` on a loopback
+``httpx.Client.send`` / ``httpx.AsyncClient.send`` and the sync hooks' lean lane
+(``http11.Lane.exchange``): a request to ``/api/…`` on a loopback
 host (the sandbox's BSG emulation) is validated as sent, and its answer as received once
 it has been read (the transport streams answers, so the body is teed, never re-read).
 Violations are collected per test; the test that caused one fails, naming it.
@@ -222,6 +223,24 @@ def _install() -> None:
 
     httpx.Client.send = send  # type: ignore[method-assign]
     httpx.AsyncClient.send = asend  # type: ignore[method-assign]
+
+    from airflow_sms_provider import http11
+
+    lane_exchange = http11.Lane.exchange
+
+    def exchange(self: http11.Lane, method: str, url: httpx.URL, block: bytes, body: bytes | None,
+                 *args: Any, **kwargs: Any) -> http11.Answer:  # fmt: skip
+        # The sync hooks' calls go through the lean lane, not httpx.Client.send: the same checks.
+        fields = [tuple(line.split(b": ", 1)) for line in block.split(b"\r\n") if line]
+        request = httpx.Request(method, url, headers=fields, content=body or b"")
+        if not _is_bsg(request):
+            return lane_exchange(self, method, url, block, body, *args, **kwargs)
+        _check_request(request)
+        status, content, headers = lane_exchange(self, method, url, block, body, *args, **kwargs)
+        _check_response(request, httpx.Response(status, headers=headers, content=content, request=request), content)
+        return status, content, headers
+
+    http11.Lane.exchange = exchange  # type: ignore[method-assign]
 
 
 def pytest_configure(config: pytest.Config) -> None:

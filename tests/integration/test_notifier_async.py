@@ -16,6 +16,7 @@ import httpx
 import pytest
 import respx
 
+from airflow_sms_provider import http11
 from airflow_sms_provider.hooks.base import SmsHook
 from airflow_sms_provider.notifications.sms import DEFAULT_MESSAGE, SmsNotifier
 from tests.conftest import mobizon_conn_uri
@@ -42,6 +43,7 @@ def async_only(coroutine: Coroutine[Any, Any, Any]) -> None:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(httpx.Client, "send", refuse)
+        patch.setattr(http11.Lane, "exchange", refuse)  # the sync hooks' own HTTP/1.1 lane
         for hook_class in SmsHook.__subclasses__():
             patch.setattr(hook_class, "send_text", refuse)
         asyncio.run(coroutine)
