@@ -14,6 +14,7 @@ import gc
 import hashlib
 import inspect
 import itertools
+import sys
 import threading
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -60,23 +61,31 @@ CHECKPOINT_KEY = "delivery_report"
 # few batches, so a collection every 700 new objects walked the same batches again and again: about 1 ms
 # of CPU per 1,000 records. The records hold no cycles; what a cycle elsewhere holds waits a little longer.
 GC_THRESHOLD = 10_000
+# The GIL's switch interval while an export runs (Python's default: 5 ms). A page reader whose answer has
+# arrived waits for the GIL until the thread building or writing records gives it up, at worst a whole
+# interval; eight readers waiting 5 ms each left the provider idle between pages (CSV export: 0.83x the
+# status endpoint's keep-alive limit at 5 ms, 0.97x at 0.5 ms; docs/benchmarks.md, row 8).
+SWITCH_INTERVAL = 0.0005
 
 
 _gc_lock = threading.Lock()
-_gc_state: dict[str, Any] = {"exports": 0, "before": None}
+_gc_state: dict[str, Any] = {"exports": 0, "before": None, "switch": None}
 
 
 @contextlib.contextmanager
-def fewer_collections(threshold: int = GC_THRESHOLD) -> Iterator[None]:
-    """Raise the collector's first threshold to at least ``threshold`` for the block, then put it back.
+def fewer_collections(threshold: int = GC_THRESHOLD, switch_interval: float = SWITCH_INTERVAL) -> Iterator[None]:
+    """Raise the collector's first threshold to at least ``threshold`` and cut the GIL's switch interval to
+    at most ``switch_interval`` for the block, then put both back.
 
-    The setting is the process's: exports overlapping in threads share it, and the last one to end puts
+    The settings are the process's: exports overlapping in threads share them, and the last one to end puts
     back what was there before the first began.
     """
     with _gc_lock:
         if _gc_state["exports"] == 0:
             _gc_state["before"] = before = gc.get_threshold()
             gc.set_threshold(max(before[0], threshold), *before[1:])
+            _gc_state["switch"] = switch = sys.getswitchinterval()
+            sys.setswitchinterval(min(switch, switch_interval))
         _gc_state["exports"] += 1
     try:
         yield
@@ -85,6 +94,7 @@ def fewer_collections(threshold: int = GC_THRESHOLD) -> Iterator[None]:
             _gc_state["exports"] -= 1
             if _gc_state["exports"] == 0:
                 gc.set_threshold(*_gc_state["before"])
+                sys.setswitchinterval(_gc_state["switch"])
 
 
 def hashed_recipient(salt: str, phone: str) -> str:
