@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import logging
 import re
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
+from operator import attrgetter
 from typing import Any
 
 from airflow_sms_provider.exceptions import SmsValidationError
@@ -110,6 +112,20 @@ def _utc(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is timezone.utc:
         return value
     return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+_CAMPAIGN = attrgetter("provider", "campaign_id")
+_UPDATED = attrgetter("updated_at")
+
+
+def _latest(times: list[datetime]) -> datetime | None:
+    """The latest of ``times`` (None for none), comparing in C unless aware and naive ones are mixed."""
+    if not times:
+        return None
+    try:
+        return max(times)
+    except TypeError:
+        return max(times, key=_utc)  # type: ignore[arg-type]
 
 
 def _row(r: DeliveryRecord) -> tuple[Any, ...]:
@@ -244,6 +260,9 @@ class SqlWriter:
         self.incremental = incremental
         self._buffer: list[tuple[Any, ...]] = []
         self.written = 0
+        # The latest updated_at written per (provider, campaign_id), for the watermarks: kept as batches pass
+        # rather than read back from the stage at commit (a GROUP BY over every row, serial after the last page).
+        self.latest: dict[tuple[str, str], datetime | None] = {}
         self._conn: Any = None
         self._cur: Any = None
         self._sql: str | None = None
@@ -251,6 +270,9 @@ class SqlWriter:
 
     def write(self, records: Sequence[DeliveryRecord]) -> None:
         """Buffer the records; every ``batch_size`` of them go to the stage in one upserting executemany."""
+        for key, group in itertools.groupby(records, _CAMPAIGN):  # pages come a campaign at a time
+            times = [*filter(None, map(_UPDATED, group)), *filter(None, [self.latest.get(key)])]
+            self.latest[key] = _latest(times)
         if type(self.sink.hook)._serialize_cell is _BASE_SERIALIZE:
             # What DbApiHook._serialize_cells makes of _row, without a call per cell; the hook looked at
             # once per batch, not once per record.
@@ -311,9 +333,7 @@ class SqlWriter:
         try:
             cur.execute(f"SELECT COUNT(*) FROM {self.stage}")
             rows = int(cur.fetchone()[0])
-            cur.execute(f"SELECT provider, campaign_id, MAX(updated_at) FROM {self.stage} "
-                        "GROUP BY provider, campaign_id")
-            latest = list(cur.fetchall())
+            latest = [(provider, campaign_id, moment) for (provider, campaign_id), moment in self.latest.items()]
             for statement in self.commit_sql():
                 cur.execute(statement)
             self._save_watermarks(cur, latest)

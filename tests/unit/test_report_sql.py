@@ -184,3 +184,26 @@ def test_the_operator_stages_a_batch_per_executemany_and_commit() -> None:
 
     assert sink().batch_size == DEFAULT_BATCH_SIZE == 5000
     assert sink(batch_size=250).batch_size == 250
+
+
+def test_the_latest_time_per_campaign_is_kept_as_batches_pass_not_read_back_at_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watermarks' input: per (provider, campaign) the latest updated_at written, across batches and zones,
+    a campaign without times kept as None (no watermark); the stage is not scanned again at commit."""
+    monkeypatch.setenv("AIRFLOW_CONN_REPORTS_DB", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "r.db")}))
+    writer = SqlSink("reports_db", "delivery", create_table=True, batch_size=2).open("k", incremental=False)
+    plus5 = timezone(timedelta(hours=5))
+    record = DeliveryRecord("mobizon", "42", "1", "77010000001", "delivered", "DELIVRD", 1, None,
+                            updated_at=datetime(2026, 5, 1, 9, 0, tzinfo=plus5))  # 04:00 UTC  # fmt: skip
+    writer.write([record, replace(record, message_id="2", updated_at=datetime(2026, 5, 1, 4, 30, tzinfo=timezone.utc)),
+                  replace(record, campaign_id="43", message_id="3", updated_at=None)])  # fmt: skip
+    writer.write([replace(record, message_id="4", updated_at=datetime(2026, 5, 1, 3, 0)),  # naive: UTC
+                  replace(record, message_id="5", updated_at=datetime(2026, 5, 1, 9, 15, tzinfo=plus5))])  # fmt: skip
+    assert writer.latest == {("mobizon", "42"): datetime(2026, 5, 1, 4, 30, tzinfo=timezone.utc),
+                             ("mobizon", "43"): None}  # fmt: skip
+    statements: list[str] = []
+    monkeypatch.setattr(writer, "_save_watermarks", lambda cur, latest: statements.append(repr(latest)))
+    assert writer.commit() == 5
+    assert statements == [repr([("mobizon", "42", datetime(2026, 5, 1, 4, 30, tzinfo=timezone.utc)),
+                                ("mobizon", "43", None)])]  # fmt: skip
