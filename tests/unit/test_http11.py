@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import gzip
 import socket
+import ssl
 import threading
 import time
 import zlib
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -250,3 +252,82 @@ def test_a_connection_idle_past_the_expiry_is_not_reused(monkeypatch: pytest.Mon
         monkeypatch.setattr(http11, "KEEPALIVE_EXPIRY", 0.0)
         assert send(client, get(), content, FAST) == b"three"
     assert server.connections == 2
+
+
+# ------------------------------------------------------------------ TLS
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (IP SAN) signed by its own key: (cert, key) PEM files."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sandbox test")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))  # fmt: skip
+    return cert_file, key_file
+
+
+class TlsScripted(Scripted):
+    """:class:`Scripted` behind TLS: the handshake happens in the server's thread, per connection."""
+
+    def __init__(self, answers: list[bytes | Callable[[bytes], bytes]], cert: Path, key: Path) -> None:
+        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._context.load_cert_chain(cert, key)
+        self.handshakes_failed = 0
+        super().__init__(answers)
+        self.url = self.url.replace("http://", "https://")
+
+    def _one_connection(self, conn: socket.socket) -> None:
+        try:
+            tls = self._context.wrap_socket(conn, server_side=True)
+        except (ssl.SSLError, OSError):
+            self.handshakes_failed += 1
+            self.answers.pop(0)  # the client refused this server: nothing more will come on it
+            return
+        with tls:
+            super()._one_connection(tls)
+
+
+def test_tls_with_a_trusted_certificate_carries_the_requests_on_one_connection(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    server = TlsScripted([answer(b"one"), answer(b"two")], cert, key)
+    trusted = ssl.create_default_context(cafile=str(cert))  # checks the name too: 127.0.0.1 is in the SAN
+    with transport.SyncClient(**{**transport.client_options(server.url, 5.0, True), "verify": trusted}) as client:
+        assert client.lane is not None and transport._lane(client, get()) is client.lane
+        assert [send(client, get(), content, FAST) for _ in range(2)] == [b"one", b"two"]
+    assert server.connections == 1 and server.requests[0].startswith(b"POST /service/campaign/get?")
+
+
+def test_tls_with_an_untrusted_certificate_never_sends_and_says_why(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    server = TlsScripted([answer()], cert, key)
+    with sync_client(server.url, 5.0, True) as client, pytest.raises(
+        exc.SmsServerError, match=r"could not connect to https://127\.0\.0\.1:\d+: TLS failed: the certificate is "
+                                  r"not trusted \(ConnectError\)"):  # fmt: skip
+        send(client, get(idempotent=False), content, RetryPolicy(max_attempts=1))
+    assert server.requests == []
+
+
+def test_tls_unchecked_only_when_the_connection_says_so(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    server = TlsScripted([answer(b"unchecked")], cert, key)
+    with sync_client(server.url, 5.0, False) as client:
+        assert send(client, get(), content, FAST) == b"unchecked"
