@@ -145,8 +145,16 @@ class Lane:
         on_sent: Callable[[], None] | None = None,
     ) -> Answer:
         """Send one request and read its whole answer, at most ``cap`` bytes: ``(status, body, headers)``."""
+        scheme = url.scheme
+        host = url.raw_host.decode("ascii")
+        port = url.port or (443 if scheme == "https" else 80)
+        head = b"%s %s HTTP/1.1\r\nHost: %s\r\n%s" % (method.encode("ascii"), url.raw_path, url.netloc, header_block)
+        if body is not None:
+            head += b"Content-Length: %d\r\n" % len(body)
+        elif method in ("POST", "PUT", "PATCH"):
+            head += b"Content-Length: 0\r\n"
         try:
-            return self._exchange(method, url, header_block, body, timeout, cap, on_sent)
+            return self._exchange((scheme, host, port), method, head + b"\r\n" + (body or b""), timeout, cap, on_sent)
         except httpx.RequestError as exc:  # a transport's or a decoding error: name the host
             if exc._request is None:
                 exc.request = httpx.Request(method, url)
@@ -154,24 +162,14 @@ class Lane:
 
     def _exchange(
         self,
+        key: tuple[str, str, int],
         method: str,
-        url: httpx.URL,
-        header_block: bytes,
-        body: bytes | None,
+        data: bytes,
         timeout: httpx.Timeout,
         cap: int,
         on_sent: Callable[[], None] | None,
     ) -> Answer:
-        scheme = url.scheme
-        host = url.raw_host.decode("ascii")
-        port = url.port or (443 if scheme == "https" else 80)
-        key = (scheme, host, port)
-        head = b"%s %s HTTP/1.1\r\nHost: %s\r\n%s" % (method.encode("ascii"), url.raw_path, url.netloc, header_block)
-        if body is not None:
-            head += b"Content-Length: %d\r\n" % len(body)
-        elif method in ("POST", "PUT", "PATCH"):
-            head += b"Content-Length: 0\r\n"
-        data = head + b"\r\n" + (body or b"")
+        scheme, host, port = key
         conn = self._take(key) or self._connect(scheme, host, port, timeout)
         try:
             self._write(conn, data, timeout)
@@ -252,24 +250,35 @@ def _recv(conn: _Connection, timeout: httpx.Timeout) -> bytes:
         raise httpx.ReadError(str(exc)) from exc
 
 
-def _read_head(conn: _Connection, timeout: httpx.Timeout) -> bytes:
+_CUT = "the server closed the connection before the whole answer came"
+
+
+def _read_until(conn: _Connection, timeout: httpx.Timeout, mark: bytes, limit: int, what: str, silent: str) -> bytes:
+    """The bytes before ``mark`` (``mark`` consumed too), reading on as needed, at most ``limit`` of them.
+
+    ``what`` names the part for the error when it is too long; ``silent`` is the error when the server
+    closes the connection before a byte of it.
+    """
     buf = conn.buf
     searched = 0
     while True:
-        end = buf.find(b"\r\n\r\n", max(0, searched - 3))
+        end = buf.find(mark, max(0, searched - len(mark) + 1))
         if end >= 0:
-            head = bytes(buf[:end])
-            del buf[: end + 4]
-            return head
-        if len(buf) > _MAX_HEAD:
-            raise httpx.RemoteProtocolError("the answer's status line and headers are too long")
+            found = bytes(buf[:end])
+            del buf[: end + len(mark)]
+            return found
+        if len(buf) > limit:
+            raise httpx.RemoteProtocolError(f"{what} of the answer is too long")
         searched = len(buf)
         chunk = _recv(conn, timeout)
         if not chunk:
-            raise httpx.RemoteProtocolError(
-                "Server disconnected without sending a response." if not buf else "the answer ended in its headers"
-            )
+            raise httpx.RemoteProtocolError(_CUT if buf else silent)
         buf += chunk
+
+
+def _read_head(conn: _Connection, timeout: httpx.Timeout) -> bytes:
+    return _read_until(conn, timeout, b"\r\n\r\n", _MAX_HEAD, "the status line and headers",
+                       "Server disconnected without sending a response.")  # httpx's words  # fmt: skip
 
 
 def _parse_head(head: bytes) -> tuple[bytes, int, list[tuple[bytes, bytes]]]:
@@ -356,25 +365,13 @@ def _read_exactly(conn: _Connection, size: int, timeout: httpx.Timeout, cap: int
         except OSError as exc:
             raise httpx.ReadError(str(exc)) from exc
         if not got:
-            raise httpx.RemoteProtocolError("the server closed the connection before the whole answer came")
+            raise httpx.RemoteProtocolError(_CUT)
         have += got
     return bytes(body)
 
 
 def _read_line(conn: _Connection, timeout: httpx.Timeout) -> bytes:
-    buf = conn.buf
-    while True:
-        end = buf.find(b"\r\n")
-        if end >= 0:
-            line = bytes(buf[:end])
-            del buf[: end + 2]
-            return line
-        if len(buf) > _MAX_LINE:
-            raise httpx.RemoteProtocolError("a chunk-size or trailer line of the answer is too long")
-        chunk = _recv(conn, timeout)
-        if not chunk:
-            raise httpx.RemoteProtocolError("the server closed the connection before the whole answer came")
-        buf += chunk
+    return _read_until(conn, timeout, b"\r\n", _MAX_LINE, "a chunk-size or trailer line", _CUT)
 
 
 _HEX = frozenset(b"0123456789abcdefABCDEF")
