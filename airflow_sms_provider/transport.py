@@ -398,13 +398,15 @@ class SyncClient(httpx.Client):
 
 
 # httpx's own sending, as imported: a library that wraps it (OpenTelemetry's instrumentation, respx and
-# other mocks) must see every call, so while either is replaced the lane stands aside.
+# other mocks) must see every call, so while either is replaced, or was wrapped before this module was
+# imported (``__wrapped__``, as functools.wraps and wrapt leave it), the lane stands aside.
 _HTTPX_SENDS = (httpx.HTTPTransport.handle_request, httpcore.ConnectionPool.handle_request)
 _HTTPX_LOG = logging.getLogger("httpx")
 
 
 def _httpx_untouched() -> bool:
-    return (httpx.HTTPTransport.handle_request, httpcore.ConnectionPool.handle_request) == _HTTPX_SENDS
+    sends = (httpx.HTTPTransport.handle_request, httpcore.ConnectionPool.handle_request)
+    return sends == _HTTPX_SENDS and not any(hasattr(send, "__wrapped__") for send in sends)
 
 
 def _lane(client: httpx.Client, request: Request) -> http11.Lane | None:

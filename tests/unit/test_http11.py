@@ -331,3 +331,27 @@ def test_tls_unchecked_only_when_the_connection_says_so(tmp_path: Path) -> None:
     server = TlsScripted([answer(b"unchecked")], cert, key)
     with sync_client(server.url, 5.0, False) as client:
         assert send(client, get(), content, FAST) == b"unchecked"
+
+
+@pytest.mark.parametrize("wrapped_before_import", [False, True])
+def test_httpx_wrapped_by_instrumentation_sends_every_call_itself(
+    monkeypatch: pytest.MonkeyPatch, wrapped_before_import: bool
+) -> None:
+    import functools
+
+    seen: list[str] = []
+    original = httpx.HTTPTransport.handle_request
+
+    @functools.wraps(original)
+    def traced(self: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)  # what a tracing span would record
+        return original(self, request)
+
+    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", traced)
+    if wrapped_before_import:  # instrumented before the package was imported: the wrapper is what it captured
+        monkeypatch.setattr(transport, "_HTTPX_SENDS", (traced, transport._HTTPX_SENDS[1]))
+    server = Scripted([answer()])
+    with sync_client(server.url, 5.0, True) as client:
+        assert transport._lane(client, get()) is None
+        assert send(client, get(), content, FAST) == OK
+    assert seen == ["/service/campaign/get"]
