@@ -44,6 +44,7 @@ from airflow_sms_provider.campaigns.run import TaskRuntime, params_of
 from airflow_sms_provider.campaigns.watch import Outcome, poll_until
 from airflow_sms_provider.exceptions import (
     SmsCampaignFailedError,
+    SmsProtocolError,
     SmsProviderError,
     SmsValidationError,
 )
@@ -243,11 +244,21 @@ class MobizonAddRecipientsOperator(RecipientsMixin, _MobizonOperator):
                 result = AddResult()
                 contacts = list(self.contacts or ())
                 for index in range(0, len(contacts), proto.MAX_RECIPIENTS_PER_CALL):
+                    portion = contacts[index : index + proto.MAX_RECIPIENTS_PER_CALL]
                     answer = hook.add_recipients(
-                        campaign_id, contacts=contacts[index : index + proto.MAX_RECIPIENTS_PER_CALL],
+                        campaign_id, contacts=portion,
                         replace=self.replace if index == 0 else None, placeholders_flag=self.placeholders_flag,
                     )
-                    result.record(answer.data or [], self.max_reported, self.max_reported)
+                    items = answer.data or []
+                    # One result per contact (a card gives one number: its mailing field or the one named).
+                    if isinstance(items, list) and len(items) != len(portion):
+                        raise SmsProtocolError(
+                            f"mobizon: campaign/addRecipients of campaign {campaign_id} answered {len(items)} "
+                            f"result(s) for {len(portion)} contact(s) (from contact {index + 1}); which were added "
+                            "is unknown, and none after them was sent (a retry adds them again: those already in "
+                            "the campaign come back as duplicates)"
+                        )
+                    result.record(items, self.max_reported, self.max_reported)
                 summary.update(result.summary())
                 return summary
             answer = hook.add_recipients(

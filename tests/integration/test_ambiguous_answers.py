@@ -19,8 +19,13 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_sms_provider import exceptions as exc
+from airflow_sms_provider.hooks.mobizon import MobizonHook
 from airflow_sms_provider.operators.bsg import BsgBulkCampaignOperator
-from airflow_sms_provider.operators.mobizon import MobizonCampaignOperator, MobizonSendSmsOperator
+from airflow_sms_provider.operators.mobizon import (
+    MobizonAddRecipientsOperator,
+    MobizonCampaignOperator,
+    MobizonSendSmsOperator,
+)
 from airflow_sms_provider.operators.ogangi import OgangiCreateBroadcastOperator, OgangiSendSmsByFileOperator
 from airflow_sms_provider.protocols import mobizon as mobizon_proto
 from tests.helpers import DurableStore, add_faults, sandbox_requests, sandbox_state, set_clock, task_context
@@ -253,3 +258,21 @@ def test_an_add_recipients_answer_with_another_count_is_reconciled_not_trusted(m
     assert sorted(campaign["recipients"]) == PORTION and campaign["recipientsCount"] == 5
     assert mobizon_sends(sandbox_url, "campaign/send") == 1
     assert mobizon_sends(sandbox_url, "campaign/addRecipients") == 1  # reconciled: nothing added twice
+
+
+@pytest.mark.parametrize("results", [1, 3], ids=["fewer", "more"])
+def test_a_contacts_answer_with_another_count_fails_naming_the_campaign(mobizon_conn: str, sandbox_url: str,
+                                                                        results: int) -> None:
+    # Was: the summary counted whatever the answer listed ("added 1" of 2 contacts) and the task succeeded.
+    campaign_id = MobizonHook().create_campaign("Hello")
+    item = {"recipient": None, "code": 0, "messageId": 4711, "contact": 101}
+    add_faults(sandbox_url, {"provider": "mobizon", "path": "campaign/addRecipients", "action": "answer_instead",
+                             "status": 200, "times": 1, "body": {"code": 0, "data": [item] * results, "message": ""}})
+    operator = MobizonAddRecipientsOperator(task_id="add", campaign_id=campaign_id, contacts=["101", "102"])
+    with pytest.raises(exc.SmsProtocolError, match=rf"campaign {campaign_id} answered {results} result\(s\) for 2 "
+                                                   r"contact\(s\) \(from contact 1\)"):  # fmt: skip
+        operator.execute({})
+    summary = operator.execute({})  # the retry: the cards the first try added come back as duplicates
+    assert summary["added"] + summary["duplicates"] == 2 and summary["rejected"] == 0
+    campaign = next(c for c in sandbox_state(sandbox_url, "mobizon")["campaigns"] if c["id"] == campaign_id)
+    assert campaign["recipientsCount"] == 2
