@@ -904,10 +904,13 @@ class MobizonHook(ListsPages, SmsHook):
             "sort": dict(sort or {}),
             **extra,
         }
-        data = self.call(module, "list", params, gate=gate, convert_numbers=convert_numbers, parse=parse).data or {}
-        if not isinstance(data, Mapping):
-            raise SmsProtocolError(f"mobizon: {module}/list answered data of type {type(data).__name__}, not a page "
-                                   "of items", provider=proto.PROVIDER)  # fmt: skip
+        data = self.call(module, "list", params, gate=gate, convert_numbers=convert_numbers, parse=parse).data
+        # A page always names its items and their total: anything else (no data, [], {}) is not "nothing found".
+        # Read as an empty page, it let a lookup before a create or a send miss what an earlier try made.
+        if not isinstance(data, Mapping) or "items" not in data or "totalItemCount" not in data:
+            shape = type(data).__name__ if not isinstance(data, Mapping) else f"an object with keys {sorted(data)}"
+            raise SmsProtocolError(f"mobizon: {module}/list answered {shape}, not a page of items with their "
+                                   "totalItemCount; what it lists is unknown", provider=proto.PROVIDER)  # fmt: skip
         total = data.get("totalItemCount") or 0
         if not (isinstance(total, (int, str)) and str(total).isdigit()):
             raise SmsProtocolError(f"mobizon: {module}/list answered a totalItemCount of type "
@@ -1085,7 +1088,7 @@ class _Listed(msgspec.Struct, gc=False, rename="camel"):
 
 class _ListedData(msgspec.Struct, gc=False, rename="camel"):
     items: list[_Listed]
-    total_item_count: Any = None
+    total_item_count: Any  # required: a page without it goes to the full parse, which refuses it
 
 
 class _ListedAnswer(msgspec.Struct, gc=False):

@@ -327,3 +327,13 @@ def test_mobizon_one_shot_iterator_after_unrecorded_upload_is_not_sent_to_a_lost
         operator([*first[1:], "77014449999"]).execute({**context(), "task_state_store": store})
     [campaign] = sandbox_state(sandbox_url, "mobizon")["campaigns"]
     assert campaign["sendCalls"] == 0
+
+
+def test_mobizon_lookup_answered_with_an_empty_list_seed_70184(sandbox: Any, tmp_path: Any) -> None:
+    """The schedule that found it (``--seed-base 70000 --schedules 1000``): a campaign/list answered
+    ``{"code":0,"data":[]}`` was read as "no campaign of this task", and a retry without durable state
+    created and sent a second campaign beside the first, which held the same audience."""
+    from tests.chaos.harness import draw, run_guarded
+
+    result = run_guarded(sandbox.url, draw(70184), tmp_path)
+    assert result.survived, f"rerun with CHAOS_SEED=70184: {result.line()}"

@@ -276,3 +276,26 @@ def test_a_contacts_answer_with_another_count_fails_naming_the_campaign(mobizon_
     assert summary["added"] + summary["duplicates"] == 2 and summary["rejected"] == 0
     campaign = next(c for c in sandbox_state(sandbox_url, "mobizon")["campaigns"] if c["id"] == campaign_id)
     assert campaign["recipientsCount"] == 2
+
+
+@pytest.mark.parametrize("data", [[], {}, None, {"items": []}], ids=["list", "object", "null", "no-total"])
+def test_a_lookup_answered_with_something_other_than_a_page_never_leads_to_a_second_campaign(
+    mobizon_conn: str, sandbox_url: str, data: Any
+) -> None:
+    # Was (chaos seed 70184): without durable state, try 1 created and filled a campaign whose addRecipients
+    # answer was refused; try 2's campaign/list, answered {"code":0,"data":[]}, read as "no campaign of this
+    # task", so it created, filled and sent a second one while the first held the same audience.
+    add_faults(sandbox_url, {"provider": "mobizon", "path": "campaign/addRecipients", "action": "answer_instead",
+                             "status": 200, "times": 1, "body": {"code": 0, "data": [], "message": ""}},
+               {"provider": "mobizon", "path": "campaign/list", "action": "answer_instead", "status": 200,
+                "skip": 1, "times": 1, "body": {"code": 0, "data": data, "message": ""}})  # fmt: skip
+    operator = MobizonCampaignOperator(task_id="send", text="Sale", name="Chaos", recipients=PORTION,
+                                       wait_for_completion=False)  # fmt: skip
+    no_store = {"ti": task_context("r1")["ti"]}  # Airflow before 3.3: nothing durable between tries
+    with pytest.raises(exc.SmsProtocolError, match="answered 0 result"):
+        operator.execute(no_store)
+    with pytest.raises(exc.SmsProtocolError, match=r"campaign/list answered .*not a page of items"):
+        operator.execute(no_store)
+    operator.execute(no_store)  # try 3 reads the list as it is: the first campaign, filled, is sent
+    [campaign] = sandbox_state(sandbox_url, "mobizon")["campaigns"]
+    assert sorted(campaign["recipients"]) == PORTION and campaign["sendCalls"] == 1
