@@ -40,7 +40,7 @@ _MAX_IDLE = 20  # kept-alive connections per origin, as httpx keeps
 # after a few seconds (uvicorn 5 s), and a request sent just as they do is lost without an answer.
 KEEPALIVE_EXPIRY = 5.0
 _ACCEPT_ENCODING = "gzip, deflate"  # what :func:`_decoded` reads (zlib is always there)
-_OWN = frozenset((b"host", b"content-length", b"transfer-encoding", b"accept-encoding"))
+_OWN = frozenset((b"host", b"content-length", b"transfer-encoding"))  # written per request by exchange
 
 
 class TooLarge(Exception):
@@ -61,6 +61,31 @@ def left(timeout: float | None, late: type[Exception]) -> float | None:
     if remaining <= 0:
         raise late("the attempt's overall deadline passed")
     return remaining if timeout is None else min(timeout, remaining)
+
+
+class _Failing:
+    """Socket failures of one phase as httpx's exceptions: ``with _READING: sock.recv(...)``."""
+
+    __slots__ = ("failed", "timed_out")
+
+    def __init__(self, timed_out: type[httpx.TimeoutException], failed: type[httpx.TransportError]) -> None:
+        self.timed_out, self.failed = timed_out, failed
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        # Never suppresses (returns None): anything else goes on as it was raised.
+        if kind is not None and issubclass(kind, TimeoutError):
+            raise self.timed_out(str(exc) or "timed out") from exc
+        if kind is not None and issubclass(kind, OSError):
+            raise self.failed(str(exc)) from exc
+
+
+# A connection that could not be made never left; a failure writing or reading the request did.
+_CONNECTING = _Failing(httpx.ConnectTimeout, httpx.ConnectError)
+_WRITING = _Failing(httpx.WriteTimeout, httpx.WriteError)
+_READING = _Failing(httpx.ReadTimeout, httpx.ReadError)
 
 
 class _Connection:
@@ -123,7 +148,7 @@ class Lane:
             merged["Accept-Encoding"] = _ACCEPT_ENCODING
             lines = []
             for name, value in merged.raw:
-                if name.lower() in _OWN and name.lower() != b"accept-encoding":
+                if name.lower() in _OWN:
                     continue
                 if any(c in name + value for c in b"\r\n\0") or not name or b":" in name:
                     raise httpx.LocalProtocolError("a header name or value holds a line break or NUL; not sent")
@@ -206,24 +231,15 @@ class Lane:
         conn.close()
 
     def _connect(self, scheme: str, host: str, port: int, timeout: httpx.Timeout) -> _Connection:
-        try:
+        with _CONNECTING:
             sock = socket.create_connection((host, port), timeout=left(timeout.connect, httpx.ConnectTimeout))
-        except TimeoutError as exc:
-            raise httpx.ConnectTimeout(str(exc) or "timed out") from exc
-        except OSError as exc:
-            raise httpx.ConnectError(str(exc)) from exc
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if scheme == "https":
-                context = self._ssl or ssl.create_default_context()
-                sock.settimeout(left(timeout.connect, httpx.ConnectTimeout))
-                sock = context.wrap_socket(sock, server_hostname=host)
-        except TimeoutError as exc:
-            sock.close()
-            raise httpx.ConnectTimeout(str(exc) or "timed out") from exc
-        except OSError as exc:
-            sock.close()
-            raise httpx.ConnectError(str(exc)) from exc
+            with _CONNECTING:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if scheme == "https":
+                    context = self._ssl or ssl.create_default_context()
+                    sock.settimeout(left(timeout.connect, httpx.ConnectTimeout))
+                    sock = context.wrap_socket(sock, server_hostname=host)
         except BaseException:
             sock.close()
             raise
@@ -231,23 +247,15 @@ class Lane:
 
     @staticmethod
     def _write(conn: _Connection, data: bytes, timeout: httpx.Timeout) -> None:
-        try:
+        with _WRITING:
             conn.sock.settimeout(left(timeout.write, httpx.WriteTimeout))
             conn.sock.sendall(data)
-        except TimeoutError as exc:
-            raise httpx.WriteTimeout(str(exc) or "timed out") from exc
-        except OSError as exc:
-            raise httpx.WriteError(str(exc)) from exc
 
 
 def _recv(conn: _Connection, timeout: httpx.Timeout) -> bytes:
-    try:
+    with _READING:
         conn.sock.settimeout(left(timeout.read, httpx.ReadTimeout))
         return conn.sock.recv(_RECV)
-    except TimeoutError as exc:
-        raise httpx.ReadTimeout(str(exc) or "timed out") from exc
-    except OSError as exc:
-        raise httpx.ReadError(str(exc)) from exc
 
 
 _CUT = "the server closed the connection before the whole answer came"
@@ -357,13 +365,9 @@ def _read_exactly(conn: _Connection, size: int, timeout: httpx.Timeout, cap: int
     buf.clear()
     view = memoryview(body)
     while have < size:
-        try:
+        with _READING:
             conn.sock.settimeout(left(timeout.read, httpx.ReadTimeout))
             got = conn.sock.recv_into(view[have:])
-        except TimeoutError as exc:
-            raise httpx.ReadTimeout(str(exc) or "timed out") from exc
-        except OSError as exc:
-            raise httpx.ReadError(str(exc)) from exc
         if not got:
             raise httpx.RemoteProtocolError(_CUT)
         have += got

@@ -344,14 +344,18 @@ def _bound(client: httpx.Client) -> None:
 def _receive(
     client: httpx.Client, request: Request, deadline: float | None = None, on_sent: Callable[[], None] | None = None
 ) -> Response:
-    lane = _lane(client, request)
+    route = _lane(client, request)
+    if route is None:
+        attempt = functools.partial(_receive_all, client, request, on_sent)
+    else:
+        attempt = functools.partial(_receive_lane, client, *route, request, on_sent)
     if deadline is None:
-        return _receive_lane(client, lane, request, on_sent) if lane else _receive_all(client, request, on_sent)
-    if lane is None:
+        return attempt()
+    if route is None:
         _bound(client)
     _ATTEMPT.end = time.monotonic() + deadline
     try:
-        return _receive_lane(client, lane, request, on_sent) if lane else _receive_all(client, request, on_sent)
+        return attempt()
     except httpx.TimeoutException as exc:
         if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)) or time.monotonic() < _ATTEMPT.end:
             raise
@@ -409,22 +413,24 @@ def _httpx_untouched() -> bool:
     return sends == _HTTPX_SENDS and not any(hasattr(send, "__wrapped__") for send in sends)
 
 
-def _lane(client: httpx.Client, request: Request) -> http11.Lane | None:
-    """The lean lane for ``request`` when ``client`` has one and the request needs nothing else."""
+def _lane(client: httpx.Client, request: Request) -> tuple[http11.Lane, httpx.URL] | None:
+    """The lean lane for ``request`` and its URL, when ``client`` has one and the request needs nothing else."""
     lane = getattr(client, "lane", None)
-    if lane is None or lane.closed or request.files is not None or client.is_closed or not _httpx_untouched():
+    if lane is None or request.files is not None or client.is_closed or not _httpx_untouched():
         return None
     url = _url(client, request)
     if not isinstance(url, httpx.URL) or not client.direct(url):  # type: ignore[attr-defined]
         return None
-    return lane
+    return lane, url
 
 
 def _receive_lane(
-    client: httpx.Client, lane: http11.Lane, request: Request, on_sent: Callable[[], None] | None = None
+    client: httpx.Client,
+    lane: http11.Lane,
+    url: httpx.URL,
+    request: Request,
+    on_sent: Callable[[], None] | None = None,
 ) -> Response:
-    url = _url(client, request)
-    assert isinstance(url, httpx.URL)
     block = lane.headers(client.headers, request.headers)
     status, content, headers = lane.exchange(
         request.method, url, block, request.content, client.timeout, MAX_ANSWER_BYTES, on_sent
