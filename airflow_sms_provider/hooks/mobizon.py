@@ -1022,14 +1022,8 @@ class _Books:
         if not (isinstance(answer, _Unread) and self._all_added(answer.content, size)):
             if isinstance(answer, _Unread):
                 answer = _PARSE_RESULTS(Response(200, answer.content, {}))
-            items = _objects(answer.data if answer.data is not None else [], "campaign/addRecipients")
-            if len(items) != size:
-                raise SmsProtocolError(
-                    f"mobizon: campaign/addRecipients of campaign {self.campaign_id} answered {len(items)} result(s) "
-                    f"for a portion of {size} recipient(s) (rows {sent - size + 1}-{sent}): which of them are in the "
-                    "campaign is unknown",
-                    provider=proto.PROVIDER,
-                )
+            items = added_results(answer.data, self.campaign_id, size,
+                                  f"a portion of {size} recipient(s) (rows {sent - size + 1}-{sent})")  # fmt: skip
             self.result.count_objects(items, self.keep_ids, self.keep_rejections)
         if self.on_portion is not None:
             self.on_portion(sent, self.result)
@@ -1100,6 +1094,21 @@ class _ListedAnswer(msgspec.Struct, gc=False):
 _LISTED_ANSWER = msgspec.json.Decoder(_ListedAnswer)
 # Each field's name in the answer (campaign_id: campaignId), for items parsed as dicts.
 _LISTED_FIELDS = {field.name: field.encode_name for field in msgspec.structs.fields(_Listed)}
+
+
+def added_results(
+    data: Any, campaign_id: int | str | None, size: int, sent: str, then: str = ""
+) -> list[Mapping[str, Any]]:
+    """An accepted campaign/addRecipients answer's results: one object per recipient or contact ``sent`` (``size``
+    of them), else SmsProtocolError naming the campaign (``then``: what a retry does about it)."""
+    items = _objects(data if data is not None else [], "campaign/addRecipients")
+    if len(items) != size:
+        raise SmsProtocolError(
+            f"mobizon: campaign/addRecipients of campaign {campaign_id} answered {len(items)} result(s) for {sent}: "
+            f"which of them are in the campaign is unknown{then}",
+            provider=proto.PROVIDER,
+        )
+    return items
 
 
 def _objects(items: Any, what: str) -> list[Any]:

@@ -44,11 +44,10 @@ from airflow_sms_provider.campaigns.run import TaskRuntime, params_of
 from airflow_sms_provider.campaigns.watch import Outcome, poll_until
 from airflow_sms_provider.exceptions import (
     SmsCampaignFailedError,
-    SmsProtocolError,
     SmsProviderError,
     SmsValidationError,
 )
-from airflow_sms_provider.hooks.mobizon import AddResult, MobizonHook
+from airflow_sms_provider.hooks.mobizon import AddResult, MobizonHook, added_results
 from airflow_sms_provider.links import MobizonCampaignLink, persist_campaign_link
 from airflow_sms_provider.progress import Checkpoint
 from airflow_sms_provider.protocols import mobizon as proto
@@ -249,16 +248,12 @@ class MobizonAddRecipientsOperator(RecipientsMixin, _MobizonOperator):
                         campaign_id, contacts=portion,
                         replace=self.replace if index == 0 else None, placeholders_flag=self.placeholders_flag,
                     )
-                    items = answer.data or []
                     # One result per contact (a card gives one number: its mailing field or the one named).
-                    if isinstance(items, list) and len(items) != len(portion):
-                        raise SmsProtocolError(
-                            f"mobizon: campaign/addRecipients of campaign {campaign_id} answered {len(items)} "
-                            f"result(s) for {len(portion)} contact(s) (from contact {index + 1}); which were added "
-                            "is unknown, and none after them was sent (a retry adds them again: those already in "
-                            "the campaign come back as duplicates)"
-                        )
-                    result.record(items, self.max_reported, self.max_reported)
+                    items = added_results(answer.data, campaign_id, len(portion),
+                                          f"{len(portion)} contact(s) (from contact {index + 1})",
+                                          "; none after them was sent (a retry adds them again: those already in "
+                                          "the campaign come back as duplicates)")  # fmt: skip
+                    result.count_objects(items, self.max_reported, self.max_reported)
                 summary.update(result.summary())
                 return summary
             answer = hook.add_recipients(
