@@ -68,33 +68,33 @@ GC_THRESHOLD = 10_000
 SWITCH_INTERVAL = 0.0005
 
 
-_gc_lock = threading.Lock()
-_gc_state: dict[str, Any] = {"exports": 0, "before": None, "switch": None}
+_settings_lock = threading.Lock()
+_settings_state: dict[str, Any] = {"exports": 0, "before": None, "switch": None}
 
 
 @contextlib.contextmanager
-def fewer_collections(threshold: int = GC_THRESHOLD, switch_interval: float = SWITCH_INTERVAL) -> Iterator[None]:
+def export_settings(threshold: int = GC_THRESHOLD, switch_interval: float = SWITCH_INTERVAL) -> Iterator[None]:
     """Raise the collector's first threshold to at least ``threshold`` and cut the GIL's switch interval to
     at most ``switch_interval`` for the block, then put both back.
 
     The settings are the process's: exports overlapping in threads share them, and the last one to end puts
     back what was there before the first began.
     """
-    with _gc_lock:
-        if _gc_state["exports"] == 0:
-            _gc_state["before"] = before = gc.get_threshold()
+    with _settings_lock:
+        if _settings_state["exports"] == 0:
+            _settings_state["before"] = before = gc.get_threshold()
             gc.set_threshold(max(before[0], threshold), *before[1:])
-            _gc_state["switch"] = switch = sys.getswitchinterval()
+            _settings_state["switch"] = switch = sys.getswitchinterval()
             sys.setswitchinterval(min(switch, switch_interval))
-        _gc_state["exports"] += 1
+        _settings_state["exports"] += 1
     try:
         yield
     finally:
-        with _gc_lock:
-            _gc_state["exports"] -= 1
-            if _gc_state["exports"] == 0:
-                gc.set_threshold(*_gc_state["before"])
-                sys.setswitchinterval(_gc_state["switch"])
+        with _settings_lock:
+            _settings_state["exports"] -= 1
+            if _settings_state["exports"] == 0:
+                gc.set_threshold(*_settings_state["before"])
+                sys.setswitchinterval(_settings_state["switch"])
 
 
 def hashed_recipient(salt: str, phone: str) -> str:
@@ -331,7 +331,7 @@ class SmsDeliveryReportOperator(DataFieldsMixin, BaseOperator):
         once = _once_pages(pages, strict=not self.incremental, repeats=repeats)
         batches = prefetch(regroup(once, self.batch_size), WRITE_BEHIND)
         try:
-            with fewer_collections():
+            with export_settings():
                 for batch in batches:
                     if salt is not None:
                         batch = list(_hashed(batch, salt))

@@ -271,7 +271,10 @@ class SqlWriter:
     def write(self, records: Sequence[DeliveryRecord]) -> None:
         """Buffer the records; every ``batch_size`` of them go to the stage in one upserting executemany."""
         for key, group in itertools.groupby(records, _CAMPAIGN):  # pages come a campaign at a time
-            times = [*filter(None, map(_UPDATED, group)), *filter(None, [self.latest.get(key)])]
+            times = [*filter(None, map(_UPDATED, group))]  # in C: no Python step per record
+            seen = self.latest.get(key)
+            if seen is not None:
+                times.append(seen)
             self.latest[key] = _latest(times)
         if type(self.sink.hook)._serialize_cell is _BASE_SERIALIZE:
             # What DbApiHook._serialize_cells makes of _row, without a call per cell; the hook looked at

@@ -251,10 +251,10 @@ def test_the_collector_runs_less_often_during_the_export_and_as_before_after_it(
 def test_exports_overlapping_in_threads_put_the_collector_back_as_it_was() -> None:
     import gc
 
-    from airflow_sms_provider.operators.reports import fewer_collections
+    from airflow_sms_provider.operators.reports import export_settings
 
     before, switch = gc.get_threshold(), sys.getswitchinterval()
-    first, second = fewer_collections(), fewer_collections()
+    first, second = export_settings(), export_settings()
     first.__enter__()
     second.__enter__()
     assert gc.get_threshold()[0] == max(before[0], 10_000) and sys.getswitchinterval() == min(switch, 0.0005)
