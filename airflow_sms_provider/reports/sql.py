@@ -9,6 +9,13 @@ the whole export). ``commit`` then moves the stage into the target in one transa
 replaces, ``INSERT ... SELECT``, drop the stage), so the target only ever holds whole exports and one row per
 ``(provider, message_id)``: a task killed mid-export leaves the target as it was, and its retry (same export
 key) drops the stale stage and starts again.
+
+On SQLite the stage is a ``TEMP`` table of the held connection instead: SQLite keeps it in a temporary
+file of that connection alone (deleted when it closes, so a killed export leaves nothing), never synced,
+journalled or locked in the database file, so it needs no commit per batch either. Its rows go in by one
+multi-row ``REPLACE`` per batch (``SqlWriter._stage_values`` says why not ``executemany``). A stage in the
+database file cost a journal write and an fsync per batch and a ``DROP`` freeing every page at the end
+(``bench/sql_stage.py`` measures both side by side).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from operator import attrgetter
-from typing import Any
+from typing import Any, overload
 
 from airflow_sms_provider.exceptions import SmsValidationError
 from airflow_sms_provider.reports.record import COLUMNS, DeliveryRecord
@@ -99,14 +106,26 @@ def create_watermarks_sql(table: str) -> str:
             "    PRIMARY KEY (report_table, provider, campaign_id)\n)")  # fmt: skip
 
 
-def stage_table(table: str, export_key: str) -> str:
-    """The staging table of one export: beside the target (same schema), the same for a retry of it."""
+def stage_table(table: str, export_key: str, *, temporary: bool = False) -> str:
+    """The staging table of one export: beside the target (same schema), the same for a retry of it;
+    ``temporary``: SQLite's ``temp`` schema of the connection instead (:func:`is_sqlite`)."""
     schema, _ = validate_table(table)
     digest = hashlib.sha256(f"{table}\0{export_key}".encode()).hexdigest()[:16]
     name = f"sms_report_stage_{digest}"
+    if temporary:
+        schema = "temp"
     return f"{schema}.{name}" if schema else name
 
 
+def is_sqlite(hook: Any) -> bool:
+    """Whether ``hook`` talks to SQLite, whose stage is a ``TEMP`` table (the module's docstring says why)."""
+    return getattr(hook, "conn_type", None) == "sqlite"
+
+
+@overload
+def _utc(value: datetime) -> datetime: ...
+@overload
+def _utc(value: None) -> None: ...
 def _utc(value: datetime | None) -> datetime | None:
     """Timestamps in UTC, so text-stored ones (SQLite) sort right; naive ones are taken as UTC."""
     if value is None or value.tzinfo is timezone.utc:
@@ -125,7 +144,7 @@ def _latest(times: list[datetime]) -> datetime | None:
     try:
         return max(times)
     except TypeError:
-        return max(times, key=_utc)  # type: ignore[arg-type]
+        return max(times, key=_utc)
 
 
 def _row(r: DeliveryRecord) -> tuple[Any, ...]:
@@ -134,15 +153,13 @@ def _row(r: DeliveryRecord) -> tuple[Any, ...]:
             _utc(r.created_at), _utc(r.updated_at), r.error_code)  # fmt: skip
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else _utc_text(value)
-
-
 @functools.lru_cache(maxsize=4096)
-def _utc_text(value: datetime) -> str:
-    # Cached: a report's timestamps repeat (whole seconds); conversion and isoformat showed in the profile.
-    moment = _utc(value)
-    return moment.isoformat() if moment is not None else ""
+def _iso(value: datetime | None) -> str | None:
+    """The UTC ISO 8601 text of ``value`` (None kept); equal instants share an entry and their UTC text.
+
+    Cached: a report's timestamps repeat (whole seconds); one call per cell, hit or miss (a miss was three).
+    """
+    return None if value is None else _utc(value).isoformat()
 
 
 def _text_row(r: DeliveryRecord) -> tuple[Any, ...]:
@@ -212,6 +229,11 @@ class SqlSink:
         """Begin an export into a fresh staging table (a stale one from a killed try is dropped)."""
         if self.create_table:
             self.hook.run(create_table_sql(self.table))
+        if is_sqlite(self.hook):
+            # Made by the writer on its own connection: a TEMP table is that connection's alone.
+            self.hook.run(create_watermarks_sql(self.table))
+            stage = stage_table(self.table, export_key, temporary=True)
+            return SqlWriter(self, stage, incremental=incremental, temporary=True)
         stage = stage_table(self.table, export_key)
         self.hook.run([create_watermarks_sql(self.table), f"DROP TABLE IF EXISTS {stage}", create_table_sql(stage)])
         return SqlWriter(self, stage, incremental=incremental)
@@ -245,19 +267,33 @@ class SqlSink:
         return min(mark for mark in marks.values() if mark is not None)
 
 
+_SQLITE_LIMIT_VARIABLE_NUMBER = 9  # sqlite3's constant from Python 3.11 (SQLite's own number)
+SQLITE_ROWS = 1000
+"""Rows per statement into a SQLite stage (at most; fewer where SQLite allows fewer bound values)."""
+
+
+@functools.lru_cache(maxsize=16)
+def _values_sql(stage: str, rows: int) -> str:
+    """SQLite's upsert of ``rows`` rows into ``stage`` in one statement."""
+    values = ", ".join([f"({', '.join('?' * len(COLUMNS))})"] * rows)
+    return f"REPLACE INTO {stage} ({', '.join(COLUMNS)}) VALUES {values}"
+
+
 class SqlWriter:
     """One export's staging table; ``commit`` moves it into the target in one transaction.
 
     One connection and cursor are held for the whole export: every batch is one ``executemany`` of the
     hook's own upsert statement (generated once, by the hook's dialect) and a commit of the stage; the
     target changes only in ``commit``'s one transaction. Use it from one thread (sqlite3 connections
-    refuse another).
+    refuse another). ``temporary`` (SQLite): the stage is a ``TEMP`` table the writer creates on its
+    connection and that goes with it, written by multi-row statements and not committed per batch.
     """
 
-    def __init__(self, sink: SqlSink, stage: str, *, incremental: bool) -> None:
+    def __init__(self, sink: SqlSink, stage: str, *, incremental: bool, temporary: bool = False) -> None:
         self.sink = sink
         self.stage = stage
         self.incremental = incremental
+        self.temporary = temporary
         self._buffer: list[tuple[Any, ...]] = []
         self.written = 0
         # The latest updated_at written per (provider, campaign_id), for the watermarks: kept as batches pass
@@ -266,6 +302,7 @@ class SqlWriter:
         self._conn: Any = None
         self._cur: Any = None
         self._sql: str | None = None
+        self._rows_per_statement = 0
         self.started = _clock()  # before the first page is read: the operator opens the writer first
 
     def write(self, records: Sequence[DeliveryRecord]) -> None:
@@ -297,20 +334,42 @@ class SqlWriter:
             if hook.supports_autocommit:
                 hook.set_autocommit(self._conn, False)
             self._cur = self._conn.cursor()
+            if self.temporary:
+                self._cur.execute(create_table_sql(self.stage))
         return self._cur
 
     def _flush(self, rows: list[tuple[Any, ...]]) -> None:
         if not rows:
             return
         cur = self._cursor()
-        if self._sql is None:
-            # replace: a message listed twice (a page that shifted under us) stays one row in the stage.
-            self._sql = self.sink.hook._generate_insert_sql(
-                self.stage, rows[0], list(COLUMNS), True, replace_index=list(KEY)
-            )
-        cur.executemany(self._sql, rows)
-        self._conn.commit()  # the stage only: a long transaction would hold SQLite's lock the whole export
+        if self.temporary:
+            # Not committed: a transaction that wrote only TEMP tables locks nothing in the database file.
+            self._stage_values(cur, rows)
+        else:
+            if self._sql is None:
+                # replace: a message listed twice (a page that shifted under us) stays one row in the stage.
+                self._sql = self.sink.hook._generate_insert_sql(
+                    self.stage, rows[0], list(COLUMNS), True, replace_index=list(KEY)
+                )
+            cur.executemany(self._sql, rows)
+            self._conn.commit()  # the stage only: a long transaction would hold the database's locks throughout
         self.written += len(rows)
+
+    def _stage_values(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
+        """SQLite: one ``REPLACE INTO stage ... VALUES (...), (...), ...`` per up to :data:`SQLITE_ROWS` rows.
+
+        Not ``executemany``: it steps once per row, and sqlite3 lets go of the GIL around every step; with
+        the page reader busy in another thread, taking it back waited out a switch interval each time (a
+        batch of 1,000 rows took 0.5 s instead of 8 ms beside a busy thread; ``docs/benchmarks.md``, row 8).
+        """
+        per = self._rows_per_statement
+        if not per:
+            limit = getattr(self._conn, "getlimit", None)  # Python 3.11+; 999 was SQLite's default before 3.32
+            variables = limit(_SQLITE_LIMIT_VARIABLE_NUMBER) if limit else 999
+            per = self._rows_per_statement = max(1, min(SQLITE_ROWS, variables // len(COLUMNS)))
+        for start in range(0, len(rows), per):
+            chunk = rows[start : start + per]
+            cur.execute(_values_sql(self.stage, len(chunk)), [*itertools.chain.from_iterable(chunk)])
 
     def commit_sql(self) -> list[str]:
         """The statements of the commit transaction, in order."""
@@ -322,11 +381,13 @@ class SqlWriter:
         keys = KEY if self.incremental else ("provider", "campaign_id")
         match = " AND ".join(f"s.{column} = {name}.{column}" for column in keys)
         columns = ", ".join(COLUMNS)
-        return [
+        statements = [
             f"DELETE FROM {table} WHERE EXISTS (SELECT 1 FROM {stage} s WHERE {match})",
             f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage}",
-            f"DROP TABLE {stage}",
         ]
+        # A TEMP stage goes with its connection, closed right after the commit: a DROP would free every
+        # page first (~10 times the close's cost).
+        return statements if self.temporary else [*statements, f"DROP TABLE {stage}"]
 
     def commit(self) -> int:
         """Flush the rest, then replace the target's rows with the stage's: one transaction, one commit."""
@@ -394,4 +455,5 @@ class SqlWriter:
             self._release(rollback=True)
         except Exception as exc:  # a broken connection: the stage is dropped over a new one below
             log.warning("Rolling back the report's stage failed (%s)", type(exc).__name__)
-        self.sink.hook.run(f"DROP TABLE IF EXISTS {self.stage}")
+        if not self.temporary:  # a TEMP stage went with the connection
+            self.sink.hook.run(f"DROP TABLE IF EXISTS {self.stage}")

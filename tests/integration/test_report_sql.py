@@ -107,15 +107,50 @@ def test_incremental_export_updates_only_the_changed_messages(db: Path) -> None:
                         ("7-4", "pending")]
 
 
-def test_abort_drops_the_stage_and_leaves_the_target(db: Path) -> None:
+def test_abort_leaves_the_target_and_no_stage(db: Path) -> None:
     sink = SqlSink("reports_db", "delivery", create_table=True, batch_size=2)
     export(sink, "a", [records("7", range(3), "pending")])
     writer = sink.open("b", incremental=False)
     writer.write(records("7", range(3), "delivered"))
-    assert stage_table("delivery", "b") in tables(db)
+    # On SQLite the stage is a TEMP table of the writer's connection: never in the database file.
+    assert writer.stage == stage_table("delivery", "b", temporary=True) == f"temp.{stage_table('delivery', 'b')}"
+    assert writer._cursor().execute(f"SELECT COUNT(*) FROM {writer.stage}").fetchone() == (2,)
+    assert tables(db) == {"delivery", WATERMARKS}
     writer.abort()
     assert tables(db) == {"delivery", WATERMARKS}
     assert rows(db) == [("7-0", "pending"), ("7-1", "pending"), ("7-2", "pending")]
+
+
+def test_a_stage_in_the_database_file_where_temp_tables_are_not_used(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Other databases (PostgreSQL in the deployment test) stage beside the target, committed per batch: the
+    same path over SQLite, with its stage visible between batches, dropped by abort and by commit."""
+    monkeypatch.setattr(sql, "is_sqlite", lambda hook: False)
+    sink = SqlSink("reports_db", "delivery", create_table=True, batch_size=2)
+    export(sink, "a", [records("7", range(3), "pending")])
+    writer = sink.open("b", incremental=False)
+    writer.write(records("7", range(3), "delivered"))
+    assert rows(db, f"SELECT COUNT(*) FROM {stage_table('delivery', 'b')}") == [(2,)]  # committed per batch
+    writer.abort()
+    assert tables(db) == {"delivery", WATERMARKS}
+    assert export(sink, "b", [records("7", range(4), "delivered"), records("7", range(3, 5), "expired")]) == 5
+    assert rows(db) == [(f"7-{i}", "delivered") for i in range(3)] + [("7-3", "expired"), ("7-4", "expired")]
+    assert tables(db) == {"delivery", WATERMARKS}
+
+
+def test_no_lock_is_held_between_batches(db: Path) -> None:
+    """Other writers and readers of the database go on while an export stages its rows."""
+    sink = SqlSink("reports_db", "delivery", create_table=True, batch_size=2)
+    export(sink, "a", [records("8", range(2))])
+    writer = sink.open("b", incremental=False)
+    writer.write(records("7", range(5)))  # two batches staged, one row buffered
+    with sqlite3.connect(db, timeout=0) as other:  # timeout 0: a held lock fails at once ("database is locked")
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("DELETE FROM delivery WHERE message_id = '8-1'")
+    assert rows(db) == [("8-0", "delivered")]
+    assert writer.commit() == 5
+    assert len(rows(db)) == 6
 
 
 KILLED_EXPORT = textwrap.dedent(
@@ -126,7 +161,9 @@ KILLED_EXPORT = textwrap.dedent(
 
     writer = SqlSink("reports_db", "delivery", create_table=True, batch_size=100).open("d/t/r2", incremental=False)
     writer.write(records("7", range(250), "delivered"))  # two batches are in the stage, 50 in memory
-    open(sys.argv[1], "w").close()  # stdout carries Airflow's log lines: a file says "written"
+    staged = writer._cursor().execute(f"SELECT COUNT(*) FROM {writer.stage}").fetchone()[0]
+    with open(sys.argv[1], "w") as written:  # stdout carries Airflow's log lines: a file says "written"
+        written.write(str(staged))
     sys.stdin.read()  # parked until killed (or until the test's end of the pipe closes: no orphan)
     """
 )
@@ -143,7 +180,8 @@ def test_export_killed_mid_way_leaves_the_target_and_its_retry_one_row_per_messa
     try:
         # The child's cold Airflow import took over 60 s at load 14 on 2 cores: wait for its file or its end,
         # not for a time. The ceiling is a guard against a hung child only.
-        wait_until(lambda: written.exists() or child.poll() is not None, HUNG, "the export to write two batches")
+        wait_until(lambda: (written.exists() and written.read_text()) or child.poll() is not None, HUNG,
+                   "the export to write two batches")
         assert child.poll() is None, "the export ended before it was killed"
         child.send_signal(signal.SIGKILL)
     finally:
@@ -152,8 +190,9 @@ def test_export_killed_mid_way_leaves_the_target_and_its_retry_one_row_per_messa
         assert child.stdin is not None
         child.stdin.close()
     assert child.returncode == -signal.SIGKILL
-    # The killed try reached the stage, never the target.
-    assert rows(db, f"SELECT COUNT(*) FROM {stage_table('delivery', 'd/t/r2')}") == [(200,)]
+    # The killed try reached its stage (a TEMP table, gone with its process), never the target.
+    assert written.read_text() == "200"
+    assert tables(db) == {"delivery", WATERMARKS}
     assert rows(db, "SELECT COUNT(*), MIN(status), MAX(status) FROM delivery") == [(250, "pending", "pending")]
 
     assert export(sink, "d/t/r2", [records("7", range(250), "delivered")]) == 250  # the retry
@@ -199,24 +238,34 @@ def test_a_connection_without_a_sql_hook_is_refused(monkeypatch: pytest.MonkeyPa
         SqlSink("not_sql", "delivery").watermark("mobizon", ["7"])
 
 
-def test_one_held_connection_and_one_executemany_per_batch(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The stage is written over one connection, a batch per executemany of the dialect's upsert, the cells
-    exactly as DbApiHook._serialize_cells makes them (str, ISO 8601 UTC, None kept)."""
+@pytest.mark.parametrize("temporary", [True, False], ids=["sqlite-temp-stage", "stage-in-the-database"])
+def test_one_held_connection_and_one_statement_per_batch(
+    db: Path, monkeypatch: pytest.MonkeyPatch, temporary: bool
+) -> None:
+    """The stage is written over one connection, the cells exactly as DbApiHook._serialize_cells makes them
+    (str, ISO 8601 UTC, None kept): on SQLite a batch per multi-row REPLACE into the TEMP stage, with as many
+    rows per statement as SQLite binds values; elsewhere a batch per executemany of the dialect's upsert."""
     from airflow.providers.common.sql.hooks.sql import DbApiHook
 
+    if not temporary:
+        monkeypatch.setattr(sql, "is_sqlite", lambda hook: False)
     sink = SqlSink("reports_db", "delivery", create_table=True, batch_size=100)
-    writer = sink.open("k", incremental=False)
     hook, real_get_conn = sink.hook, sink.hook.get_conn
     connections: list[Any] = []
-    calls: list[tuple[str, list[tuple[Any, ...]]]] = []
+    calls: list[tuple[str, str, list[Any]]] = []
 
     class Cursor:  # sqlite3's cursor type cannot be patched: wrap it
         def __init__(self, cur: Any) -> None:
             self.cur = cur
 
         def executemany(self, sql: str, rows: Any) -> Any:
-            calls.append((sql, list(rows)))
-            return self.cur.executemany(sql, calls[-1][1])
+            calls.append(("executemany", sql, list(rows)))
+            return self.cur.executemany(sql, calls[-1][2])
+
+        def execute(self, sql: str, parameters: Any = ()) -> Any:
+            if sql.startswith("REPLACE INTO"):  # the stage's rows (not the watermarks')
+                calls.append(("execute", sql, list(parameters)))
+            return self.cur.execute(sql, parameters)
 
         def __getattr__(self, name: str) -> Any:
             return getattr(self.cur, name)
@@ -228,6 +277,10 @@ def test_one_held_connection_and_one_executemany_per_batch(db: Path, monkeypatch
         def cursor(self) -> Cursor:
             return Cursor(self.conn.cursor())
 
+        def getlimit(self, category: int) -> int:
+            assert category == sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER
+            return len(COLUMNS) * 60 + 5  # 60 rows' values per statement, not the batch's 100
+
         def __getattr__(self, name: str) -> Any:
             return getattr(self.conn, name)
 
@@ -236,16 +289,38 @@ def test_one_held_connection_and_one_executemany_per_batch(db: Path, monkeypatch
         return connections[-1]
 
     monkeypatch.setattr(hook, "get_conn", get_conn)
+    writer = sink.open("k", incremental=False)
+    connections.clear()  # open's own statements (CREATE TABLE ...) run over connections of their own
     batch = records("7", range(250))
     for part in (batch[:120], batch[120:]):
         writer.write(part)
     assert writer.commit() == 250
     assert len(connections) == 1
-    assert [len(rows) for _, rows in calls] == [100, 100, 50]
-    assert {sql for sql, _ in calls} == {f"REPLACE INTO {stage_table('delivery', 'k')} ({', '.join(COLUMNS)}) "
-                                         f"VALUES ({','.join('?' * len(COLUMNS))})"}  # fmt: skip
-    assert calls[0][1][0] == DbApiHook._serialize_cells(_row(batch[0]))
+    row = f"({', '.join('?' * len(COLUMNS))})"
+    if temporary:
+        stage = f"temp.{stage_table('delivery', 'k')}"
+        assert [(how, len(values)) for how, _, values in calls] == [
+            ("execute", n * len(COLUMNS)) for n in (60, 40, 60, 40, 50)
+        ]
+        assert calls[0][1] == f"REPLACE INTO {stage} ({', '.join(COLUMNS)}) VALUES {', '.join([row] * 60)}"
+        assert tuple(calls[0][2][: len(COLUMNS)]) == DbApiHook._serialize_cells(_row(batch[0]))
+        assert tuple(calls[-1][2][-len(COLUMNS) :]) == DbApiHook._serialize_cells(_row(batch[-1]))
+    else:
+        assert [(how, len(values)) for how, _, values in calls] == [("executemany", n) for n in (100, 100, 50)]
+        upsert = f"REPLACE INTO {stage_table('delivery', 'k')} ({', '.join(COLUMNS)}) VALUES ({','.join('?' * 11)})"
+        assert {sql for _, sql, _ in calls} == {upsert}
+        assert calls[0][2][0] == DbApiHook._serialize_cells(_row(batch[0]))
     assert rows(db, "SELECT COUNT(*) FROM delivery") == [(250,)]
+    assert rows(db, "SELECT * FROM delivery WHERE message_id = '7-249'") == [_text_row_of(batch[-1])]
+
+
+def _text_row_of(record: DeliveryRecord) -> tuple[Any, ...]:
+    """The row SQLite gives back for ``record`` (its column affinities applied to the cells written)."""
+    from airflow.providers.common.sql.hooks.sql import DbApiHook
+
+    cells = list(DbApiHook._serialize_cells(_row(record)))
+    cells[6], cells[7] = int(cells[6]), float(cells[7])  # INTEGER and NUMERIC columns
+    return tuple(cells)
 
 
 def test_the_watermark_is_kept_per_campaign_minus_how_long_the_export_ran(

@@ -20,6 +20,7 @@ from airflow_sms_provider.reports.sql import (
     SqlWriter,
     _as_utc,
     _row,
+    _text_row,
     create_table_sql,
     stage_table,
     validate_table,
@@ -132,6 +133,25 @@ def test_row_is_in_column_order_with_utc_timestamps() -> None:
         "mobizon", "7", "70", "77001234567", "delivered", "DELIVRD", 2, Decimal("0.050"),
         datetime(2026, 11, 30, 5, 0, tzinfo=timezone.utc), datetime(2026, 11, 30, 6, 0, tzinfo=timezone.utc), None,
     )
+
+
+def test_text_row_is_what_the_hook_would_bind_with_utc_text_whatever_the_zone() -> None:
+    from airflow.providers.common.sql.hooks.sql import DbApiHook
+
+    almaty = timezone(timedelta(hours=5))
+    base = DeliveryRecord(
+        provider="mobizon", campaign_id="7", message_id="70", recipient="77001234567", status="delivered",
+        provider_status="DELIVRD", parts=2, cost=Decimal("0.050"),
+        created_at=datetime(2026, 11, 30, 10, 0, tzinfo=almaty), updated_at=datetime(2026, 11, 30, 6, 0),
+        error_code=None,
+    )
+    # The same instants in UTC, already cached in another zone's spelling: still UTC text.
+    utc = replace(base, message_id="71", created_at=datetime(2026, 11, 30, 5, 0, tzinfo=timezone.utc),
+                  updated_at=None, parts=None, cost=None, error_code="E1")  # fmt: skip
+    for record in (base, utc):
+        assert _text_row(record) == DbApiHook._serialize_cells(_row(record))
+    assert _text_row(base)[6:10] == ("2", "0.050", "2026-11-30T05:00:00+00:00", "2026-11-30T06:00:00+00:00")
+    assert _text_row(utc)[6:] == (None, None, "2026-11-30T05:00:00+00:00", None, "E1")
 
 
 @pytest.mark.parametrize(

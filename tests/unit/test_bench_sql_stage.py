@@ -1,0 +1,23 @@
+"""bench/sql_stage writes the same records through each variant (their row counts checked): it cannot rot unseen."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import pytest
+
+
+def test_each_variant_exports_every_record_alone_and_beside_a_busy_thread(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bench import sql_stage
+
+    medians = sql_stage.main(2_000, 1)  # each export asserts it committed every record
+    assert set(medians) == {(variant, busy) for variant in sql_stage.VARIANTS for busy in (False, True)}
+    assert all(value > 0 for value in medians.values())
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.endswith("ms per 1,000 |")]
+    assert [row.split(" | ")[0] for row in rows] == [f"| {variant}" for variant in sql_stage.VARIANTS]
+    # Nothing of the process's is left changed for the tests after this one.
+    assert logging.root.manager.disable == logging.NOTSET
+    assert "AIRFLOW_CONN_BENCH_REPORTS_DB" not in os.environ
