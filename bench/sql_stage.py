@@ -15,8 +15,12 @@ wall milliseconds per 1,000 records.
 
 Then each again beside a busy thread (pure Python, as the page reader is while it decodes pages),
 with a tenth of the records: ``executemany`` steps once per row and lets go of the GIL around every
-step, and taking it back waits for the busy thread's switch interval. Not part of ``make bench``'s
-table: row 8 there shows what this is worth end to end.
+step, and taking it back waits for the busy thread's switch interval.
+
+Last, a full export of a campaign (a tenth of the records) into a table already holding as many rows of
+another campaign, its commit deleting the campaign's old rows by bound campaign id (now) or by the
+correlated ``EXISTS`` over the stage it used before, which SQLite ran as a search of the stage for every
+row of the table. Not part of ``make bench``'s table: row 8 there shows what this is worth end to end.
 """
 
 from __future__ import annotations
@@ -37,6 +41,44 @@ from typing import Any
 from bench.reports import batches, make_sink
 
 VARIANTS = ("stage in the file, executemany", "TEMP stage, multi-row", "CSV file")
+DELETES = ("by campaign id", "correlated EXISTS (before)")
+
+
+def exists_delete(writer: Any, mark: str) -> list[tuple[str, tuple[Any, ...]]]:
+    """The commit as it was: the campaigns' old rows found by a subquery over the stage per row of the table."""
+    from airflow_sms_provider.reports.sql import COLUMNS
+
+    table, stage, columns = writer.sink.table, writer.stage, ", ".join(COLUMNS)
+    match = f"s.provider = {table}.provider AND s.campaign_id = {table}.campaign_id"
+    return [(f"DELETE FROM {table} WHERE EXISTS (SELECT 1 FROM {stage} s WHERE {match})", ()),
+            (f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage}", ())]  # fmt: skip
+
+
+def beside_another_campaign(count: int, workdir: Path) -> dict[str, float]:
+    """Seconds of a full export of ``count`` records into a table holding ``count`` rows of another campaign."""
+    from dataclasses import replace
+
+    from airflow_sms_provider.reports import sql
+
+    seconds = {}
+    for n, how in enumerate(DELETES):
+        sink = make_sink("sql", workdir, f"beside_{n}")
+        for campaign in ("8001", "7001"):
+            records = [[replace(r, message_id=f"{campaign}-{r.message_id}") for r in batch]
+                       for batch in batches(count, campaign=campaign)]  # fmt: skip
+            real = sql.SqlWriter.commit_sql
+            if how != DELETES[0] and campaign == "7001":
+                sql.SqlWriter.commit_sql = exists_delete  # type: ignore[method-assign]
+            try:
+                start = time.perf_counter()
+                writer = sink.open(f"k{campaign}", incremental=False)
+                for batch in records:
+                    writer.write(batch)
+                assert writer.commit() == count
+                seconds[how] = time.perf_counter() - start
+            finally:
+                sql.SqlWriter.commit_sql = real  # type: ignore[method-assign]
+    return seconds
 
 
 @contextmanager
@@ -88,6 +130,7 @@ def main(count: int, rounds: int) -> dict[tuple[str, bool], float]:
         logging.disable(logging.INFO)  # the hook's statements, the sinks' progress: not what is measured
         try:
             medians = measure(count, rounds, Path(workdir))
+            beside = beside_another_campaign(max(1, count // 10), Path(workdir))
         finally:
             logging.disable(logging.NOTSET)
             if before is None:
@@ -99,6 +142,10 @@ def main(count: int, rounds: int) -> dict[tuple[str, bool], float]:
     print("|---|---|---|")
     for variant in VARIANTS:
         print(f"| {variant} | {medians[variant, False]:.1f} ms per 1,000 | {medians[variant, True]:.1f} ms per 1,000 |")
+    print(f"\n| full export of {max(1, count // 10):,} records into a table holding as many of another campaign "
+          "| seconds |\n|---|---|")
+    for how in DELETES:
+        print(f"| old rows deleted {how} | {beside[how]:.2f} s |")
     return medians
 
 

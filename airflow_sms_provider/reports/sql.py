@@ -269,6 +269,7 @@ class SqlSink:
 
 _SQLITE_LIMIT_VARIABLE_NUMBER = 9  # sqlite3's constant from Python 3.11 (SQLite's own number)
 SQLITE_ROWS = 1000
+_IDS_PER_DELETE = 500  # campaign ids bound per DELETE: within SQLite's oldest limit of 999 values
 """Rows per statement into a SQLite stage (at most; fewer where SQLite allows fewer bound values)."""
 
 
@@ -371,23 +372,49 @@ class SqlWriter:
             chunk = rows[start : start + per]
             cur.execute(_values_sql(self.stage, len(chunk)), [*itertools.chain.from_iterable(chunk)])
 
-    def commit_sql(self) -> list[str]:
-        """The statements of the commit transaction, in order."""
+    def commit_sql(self, mark: str) -> list[tuple[str, tuple[Any, ...]]]:
+        """The statements of the commit transaction, in order, with their parameters (``mark``: the hook's
+        placeholder).
+
+        Full: the exported campaigns become exactly the export (a message the provider no longer lists does
+        not linger): their rows are deleted by campaign id, bound, not by a subquery per row of the table
+        (SQLite ran that one as a scan of the stage for each row of another campaign: hours for a table
+        holding a million rows of other campaigns). Incremental: only the exported messages are replaced.
+        """
         table, stage = self.sink.table, self.stage
-        # Incremental: replace the exported messages only. Full: the exported campaigns become exactly the
-        # export (a message the provider no longer lists does not linger).
-        # The target is named unqualified inside the subquery: `schema.table.column` is not valid everywhere.
-        _, name = validate_table(table)
-        keys = KEY if self.incremental else ("provider", "campaign_id")
-        match = " AND ".join(f"s.{column} = {name}.{column}" for column in keys)
         columns = ", ".join(COLUMNS)
-        statements = [
-            f"DELETE FROM {table} WHERE EXISTS (SELECT 1 FROM {stage} s WHERE {match})",
-            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage}",
-        ]
+        copy = f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage}"
+        if self.incremental and self.temporary:
+            # SQLite's REPLACE finds each staged message's row through the table's key: an index look-up per
+            # staged row, where the DELETE below reads every row of the table.
+            return [(copy.replace("INSERT INTO", "INSERT OR REPLACE INTO", 1), ())]
+        if self.incremental:
+            # The target is named unqualified inside the subquery: `schema.table.column` is not valid everywhere.
+            _, name = validate_table(table)
+            match = " AND ".join(f"s.{column} = {name}.{column}" for column in KEY)
+            statements = [(f"DELETE FROM {table} WHERE EXISTS (SELECT 1 FROM {stage} s WHERE {match})", ())]
+        else:
+            statements = self._delete_campaigns(mark)
+        statements.append((copy, ()))
         # A TEMP stage goes with its connection, closed right after the commit: a DROP would free every
         # page first (~10 times the close's cost).
-        return statements if self.temporary else [*statements, f"DROP TABLE {stage}"]
+        return statements if self.temporary else [*statements, (f"DROP TABLE {stage}", ())]
+
+    def _delete_campaigns(self, mark: str) -> list[tuple[str, tuple[Any, ...]]]:
+        """``DELETE`` of the rows of every campaign written, per provider, at most :data:`_IDS_PER_DELETE` ids each."""
+        by_provider: dict[str, list[str]] = {}
+        for provider, campaign_id in self.latest:
+            by_provider.setdefault(provider, []).append(campaign_id)
+        statements = []
+        for provider, ids in sorted(by_provider.items()):
+            ids.sort()
+            for start in range(0, len(ids), _IDS_PER_DELETE):
+                chunk = ids[start : start + _IDS_PER_DELETE]
+                statements.append((
+                    f"DELETE FROM {self.sink.table} WHERE provider = {mark} AND campaign_id IN "
+                    f"({', '.join([mark] * len(chunk))})", (provider, *chunk),
+                ))  # fmt: skip
+        return statements
 
     def commit(self) -> int:
         """Flush the rest, then replace the target's rows with the stage's: one transaction, one commit."""
@@ -398,8 +425,9 @@ class SqlWriter:
             cur.execute(f"SELECT COUNT(*) FROM {self.stage}")
             rows = int(cur.fetchone()[0])
             latest = [(provider, campaign_id, moment) for (provider, campaign_id), moment in self.latest.items()]
-            for statement in self.commit_sql():
-                cur.execute(statement)
+            for statement, parameters in self.commit_sql(self.sink.hook.placeholder):
+                # No parameters, no formatting: a driver with %s placeholders would read "%" as one.
+                cur.execute(statement, parameters) if parameters else cur.execute(statement)
             self._save_watermarks(cur, latest)
             self._conn.commit()
         except BaseException:

@@ -79,7 +79,7 @@ def test_the_check_fails_when_the_table_lost_a_row(
 
     commit_sql = SqlWriter.commit_sql
     lose_one = "DELETE FROM sms_delivery_report WHERE message_id = (SELECT MIN(message_id) FROM sms_delivery_report)"
-    monkeypatch.setattr(SqlWriter, "commit_sql", lambda self: [*commit_sql(self), lose_one])
+    monkeypatch.setattr(SqlWriter, "commit_sql", lambda self, mark: [*commit_sql(self, mark), (lose_one, ())])
     dag = load_example("example_delivery_report.py", "example_delivery_report")
 
     run = dag.test(run_conf={"sms_conn_id": mobizon_conn}, logical_date=None)

@@ -107,6 +107,41 @@ def test_incremental_export_updates_only_the_changed_messages(db: Path) -> None:
                         ("7-4", "pending")]
 
 
+@pytest.mark.parametrize("incremental", [False, True], ids=["full", "incremental"])
+def test_the_commit_never_reads_the_stage_once_per_row_of_the_table(db: Path, incremental: bool) -> None:
+    """SQLite ran ``DELETE ... WHERE EXISTS (SELECT 1 FROM stage ...)`` as a search of the stage for every row
+    of the table, by provider only: for a row of another campaign, the whole stage (hours at a million rows
+    each). The plans of the commit's statements hold no correlated subquery."""
+    sink = SqlSink("reports_db", "delivery", create_table=True, batch_size=100)
+    export(sink, "other", [records("8", range(300)), records("9", range(3), provider="bsg")])
+    writer = sink.open("k", incremental=incremental)
+    writer.write(records("7", range(300)) + records("8", range(2), "expired"))
+    cur = writer._cursor()
+    for statement, parameters in writer.commit_sql("?"):
+        plan = " / ".join(str(step[3]) for step in cur.execute(f"EXPLAIN QUERY PLAN {statement}", parameters))
+        assert "CORRELATED" not in plan, (statement, plan)
+    writer.commit()
+    counted = rows(db, "SELECT provider, campaign_id, status, COUNT(*) FROM delivery GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
+    # Full: campaign 8 is exactly its two listed messages now; incremental: those two replaced, the rest kept.
+    eight = [("mobizon", "8", "delivered", 298), ("mobizon", "8", "expired", 2)] if incremental else [
+        ("mobizon", "8", "expired", 2)]
+    assert counted == [("bsg", "9", "delivered", 3), ("mobizon", "7", "delivered", 300), *eight]
+
+
+def test_a_full_export_of_many_campaigns_replaces_exactly_them(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sql, "_IDS_PER_DELETE", 2)  # campaign ids are deleted a few at a time
+    sink = SqlSink("reports_db", "delivery", create_table=True)
+    export(sink, "a", [records(str(c), range(3), "pending") for c in range(1, 7)]
+           + [records(str(c), range(3), "pending", provider="bsg") for c in range(1, 3)])  # fmt: skip
+    export(sink, "b", [records(str(c), range(1), "delivered") for c in (1, 3, 4, 6, 10)])
+    per_campaign = "SELECT provider, campaign_id, COUNT(*), MIN(status) FROM delivery GROUP BY 1, 2 ORDER BY 1, 2"
+    assert rows(db, per_campaign) == [
+        ("bsg", "1", 3, "pending"), ("bsg", "2", 3, "pending"), ("mobizon", "1", 1, "delivered"),
+        ("mobizon", "10", 1, "delivered"), ("mobizon", "2", 3, "pending"), ("mobizon", "3", 1, "delivered"),
+        ("mobizon", "4", 1, "delivered"), ("mobizon", "5", 3, "pending"), ("mobizon", "6", 1, "delivered"),
+    ]
+
+
 def test_abort_leaves_the_target_and_no_stage(db: Path) -> None:
     sink = SqlSink("reports_db", "delivery", create_table=True, batch_size=2)
     export(sink, "a", [records("7", range(3), "pending")])

@@ -105,20 +105,36 @@ def test_stage_is_beside_the_target_and_stable_per_export_key() -> None:
 
 def test_commit_sql_incremental_replaces_messages() -> None:
     writer = SqlWriter(SqlSink("c", "sms.delivery"), "sms.sms_report_stage_ab", incremental=True)
-    assert writer.commit_sql() == [
-        "DELETE FROM sms.delivery WHERE EXISTS (SELECT 1 FROM sms.sms_report_stage_ab s "
-        "WHERE s.provider = delivery.provider AND s.message_id = delivery.message_id)",
-        f"INSERT INTO sms.delivery ({ALL}) SELECT {ALL} FROM sms.sms_report_stage_ab",
-        "DROP TABLE sms.sms_report_stage_ab",
+    assert writer.commit_sql("%s") == [
+        ("DELETE FROM sms.delivery WHERE EXISTS (SELECT 1 FROM sms.sms_report_stage_ab s "
+         "WHERE s.provider = delivery.provider AND s.message_id = delivery.message_id)", ()),
+        (f"INSERT INTO sms.delivery ({ALL}) SELECT {ALL} FROM sms.sms_report_stage_ab", ()),
+        ("DROP TABLE sms.sms_report_stage_ab", ()),
     ]
 
 
-def test_commit_sql_full_replaces_whole_campaigns() -> None:
+def test_commit_sql_incremental_on_a_sqlite_temp_stage_is_one_replace() -> None:
+    writer = SqlWriter(SqlSink("c", "delivery"), "temp.sms_report_stage_ab", incremental=True, temporary=True)
+    assert writer.commit_sql("?") == [
+        (f"INSERT OR REPLACE INTO delivery ({ALL}) SELECT {ALL} FROM temp.sms_report_stage_ab", ()),
+    ]
+
+
+def test_commit_sql_full_deletes_the_written_campaigns_by_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_sms_provider.reports import sql
+
+    monkeypatch.setattr(sql, "_IDS_PER_DELETE", 2)
     writer = SqlWriter(SqlSink("c", "delivery"), "sms_report_stage_ab", incremental=False)
-    assert writer.commit_sql()[0] == (
-        "DELETE FROM delivery WHERE EXISTS (SELECT 1 FROM sms_report_stage_ab s "
-        "WHERE s.provider = delivery.provider AND s.campaign_id = delivery.campaign_id)"
-    )
+    writer.latest = {("mobizon", "9"): None, ("bsg", "x"): None, ("mobizon", "10"): None, ("mobizon", "7"): None}
+    assert writer.commit_sql("%s") == [
+        ("DELETE FROM delivery WHERE provider = %s AND campaign_id IN (%s)", ("bsg", "x")),
+        ("DELETE FROM delivery WHERE provider = %s AND campaign_id IN (%s, %s)", ("mobizon", "10", "7")),
+        ("DELETE FROM delivery WHERE provider = %s AND campaign_id IN (%s)", ("mobizon", "9")),
+        (f"INSERT INTO delivery ({ALL}) SELECT {ALL} FROM sms_report_stage_ab", ()),
+        ("DROP TABLE sms_report_stage_ab", ()),
+    ]
+    writer.temporary = True  # SQLite: the same, and no DROP (the stage goes with the connection)
+    assert [sql for sql, _ in writer.commit_sql("?")][-1].startswith("INSERT INTO delivery (")
 
 
 def test_row_is_in_column_order_with_utc_timestamps() -> None:
