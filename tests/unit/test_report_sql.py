@@ -137,14 +137,18 @@ def test_commit_sql_full_deletes_the_written_campaigns_by_id(monkeypatch: pytest
     assert [sql for sql, _ in writer.commit_sql("?")][-1].startswith("INSERT INTO delivery (")
 
 
-def test_row_is_in_column_order_with_utc_timestamps() -> None:
-    almaty = timezone(timedelta(hours=5))
-    record = DeliveryRecord(
+def zoned_record() -> DeliveryRecord:
+    """A record created at 10:00 in Almaty (+05:00, 05:00 UTC), updated at a naive 06:00 (taken as UTC)."""
+    return DeliveryRecord(
         provider="mobizon", campaign_id="7", message_id="70", recipient="77001234567", status="delivered",
         provider_status="DELIVRD", parts=2, cost=Decimal("0.050"),
-        created_at=datetime(2026, 11, 30, 10, 0, tzinfo=almaty), updated_at=datetime(2026, 11, 30, 6, 0),
-        error_code=None,
+        created_at=datetime(2026, 11, 30, 10, 0, tzinfo=timezone(timedelta(hours=5))),
+        updated_at=datetime(2026, 11, 30, 6, 0), error_code=None,
     )
+
+
+def test_row_is_in_column_order_with_utc_timestamps() -> None:
+    record = zoned_record()
     assert _row(record) == (
         "mobizon", "7", "70", "77001234567", "delivered", "DELIVRD", 2, Decimal("0.050"),
         datetime(2026, 11, 30, 5, 0, tzinfo=timezone.utc), datetime(2026, 11, 30, 6, 0, tzinfo=timezone.utc), None,
@@ -154,13 +158,7 @@ def test_row_is_in_column_order_with_utc_timestamps() -> None:
 def test_text_row_is_what_the_hook_would_bind_with_utc_text_whatever_the_zone() -> None:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
 
-    almaty = timezone(timedelta(hours=5))
-    base = DeliveryRecord(
-        provider="mobizon", campaign_id="7", message_id="70", recipient="77001234567", status="delivered",
-        provider_status="DELIVRD", parts=2, cost=Decimal("0.050"),
-        created_at=datetime(2026, 11, 30, 10, 0, tzinfo=almaty), updated_at=datetime(2026, 11, 30, 6, 0),
-        error_code=None,
-    )
+    base = zoned_record()
     # The same instants in UTC, already cached in another zone's spelling: still UTC text.
     utc = replace(base, message_id="71", created_at=datetime(2026, 11, 30, 5, 0, tzinfo=timezone.utc),
                   updated_at=None, parts=None, cost=None, error_code="E1")  # fmt: skip
