@@ -268,8 +268,8 @@ class SqlSink:
 
 
 _SQLITE_LIMIT_VARIABLE_NUMBER = 9  # sqlite3's constant from Python 3.11 (SQLite's own number)
-SQLITE_ROWS = 1000
 _IDS_PER_DELETE = 500  # campaign ids bound per DELETE: within SQLite's oldest limit of 999 values
+SQLITE_ROWS = 1000
 """Rows per statement into a SQLite stage (at most; fewer where SQLite allows fewer bound values)."""
 
 
@@ -337,6 +337,9 @@ class SqlWriter:
             self._cur = self._conn.cursor()
             if self.temporary:
                 self._cur.execute(create_table_sql(self.stage))
+                limit = getattr(self._conn, "getlimit", None)  # Python 3.11+; 999 was SQLite's default before 3.32
+                variables = limit(_SQLITE_LIMIT_VARIABLE_NUMBER) if limit else 999
+                self._rows_per_statement = max(1, min(SQLITE_ROWS, variables // len(COLUMNS)))
         return self._cur
 
     def _flush(self, rows: list[tuple[Any, ...]]) -> None:
@@ -364,10 +367,6 @@ class SqlWriter:
         batch of 1,000 rows took 0.5 s instead of 8 ms beside a busy thread; ``docs/benchmarks.md``, row 8).
         """
         per = self._rows_per_statement
-        if not per:
-            limit = getattr(self._conn, "getlimit", None)  # Python 3.11+; 999 was SQLite's default before 3.32
-            variables = limit(_SQLITE_LIMIT_VARIABLE_NUMBER) if limit else 999
-            per = self._rows_per_statement = max(1, min(SQLITE_ROWS, variables // len(COLUMNS)))
         for start in range(0, len(rows), per):
             chunk = rows[start : start + per]
             cur.execute(_values_sql(self.stage, len(chunk)), [*itertools.chain.from_iterable(chunk)])
@@ -383,11 +382,12 @@ class SqlWriter:
         """
         table, stage = self.sink.table, self.stage
         columns = ", ".join(COLUMNS)
-        copy = f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage}"
-        if self.incremental and self.temporary:
-            # SQLite's REPLACE finds each staged message's row through the table's key: an index look-up per
-            # staged row, where the DELETE below reads every row of the table.
-            return [(copy.replace("INSERT INTO", "INSERT OR REPLACE INTO", 1), ())]
+        # SQLite, incremental: REPLACE finds each staged message's row through the table's key (an index
+        # look-up per staged row), where the DELETE below reads every row of the table.
+        replace = self.incremental and self.temporary
+        copy = f"{'INSERT OR REPLACE' if replace else 'INSERT'} INTO {table} ({columns}) SELECT {columns} FROM {stage}"
+        if replace:
+            return [(copy, ())]
         if self.incremental:
             # The target is named unqualified inside the subquery: `schema.table.column` is not valid everywhere.
             _, name = validate_table(table)
