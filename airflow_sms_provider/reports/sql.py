@@ -15,7 +15,10 @@ file of that connection alone (deleted when it closes, so a killed export leaves
 journalled or locked in the database file, so it needs no commit per batch either. Its rows go in by one
 multi-row ``REPLACE`` per batch (``SqlWriter._stage_values`` says why not ``executemany``). A stage in the
 database file cost a journal write and an fsync per batch and a ``DROP`` freeing every page at the end
-(``bench/sql_stage.py`` measures both side by side).
+(``bench/sql_stage.py`` measures both side by side). Where the target has exactly the report's columns, in
+order, the copy is ``INSERT INTO target SELECT * FROM stage``: into an empty table (a first export) SQLite
+then copies the stage's records and key entries as they are (its "transfer optimization") instead of
+decoding and encoding every row, about 40% of the copy that runs after the last page.
 """
 
 from __future__ import annotations
@@ -304,6 +307,8 @@ class SqlWriter:
         self._cur: Any = None
         self._sql: str | None = None
         self._rows_per_statement = 0
+        # SQLite: the target's columns are the report's, in order, so the copy may be `SELECT *` (commit).
+        self.same_columns = False
         self.started = _clock()  # before the first page is read: the operator opens the writer first
 
     def write(self, records: Sequence[DeliveryRecord]) -> None:
@@ -385,7 +390,11 @@ class SqlWriter:
         # SQLite, incremental: REPLACE finds each staged message's row through the table's key (an index
         # look-up per staged row), where the DELETE below reads every row of the table.
         replace = self.incremental and self.temporary
-        copy = f"{'INSERT OR REPLACE' if replace else 'INSERT'} INTO {table} ({columns}) SELECT {columns} FROM {stage}"
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        if self.same_columns:  # positional, so only where the names are the report's, in order
+            copy = f"{verb} INTO {table} SELECT * FROM {stage}"
+        else:
+            copy = f"{verb} INTO {table} ({columns}) SELECT {columns} FROM {stage}"
         if replace:
             return [(copy, ())]
         if self.incremental:
@@ -425,6 +434,8 @@ class SqlWriter:
             cur.execute(f"SELECT COUNT(*) FROM {self.stage}")
             rows = int(cur.fetchone()[0])
             latest = [(provider, campaign_id, moment) for (provider, campaign_id), moment in self.latest.items()]
+            if self.temporary:
+                self.same_columns = self._target_columns(cur) == list(COLUMNS)
             for statement, parameters in self.commit_sql(self.sink.hook.placeholder):
                 # No parameters, no formatting: a driver with %s placeholders would read "%" as one.
                 cur.execute(statement, parameters) if parameters else cur.execute(statement)
@@ -436,6 +447,12 @@ class SqlWriter:
         self._release(rollback=False)
         log.info("Report committed: %d rows into %s", rows, self.sink.describe())
         return rows
+
+    def _target_columns(self, cur: Any) -> list[str]:
+        """SQLite: the target's column names in table order (none when it does not exist)."""
+        schema, name = validate_table(self.sink.table)
+        cur.execute(f"PRAGMA {schema + '.' if schema else ''}table_info({name})")
+        return [str(column[1]) for column in cur.fetchall()]
 
     def _save_watermarks(self, cur: Any, latest: list[tuple[Any, Any, Any]]) -> None:
         """Per campaign exported, the latest updated_at read minus how long the export ran (same transaction).

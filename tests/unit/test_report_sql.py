@@ -137,6 +137,15 @@ def test_commit_sql_full_deletes_the_written_campaigns_by_id(monkeypatch: pytest
     assert [sql for sql, _ in writer.commit_sql("?")][-1].startswith("INSERT INTO delivery (")
 
 
+@pytest.mark.parametrize(("incremental", "verb"), [(False, "INSERT"), (True, "INSERT OR REPLACE")])
+def test_commit_sql_copies_every_column_by_position_where_the_target_has_the_reports(
+    incremental: bool, verb: str
+) -> None:
+    writer = SqlWriter(SqlSink("c", "delivery"), "temp.sms_report_stage_ab", incremental=incremental, temporary=True)
+    writer.same_columns = True  # SQLite copies whole records into an empty table only for `SELECT *`
+    assert writer.commit_sql("?")[-1] == (f"{verb} INTO delivery SELECT * FROM temp.sms_report_stage_ab", ())
+
+
 def zoned_record() -> DeliveryRecord:
     """A record created at 10:00 in Almaty (+05:00, 05:00 UTC), updated at a naive 06:00 (taken as UTC)."""
     return DeliveryRecord(
