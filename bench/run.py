@@ -207,14 +207,21 @@ def table(plan: Plan, results: dict[str, Any]) -> str:
             ratios = r.get("ratios", [ratio])
             rounds = (f" (median of {len(ratios)} rounds: {', '.join(f'{x:.2f}' for x in ratios)})"
                       if len(ratios) > 1 else "")  # fmt: skip
+            # Judged in the sandbox's time where it was measured (bench.reports.server_time_ratio says why).
+            judged = r.get("server_ratio_median") or ratio
+            in_server_time = ""
+            if r.get("server_ratio_median"):
+                in_server_time = (f"; in the sandbox's time **{judged:.2f}x** (rounds: "
+                                  f"{', '.join(f'{x:.2f}' for x in r['server_ratios'] if x is not None)})")
             peak = r.get("peak_above_idle_mb_max", r["peak_above_idle_mb"])
             row("8", f"{_n(count)} delivery records → {kind}, SmsDeliveryReportOperator end to end, "
                      f"{export['latency_ms']:g} ms latency, concurrency {export['concurrency']}",
                 f"**{_n(r['rate'])}/s** vs limit before/after {_n(limit['rate'])}/{_n(after['rate'])}/s → "
-                f"**{ratio:.2f}x**{rounds} (vs listing {_n(listed['rate'])}/s: {r['rate'] / listed['rate']:.2f}x); "
+                f"**{ratio:.2f}x**{rounds}{in_server_time} (vs listing {_n(listed['rate'])}/s: "
+                f"{r['rate'] / listed['rate']:.2f}x); "
                 f"CPU per 1,000: client {per_1000(r):.1f} ms{server(r)} (listing {per_1000(listed):.1f}, limit "
                 f"{per_1000(limit):.1f}); **+{peak:.1f} MB** peak RSS (idle {r['idle_rss_mb']:.0f} MB)",
-                "≥ 0.9x limit; ≤ 100 MB", _ok(ratio >= 0.9 and peak <= 100))  # fmt: skip
+                "≥ 0.9x limit; ≤ 100 MB", _ok(judged >= 0.9 and peak <= 100))  # fmt: skip
     return "\n".join(lines)
 
 
