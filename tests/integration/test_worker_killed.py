@@ -179,7 +179,12 @@ class TestMobizon:
         assert len(calls(sandbox_url, "campaign/create$")) == 1
         # With durable state the retry resumes after the 3 recorded portions; without it, it finds the
         # campaign by its tag, reads back which numbers it holds (message/list) and uploads the rest.
-        assert campaign["addRecipientsCalls"] == 3 + 3
+        # The held portion is not counted: the dead worker's request may still be read once the hold ends
+        # (on a loaded machine the server can notice the closed connection late, as a real one may), and
+        # then it adds no number twice (mobizon_campaign) or is refused, the campaign being sent.
+        uploads = [c for c in calls(sandbox_url, "campaign/addRecipients$") if c["fault"] is None]
+        assert len(uploads) == 3 + 3, uploads
+        assert campaign["addRecipientsCalls"] - len(uploads) <= 1  # the held one, if it was read at all
 
     def test_killed_right_after_send_the_retry_does_not_send_again(
         self, harness: Harness, mobizon_conn: str, sandbox_url: str, tmp_path: Path
