@@ -42,6 +42,7 @@ Child: ``python -m bench.reports export COUNT WORKDIR LATENCY CONCURRENCY [SANDB
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -185,16 +186,16 @@ def server_time_ratio(export: dict[str, Any], before: dict[str, Any], after: dic
     return busy(export) / limits
 
 
-def _round(r: dict[str, Any]) -> dict[str, Any]:
+def _round(r: dict[str, Any], count: int) -> dict[str, Any]:
     """One export of a round, flat, for ``--json``: its rate, both ratios and the runs around it."""
-    def per_message(run: dict[str, Any]) -> float:
-        return float(run.get("server_cpu_seconds") or 0.0) / (run["rate"] * run["seconds"])
+    def ms_per_1000(run: dict[str, Any]) -> float:
+        return 1e6 * float(run.get("server_cpu_seconds") or 0.0) / count
 
     return {"rate": r["rate"], "ratio": r["ratio"], "server_ratio": r["server_ratio"],
             "limit_before_rate": r["limit_before"]["rate"], "limit_after_rate": r["limit_after"]["rate"],
-            "server_ms_per_1000": 1e6 * per_message(r),
-            "limit_before_server_ms_per_1000": 1e6 * per_message(r["limit_before"]),
-            "limit_after_server_ms_per_1000": 1e6 * per_message(r["limit_after"])}  # fmt: skip
+            "server_ms_per_1000": ms_per_1000(r),
+            "limit_before_server_ms_per_1000": ms_per_1000(r["limit_before"]),
+            "limit_after_server_ms_per_1000": ms_per_1000(r["limit_after"])}  # fmt: skip
 
 
 def server_cpu(pid: int) -> float:
@@ -293,11 +294,11 @@ def export_child(
         mine = [r for k, r in exports if k == kind]
         # The round with the median ratio stands for the sink; every round's ratio and the worst peak with it.
         median = sorted(mine, key=lambda r: r["ratio"])[(len(mine) - 1) // 2]
-        server = sorted(r["server_ratio"] for r in mine if r["server_ratio"] is not None)
+        server = [r["server_ratio"] for r in mine if r["server_ratio"] is not None]
         rows[kind] = {**median, "ratios": [r["ratio"] for r in mine],
                       "server_ratios": [r["server_ratio"] for r in mine],
-                      "server_ratio_median": server[(len(server) - 1) // 2] if server else None,
-                      "rounds": [_round(r) for r in mine],
+                      "server_ratio_median": statistics.median_low(server) if server else None,
+                      "rounds": [_round(r, count) for r in mine],
                       "peak_above_idle_mb_max": max(r["peak_above_idle_mb"] for r in mine),
                       "listing_before": mine[0].get("listing_before")}  # fmt: skip
     emit({"count": count, "latency_ms": latency, "concurrency": concurrency, "rounds": rounds, "rows": rows})

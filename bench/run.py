@@ -208,11 +208,11 @@ def table(plan: Plan, results: dict[str, Any]) -> str:
             rounds = (f" (median of {len(ratios)} rounds: {', '.join(f'{x:.2f}' for x in ratios)})"
                       if len(ratios) > 1 else "")  # fmt: skip
             # Judged in the sandbox's time where it was measured (bench.reports.server_time_ratio says why).
-            judged = r.get("server_ratio_median") or ratio
-            in_server_time = ""
-            if r.get("server_ratio_median"):
-                in_server_time = (f"; in the sandbox's time **{judged:.2f}x** (rounds: "
-                                  f"{', '.join(f'{x:.2f}' for x in r['server_ratios'] if x is not None)})")
+            server_median = r.get("server_ratio_median")
+            judged = server_median or ratio
+            in_server_time = (f"; in the sandbox's time **{judged:.2f}x** (rounds: "
+                              f"{', '.join(f'{x:.2f}' for x in r['server_ratios'] if x is not None)})"
+                              if server_median else "")  # fmt: skip
             peak = r.get("peak_above_idle_mb_max", r["peak_above_idle_mb"])
             row("8", f"{_n(count)} delivery records → {kind}, SmsDeliveryReportOperator end to end, "
                      f"{export['latency_ms']:g} ms latency, concurrency {export['concurrency']}",
